@@ -1,0 +1,91 @@
+"""Arcade's core: the plugin contract and the plugin host.
+
+Plugin authors need only :data:`hookimpl` and the value types (:class:`Metric`,
+:class:`JobContext`, :class:`JobResult`, :class:`Event`); those import nothing but pluggy,
+so a plugin running in a subprocess starts fast. Everything else (the :class:`PluginHost`,
+wheel inspection, specs) is loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import (
+    ArcadeError,
+    InstallError,
+    InvalidConfig,
+    InvalidSpec,
+    InvalidWheel,
+    PluginCallError,
+    PluginLoadError,
+    PluginNotFound,
+    ProtocolError,
+)
+from ._markers import hookimpl, hookspec
+from ._types import Event, JobContext, JobResult, Metric
+
+if TYPE_CHECKING:
+    from ._environment import Environment
+    from ._host import PluginHost, PluginStatus
+    from ._manifest import Manifest
+    from ._spec import PluginSpec, normalize_name, parse_spec
+    from ._wheel import EntryPoint, WheelInfo, inspect_wheel
+
+__version__ = "0.1.0"
+
+# name -> private module that defines it; imported on first attribute access.
+_LAZY = {
+    "PluginHost": "_host",
+    "PluginStatus": "_host",
+    "Environment": "_environment",
+    "Manifest": "_manifest",
+    "PluginSpec": "_spec",
+    "parse_spec": "_spec",
+    "normalize_name": "_spec",
+    "EntryPoint": "_wheel",
+    "WheelInfo": "_wheel",
+    "inspect_wheel": "_wheel",
+}
+
+__all__ = [
+    "ArcadeError",
+    "EntryPoint",
+    "Environment",
+    "Event",
+    "InstallError",
+    "InvalidConfig",
+    "InvalidSpec",
+    "InvalidWheel",
+    "JobContext",
+    "JobResult",
+    "Manifest",
+    "Metric",
+    "PluginCallError",
+    "PluginHost",
+    "PluginLoadError",
+    "PluginNotFound",
+    "PluginSpec",
+    "PluginStatus",
+    "ProtocolError",
+    "WheelInfo",
+    "__version__",
+    "hookimpl",
+    "hookspec",
+    "inspect_wheel",
+    "normalize_name",
+    "parse_spec",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'arcade_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

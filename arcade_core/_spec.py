@@ -1,0 +1,108 @@
+"""Plugin specs as operators type them: ``name``, ``name@1.2.0``, ``name@>=1.2,<2``.
+
+Names are normalized per PEP 503 (``Arcade_CPU`` → ``arcade-cpu``); versions and ranges are
+PEP 440, parsed by :mod:`packaging`. A bare version after ``@`` means exactly that version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ._exceptions import InvalidSpec
+
+__all__ = ["PluginSpec", "normalize_name", "parse_spec"]
+
+# PEP 508 project names: letters, digits, and . _ - inside, starting and ending alphanumeric.
+_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+def normalize_name(name: str) -> str:
+    """Return the PEP 503 normalized form of a project name, or raise :class:`InvalidSpec`."""
+    if not _NAME.match(name):
+        raise InvalidSpec(
+            f"invalid plugin name {name!r}: use letters, digits, '.', '_' and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return canonicalize_name(name)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSpec:
+    """A parsed spec: a normalized ``name`` and a version ``specifier`` (maybe empty)."""
+
+    name: str
+    specifier: SpecifierSet
+
+    @property
+    def pinned(self) -> Version | None:
+        """The exact version when the spec pins one with ``==`` (no wildcard), else ``None``."""
+        specs = list(self.specifier)
+        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+            return Version(specs[0].version)
+        return None
+
+    def matches(self, version: str | Version) -> bool:
+        """True when ``version`` satisfies the spec (pre-releases only when pinned)."""
+        v = version if isinstance(version, Version) else Version(version)
+        return self.specifier.contains(v, prereleases=self.pinned is not None or None)
+
+    def select(self, versions: Iterable[str | Version]) -> Version | None:
+        """The highest of ``versions`` that satisfies the spec, or ``None``."""
+        parsed = [v if isinstance(v, Version) else Version(v) for v in versions]
+        candidates = [v for v in parsed if self.matches(v)]
+        if not candidates and self.pinned is None:
+            # Like pip: fall back to pre-releases only when nothing final matches.
+            candidates = [v for v in parsed if self.specifier.contains(v, prereleases=True)]
+        return max(candidates, default=None)
+
+    def __str__(self) -> str:
+        pinned = self.pinned
+        if pinned is not None:
+            return f"{self.name}@{pinned}"
+        return f"{self.name}@{self.specifier}" if str(self.specifier) else self.name
+
+
+def parse_spec(text: str) -> PluginSpec:
+    """Parse ``name``, ``name@VERSION`` or ``name@SPECIFIERS``.
+
+    Raises :class:`InvalidSpec` quoting the spec and saying what is wrong.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidSpec("empty plugin spec: expected 'name', 'name@1.2.0' or 'name@>=1.2,<2'")
+    raw = text.strip()
+    name, sep, version_part = raw.partition("@")
+    name = name.strip()
+    try:
+        normalized = normalize_name(name)
+    except InvalidSpec as exc:
+        raise InvalidSpec(f"invalid plugin spec {text!r}: {exc}") from None
+    if not sep:
+        return PluginSpec(normalized, SpecifierSet())
+    version_part = version_part.strip()
+    if not version_part:
+        raise InvalidSpec(
+            f"invalid plugin spec {text!r}: nothing after '@'; "
+            "give a version such as 'name@1.2.0' or a range such as 'name@>=1.2,<2'"
+        )
+    if version_part[0].isdigit():
+        try:
+            Version(version_part)
+        except InvalidVersion:
+            raise InvalidSpec(
+                f"invalid plugin spec {text!r}: {version_part!r} is not a PEP 440 version"
+            ) from None
+        return PluginSpec(normalized, SpecifierSet(f"=={version_part}"))
+    try:
+        specifier = SpecifierSet(version_part)
+    except InvalidSpecifier:
+        raise InvalidSpec(
+            f"invalid plugin spec {text!r}: {version_part!r} is not a PEP 440 version or "
+            "range (examples: '1.2.0', '>=1.2,<2', '~=1.4')"
+        ) from None
+    return PluginSpec(normalized, specifier)

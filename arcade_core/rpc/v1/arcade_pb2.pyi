@@ -1,0 +1,288 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AgentMessage(_message.Message):
+    __slots__ = ("register", "heartbeat", "status", "metrics", "job_event")
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    JOB_EVENT_FIELD_NUMBER: _ClassVar[int]
+    register: Register
+    heartbeat: Heartbeat
+    status: PluginStatusReport
+    metrics: MetricBatch
+    job_event: JobEvent
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., status: _Optional[_Union[PluginStatusReport, _Mapping]] = ..., metrics: _Optional[_Union[MetricBatch, _Mapping]] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ...) -> None: ...
+
+class Register(_message.Message):
+    __slots__ = ("agent_id", "hostname", "ip", "os", "arch", "agent_version", "python_version", "labels", "plugins", "applied_revision")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    OS_FIELD_NUMBER: _ClassVar[int]
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    hostname: str
+    ip: str
+    os: str
+    arch: str
+    agent_version: str
+    python_version: str
+    labels: _containers.ScalarMap[str, str]
+    plugins: _containers.RepeatedCompositeFieldContainer[PluginStatus]
+    applied_revision: int
+    def __init__(self, agent_id: _Optional[str] = ..., hostname: _Optional[str] = ..., ip: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., agent_version: _Optional[str] = ..., python_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., plugins: _Optional[_Iterable[_Union[PluginStatus, _Mapping]]] = ..., applied_revision: _Optional[int] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("applied_revision", "sent_at")
+    APPLIED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    applied_revision: int
+    sent_at: float
+    def __init__(self, applied_revision: _Optional[int] = ..., sent_at: _Optional[float] = ...) -> None: ...
+
+class PluginStatus(_message.Message):
+    __slots__ = ("name", "version", "state", "error", "restarts", "isolation", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    state: str
+    error: str
+    restarts: int
+    isolation: str
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[str] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class PluginStatusReport(_message.Message):
+    __slots__ = ("revision", "plugins", "complete")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    plugins: _containers.RepeatedCompositeFieldContainer[PluginStatus]
+    complete: bool
+    def __init__(self, revision: _Optional[int] = ..., plugins: _Optional[_Iterable[_Union[PluginStatus, _Mapping]]] = ..., complete: bool = ...) -> None: ...
+
+class Metric(_message.Message):
+    __slots__ = ("plugin", "name", "value", "labels", "unit", "timestamp")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    plugin: str
+    name: str
+    value: float
+    labels: _containers.ScalarMap[str, str]
+    unit: str
+    timestamp: float
+    def __init__(self, plugin: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., unit: _Optional[str] = ..., timestamp: _Optional[float] = ...) -> None: ...
+
+class MetricBatch(_message.Message):
+    __slots__ = ("metrics", "dropped")
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    metrics: _containers.RepeatedCompositeFieldContainer[Metric]
+    dropped: int
+    def __init__(self, metrics: _Optional[_Iterable[_Union[Metric, _Mapping]]] = ..., dropped: _Optional[int] = ...) -> None: ...
+
+class JobPluginRecord(_message.Message):
+    __slots__ = ("index", "plugin", "version", "stage", "order", "status", "result_json", "error", "started_at", "completed_at")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    plugin: str
+    version: str
+    stage: str
+    order: int
+    status: str
+    result_json: str
+    error: str
+    started_at: float
+    completed_at: float
+    def __init__(self, index: _Optional[int] = ..., plugin: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[str] = ..., order: _Optional[int] = ..., status: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ...) -> None: ...
+
+class JobEvent(_message.Message):
+    __slots__ = ("job_id", "status", "exit_code", "has_exit_code", "output_tail", "started_at", "finished_at", "error", "plugins")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TAIL_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    status: str
+    exit_code: int
+    has_exit_code: bool
+    output_tail: str
+    started_at: float
+    finished_at: float
+    error: str
+    plugins: _containers.RepeatedCompositeFieldContainer[JobPluginRecord]
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: bool = ..., output_tail: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[JobPluginRecord, _Mapping]]] = ...) -> None: ...
+
+class ServerMessage(_message.Message):
+    __slots__ = ("welcome", "desired", "job", "cancel_job")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_JOB_FIELD_NUMBER: _ClassVar[int]
+    welcome: Welcome
+    desired: DesiredState
+    job: Job
+    cancel_job: CancelJob
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., desired: _Optional[_Union[DesiredState, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ...) -> None: ...
+
+class Welcome(_message.Message):
+    __slots__ = ("agent_id", "server_version", "heartbeat_interval")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    server_version: str
+    heartbeat_interval: float
+    def __init__(self, agent_id: _Optional[str] = ..., server_version: _Optional[str] = ..., heartbeat_interval: _Optional[float] = ...) -> None: ...
+
+class WheelRef(_message.Message):
+    __slots__ = ("filename", "sha256", "size")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    sha256: str
+    size: int
+    def __init__(self, filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class DesiredPlugin(_message.Message):
+    __slots__ = ("name", "version", "isolation", "config_json", "wheels", "interval")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    WHEELS_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    isolation: str
+    config_json: str
+    wheels: _containers.RepeatedCompositeFieldContainer[WheelRef]
+    interval: float
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., isolation: _Optional[str] = ..., config_json: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ..., interval: _Optional[float] = ...) -> None: ...
+
+class DesiredState(_message.Message):
+    __slots__ = ("revision", "plugins")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    plugins: _containers.RepeatedCompositeFieldContainer[DesiredPlugin]
+    def __init__(self, revision: _Optional[int] = ..., plugins: _Optional[_Iterable[_Union[DesiredPlugin, _Mapping]]] = ...) -> None: ...
+
+class JobPlugin(_message.Message):
+    __slots__ = ("index", "name", "version", "stage", "order", "config_json", "isolation", "wheels")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    WHEELS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    name: str
+    version: str
+    stage: str
+    order: int
+    config_json: str
+    isolation: str
+    wheels: _containers.RepeatedCompositeFieldContainer[WheelRef]
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[str] = ..., order: _Optional[int] = ..., config_json: _Optional[str] = ..., isolation: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("job_id", "commands", "env", "timeout", "plugins")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    commands: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.ScalarMap[str, str]
+    timeout: float
+    plugins: _containers.RepeatedCompositeFieldContainer[JobPlugin]
+    def __init__(self, job_id: _Optional[str] = ..., commands: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout: _Optional[float] = ..., plugins: _Optional[_Iterable[_Union[JobPlugin, _Mapping]]] = ...) -> None: ...
+
+class CancelJob(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DownloadRequest(_message.Message):
+    __slots__ = ("agent_id", "sha256", "offset")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    sha256: str
+    offset: int
+    def __init__(self, agent_id: _Optional[str] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class WheelChunk(_message.Message):
+    __slots__ = ("data", "offset", "total_size")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    offset: int
+    total_size: int
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., total_size: _Optional[int] = ...) -> None: ...
