@@ -48,9 +48,12 @@ class PluginSpec:
         return None
 
     def matches(self, version: str | Version) -> bool:
-        """True when ``version`` satisfies the spec (pre-releases only when pinned)."""
+        """True when ``version`` satisfies the spec (pre-releases only when pinned, or when
+        the spec itself names a pre-release such as ``>=2.0rc1``)."""
         v = version if isinstance(version, Version) else Version(version)
-        return self.specifier.contains(v, prereleases=self.pinned is not None or None)
+        # Explicit, because packaging >= 26 lets prereleases=None match pre-releases.
+        prereleases = self.pinned is not None or bool(self.specifier.prereleases)
+        return self.specifier.contains(v, prereleases=prereleases)
 
     def select(self, versions: Iterable[str | Version]) -> Version | None:
         """The highest of ``versions`` that satisfies the spec, or ``None``."""

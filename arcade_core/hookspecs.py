@@ -32,7 +32,7 @@ def collect() -> list[Metric]:  # type: ignore[empty-body]
 
 
 @hookspec
-def before(job: JobContext) -> dict[str, Any] | None:  # type: ignore[empty-body]
+def before(job: JobContext) -> dict[str, Any] | None:
     """Prepare a job before its commands run.
 
     When: once per ``before`` stage entry of a job, in the stage's ``order``, before
@@ -49,7 +49,7 @@ def before(job: JobContext) -> dict[str, Any] | None:  # type: ignore[empty-body
 
 
 @hookspec
-def after(job: JobContext, result: JobResult) -> dict[str, Any] | None:  # type: ignore[empty-body]
+def after(job: JobContext, result: JobResult) -> dict[str, Any] | None:
     """See the outcome of a job after its commands ran (or were skipped).
 
     When: after the commands, for the job's ``after`` entries always, ``on_success``

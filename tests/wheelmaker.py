@@ -102,12 +102,12 @@ def make_wheel(
         rows.append(f"{record_path},,")
         members[record_path] = ("\n".join(rows) + "\n").encode()
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{dist}-{version}-{tag}.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+    wheel_path = directory / f"{dist}-{version}-{tag}.whl"
+    with zipfile.ZipFile(wheel_path, "w", zipfile.ZIP_DEFLATED) as zf:
         for member, data in {**members, **(extra_members or {})}.items():
             zf.writestr(member, data)
         for member, target in (symlinks or {}).items():
             info = zipfile.ZipInfo(member)
             info.external_attr = (0o120777 << 16)
             zf.writestr(info, target)
-    return path
+    return wheel_path
