@@ -1,0 +1,144 @@
+"""arcade-cpu: the plugin class on real psutil readings, its manifest, and its built wheel
+installed and loaded by a real PluginHost, in-process and in a child process."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from types import ModuleType
+
+import psutil
+import pytest
+
+from arcade_core import InvalidConfig, Metric
+from arcade_core._manifest import Manifest
+
+DIST = Path(__file__).resolve().parent.parent
+MANIFEST = DIST / "arcade_cpu" / "arcade-plugin.json"
+
+
+def _spin(seconds: float) -> None:
+    """Keep one CPU busy in this thread for ``seconds``."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _percent_by_cpu(metrics: list[Metric]) -> dict[str, float]:
+    return {m.labels["cpu"]: m.value for m in metrics if m.name == "cpu.percent"}
+
+
+def test_collect_reports_total_and_every_cpu_within_0_and_100(plugin_module: ModuleType) -> None:
+    cpu = plugin_module.Cpu({"percpu": True})
+    _spin(0.05)
+    metrics = cpu.collect()
+    by_cpu = _percent_by_cpu(metrics)
+    n = psutil.cpu_count()
+    assert n is not None
+    assert set(by_cpu) == {"total", *map(str, range(n))}
+    assert all(0.0 <= value <= 100.0 for value in by_cpu.values())
+    assert {m.unit for m in metrics if m.name == "cpu.percent"} == {"percent"}
+    # The total is the busy share of all CPUs together: between the least and the most busy.
+    per_cpu = [v for k, v in by_cpu.items() if k != "total"]
+    assert min(per_cpu) - 0.1 <= by_cpu["total"] <= max(per_cpu) + 0.1
+
+
+def test_busy_time_since_the_previous_collect_shows_in_the_total(
+    plugin_module: ModuleType,
+) -> None:
+    cpu = plugin_module.Cpu({})
+    _spin(0.2)
+    by_cpu = _percent_by_cpu(cpu.collect())
+    assert by_cpu["total"] > 0.0
+    assert max(v for k, v in by_cpu.items() if k != "total") > 0.0
+
+
+def test_each_instance_measures_from_its_own_baseline(plugin_module: ModuleType) -> None:
+    first = plugin_module.Cpu({"percpu": False})
+    second = plugin_module.Cpu({"percpu": False})
+    _spin(0.2)
+    first_total = _percent_by_cpu(first.collect())["total"]
+    # A shared baseline (psutil.cpu_percent's) would leave the second instance an interval of
+    # microseconds after the first one's call, and a reading of 0.0.
+    second_total = _percent_by_cpu(second.collect())["total"]
+    assert first_total > 0.0
+    assert second_total > 0.0
+
+
+def test_percpu_false_reports_only_the_total(plugin_module: ModuleType) -> None:
+    metrics = plugin_module.Cpu({"percpu": False}).collect()
+    assert [m.labels for m in metrics if m.name == "cpu.percent"] == [{"cpu": "total"}]
+
+
+def test_load_averages_match_the_operating_system(plugin_module: ModuleType) -> None:
+    metrics = {m.name: m.value for m in plugin_module.Cpu({}).collect()}
+    expected = os.getloadavg()
+    for name, value in zip(("cpu.load1", "cpu.load5", "cpu.load15"), expected, strict=True):
+        assert metrics[name] >= 0.0
+        # The kernel updates the averages every 5 s; allow for an update between the reads.
+        assert math.isclose(metrics[name], value, abs_tol=1.0)
+
+
+def test_load_average_false_leaves_the_load_metrics_out(plugin_module: ModuleType) -> None:
+    names = {m.name for m in plugin_module.Cpu({"load_average": False}).collect()}
+    assert names == {"cpu.percent"}
+
+
+def test_metrics_of_one_collect_share_one_timestamp(plugin_module: ModuleType) -> None:
+    before = time.time()
+    metrics = plugin_module.Cpu({}).collect()
+    assert len({m.timestamp for m in metrics}) == 1
+    assert before <= metrics[0].timestamp <= time.time()
+
+
+def test_manifest_parses_and_its_defaults_validate() -> None:
+    manifest = Manifest.from_json(MANIFEST.read_text())
+    assert manifest.type == "collector"
+    assert manifest.isolation == "inline"
+    assert manifest.interval is not None and manifest.interval > 0
+    assert manifest.description
+    assert manifest.validate_config({}) == {"percpu": True, "load_average": True}
+    assert manifest.validate_config({"percpu": False})["percpu"] is False
+
+
+def test_manifest_refuses_a_config_of_the_wrong_shape() -> None:
+    manifest = Manifest.from_json(MANIFEST.read_text())
+    with pytest.raises(InvalidConfig, match=r"config\.percpu"):
+        manifest.validate_config({"percpu": "yes"})
+    with pytest.raises(InvalidConfig, match="per_cpu"):
+        manifest.validate_config({"per_cpu": True})
+
+
+def test_built_wheel_declares_entry_point_manifest_and_psutil(
+    builtin_wheels: dict[str, Path],
+) -> None:
+    from arcade_core._wheel import inspect_wheel
+
+    info = inspect_wheel(builtin_wheels["arcade-cpu"])
+    assert (info.name, info.version) == ("arcade-cpu", "1.0.0")
+    assert info.entry_point is not None
+    assert info.entry_point.value == "arcade_cpu:Cpu"
+    assert info.manifest == Manifest.from_json(MANIFEST.read_text())
+    assert [r.split(">")[0].split("=")[0].strip() for r in info.requires_dist] == ["psutil"]
+
+
+@pytest.mark.parametrize("isolation", ["inline", "process"])
+def test_built_wheel_collects_through_plugin_host(
+    tmp_path: Path, builtin_wheels: dict[str, Path], psutil_wheel: Path, isolation: str
+) -> None:
+    from arcade_core import PluginHost
+
+    with PluginHost(tmp_path / "home") as host:
+        host.install([builtin_wheels["arcade-cpu"], psutil_wheel])
+        status = host.load("arcade-cpu", config={"percpu": False}, isolation=isolation)
+        assert (status.name, status.version, status.isolation) == ("arcade-cpu", "1.0.0", isolation)
+        assert status.state == "running"
+        assert status.config == {"percpu": False, "load_average": True}
+        _spin(0.05)
+        [metrics] = host.hook.collect()
+    assert {m.name for m in metrics} == {"cpu.percent", "cpu.load1", "cpu.load5", "cpu.load15"}
+    [total] = [m for m in metrics if m.name == "cpu.percent"]
+    assert total.labels == {"cpu": "total"}
+    assert 0.0 <= total.value <= 100.0
