@@ -27,7 +27,7 @@ from ._types import Event, JobContext, JobResult, Metric
 
 if TYPE_CHECKING:
     from ._environment import Environment
-    from ._host import PluginHost, PluginStatus
+    from ._host import HookOutcome, PluginHost, PluginStatus
     from ._manifest import Manifest
     from ._spec import PluginSpec, normalize_name, parse_spec
     from ._wheel import EntryPoint, WheelInfo, inspect_wheel
@@ -36,6 +36,7 @@ __version__ = "0.1.0"
 
 # name -> private module that defines it; imported on first attribute access.
 _LAZY = {
+    "HookOutcome": "_host",
     "PluginHost": "_host",
     "PluginStatus": "_host",
     "Environment": "_environment",
@@ -53,6 +54,7 @@ __all__ = [
     "EntryPoint",
     "Environment",
     "Event",
+    "HookOutcome",
     "InstallError",
     "InvalidConfig",
     "InvalidSpec",

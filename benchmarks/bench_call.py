@@ -18,10 +18,10 @@ import pluggy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arcade_core import PluginHost, hookspecs  # noqa: E402
-from arcade_core._markers import PROJECT_NAME  # noqa: E402
-from benchmarks._util import median, print_table  # noqa: E402
-from tests.wheelmaker import make_wheel  # noqa: E402
+from arcade_core import PluginHost, hookspecs
+from arcade_core._markers import PROJECT_NAME
+from benchmarks._util import median, print_table
+from tests.wheelmaker import make_wheel
 
 
 def _time_calls(fn: object, calls: int) -> float:

@@ -15,9 +15,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arcade_core import PluginHost  # noqa: E402
-from benchmarks._util import median, percentile, print_table  # noqa: E402
-from tests.wheelmaker import make_wheel  # noqa: E402
+from arcade_core import PluginHost
+from benchmarks._util import median, percentile, print_table
+from tests.wheelmaker import make_wheel
 
 
 def main() -> None:
@@ -55,7 +55,8 @@ def main() -> None:
         [
             ("round trip p50", f"{median(trips) * 1e6:.0f} µs  (goal ≤ 100 µs)"),
             ("round trip p99", f"{percentile(trips, 99) * 1e6:.0f} µs  (goal ≤ 500 µs)"),
-            ("child start p50", f"{median(starts) * 1e3:.1f} ms  (load → handshake; goal ≤ 100 ms)"),
+            ("child start p50",
+             f"{median(starts) * 1e3:.1f} ms  (load → handshake; goal ≤ 100 ms)"),
             ("child RSS", f"{rss / 2**20:.1f} MiB  (USS {uss / 2**20:.1f} MiB; goal ≤ 16 MB)"),
         ],
     )

@@ -24,11 +24,9 @@ def test_generated_protocol_code_is_up_to_date(tmp_path: Path) -> None:
 def test_generated_protocol_round_trips_a_desired_state() -> None:
     from arcade_core.rpc.v1 import pb
 
-    state = pb.DesiredState(
-        revision=7,
-        plugins=[pb.DesiredPlugin(name="arcade-cpu", version="1.0.0", isolation="inline",
-                                  wheels=[pb.WheelRef(filename="a.whl", sha256="ab" * 32, size=3)])],
-    )
+    wheel = pb.WheelRef(filename="a.whl", sha256="ab" * 32, size=3)
+    plugin = pb.DesiredPlugin(name="arcade-cpu", version="1.0.0", wheels=[wheel])
+    state = pb.DesiredState(revision=7, plugins=[plugin])
     parsed = pb.DesiredState.FromString(state.SerializeToString())
     assert parsed.revision == 7
     assert parsed.plugins[0].wheels[0].sha256 == "ab" * 32

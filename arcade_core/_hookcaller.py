@@ -1,0 +1,433 @@
+"""Isolated hook execution: one plugin's failure never stops the others.
+
+Two paths, sharing the per-plugin :class:`CallStats`:
+
+* The fast path, ``host.hook.<name>(...)``: :func:`make_hookexec` builds the function the
+  host installs as the PluginManager's ``_inner_hookexec`` (the seam pluggy's own tracing
+  uses). It replaces pluggy's ``_multicall`` rather than wrapping it, so isolation and
+  accounting add no extra layer of Python per call. It calls each implementation in its
+  own ``try``, records calls, errors and latency, and returns the other plugins' results.
+  It cannot bound a hanging in-process plugin (that would cost a thread hand-off per call).
+* The bounded path, ``host.call(...)`` (:func:`call_isolated`): in-process
+  implementations run on :class:`WorkerPool` threads and are abandoned after their
+  timeout; a plugin whose abandoned call is still running is *stuck* and is not called
+  again (by either path) until that call returns. Process plugins
+  (:class:`RemotePlugin`) get the timeout passed through to their proxy, which kills the
+  child when it expires.
+
+Arcade's hooks are plain calls: :func:`check_plugin` refuses wrapper implementations
+and implementations of hooks Arcade does not define, before anything is registered.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import pluggy
+from pluggy import HookCallError
+
+from ._exceptions import PluginLoadError
+
+__all__ = [
+    "CallStats",
+    "HookExec",
+    "Pending",
+    "RemotePlugin",
+    "WorkerPool",
+    "call_isolated",
+    "check_plugin",
+    "describe_error",
+    "make_hookexec",
+]
+
+logger = logging.getLogger("arcade.hooks")
+
+
+class HookExec(Protocol):
+    """The signature pluggy calls as ``PluginManager._inner_hookexec``."""
+
+    def __call__(
+        self,
+        hook_name: str,
+        hook_impls: Sequence[pluggy.HookImpl],
+        caller_kwargs: Mapping[str, object],
+        firstresult: bool,
+    ) -> object: ...
+
+
+class CallStats:
+    """Counters for one registered plugin (keyed by its registration name).
+
+    Updated without a lock from whichever thread calls the plugin: under heavy concurrent
+    calls of the *same* plugin an increment may rarely be lost, which is the price of
+    keeping the hook path free of locks.
+    """
+
+    __slots__ = ("calls", "elapsed", "errors", "last_error", "stuck_since")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.elapsed = 0.0  # seconds spent in completed calls
+        self.last_error = ""
+        self.stuck_since = 0.0  # monotonic time an abandoned call started; 0.0 = not stuck
+
+    @property
+    def mean_latency_ms(self) -> float:
+        return self.elapsed / self.calls * 1000.0 if self.calls else 0.0
+
+    def fail(self, error: str) -> None:
+        """Record one failed call (raised, timed out, crashed, skipped while stuck)."""
+        self.calls += 1
+        self.errors += 1
+        self.last_error = error
+
+
+class RemotePlugin(abc.ABC):
+    """Base for objects that forward hook calls elsewhere (the process proxy).
+
+    :func:`call_isolated` calls :meth:`invoke` directly with the caller's timeout instead
+    of the hook method, which would use the default one.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def invoke(self, hook: str, kwargs: Mapping[str, Any], timeout: float | None = None) -> Any:
+        """Run ``hook`` with ``kwargs`` wherever the plugin lives, bounded by ``timeout``."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one-line error text recorded for a failed call: ``Type: message``."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def make_hookexec(stats: dict[str, CallStats]) -> HookExec:
+    """Return an ``_inner_hookexec`` that isolates and accounts each implementation.
+
+    ``stats`` maps registration names to their counters; a plugin registered on the
+    manager by other means gets counters on its first call. Results follow pluggy's
+    semantics (``None`` results are dropped; ``firstresult`` stops at the first one).
+    """
+    perf = time.perf_counter
+    log_failure = _log_failure
+
+    def arcade_hookexec(
+        hook_name: str,
+        hook_impls: Sequence[pluggy.HookImpl],
+        caller_kwargs: Mapping[str, object],
+        firstresult: bool,
+    ) -> Any:
+        results: list[object] = []
+        for impl in reversed(hook_impls):
+            st = stats.get(impl.plugin_name)
+            if st is None:
+                st = stats.setdefault(impl.plugin_name, CallStats())
+            if st.stuck_since:
+                st.fail(f"skipped: a previous call has been running for "
+                        f"{time.monotonic() - st.stuck_since:.1f}s")
+                continue
+            try:  # a missing argument is the caller's mistake, not the plugin's
+                args = [caller_kwargs[a] for a in impl.argnames] if impl.argnames else ()
+            except KeyError as exc:
+                raise HookCallError(f"hook call must provide argument {exc.args[0]!r}") \
+                    from None
+            start = perf()
+            try:
+                if impl.kwargnames:
+                    res = impl.function(*args, **{
+                        a: caller_kwargs[a] for a in impl.kwargnames if a in caller_kwargs
+                    })
+                else:
+                    res = impl.function(*args)
+            except (Exception, SystemExit) as exc:
+                st.elapsed += perf() - start
+                st.fail(describe_error(exc))
+                log_failure(impl.plugin_name, hook_name, exc)
+                continue
+            st.elapsed += perf() - start
+            st.calls += 1
+            if res is not None:
+                results.append(res)
+                if firstresult:
+                    return res
+        if firstresult:
+            return None
+        return results
+
+    return arcade_hookexec
+
+
+def _log_failure(plugin: str, hook: str, exc: BaseException) -> None:
+    logger.warning("plugin %s: %s() failed: %s", plugin, hook, describe_error(exc),
+                   exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)
+
+
+def check_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> list[str]:
+    """Return the hooks ``plugin`` implements, refusing what Arcade does not run.
+
+    Raises :class:`~arcade_core.PluginLoadError` for a wrapper implementation
+    (``wrapper=True``/``hookwrapper=True``: Arcade's hooks are plain calls) and for an
+    implementation of a hook that has no specification. Nothing is registered here.
+    """
+    hooks: list[str] = []
+    for attr in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None:
+            continue
+        hook = opts.get("specname") or attr
+        if opts.get("wrapper") or opts.get("hookwrapper"):
+            raise PluginLoadError(
+                f"plugin {name!r}: {attr}() is declared as a hook wrapper; Arcade's hooks are "
+                "plain calls, so remove wrapper=True/hookwrapper=True"
+            )
+        caller = getattr(pm.hook, hook, None)
+        if caller is None or not caller.has_spec():
+            if opts.get("optionalhook"):
+                continue
+            known = ", ".join(sorted(n for n in vars(pm.hook) if not n.startswith("_")))
+            raise PluginLoadError(
+                f"plugin {name!r}: {attr}() implements unknown hook {hook!r}; "
+                f"Arcade's hooks are: {known}"
+            )
+        hooks.append(hook)
+    return sorted(set(hooks))
+
+
+class Pending:
+    """One call handed to a :class:`WorkerPool` thread; the caller waits on it."""
+
+    __slots__ = ("_done", "_lock", "abandoned", "error", "finished_at", "value")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.abandoned = False
+        self.finished_at = 0.0
+
+    def wait(self, timeout: float | None, on_abandon: Callable[[], None] | None = None) -> bool:
+        """Wait for the call; on timeout mark it abandoned and return ``False``.
+
+        ``on_abandon`` runs under the same lock the worker takes to finish, so the
+        worker's late-finish callback always sees what it did.
+        """
+        if self._done.wait(timeout):
+            return True
+        with self._lock:
+            if self._done.is_set():
+                return True
+            self.abandoned = True
+            if on_abandon is not None:
+                on_abandon()
+            return False
+
+    def _finish(self, value: Any, error: BaseException | None) -> bool:
+        """Store the outcome; return whether the caller had already given up."""
+        with self._lock:
+            self.value = value
+            self.error = error
+            self.finished_at = time.perf_counter()
+            self._done.set()
+            return self.abandoned
+
+
+#: How much longer than its timeout a concurrent remote call may take (killing a child).
+_REMOTE_SLACK = 5.0
+
+_Task = tuple[Callable[..., Any], tuple[Any, ...], Pending, Callable[[Pending], None] | None]
+
+
+class WorkerPool:
+    """Daemon threads that run plugin calls so the caller can stop waiting.
+
+    A thread is added whenever no idle one is available, so a stuck plugin holds one
+    thread and never starves the others; threads are daemons, so a call that never
+    returns cannot keep the interpreter alive.
+    """
+
+    def __init__(self, name: str = "arcade-call") -> None:
+        self._name = name
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads = 0
+        self._closed = False
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        on_abandoned_finish: Callable[[Pending], None] | None = None,
+    ) -> Pending:
+        """Run ``fn(*args)`` on a worker; ``on_abandoned_finish`` runs if it ends late."""
+        pending = Pending()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the worker pool is shut down")
+            if self._idle:
+                self._idle -= 1
+            else:
+                self._threads += 1
+                threading.Thread(target=self._work, name=f"{self._name}-{self._threads}",
+                                 daemon=True).start()
+        self._tasks.put((fn, args, pending, on_abandoned_finish))
+        return pending
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            fn, args, pending, on_late = task
+            try:
+                value, error = fn(*args), None
+            except BaseException as exc:  # delivered to the waiting caller
+                value, error = None, exc
+            if pending._finish(value, error) and on_late is not None:
+                try:
+                    on_late(pending)
+                except Exception:  # pragma: no cover - bookkeeping only
+                    logger.exception("late-call bookkeeping failed")
+            del task, fn, args, pending, on_late, value, error
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle += 1
+
+    def shutdown(self) -> None:
+        """Stop idle threads; busy ones exit when their call returns."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle = self._idle
+            self._idle = 0
+        for _ in range(idle):
+            self._tasks.put(None)
+
+
+def _call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
+    args = [kwargs[a] for a in impl.argnames]
+    extra = {a: kwargs[a] for a in impl.kwargnames if a in kwargs}
+    return impl.function(*args, **extra)
+
+
+def call_isolated(
+    hook: str,
+    targets: Sequence[tuple[str, pluggy.HookImpl | None]],
+    kwargs: Mapping[str, Any],
+    timeout: float,
+    stats: dict[str, CallStats],
+    pool: WorkerPool,
+    *,
+    concurrently: bool = False,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Call each target's implementation, isolated and bounded by ``timeout``.
+
+    ``targets`` pairs a registration name with its implementation (``None``: the plugin
+    does not implement the hook; its result is ``None``). Returns ``(results, errors)``
+    keyed by registration name, in ``targets`` order. Sequential by default (each call
+    gets the full timeout, in order); ``concurrently`` starts them all at once.
+    """
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    waiting: list[tuple[str, CallStats, Pending, float, float]] = []
+
+    for name, impl in targets:
+        st = stats.get(name)
+        if st is None:
+            st = stats.setdefault(name, CallStats())
+        if impl is None:
+            results[name] = None
+            continue
+        if st.stuck_since:
+            st.fail(f"skipped: a previous {hook}() call has been running for "
+                    f"{time.monotonic() - st.stuck_since:.1f}s")
+            errors[name] = st.last_error
+            continue
+        plugin = impl.plugin
+        if isinstance(plugin, RemotePlugin):
+            # The proxy bounds the call itself (and kills its child on timeout).
+            if concurrently:
+                started = time.perf_counter()
+                pending = pool.submit(plugin.invoke, (hook, dict(kwargs), timeout),
+                                      _make_unstick(name, st, hook))
+                # The proxy bounds the call itself; the slack covers killing its child.
+                waiting.append((name, st, pending, started, timeout + _REMOTE_SLACK))
+                continue
+            started = time.perf_counter()
+            try:
+                value = plugin.invoke(hook, kwargs, timeout)
+            except (Exception, SystemExit) as exc:
+                st.elapsed += time.perf_counter() - started
+                st.fail(describe_error(exc))
+                errors[name] = st.last_error
+                _log_failure(name, hook, exc)
+                continue
+            st.elapsed += time.perf_counter() - started
+            st.calls += 1
+            results[name] = value
+            continue
+        started = time.perf_counter()
+        pending = pool.submit(_call_impl, (impl, kwargs), _make_unstick(name, st, hook))
+        if concurrently:
+            waiting.append((name, st, pending, started, timeout))
+        else:
+            _finish(name, st, pending, started, hook, timeout, timeout, results, errors)
+    for name, st, pending, started, limit in waiting:
+        _finish(name, st, pending, started, hook, timeout, limit, results, errors)
+    if concurrently:
+        order = [name for name, _ in targets]
+        results = {n: results[n] for n in order if n in results}
+        errors = {n: errors[n] for n in order if n in errors}
+    return results, errors
+
+
+def _finish(
+    name: str,
+    st: CallStats,
+    pending: Pending,
+    started: float,
+    hook: str,
+    timeout: float,
+    limit: float,
+    results: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    remaining = max(0.0, started + limit - time.perf_counter())
+
+    def mark_stuck() -> None:
+        st.stuck_since = time.monotonic() - (time.perf_counter() - started)
+
+    if not pending.wait(remaining, mark_stuck):
+        st.fail(f"TimeoutError: {hook}() did not return within {timeout:g}s; "
+                "the call was abandoned")
+        errors[name] = st.last_error
+        logger.warning("plugin %s: %s() timed out after %gs; not calling it again until "
+                       "that call returns", name, hook, timeout)
+        return
+    st.elapsed += pending.finished_at - started
+    if pending.error is not None:
+        st.fail(describe_error(pending.error))
+        errors[name] = st.last_error
+        _log_failure(name, hook, pending.error)
+    else:
+        st.calls += 1
+        results[name] = pending.value
+
+
+def _make_unstick(name: str, st: CallStats, hook: str) -> Callable[[Pending], None]:
+    def unstick(pending: Pending) -> None:
+        st.stuck_since = 0.0
+        logger.info("plugin %s: an abandoned %s() call finally returned", name, hook)
+
+    return unstick
