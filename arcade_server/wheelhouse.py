@@ -38,9 +38,9 @@ def _find_cached(requirement: Requirement, dest: Path) -> Path | None:
             wname, version, _, _ = parse_wheel_filename(path.name)
         except ValueError:
             continue
-        if wname == name and requirement.specifier.contains(version, prereleases=True):
-            if best is None or version > best[0]:  # type: ignore[operator]
-                best = (version, path)
+        matches = wname == name and requirement.specifier.contains(version, prereleases=True)
+        if matches and (best is None or version > best[0]):  # type: ignore[operator]
+            best = (version, path)
     return best[1] if best else None
 
 

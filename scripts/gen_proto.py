@@ -1,4 +1,4 @@
-"""Regenerate arcade_core/rpc/v1/*_pb2*.py from arcade.proto (one command: python scripts/gen_proto.py).
+"""Regenerate arcade_core/rpc/v1/*_pb2*.py from arcade.proto: ``python scripts/gen_proto.py``.
 
 ``--out DIR`` writes elsewhere (the staleness test uses it). Imports in the generated
 gRPC module are made package-relative so the code works as ``arcade_core.rpc.v1``.

@@ -1,0 +1,64 @@
+"""``create_app``: the FastAPI application (REST under ``/api/v1``, OpenAPI at ``/docs``).
+
+The app shares one :class:`~arcade_server.state.ServerState` with the gRPC servicer. When the
+runner passes its state the runner owns its lifetime; when ``create_app`` is called with only
+settings (e.g. ``uvicorn --factory``), the app starts and closes its own state in its lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from arcade_core import __version__
+
+from ..settings import Settings
+from ..state import ServerState
+from .errors import install_error_handlers
+from .routers import agents, plugins
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, *, state: ServerState | None = None) -> FastAPI:
+    """Build the REST app over ``state`` (or a new one from ``settings``, owned by the app)."""
+    owned = state is None
+    if state is None:
+        state = ServerState(settings or Settings.load())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        assert state is not None
+        if owned:
+            await state.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await state.close()
+
+    app = FastAPI(
+        title="Arcade",
+        version=__version__,
+        description="Plugin registry, per-agent desired state and metrics for Arcade agents.",
+        lifespan=lifespan,
+    )
+    app.state.arcade = state
+    install_error_handlers(app)
+    app.include_router(plugins.router, prefix=API_PREFIX)
+    app.include_router(agents.router, prefix=API_PREFIX)
+
+    @app.get(f"{API_PREFIX}/health", tags=["server"], summary="Liveness and a few counters")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "connected_agents": len(state.hub.connected_ids()),
+        }
+
+    return app

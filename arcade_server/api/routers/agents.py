@@ -1,0 +1,203 @@
+"""``/api/v1/agents`` and ``/api/v1/assignments``: agents, desired state, metrics.
+
+An assignment change returns 202 with the resolved version and the new revision, after the
+new desired state was handed to the agent's open stream. ``?wait=SECONDS`` holds the answer
+until the agent(s) report ``running`` or ``failed`` for that version (200), or the time is up
+(202 with the current state). The wait wakes on reports received by this process and re-reads
+the database every ``wait_poll_interval`` (reports may reach another replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse
+
+from ...errors import Invalid
+from ...services import agents, assignments, metrics
+from ...state import ServerState
+from ..deps import get_state
+from ..schemas import InstallRequest, SelectorInstallRequest, SelectorRemoveRequest
+
+router = APIRouter(tags=["agents"])
+
+State = Annotated[ServerState, Depends(get_state)]
+Wait = Annotated[
+    float | None,
+    Query(description="seconds to wait for the agent(s) to report running or failed"),
+]
+
+
+def _parse_labels(values: list[str] | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise Invalid(f"label filter {item!r} must look like key=value")
+        labels[key] = value
+    return labels
+
+
+def _check_wait(state: ServerState, wait: float | None) -> float:
+    if wait is None:
+        return 0.0
+    if not 0 <= wait <= state.settings.max_wait:
+        raise Invalid(f"wait must be between 0 and {state.settings.max_wait:g} seconds")
+    return wait
+
+
+async def _await_outcomes(
+    state: ServerState, revisions: dict[str, int], plugin: str, version: str, wait: float
+) -> tuple[dict[str, dict[str, Any] | None], bool]:
+    """Wait up to ``wait`` s for every agent's final report; return (outcomes, all_final)."""
+    deadline = time.monotonic() + wait
+    poll = state.settings.wait_poll_interval
+    pending = dict(revisions)
+    outcomes: dict[str, dict[str, Any] | None] = dict.fromkeys(revisions)
+    with state.hub.waiter(list(revisions)) as event:
+        while True:
+            event.clear()
+            found = await state.db.read(assignments.install_outcomes, pending, plugin, version)
+            for agent_id, outcome in found.items():
+                if outcome is not None:
+                    outcomes[agent_id] = outcome
+                    pending.pop(agent_id, None)
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                return outcomes, not pending
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=min(remaining, poll))
+
+
+# ---------------------------------------------------------------- agents
+
+
+@router.get("/agents", summary="List agents with online/offline status")
+async def list_agents(
+    state: State,
+    label: Annotated[list[str] | None, Query(description="key=value; repeat to AND")] = None,
+    status: Annotated[str | None, Query(pattern="^(online|offline)$")] = None,
+) -> list[dict[str, Any]]:
+    labels = _parse_labels(label)
+    return await state.db.read(
+        agents.list_agents, last_seen=state.presence.snapshot(),
+        offline_after=state.settings.offline_after, labels=labels, status=status,
+    )
+
+
+@router.get("/agents/{agent_id}", summary="One agent")
+async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
+    return await state.db.read(
+        agents.get_agent, agent_id, last_seen=state.presence.last_seen(agent_id),
+        offline_after=state.settings.offline_after,
+        connected=state.hub.connected(agent_id),
+    )
+
+
+@router.get("/agents/{agent_id}/plugins", summary="Desired and actual plugins side by side")
+async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
+    return await state.db.read(assignments.agent_plugins, agent_id)
+
+
+@router.post(
+    "/agents/{agent_id}/plugins",
+    status_code=202,
+    summary="Install name@spec on one agent",
+    responses={200: {"description": "the agent reported running or failed within ?wait"},
+               404: {}, 409: {}, 422: {}},
+)
+async def install(agent_id: str, body: InstallRequest, state: State,
+                  wait: Wait = None) -> JSONResponse:
+    seconds = _check_wait(state, wait)
+    result = await state.db.run(
+        assignments.assign, agent_id, body.plugin, config=body.config, isolation=body.isolation
+    )
+    await state.hub.push(result.revisions)
+    out = dict(result.body)
+    out["connected"] = state.hub.connected(agent_id)
+    if seconds > 0:
+        outcomes, done = await _await_outcomes(
+            state, result.revisions, out["plugin"], out["version"], seconds
+        )
+        if done:
+            out["state"] = outcomes[agent_id]
+            return JSONResponse(out, status_code=200)
+    current = await state.db.read(assignments.current_states, [agent_id], out["plugin"])
+    out["state"] = current.get(agent_id)
+    return JSONResponse(out, status_code=202)
+
+
+@router.delete("/agents/{agent_id}/plugins/{name}", status_code=202,
+               summary="Uninstall a plugin from one agent")
+async def uninstall(agent_id: str, name: str, state: State) -> dict[str, Any]:
+    result = await state.db.run(assignments.unassign, agent_id, name)
+    await state.hub.push(result.revisions)
+    return result.body
+
+
+@router.put("/agents/{agent_id}/plugins/{name}/config", status_code=202,
+            summary="Replace an assigned plugin's config")
+async def set_config(
+    agent_id: str, name: str, state: State,
+    config: Annotated[dict[str, Any], Body(description="the new config (a JSON object)")],
+) -> dict[str, Any]:
+    result = await state.db.run(assignments.set_config, agent_id, name, config)
+    await state.hub.push(result.revisions)
+    return result.body
+
+
+@router.get("/agents/{agent_id}/metrics", summary="Stored metrics of one agent, oldest first")
+async def agent_metrics(
+    agent_id: str,
+    state: State,
+    name: Annotated[str | None, Query(description="exact, or a prefix ending in *")] = None,
+    plugin: str | None = None,
+    since: Annotated[float | None, Query(description="seconds since the epoch")] = None,
+    limit: Annotated[int, Query(ge=1)] = 1000,
+) -> list[dict[str, Any]]:
+    return await state.db.read(
+        metrics.query, agent_id, name=name, plugin=plugin, since=since, limit=limit,
+        max_limit=state.settings.metric_query_limit,
+    )
+
+
+# ---------------------------------------------------------------- selectors
+
+
+@router.post(
+    "/assignments",
+    status_code=202,
+    tags=["assignments"],
+    summary="Install name@spec on every agent matching a label selector ({} = all)",
+    responses={200: {"description": "every matched agent reported within ?wait"}},
+)
+async def install_selector(body: SelectorInstallRequest, state: State,
+                           wait: Wait = None) -> JSONResponse:
+    seconds = _check_wait(state, wait)
+    result = await state.db.run(
+        assignments.assign_selector, body.selector, body.plugin,
+        config=body.config, isolation=body.isolation,
+    )
+    await state.hub.push(result.revisions)
+    out = dict(result.body)
+    if seconds > 0 and result.revisions:
+        outcomes, done = await _await_outcomes(
+            state, result.revisions, out["plugin"], out["version"], seconds
+        )
+        out["states"] = outcomes
+        out["running"] = sum(1 for o in outcomes.values() if o and o["state"] == "running")
+        out["failed"] = sum(1 for o in outcomes.values() if o and o["state"] == "failed")
+        return JSONResponse(out, status_code=200 if done else 202)
+    return JSONResponse(out, status_code=202)
+
+
+@router.post("/assignments/remove", status_code=202, tags=["assignments"],
+             summary="Uninstall a plugin from every agent matching a label selector")
+async def remove_selector(body: SelectorRemoveRequest, state: State) -> dict[str, Any]:
+    result = await state.db.run(assignments.unassign_selector, body.selector, body.plugin)
+    await state.hub.push(result.revisions)
+    return result.body

@@ -1,0 +1,138 @@
+"""``/api/v1/plugins``: the registry (publish, validate, list, get, delete, enable, disable)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ...errors import NotFound
+from ...services import registry
+from ...state import ServerState
+from ..deps import get_state
+from ..errors import error_response
+from ..uploads import receive_wheels
+
+router = APIRouter(prefix="/plugins", tags=["plugins"])
+
+State = Annotated[ServerState, Depends(get_state)]
+
+_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["wheels"],
+                    "properties": {
+                        "wheels": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "the plugin wheel and its dependency wheels",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=_UPLOAD_DOC,
+    summary="Publish a plugin wheel with its dependency wheels",
+    responses={200: {"description": "identical re-publish"}, 409: {}, 413: {}, 422: {}},
+)
+async def publish(request: Request, state: State) -> JSONResponse:
+    """201 new version, 200 identical re-publish, 409 same ``name@version`` with other content,
+    413 over ``max_upload_bytes``, 422 invalid (the reason says what to fix)."""
+    settings = state.settings
+    uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes)
+    try:
+        result = await registry.publish(state.db, state.store, uploaded.paths)
+    finally:
+        await asyncio.to_thread(uploaded.cleanup)
+    body = dict(result.version)
+    body["created"] = result.created
+    body["ignored"] = list(result.ignored)
+    return JSONResponse(body, status_code=201 if result.created else 200)
+
+
+@router.post("/validate", openapi_extra=_UPLOAD_DOC, summary="Dry-run a publish")
+async def validate(request: Request, state: State) -> JSONResponse:
+    """What publishing these wheels would record (200), or every problem found (422)."""
+    settings = state.settings
+    uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes)
+    try:
+        prepared, problems = await asyncio.to_thread(registry.validate_upload, uploaded.paths)
+    finally:
+        await asyncio.to_thread(uploaded.cleanup)
+    if prepared is None:
+        return error_response(422, "; ".join(problems), {"valid": False, "problems": problems})
+    existing: dict[str, Any] | None
+    try:
+        existing = await state.db.read(
+            registry.get_version, prepared.plugin.name, prepared.plugin.version
+        )
+    except NotFound:
+        existing = None
+    would = prepared.to_dict()
+    if existing is not None:
+        if existing["sha256"] == prepared.plugin.sha256:
+            note = "already published with identical content (publishing would answer 200)"
+        else:
+            note = "already published with different content (publishing would answer 409)"
+        return JSONResponse({"valid": existing["sha256"] == prepared.plugin.sha256,
+                             "would_record": would, "existing": note})
+    return JSONResponse({"valid": True, "would_record": would})
+
+
+@router.get("", summary="List plugins")
+async def list_plugins(
+    state: State,
+    type: Annotated[str | None, Query(description="manifest type, e.g. collector")] = None,
+    enabled: bool | None = None,
+    text: Annotated[str | None, Query(description="in name, summary or description")] = None,
+) -> list[dict[str, Any]]:
+    return await state.db.read(registry.list_plugins, type=type, enabled=enabled, text=text)
+
+
+@router.get("/{name}", summary="A plugin with its versions and the latest one")
+async def get_plugin(name: str, state: State) -> dict[str, Any]:
+    return await state.db.read(registry.get_plugin, name)
+
+
+@router.get("/{name}/versions", summary="The versions of a plugin, newest first")
+async def list_versions(name: str, state: State) -> list[dict[str, Any]]:
+    plugin = await state.db.read(registry.get_plugin, name)
+    releases: list[dict[str, Any]] = plugin["releases"]
+    return releases
+
+
+@router.get("/{name}/versions/{version}", summary="One version: manifest, wheels, agents")
+async def get_version(name: str, version: str, state: State) -> dict[str, Any]:
+    return await state.db.read(registry.get_version, name, version)
+
+
+@router.delete("/{name}/versions/{version}", status_code=204, responses={409: {}})
+async def delete_version(name: str, version: str, state: State) -> Response:
+    """Delete a version no agent is assigned (409 while assigned); unused blobs go too."""
+    orphans = await state.db.run(registry.delete_version, name, version)
+    for sha256 in orphans:
+        await asyncio.to_thread(state.store.delete, sha256)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/enable", summary="Allow new assignments of the plugin")
+async def enable(name: str, state: State) -> dict[str, Any]:
+    return await state.db.run(registry.set_enabled, name, True)
+
+
+@router.post("/{name}/disable", summary="Refuse new assignments (running ones stay)")
+async def disable(name: str, state: State) -> dict[str, Any]:
+    return await state.db.run(registry.set_enabled, name, False)

@@ -1,0 +1,288 @@
+"""A small typed client for Arcade's REST API (httpx), used by the ``arcade`` CLI.
+
+Every error becomes an :class:`ApiError` whose message is the server's one-line ``error``
+(what to fix), or :class:`ApiUnreachable` when nothing answers at the URL. Uploads stream
+from disk as multipart, with a progress callback, never reading a wheel whole into memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+__all__ = ["DEFAULT_API", "ApiError", "ApiUnreachable", "ArcadeClient", "default_api_url"]
+
+DEFAULT_API = "http://127.0.0.1:8080"
+_CHUNK = 256 * 1024
+
+
+def default_api_url() -> str:
+    """``$ARCADE_API``, else ``http://127.0.0.1:8080``."""
+    return os.environ.get("ARCADE_API") or DEFAULT_API
+
+
+class ApiError(Exception):
+    """The API answered with an error status; ``message`` is its ``error`` text."""
+
+    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+class ApiUnreachable(ApiError):
+    """Nothing answered at the API URL (server down, wrong --api, network)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(0, f"cannot reach the Arcade API at {url}: {reason}")
+        self.url = url
+
+
+class _MultipartWheels:
+    """A streaming ``multipart/form-data`` body of wheel files (field ``wheels``)."""
+
+    def __init__(self, paths: Sequence[Path], progress: Callable[[int], None] | None) -> None:
+        self.boundary = uuid.uuid4().hex
+        self.paths = [Path(p) for p in paths]
+        self.progress = progress
+        self._heads = [
+            (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"wheels\"; "
+             f"filename=\"{p.name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+            for p in self.paths
+        ]
+        self._tail = f"--{self.boundary}--\r\n".encode()
+        self.length = (
+            sum(len(h) + p.stat().st_size + 2 for h, p in zip(self._heads, self.paths, strict=True))
+            + len(self._tail)
+        )
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __iter__(self) -> Iterator[bytes]:
+        for head, path in zip(self._heads, self.paths, strict=True):
+            yield head
+            self._advance(len(head))
+            with open(path, "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    yield chunk
+                    self._advance(len(chunk))
+            yield b"\r\n"
+            self._advance(2)
+        yield self._tail
+        self._advance(len(self._tail))
+
+    def _advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress(n)
+
+
+class ArcadeClient:
+    """Typed calls to ``/api/v1``; use as a context manager or call :meth:`close`."""
+
+    def __init__(self, api_url: str | None = None, *, timeout: float = 30.0) -> None:
+        self.api_url = (api_url or default_api_url()).rstrip("/")
+        self._http = httpx.Client(base_url=self.api_url + "/api/v1", timeout=timeout)
+
+    def __enter__(self) -> ArcadeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(self.api_url, str(exc) or type(exc).__name__) from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and "error" in body:
+                raise ApiError(response.status_code, str(body["error"]), body.get("detail"))
+            if isinstance(body, dict) and "detail" in body:
+                raise ApiError(response.status_code, str(body["detail"]), body.get("detail"))
+            raise ApiError(
+                response.status_code,
+                f"HTTP {response.status_code} from {response.request.url}: "
+                f"{response.text[:200] or response.reason_phrase}",
+            )
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    # ---------------------------------------------------------------- registry
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", "/health")
+        return result
+
+    def publish(
+        self,
+        wheels: Sequence[str | os.PathLike[str]],
+        *,
+        progress: Callable[[int], None] | None = None,
+        validate_only: bool = False,
+    ) -> tuple[int, dict[str, Any]]:
+        """Upload the plugin wheel and its dependency wheels; return (status, version)."""
+        paths = [Path(w) for w in wheels]
+        for path in paths:
+            if not path.is_file():
+                raise ApiError(0, f"{path} is not a file")
+        body = _MultipartWheels(paths, progress)
+        response = self._request(
+            "POST",
+            "/plugins/validate" if validate_only else "/plugins",
+            content=iter(body),
+            headers={"Content-Type": body.content_type, "Content-Length": str(body.length)},
+            timeout=httpx.Timeout(30.0, read=600.0, write=600.0),
+        )
+        result: dict[str, Any] = response.json()
+        return response.status_code, result
+
+    def upload_size(self, wheels: Sequence[str | os.PathLike[str]]) -> int:
+        """The number of bytes :meth:`publish` will send for ``wheels``."""
+        return _MultipartWheels([Path(w) for w in wheels], None).length
+
+    def plugins(self, *, type: str | None = None, enabled: bool | None = None,
+                text: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"type": type, "enabled": enabled, "text": text}.items()
+                  if v is not None}
+        result: list[dict[str, Any]] = self._json("GET", "/plugins", params=params)
+        return result
+
+    def plugin(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"/plugins/{quote(name, safe='')}")
+        return result
+
+    def version(self, name: str, version: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "GET", f"/plugins/{quote(name, safe='')}/versions/{quote(version, safe='')}"
+        )
+        return result
+
+    def delete_version(self, name: str, version: str) -> None:
+        self._request(
+            "DELETE", f"/plugins/{quote(name, safe='')}/versions/{quote(version, safe='')}"
+        )
+
+    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        action = "enable" if enabled else "disable"
+        result: dict[str, Any] = self._json("POST", f"/plugins/{quote(name, safe='')}/{action}")
+        return result
+
+    # ---------------------------------------------------------------- agents
+
+    def agents(self, *, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        params = [("label", f"{k}={v}") for k, v in (labels or {}).items()]
+        result: list[dict[str, Any]] = self._json("GET", "/agents", params=params)
+        return result
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"/agents/{quote(agent_id, safe='')}")
+        return result
+
+    def agent_plugins(self, agent_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json(
+            "GET", f"/agents/{quote(agent_id, safe='')}/plugins"
+        )
+        return result
+
+    def metrics(self, agent_id: str, *, name: str | None = None, since: float | None = None,
+                limit: int | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"name": name, "since": since, "limit": limit}.items()
+                  if v is not None}
+        result: list[dict[str, Any]] = self._json(
+            "GET", f"/agents/{quote(agent_id, safe='')}/metrics", params=params
+        )
+        return result
+
+    # ---------------------------------------------------------------- desired state
+
+    def _wait_params(self, wait: float | None) -> tuple[dict[str, Any], httpx.Timeout | None]:
+        if not wait:
+            return {}, None
+        return {"wait": wait}, httpx.Timeout(30.0, read=wait + 30.0)
+
+    def install(
+        self,
+        agent_id: str,
+        spec: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        isolation: str | None = None,
+        wait: float | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Install ``spec`` on one agent; return (status, body): 200 reported, 202 accepted."""
+        params, timeout = self._wait_params(wait)
+        body: dict[str, Any] = {"plugin": spec}
+        if config is not None:
+            body["config"] = dict(config)
+        if isolation:
+            body["isolation"] = isolation
+        extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        response = self._request(
+            "POST", f"/agents/{quote(agent_id, safe='')}/plugins", json=body, params=params,
+            **extra,
+        )
+        result: dict[str, Any] = response.json()
+        return response.status_code, result
+
+    def install_selector(
+        self,
+        selector: Mapping[str, str],
+        spec: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        isolation: str | None = None,
+        wait: float | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        params, timeout = self._wait_params(wait)
+        body: dict[str, Any] = {"selector": dict(selector), "plugin": spec}
+        if config is not None:
+            body["config"] = dict(config)
+        if isolation:
+            body["isolation"] = isolation
+        extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        response = self._request("POST", "/assignments", json=body, params=params, **extra)
+        result: dict[str, Any] = response.json()
+        return response.status_code, result
+
+    def uninstall(self, agent_id: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "DELETE", f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}"
+        )
+        return result
+
+    def uninstall_selector(self, selector: Mapping[str, str], name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "POST", "/assignments/remove", json={"selector": dict(selector), "plugin": name}
+        )
+        return result
+
+    def set_config(self, agent_id: str, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._json(
+            "PUT",
+            f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config",
+            content=json.dumps(dict(config)),
+            headers={"Content-Type": "application/json"},
+        )
+        return result

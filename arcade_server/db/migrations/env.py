@@ -1,0 +1,33 @@
+"""Alembic environment: runs on the connection that :func:`arcade_server.db.migrate.upgrade`
+passes in ``config.attributes["connection"]`` (no alembic.ini, no URL in a file)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from arcade_server.db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError(
+            "run Arcade's migrations through arcade_server.db.migrate.upgrade(), "
+            "which passes the connection"
+        )
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise RuntimeError("offline (SQL script) migrations are not supported")
+run_migrations_online()

@@ -1,0 +1,1 @@
+"""The gRPC side of the server: the AgentService servicer and the hub of open agent streams."""

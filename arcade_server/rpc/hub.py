@@ -1,0 +1,169 @@
+"""The per-process registry of open agent streams, and the waits on agent reports.
+
+When an assignment changes, the REST handler calls :meth:`Hub.push` with the agents whose
+revision moved; the hub builds their desired states in a few queries and hands each one to
+the agent's open stream at once (a queue: no polling in the hot path). A stream never sends
+a revision older than one it already sent, so concurrent pushes cannot reorder states.
+
+Several replicas: a change made on another replica reaches this one's streams through
+:meth:`Hub.sweep`, a cheap periodic comparison of the revisions in the database with the ones
+sent (one query for all connected agents).
+
+``?wait=`` requests register a :class:`asyncio.Event` per agent with :meth:`Hub.waiter`;
+status reports received on this process set it, and the waiter re-reads the database on a
+short interval as well (the report may have arrived at another replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..db.engine import Database
+from ..services import assignments
+from ..services.assignments import DesiredState
+
+__all__ = ["AgentStream", "Hub", "Replaced"]
+
+log = logging.getLogger("arcade.server.hub")
+
+
+class Replaced:
+    """Queue marker: this stream was replaced by a newer connection of the same agent."""
+
+
+REPLACED = Replaced()
+
+
+class AgentStream:
+    """One open ``Connect`` stream: a queue of things to send, newest desired state wins."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.offered_revision = -1
+        self.sent_revision = -1
+        self.closed = False
+
+    def offer(self, state: DesiredState) -> bool:
+        """Queue ``state`` unless an equal or newer revision was already queued."""
+        if self.closed or state.revision <= self.offered_revision:
+            return False
+        self.offered_revision = state.revision
+        self.queue.put_nowait(state)
+        return True
+
+    def send(self, message: Any) -> None:
+        """Queue any other server message (jobs, later)."""
+        if not self.closed:
+            self.queue.put_nowait(message)
+
+    def close(self, marker: Any = None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(marker)
+
+    async def next(self) -> Any:
+        """The next item to send; stale desired states (superseded in the queue) are skipped.
+        ``None`` when the stream is closed; :data:`REPLACED` when a newer connection took over."""
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, DesiredState):
+                if item.revision < self.offered_revision or item.revision <= self.sent_revision:
+                    continue
+                self.sent_revision = item.revision
+            return item
+
+
+class Hub:
+    """Open streams by agent id, pushes, and status-report wake-ups (event-loop thread only)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._streams: dict[str, AgentStream] = {}
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    # ---------------------------------------------------------------- streams
+
+    def attach(self, agent_id: str) -> AgentStream:
+        """Register a new stream for ``agent_id``, closing the one it replaces."""
+        old = self._streams.get(agent_id)
+        if old is not None:
+            log.info("agent %s connected again: closing its previous stream", agent_id)
+            old.close(REPLACED)
+        stream = AgentStream(agent_id)
+        self._streams[agent_id] = stream
+        return stream
+
+    def detach(self, stream: AgentStream) -> None:
+        stream.close()
+        if self._streams.get(stream.agent_id) is stream:
+            del self._streams[stream.agent_id]
+
+    def connected(self, agent_id: str) -> bool:
+        return agent_id in self._streams
+
+    def connected_ids(self) -> list[str]:
+        return list(self._streams)
+
+    def stream(self, agent_id: str) -> AgentStream | None:
+        return self._streams.get(agent_id)
+
+    def close_all(self) -> None:
+        for stream in list(self._streams.values()):
+            stream.close()
+        self._streams.clear()
+
+    async def push(self, agent_ids: Iterable[str]) -> int:
+        """Send the current desired state to those of ``agent_ids`` connected here; return how
+        many streams got a new state."""
+        local = [agent_id for agent_id in agent_ids if agent_id in self._streams]
+        if not local:
+            return 0
+        states = await self._db.read(assignments.desired_states, local)
+        sent = 0
+        for agent_id, state in states.items():
+            stream = self._streams.get(agent_id)
+            if stream is not None and stream.offer(state):
+                sent += 1
+        return sent
+
+    async def sweep(self) -> int:
+        """Push to connected agents whose revision in the database moved past what they got
+        (changes made by another replica)."""
+        ids = self.connected_ids()
+        if not ids:
+            return 0
+        current = await self._db.read(assignments.revisions, ids)
+        stale = [
+            agent_id for agent_id, revision in current.items()
+            if (stream := self._streams.get(agent_id)) is not None
+            and revision > stream.offered_revision
+        ]
+        return await self.push(stale) if stale else 0
+
+    # ---------------------------------------------------------------- status waits
+
+    @contextmanager
+    def waiter(self, agent_ids: Iterable[str]) -> Iterator[asyncio.Event]:
+        """An event set whenever one of ``agent_ids`` sends a status report to this process."""
+        event = asyncio.Event()
+        ids = list(agent_ids)
+        for agent_id in ids:
+            self._waiters.setdefault(agent_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            for agent_id in ids:
+                waiters = self._waiters.get(agent_id)
+                if waiters is not None:
+                    waiters.discard(event)
+                    if not waiters:
+                        del self._waiters[agent_id]
+
+    def status_reported(self, agent_id: str) -> None:
+        for event in self._waiters.get(agent_id, ()):
+            event.set()

@@ -1,0 +1,238 @@
+"""The ``arcade.v1.AgentService`` gRPC servicer: ``Connect`` and ``DownloadWheel``.
+
+Thin: it converts protobuf messages to service calls (run in the database thread pool) and
+service results back to protobuf. ``Connect`` registers the agent, answers ``Welcome`` and the
+current ``DesiredState`` at once, then forwards whatever the hub queues for the agent while a
+reader task handles heartbeats (memory only), status reports and metric batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from arcade_core import __version__
+from arcade_core.rpc.v1 import pb, pb_grpc
+
+from ..errors import ServiceError
+from ..services import agents, assignments, metrics
+from ..services.assignments import DesiredState
+from ..state import ServerState
+from ..storage import BlobNotFound
+from .hub import REPLACED, AgentStream
+
+__all__ = ["AgentService", "desired_to_pb"]
+
+log = logging.getLogger("arcade.server.rpc")
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def desired_to_pb(state: DesiredState) -> pb.ServerMessage:
+    return pb.ServerMessage(desired=pb.DesiredState(
+        revision=state.revision,
+        plugins=[
+            pb.DesiredPlugin(
+                name=p.name, version=p.version, isolation=p.isolation,
+                config_json=p.config_json, interval=p.interval,
+                wheels=[pb.WheelRef(filename=w.filename, sha256=w.sha256, size=w.size)
+                        for w in p.wheels],
+            )
+            for p in state.plugins
+        ],
+    ))
+
+
+def _reported(status: Any) -> agents.ReportedPlugin:
+    return agents.ReportedPlugin(
+        name=status.name, version=status.version, state=status.state, error=status.error,
+        restarts=status.restarts, isolation=status.isolation, sha256=status.sha256,
+    )
+
+
+def _agent_info(reg: Any) -> agents.AgentInfo:
+    return agents.AgentInfo(
+        agent_id=reg.agent_id, hostname=reg.hostname, ip=reg.ip, os=reg.os, arch=reg.arch,
+        agent_version=reg.agent_version, python_version=reg.python_version,
+        labels=dict(reg.labels), plugins=[_reported(p) for p in reg.plugins],
+        applied_revision=reg.applied_revision,
+    )
+
+
+def _grpc_code(error: ServiceError) -> grpc.StatusCode:
+    return getattr(grpc.StatusCode, error.grpc_code, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class AgentService(pb_grpc.AgentServiceServicer):
+    """Serves agents; all state is in :class:`ServerState` (so it is shared with REST)."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    # ---------------------------------------------------------------- Connect
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        state = self.state
+        try:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
+            return
+        if first.WhichOneof("body") != "register":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first message on Connect must be Register (agent id, host facts, labels, "
+                "installed plugins)",
+            )
+        info = _agent_info(first.register)
+        try:
+            await state.db.run(agents.register, info)
+        except ServiceError as exc:
+            await context.abort(_grpc_code(exc), exc.message)
+        agent_id = info.agent_id
+        state.presence.touch(agent_id, info.applied_revision)
+        stream = state.hub.attach(agent_id)
+        reader: asyncio.Task[None] | None = None
+        log.info("agent %s connected (%s)", agent_id, context.peer())
+        try:
+            yield pb.ServerMessage(welcome=pb.Welcome(
+                agent_id=agent_id, server_version=__version__,
+                heartbeat_interval=state.settings.heartbeat_interval,
+            ))
+            stream.offer(await state.db.read(assignments.desired_state, agent_id))
+            reader = asyncio.create_task(self._read(agent_id, request_iterator, stream))
+            while True:
+                item = await stream.next()
+                if item is None:
+                    break
+                if item is REPLACED:
+                    await context.abort(
+                        grpc.StatusCode.ABORTED,
+                        f"agent {agent_id} connected again; this older stream is closed",
+                    )
+                if isinstance(item, DesiredState):
+                    yield desired_to_pb(item)
+                else:
+                    yield item
+        finally:
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+            state.hub.detach(stream)
+            log.info("agent %s disconnected", agent_id)
+
+    async def _read(
+        self, agent_id: str, request_iterator: AsyncIterator[Any], stream: AgentStream
+    ) -> None:
+        state = self.state
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("body")
+                try:
+                    if kind == "heartbeat":
+                        state.presence.touch(agent_id, message.heartbeat.applied_revision)
+                    elif kind == "status":
+                        report = message.status
+                        await state.db.run(
+                            agents.report_status, agent_id, report.revision,
+                            [_reported(p) for p in report.plugins], complete=report.complete,
+                        )
+                        state.presence.touch(agent_id, report.revision)
+                        state.hub.status_reported(agent_id)
+                    elif kind == "metrics":
+                        batch = message.metrics
+                        await state.db.run(
+                            metrics.store_batch, agent_id,
+                            [metrics.MetricData(
+                                plugin=m.plugin, name=m.name, value=m.value,
+                                labels=dict(m.labels), unit=m.unit, timestamp=m.timestamp,
+                            ) for m in batch.metrics],
+                            dropped=batch.dropped,
+                        )
+                    elif kind == "register":
+                        log.warning("agent %s sent Register on an open stream; ignored", agent_id)
+                    elif kind == "job_event":
+                        log.debug("agent %s sent a job event (jobs are not served yet)", agent_id)
+                except ServiceError as exc:
+                    log.warning("agent %s sent a bad %s message: %s", agent_id, kind, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the stream broke (client went away): end the response too
+            log.debug("agent %s stream read ended: %s", agent_id, exc)
+        finally:
+            stream.close()
+
+    # ---------------------------------------------------------------- DownloadWheel
+
+    async def DownloadWheel(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        state = self.state
+        sha256 = request.sha256.strip().lower()
+        if not _SHA256.match(sha256):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"sha256 {request.sha256!r} is not a hex digest (64 hex digits)",
+            )
+        if request.offset < 0:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"offset {request.offset} is negative; resume from 0 to the blob size",
+            )
+        try:
+            size = await asyncio.to_thread(state.store.size, sha256)
+        except BlobNotFound:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no wheel with sha256 {sha256}")
+        allowed = await state.db.read(assignments.may_download, request.agent_id, sha256)
+        if not allowed:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"wheel {sha256} is not in the desired state of agent {request.agent_id!r}",
+            )
+        offset = request.offset
+        if offset > size:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"offset {offset} is past the end of the {size}-byte wheel",
+            )
+        chunk_size = state.settings.chunk_size
+        store = state.store
+
+        def read_at(position: int) -> bytes:
+            # Open per chunk: no file handle is held across a yield, so a client that goes
+            # away mid-stream (the handler is cancelled and never resumed) leaks nothing.
+            with store.open(sha256) as handle:
+                handle.seek(position)
+                return handle.read(chunk_size)
+
+        if offset == size:
+            yield pb.WheelChunk(data=b"", offset=offset, total_size=size)
+            return
+        # Read ahead: the next chunk is read from disk while this one is sent.
+        pending: asyncio.Future[bytes] | None = asyncio.ensure_future(
+            asyncio.to_thread(read_at, offset)
+        )
+        try:
+            while pending is not None:
+                data = await pending
+                pending = None
+                if not data:
+                    break
+                next_offset = offset + len(data)
+                if next_offset < size:
+                    pending = asyncio.ensure_future(asyncio.to_thread(read_at, next_offset))
+                yield pb.WheelChunk(data=data, offset=offset, total_size=size)
+                offset = next_offset
+        except BlobNotFound:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"wheel {sha256} was deleted")
+        finally:
+            if pending is not None:
+                pending.cancel()

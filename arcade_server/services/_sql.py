@@ -1,0 +1,43 @@
+"""Small SQL helpers that differ by dialect (SQLite and PostgreSQL both speak ON CONFLICT)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..db.models import Base
+
+__all__ = ["insert_ignore", "upsert"]
+
+
+def _insert(session: Session, model: type[Base]) -> Any:
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(model)
+
+
+def insert_ignore(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows``, silently skipping any that clash with an existing primary/unique key."""
+    if rows:
+        session.execute(_insert(session, model).on_conflict_do_nothing(), list(rows))
+
+
+def upsert(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    keys: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """Insert ``rows``; on a clash on ``keys`` overwrite the ``update`` columns."""
+    if not rows:
+        return
+    stmt = _insert(session, model)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: stmt.excluded[name] for name in update}
+    )
+    session.execute(stmt, list(rows))

@@ -1,0 +1,109 @@
+"""Metric batches from agents: stored with one batched INSERT, queried, and expired.
+
+Rows older than the retention period (by the metric's own timestamp) are deleted by
+:func:`purge`, which the server runs periodically.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from ..db.models import Agent, MetricRow
+from ..errors import Invalid
+from .agents import get_agent_row
+
+__all__ = ["MetricData", "purge", "query", "store_batch"]
+
+
+@dataclass(frozen=True)
+class MetricData:
+    plugin: str
+    name: str
+    value: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    unit: str = ""
+    timestamp: float = 0.0
+
+
+def store_batch(
+    session: Session,
+    agent_id: str,
+    metrics: Sequence[MetricData],
+    *,
+    dropped: int = 0,
+    now: float | None = None,
+) -> int:
+    """Store one batch; non-finite values are skipped. Returns the number of rows stored."""
+    now = time.time() if now is None else now
+    rows = [
+        {"agent_id": agent_id, "plugin": m.plugin[:200], "name": m.name[:300],
+         "value": float(m.value), "labels": dict(m.labels), "unit": m.unit[:50],
+         "timestamp": m.timestamp or now, "received_at": now}
+        for m in metrics
+        if m.name and math.isfinite(m.value)
+    ]
+    if rows:
+        session.execute(insert(MetricRow), rows)
+    if dropped:
+        session.execute(
+            update(Agent).where(Agent.id == agent_id)
+            .values(metrics_dropped=Agent.metrics_dropped + dropped)
+        )
+    return len(rows)
+
+
+def query(
+    session: Session,
+    agent_id: str,
+    *,
+    name: str | None = None,
+    plugin: str | None = None,
+    since: float | None = None,
+    limit: int = 1000,
+    max_limit: int = 10_000,
+) -> list[dict[str, Any]]:
+    """Metrics of one agent, oldest first.
+
+    ``name`` matches exactly, or as a prefix when it ends with ``*`` (``cpu.*``). With
+    ``since`` the first ``limit`` rows at or after it are returned (for tailing); without it,
+    the latest ``limit`` rows.
+    """
+    get_agent_row(session, agent_id)
+    if not 1 <= limit <= max_limit:
+        raise Invalid(f"limit must be between 1 and {max_limit}, got {limit}")
+    q = select(MetricRow).where(MetricRow.agent_id == agent_id)
+    if name:
+        if name.endswith("*"):
+            prefix = name[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(MetricRow.name.like(prefix + "%", escape="\\"))
+        else:
+            q = q.where(MetricRow.name == name)
+    if plugin:
+        q = q.where(MetricRow.plugin == plugin)
+    if since is not None:
+        q = q.where(MetricRow.timestamp >= since).order_by(MetricRow.timestamp, MetricRow.id)
+        rows = list(session.scalars(q.limit(limit)))
+    else:
+        q = q.order_by(MetricRow.timestamp.desc(), MetricRow.id.desc())
+        rows = list(reversed(session.scalars(q.limit(limit)).all()))
+    return [
+        {"plugin": r.plugin, "name": r.name, "value": r.value, "labels": r.labels,
+         "unit": r.unit, "timestamp": r.timestamp}
+        for r in rows
+    ]
+
+
+def purge(session: Session, older_than: float) -> int:
+    """Delete metric rows with a timestamp before ``older_than``; return how many."""
+    result = session.execute(
+        delete(MetricRow).where(MetricRow.timestamp < older_than)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,245 @@
+"""The server's settings: one :class:`Settings` object, built once at start.
+
+Precedence, highest first: explicit overrides (the ``arcade server`` flags), ``ARCADE_SERVER_*``
+environment variables, a TOML config file (``--config FILE`` or ``$ARCADE_SERVER_CONFIG``; keys
+at the top level or under ``[server]``), then the defaults below. Durations accept seconds or a
+suffix (``30s``, ``5m``, ``2h``, ``7d``); sizes accept bytes or a suffix (``512KiB``, ``256MiB``).
+Everything is validated here, so a typo fails at start with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_home"]
+
+ENV_PREFIX = "ARCADE_SERVER_"
+KIB = 1024
+MIB = 1024 * KIB
+MIN_CHUNK = 256 * KIB
+MAX_CHUNK = 1 * MIB
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1, "k": KIB, "kb": 1000, "kib": KIB, "m": MIB, "mb": 1000**2, "mib": MIB,
+    "g": 1024 * MIB, "gb": 1000**3, "gib": 1024 * MIB,
+}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot use; the message names the setting."""
+
+
+def default_home() -> Path:
+    """``~/.arcade/server``: where the SQLite file and the blob store live by default."""
+    return Path.home() / ".arcade" / "server"
+
+
+def _duration(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise SettingsError(f"{name}: expected a duration such as 30 or '5m', got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise SettingsError(
+            f"{name}: {value!r} is not a duration; use seconds or a suffix: 30s, 5m, 2h, 7d"
+        )
+    return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
+
+
+def _size(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise SettingsError(f"{name}: expected a size such as 1048576 or '1MiB', got {value!r}")
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise SettingsError(
+            f"{name}: {value!r} is not a size; use bytes or a suffix: 512KiB, 256MiB, 1GiB"
+        )
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+
+
+def _integer(name: str, value: Any) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}: expected an integer, got {value!r}") from None
+
+
+_DURATIONS = {
+    "heartbeat_interval", "offline_after", "metric_retention", "retention_interval",
+    "presence_flush_interval", "revision_poll_interval", "wait_poll_interval", "max_wait",
+    "shutdown_grace",
+}
+_SIZES = {"max_upload_bytes", "chunk_size"}
+_INTEGERS = {"http_port", "grpc_port", "db_threads", "metric_query_limit"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server process needs to know, validated.
+
+    ``database_url`` defaults to a SQLite file in ``home``; ``postgresql://`` URLs are given
+    the psycopg (v3) driver. Intervals are seconds.
+    """
+
+    home: Path = field(default_factory=default_home)
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    grpc_port: int = 9090
+    database_url: str = ""
+    #: Largest accepted publish request (all wheels together); larger → 413.
+    max_upload_bytes: int = 256 * MIB
+    #: Heartbeat interval told to agents in Welcome.
+    heartbeat_interval: float = 10.0
+    #: An agent without a heartbeat for this long is shown offline.
+    offline_after: float = 35.0
+    #: Metric rows older than this are deleted.
+    metric_retention: float = 7 * 86400.0
+    #: How often the retention sweep runs.
+    retention_interval: float = 600.0
+    #: How often in-memory "last seen" times are written to the database.
+    presence_flush_interval: float = 5.0
+    #: Fallback sweep that pushes desired states changed by another replica.
+    revision_poll_interval: float = 5.0
+    #: ``?wait=`` re-reads the database this often (so it works across replicas).
+    wait_poll_interval: float = 1.0
+    #: Longest ``?wait=`` a request may ask for.
+    max_wait: float = 300.0
+    #: DownloadWheel chunk size (256 KiB - 1 MiB).
+    chunk_size: int = 512 * KIB
+    #: Threads for database work (service functions run there, never on the event loop).
+    db_threads: int = 8
+    #: Largest ``limit`` for metric queries.
+    metric_query_limit: int = 10_000
+    #: Seconds given to open requests and streams at shutdown.
+    shutdown_grace: float = 5.0
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser())
+        if not self.database_url:
+            url = f"sqlite:///{self.home / 'arcade.db'}"
+        else:
+            url = str(self.database_url)
+            for prefix in ("postgresql://", "postgres://"):
+                if url.startswith(prefix):
+                    url = "postgresql+psycopg://" + url[len(prefix):]
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
+            raise SettingsError(
+                f"database_url: {self.database_url!r} is not supported; use sqlite:///PATH or "
+                "postgresql://USER@HOST:PORT/DB"
+            )
+        object.__setattr__(self, "database_url", url)
+        for port_name in ("http_port", "grpc_port"):
+            port = getattr(self, port_name)
+            if not 0 <= port <= 65535:
+                raise SettingsError(f"{port_name}: {port} is not a TCP port (0-65535; 0 = any)")
+        for name in _DURATIONS:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name}: must be positive, got {getattr(self, name)}")
+        if not MIN_CHUNK <= self.chunk_size <= MAX_CHUNK:
+            raise SettingsError(
+                f"chunk_size: {self.chunk_size} bytes is outside 256 KiB - 1 MiB "
+                f"({MIN_CHUNK}-{MAX_CHUNK})"
+            )
+        if self.max_upload_bytes <= 0:
+            raise SettingsError("max_upload_bytes: must be positive")
+        if self.db_threads < 1 or self.metric_query_limit < 1:
+            raise SettingsError("db_threads and metric_query_limit must be at least 1")
+        if self.offline_after <= self.heartbeat_interval:
+            raise SettingsError(
+                f"offline_after ({self.offline_after}s) must be longer than heartbeat_interval "
+                f"({self.heartbeat_interval}s), or every agent would flap offline"
+            )
+        if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
+            raise SettingsError(f"log_level: {self.log_level!r} is not a logging level")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where uploads are spooled while they arrive (same filesystem as the blobs)."""
+        return self.home / "uploads"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "settings") -> Settings:
+        """Build settings from raw (string or typed) values, converting and validating each."""
+        known = {f.name for f in fields(cls)}
+        converted: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.replace("-", "_").lower()
+            if name not in known:
+                raise SettingsError(
+                    f"{source}: unknown setting {key!r}; known: {', '.join(sorted(known))}"
+                )
+            if name in _DURATIONS:
+                converted[name] = _duration(name, value)
+            elif name in _SIZES:
+                converted[name] = _size(name, value)
+            elif name in _INTEGERS:
+                converted[name] = _integer(name, value)
+            elif name == "home":
+                converted[name] = Path(str(value))
+            else:
+                converted[name] = str(value)
+        return cls(**converted)
+
+    @classmethod
+    def load(
+        cls,
+        config_file: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Merge defaults < config file < ``ARCADE_SERVER_*`` env < ``overrides`` (None = unset)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        config_file = config_file or env.get(f"{ENV_PREFIX}CONFIG") or None
+        if config_file:
+            values.update(_read_config(Path(config_file)))
+        known = {f.name for f in fields(cls)}
+        for name in known:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(values)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    section = data.get("server", data)
+    if not isinstance(section, dict):
+        raise SettingsError(f"config file {path}: [server] must be a table")
+    return {k: v for k, v in section.items() if not isinstance(v, dict)}

@@ -1,0 +1,344 @@
+"""The gRPC AgentService through a real grpc.aio channel to the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from arcade_core.rpc.v1 import pb
+from arcade_server.runner import ServerThread
+from tests.server.helpers import (
+    ProtocolAgent,
+    dependency_wheel,
+    plugin_wheel,
+    publish,
+    status,
+    unique,
+)
+
+
+async def test_register_answers_welcome_then_the_current_desired_state(server: ServerThread,
+                                                                       api: httpx.Client) -> None:
+    agent = ProtocolAgent(server.grpc_target)
+    try:
+        welcome = await agent.connect(labels={"role": "web"})
+        assert welcome.agent_id == agent.agent_id
+        assert welcome.heartbeat_interval == server.settings.heartbeat_interval
+        desired = await agent.desired()
+        assert desired.revision == 0
+        assert list(desired.plugins) == []
+        listed = api.get(f"/agents/{agent.agent_id}").json()
+        assert listed["labels"] == {"role": "web"}
+        assert listed["status"] == "online"
+        assert listed["connected"] is True
+    finally:
+        await agent.close()
+
+
+async def test_first_message_other_than_register_is_refused(server: ServerThread) -> None:
+    agent = ProtocolAgent(server.grpc_target)
+    try:
+        agent.open(pb.AgentMessage(heartbeat=pb.Heartbeat(applied_revision=1)))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await agent.recv()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "Register" in (caught.value.details() or "")
+    finally:
+        await agent.close()
+
+
+async def test_invalid_agent_id_is_refused_with_the_rule(server: ServerThread) -> None:
+    agent = ProtocolAgent(server.grpc_target, agent_id="../bad id")
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await agent.connect()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "invalid agent id" in (caught.value.details() or "")
+    finally:
+        await agent.close()
+
+
+async def test_install_pushes_the_new_desired_state_to_the_open_stream(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    name = unique()
+    dep = unique("dep")
+    published = publish(
+        api,
+        plugin_wheel(tmp_path, name, "1.2.0", requires=[f"{dep}>=1"]),
+        dependency_wheel(tmp_path, dep, "1.5"),
+    )
+    agent = ProtocolAgent(server.grpc_target)
+    try:
+        await agent.connect()
+        first = await agent.desired()
+        started = time.monotonic()
+        response = await asyncio.to_thread(
+            api.post, f"/agents/{agent.agent_id}/plugins",
+            json={"plugin": f"{name}@1.2.0", "config": {"threshold": 3}},
+        )
+        assert response.status_code == 202, response.text
+        desired = await agent.desired(timeout=5)
+        assert time.monotonic() - started < 2.0
+        assert desired.revision == first.revision + 1 == response.json()["revision"]
+        [plugin] = desired.plugins
+        assert (plugin.name, plugin.version, plugin.isolation) == (name, "1.2.0", "inline")
+        assert json.loads(plugin.config_json) == {"threshold": 3, "label": "x"}
+        assert plugin.interval == 5
+        # Plugin wheel first, then its dependency, with real sha256s and sizes.
+        assert [w.sha256 for w in plugin.wheels] == [w["sha256"] for w in published["wheels"]]
+        assert plugin.wheels[0].sha256 == published["sha256"]
+        assert plugin.wheels[1].filename.startswith(dep.replace("-", "_"))
+        assert all(w.size > 0 for w in plugin.wheels)
+    finally:
+        await agent.close()
+
+
+async def test_reconnect_gets_the_current_desired_state_at_once(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    name = unique()
+    publish(api, plugin_wheel(tmp_path, name))
+    agent = ProtocolAgent(server.grpc_target)
+    await agent.connect()
+    await agent.desired()
+    await agent.close()
+    response = await asyncio.to_thread(
+        api.post, f"/agents/{agent.agent_id}/plugins", json={"plugin": name}
+    )
+    assert response.status_code == 202
+    again = ProtocolAgent(server.grpc_target, agent.agent_id)
+    try:
+        await again.connect()
+        desired = await again.desired()
+        assert [p.name for p in desired.plugins] == [name]
+        assert desired.revision == response.json()["revision"]
+    finally:
+        await again.close()
+
+
+async def test_second_connection_with_the_same_id_replaces_the_first(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    name = unique()
+    publish(api, plugin_wheel(tmp_path, name))
+    first = ProtocolAgent(server.grpc_target)
+    second = ProtocolAgent(server.grpc_target, first.agent_id)
+    try:
+        await first.connect()
+        await first.desired()
+        await second.connect()
+        await second.desired()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await first.recv()
+        assert caught.value.code() == grpc.StatusCode.ABORTED
+        await asyncio.to_thread(
+            api.post, f"/agents/{first.agent_id}/plugins", json={"plugin": name}
+        )
+        desired = await second.desired()
+        assert [p.name for p in desired.plugins] == [name]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_status_reports_are_stored_as_actual_state_beside_desired(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    name = unique()
+    publish(api, plugin_wheel(tmp_path, name, "2.0.0"))
+    agent = ProtocolAgent(server.grpc_target)
+    try:
+        await agent.connect()
+        await agent.desired()
+        await asyncio.to_thread(
+            api.post, f"/agents/{agent.agent_id}/plugins", json={"plugin": name}
+        )
+        desired = await agent.desired()
+        agent.report(desired.revision, status(name, "2.0.0", "failed", error="boom",
+                                               restarts=3, isolation="process"))
+        deadline = time.monotonic() + 5
+        while True:
+            plugins = (await asyncio.to_thread(
+                api.get, f"/agents/{agent.agent_id}/plugins")).json()
+            actual = plugins[0]["actual"]
+            if actual is not None or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert plugins[0]["name"] == name
+        assert plugins[0]["desired"]["version"] == "2.0.0"
+        assert actual["state"] == "failed"
+        assert actual["error"] == "boom"
+        assert actual["restarts"] == 3
+        assert actual["revision"] == desired.revision
+        assert plugins[0]["in_sync"] is False
+        agent_info = (await asyncio.to_thread(api.get, f"/agents/{agent.agent_id}")).json()
+        assert agent_info["applied_revision"] == desired.revision
+    finally:
+        await agent.close()
+
+
+async def test_metric_batches_are_stored_and_queryable(
+    server: ServerThread, api: httpx.Client
+) -> None:
+    agent = ProtocolAgent(server.grpc_target)
+    try:
+        await agent.connect()
+        await agent.desired()
+        now = time.time()
+        agent.send(pb.AgentMessage(metrics=pb.MetricBatch(
+            metrics=[
+                pb.Metric(plugin="arcade-cpu", name="cpu.percent", value=12.5,
+                          labels={"cpu": "total"}, unit="percent", timestamp=now - 2),
+                pb.Metric(plugin="arcade-cpu", name="cpu.percent", value=14.0,
+                          labels={"cpu": "total"}, unit="percent", timestamp=now - 1),
+                pb.Metric(plugin="arcade-memory", name="memory.used", value=1024.0,
+                          unit="bytes", timestamp=now),
+            ],
+            dropped=4,
+        )))
+        deadline = time.monotonic() + 5
+        rows: list[dict[str, object]] = []
+        while len(rows) < 3 and time.monotonic() < deadline:
+            rows = (await asyncio.to_thread(
+                api.get, f"/agents/{agent.agent_id}/metrics")).json()
+            await asyncio.sleep(0.05)
+        assert [r["value"] for r in rows] == [12.5, 14.0, 1024.0]
+        cpu = (await asyncio.to_thread(
+            api.get, f"/agents/{agent.agent_id}/metrics",
+            params={"name": "cpu.*", "since": now - 1.5})).json()
+        assert [(r["name"], r["value"], r["labels"]) for r in cpu] == [
+            ("cpu.percent", 14.0, {"cpu": "total"})
+        ]
+        info = (await asyncio.to_thread(api.get, f"/agents/{agent.agent_id}")).json()
+        assert info["metrics_dropped"] == 4
+    finally:
+        await agent.close()
+
+
+async def test_download_wheel_streams_chunks_and_resumes_from_an_offset(
+    tmp_path: Path,
+) -> None:
+    from tests.server.conftest import start_server
+
+    server = start_server(tmp_path / "home", chunk_size=256 * 1024)
+    try:
+        with httpx.Client(base_url=server.http_url + "/api/v1") as api:
+            name = unique()
+            blob = bytes(range(256)) * 4096 * 3  # 3 MiB of incompressible-ish data
+            import os
+
+            payload = os.urandom(len(blob))
+            wheel = plugin_wheel(tmp_path, name, files={
+                f"{name.replace('-', '_')}/__init__.py": "class Plugin:\n"
+                "    def __init__(self, config):\n        pass\n",
+                f"{name.replace('-', '_')}/data.bin": payload,
+            })
+            published = publish(api, wheel)
+            content = wheel.read_bytes()
+            sha = published["sha256"]
+            assert sha == hashlib.sha256(content).hexdigest()
+            agent = ProtocolAgent(server.grpc_target)
+            try:
+                await agent.connect()
+                await agent.desired()
+                await asyncio.to_thread(
+                    api.post, f"/agents/{agent.agent_id}/plugins", json={"plugin": name}
+                )
+                await agent.desired()
+                chunks = await agent.download(sha)
+                assert b"".join(c.data for c in chunks) == content
+                assert all(len(c.data) <= 256 * 1024 for c in chunks)
+                assert len(chunks) == -(-len(content) // (256 * 1024))
+                assert [c.offset for c in chunks] == [
+                    i * 256 * 1024 for i in range(len(chunks))
+                ]
+                assert {c.total_size for c in chunks} == {len(content)}
+                offset = len(content) // 2 + 17
+                resumed = await agent.download(sha, offset=offset)
+                assert resumed[0].offset == offset
+                assert b"".join(c.data for c in resumed) == content[offset:]
+                at_end = await agent.download(sha, offset=len(content))
+                assert [(c.data, c.offset) for c in at_end] == [(b"", len(content))]
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await agent.download(sha, offset=len(content) + 1)
+                assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            finally:
+                await agent.close()
+    finally:
+        server.stop()
+
+
+async def test_download_wheel_is_denied_to_agents_without_it_and_not_found_for_unknown(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    name = unique()
+    published = publish(api, plugin_wheel(tmp_path, name))
+    agent = ProtocolAgent(server.grpc_target)
+    try:
+        await agent.connect()
+        await agent.desired()
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await agent.download(published["sha256"])
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await agent.download("0" * 64)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await agent.download("not-a-sha")
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # After an uninstall the permission goes away again.
+        await asyncio.to_thread(
+            api.post, f"/agents/{agent.agent_id}/plugins", json={"plugin": name}
+        )
+        assert b"".join(c.data for c in await agent.download(published["sha256"]))
+        await asyncio.to_thread(api.delete, f"/agents/{agent.agent_id}/plugins/{name}")
+        with pytest.raises(grpc.aio.AioRpcError) as revoked:
+            await agent.download(published["sha256"])
+        assert revoked.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        await agent.close()
+
+
+async def test_heartbeats_keep_an_agent_online_and_silence_makes_it_offline(
+    tmp_path: Path,
+) -> None:
+    from tests.server.conftest import start_server
+
+    server = start_server(tmp_path / "home", heartbeat_interval=0.2, offline_after=0.6,
+                          presence_flush_interval=0.1)
+    try:
+        with httpx.Client(base_url=server.http_url + "/api/v1") as api:
+            agent = ProtocolAgent(server.grpc_target)
+            try:
+                await agent.connect()
+                await agent.desired()
+                for _ in range(5):
+                    agent.heartbeat()
+                    await asyncio.sleep(0.2)
+                info = (await asyncio.to_thread(api.get, f"/agents/{agent.agent_id}")).json()
+                assert info["status"] == "online"
+                await asyncio.sleep(0.9)
+                info = (await asyncio.to_thread(api.get, f"/agents/{agent.agent_id}")).json()
+                assert info["status"] == "offline"
+                listed = (await asyncio.to_thread(
+                    api.get, "/agents", params={"status": "offline"})).json()
+                assert agent.agent_id in [a["id"] for a in listed]
+            finally:
+                await agent.close()
+        # Last-seen times were flushed to the database (other replicas see them).
+        from arcade_server.db.models import Agent
+
+        with server.state.db.session(write=False) as session:
+            row = session.get(Agent, agent.agent_id)
+            assert row is not None and row.last_seen is not None
+            assert time.time() - row.last_seen < 5
+    finally:
+        server.stop()

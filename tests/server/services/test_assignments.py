@@ -1,0 +1,128 @@
+"""Desired-state service functions against SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from arcade_server.db.engine import Database
+from arcade_server.db.models import Agent, Assignment
+from arcade_server.errors import Invalid, NotFound
+from arcade_server.services import agents, assignments, registry
+from tests.server.helpers import dependency_wheel, plugin_wheel, unique
+
+
+def _publish(db: Database, *paths: Path) -> None:
+    db.call(registry.record_version, registry.inspect_upload(list(paths)))
+
+
+def _register(db: Database, agent_id: str, **labels: str) -> None:
+    db.call(agents.register, agents.AgentInfo(agent_id=agent_id, labels=labels))
+
+
+def test_assign_bumps_the_revision_and_builds_the_desired_state(
+    database: Database, tmp_path: Path
+) -> None:
+    name, dep = unique(), unique("dep")
+    _publish(database, plugin_wheel(tmp_path, name, "1.0.0", requires=[dep]),
+             dependency_wheel(tmp_path, dep))
+    _register(database, "a1")
+    result = database.call(assignments.assign, "a1", name, config={"threshold": 1},
+                           isolation="process")
+    assert result.revisions == {"a1": 1}
+    assert result.body["config"] == {"threshold": 1, "label": "x"}
+    state = database.call(assignments.desired_state, "a1")
+    assert state.revision == 1
+    [plugin] = state.plugins
+    assert (plugin.name, plugin.version, plugin.isolation, plugin.interval) == (
+        name, "1.0.0", "process", 5.0)
+    assert [w.filename.split("-")[0] for w in plugin.wheels] == [
+        name.replace("-", "_"), dep.replace("-", "_")]
+    assert plugin.config_json == '{"label":"x","threshold":1}'
+    with database.session(write=False) as session:
+        assert assignments.may_download(session, "a1", plugin.wheels[1].sha256)
+        assert not assignments.may_download(session, "a2", plugin.wheels[1].sha256)
+
+
+def test_reassigning_replaces_the_version_and_unassign_removes_it(
+    database: Database, tmp_path: Path
+) -> None:
+    name = unique()
+    _publish(database, plugin_wheel(tmp_path / "1", name, "1.0.0"))
+    _publish(database, plugin_wheel(tmp_path / "2", name, "2.0.0"))
+    _register(database, "a1")
+    database.call(assignments.assign, "a1", f"{name}@1.0.0")
+    database.call(assignments.assign, "a1", f"{name}@2.0.0")
+    state = database.call(assignments.desired_state, "a1")
+    assert (state.revision, [p.version for p in state.plugins]) == (2, ["2.0.0"])
+    result = database.call(assignments.unassign, "a1", name.upper())
+    assert result.revisions == {"a1": 3}
+    assert database.call(assignments.desired_state, "a1").plugins == ()
+    with pytest.raises(NotFound):
+        database.call(assignments.unassign, "a1", name)
+
+
+def test_selector_matches_all_labels_and_bumps_every_agent_at_once(
+    database: Database, tmp_path: Path
+) -> None:
+    name = unique()
+    _publish(database, plugin_wheel(tmp_path, name))
+    _register(database, "web-1", role="web", dc="east")
+    _register(database, "web-2", role="web", dc="west")
+    _register(database, "db-1", role="db", dc="east")
+    east_web = database.call(assignments.assign_selector, {"role": "web", "dc": "east"}, name)
+    assert east_web.revisions == {"web-1": 1}
+    everyone = database.call(assignments.assign_selector, {}, name)
+    assert everyone.revisions == {"web-1": 2, "web-2": 1, "db-1": 1}
+    states = database.call(assignments.desired_states, ["web-1", "web-2", "db-1", "ghost"])
+    assert sorted(states) == ["db-1", "web-1", "web-2"]
+    assert all(len(s.plugins) == 1 for s in states.values())
+    removed = database.call(assignments.unassign_selector, {"dc": "east"}, name)
+    assert removed.revisions == {"web-1": 3, "db-1": 2}
+    with database.session(write=False) as session:
+        left = session.scalars(select(Assignment.agent_id)).all()
+        assert left == ["web-2"]
+
+
+def test_invalid_config_and_isolation_change_nothing(database: Database, tmp_path: Path
+                                                     ) -> None:
+    name = unique()
+    _publish(database, plugin_wheel(tmp_path, name))
+    _register(database, "a1")
+    with pytest.raises(Invalid, match=r"config\.threshold"):
+        database.call(assignments.assign, "a1", name, config={"threshold": -5})
+    with pytest.raises(Invalid, match="isolation"):
+        database.call(assignments.assign, "a1", name, isolation="container")
+    with database.session(write=False) as session:
+        agent = session.get(Agent, "a1")
+        assert agent is not None and agent.desired_revision == 0
+    database.call(assignments.assign, "a1", name)
+    with pytest.raises(Invalid, match="JSON object"):
+        database.call(assignments.set_config, "a1", name, [1])  # type: ignore[arg-type]
+    changed = database.call(assignments.set_config, "a1", name, {"label": "y"})
+    assert changed.body["config"] == {"threshold": 10, "label": "y"}
+
+
+def test_install_outcomes_need_a_final_state_for_the_version_at_the_revision(
+    database: Database, tmp_path: Path
+) -> None:
+    name = unique()
+    _publish(database, plugin_wheel(tmp_path / "1", name, "1.0.0"))
+    _publish(database, plugin_wheel(tmp_path / "2", name, "2.0.0"))
+    _register(database, "a1")
+    database.call(assignments.assign, "a1", f"{name}@1.0.0")
+    running = [agents.ReportedPlugin(name, "1.0.0", "running")]
+    database.call(agents.report_status, "a1", 1, running, complete=True)
+    result = database.call(assignments.assign, "a1", f"{name}@2.0.0")
+    outcomes = database.call(assignments.install_outcomes, result.revisions, name, "2.0.0")
+    assert outcomes == {"a1": None}  # still runs 1.0.0
+    database.call(agents.report_status, "a1", 2,
+                  [agents.ReportedPlugin(name, "2.0.0", "installing")])
+    assert database.call(assignments.install_outcomes, result.revisions, name, "2.0.0") == {
+        "a1": None}
+    database.call(agents.report_status, "a1", 2,
+                  [agents.ReportedPlugin(name, "2.0.0", "running")], complete=True)
+    outcome = database.call(assignments.install_outcomes, result.revisions, name, "2.0.0")
+    assert outcome["a1"] is not None and outcome["a1"]["state"] == "running"

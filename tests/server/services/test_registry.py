@@ -1,0 +1,111 @@
+"""Registry service functions against SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from arcade_server.db.engine import Database
+from arcade_server.db.models import Blob, Plugin, PluginVersion, PluginVersionWheel
+from arcade_server.errors import Conflict, Invalid, NotFound
+from arcade_server.services import registry
+from arcade_server.storage import LocalBlobStore
+from tests.server.helpers import dependency_wheel, plugin_wheel, unique
+
+
+def _record(db: Database, *paths: Path) -> registry.PublishResult:
+    return db.call(registry.record_version, registry.inspect_upload(list(paths)))
+
+
+def test_record_version_stores_plugin_version_wheels_and_blobs(
+    database: Database, tmp_path: Path
+) -> None:
+    name, dep = unique(), unique("dep")
+    result = _record(database, plugin_wheel(tmp_path, name, requires=[dep]),
+                     dependency_wheel(tmp_path, dep, "2.0"))
+    assert result.created is True
+    with database.session(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(Blob)) == 2
+        version = session.scalars(select(PluginVersion)).one()
+        assert (version.plugin_name, version.version, version.type) == (name, "1.0.0",
+                                                                         "collector")
+        assert [(w.position, w.name) for w in version.wheels] == [(0, name), (1, dep)]
+        assert session.get(Plugin, name) is not None
+
+
+def test_identical_record_is_idempotent_and_different_content_conflicts(
+    database: Database, tmp_path: Path
+) -> None:
+    name = unique()
+    wheel = plugin_wheel(tmp_path / "a", name)
+    assert _record(database, wheel).created is True
+    assert _record(database, wheel).created is False
+    with pytest.raises(Conflict, match="different content"):
+        _record(database, plugin_wheel(tmp_path / "b", name, summary="other"))
+    with database.session(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(PluginVersion)) == 1
+
+
+def test_shared_dependency_blob_is_stored_once_and_kept_while_used(
+    database: Database, tmp_path: Path
+) -> None:
+    dep = unique("dep")
+    dep_wheel = dependency_wheel(tmp_path, dep, "1.0")
+    one, two = unique(), unique()
+    _record(database, plugin_wheel(tmp_path, one, requires=[dep]), dep_wheel)
+    _record(database, plugin_wheel(tmp_path, two, requires=[dep]), dep_wheel)
+    with database.session(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(Blob)) == 3
+    orphans = database.call(registry.delete_version, one, "1.0.0")
+    assert len(orphans) == 1  # only the plugin wheel of `one`; the shared dep stays
+    with database.session(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(Blob)) == 2
+        assert session.get(Plugin, one) is None
+        assert session.scalar(select(func.count()).select_from(PluginVersionWheel)) == 2
+
+
+def test_resolve_picks_the_highest_matching_enabled_version(
+    database: Database, tmp_path: Path
+) -> None:
+    name = unique()
+    for version in ("1.0.0", "1.4.0", "2.0.0rc1", "2.0.0"):
+        _record(database, plugin_wheel(tmp_path / version, name, version))
+    with database.session() as session:
+        assert registry.resolve(session, name).version == "2.0.0"
+        assert registry.resolve(session, f"{name}@<2").version == "1.4.0"
+        assert registry.resolve(session, f"{name}@2.0.0rc1").version == "2.0.0rc1"
+        published = r"published versions: 2\.0\.0, 2\.0\.0rc1, 1\.4\.0, 1\.0\.0"
+        with pytest.raises(Invalid, match=published):
+            registry.resolve(session, f"{name}@>=3")
+        with pytest.raises(Invalid, match="invalid plugin spec"):
+            registry.resolve(session, "bad name@1")
+        with pytest.raises(NotFound):
+            registry.resolve(session, "missing-plugin")
+    database.call(registry.set_enabled, name, False)
+    with database.session() as session, pytest.raises(Conflict, match="disabled"):
+        registry.resolve(session, name)
+
+
+def test_list_and_get_read_back_what_was_recorded(database: Database, tmp_path: Path) -> None:
+    name = unique()
+    _record(database, plugin_wheel(tmp_path, name, summary="Widget counter"))
+    with database.session(write=False) as session:
+        listed = registry.list_plugins(session, text="WIDGET")
+        assert [p["name"] for p in listed] == [name]
+        assert registry.list_plugins(session, type="notifier") == []
+        assert registry.get_plugin(session, name)["latest"] == "1.0.0"
+        version = registry.get_version(session, name, "1.0")  # PEP 440 equal to 1.0.0
+        assert version["version"] == "1.0.0"
+        assert version["agents"] == []
+
+
+def test_publish_stores_blobs_verified(database: Database, tmp_path: Path) -> None:
+    import asyncio
+
+    store = LocalBlobStore(tmp_path / "blobs")
+    wheel = plugin_wheel(tmp_path, unique())
+    result = asyncio.run(registry.publish(database, store, [wheel]))
+    assert store.exists(result.version["sha256"])
+    assert store.size(result.version["sha256"]) == wheel.stat().st_size
