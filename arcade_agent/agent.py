@@ -1,0 +1,345 @@
+"""The :class:`Agent`: a plugin host kept in line with the server's desired state.
+
+Embedding::
+
+    from arcade_agent import Agent, AgentSettings
+
+    async with Agent(AgentSettings(server="127.0.0.1:9090", home=Path("/var/lib/arcade"))) as a:
+        await a.wait_connected()
+        ...                          # the agent runs in the background of this event loop
+        print(a.status())
+
+or ``await Agent(settings).run()`` to run until :meth:`Agent.request_stop` (the CLI wires
+SIGTERM/SIGINT to it). Start-up order matters: the plugins of the persisted state are loaded
+from disk *before* the first connection, so the first ``Register`` already says what runs and
+no wheel is downloaded again after a restart.
+
+Everything lives under ``settings.home``: ``agent-id``, ``state.json``, ``envs/`` (the plugin
+environments, owned by the :class:`~arcade_core.PluginHost`) and ``cache/wheels/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from arcade_core import __version__ as arcade_version
+from arcade_core.rpc.v1 import pb
+
+from .cache import CacheStats, WheelCache
+from .collector import Collector, MetricBuffer
+from .connection import Connection
+from .downloader import Downloader, DownloadStats
+from .reconciler import Reconciler
+from .settings import AgentSettings
+from .state import StateStore
+
+if TYPE_CHECKING:
+    from arcade_core import PluginHost
+
+__all__ = ["Agent", "AgentStatus"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """A snapshot of what the agent is doing, for operators and tests."""
+
+    agent_id: str
+    server: str
+    connected: bool
+    sessions: int
+    last_error: str
+    applied_revision: int
+    plugins: list[dict[str, Any]] = field(default_factory=list)
+    cache: CacheStats | None = None
+    downloads: DownloadStats | None = None
+    metrics_buffered: int = 0
+    metrics_sent: int = 0
+    metrics_dropped: int = 0
+    collect_errors: dict[str, int] = field(default_factory=dict)
+
+
+class Agent:
+    """An Arcade agent running inside the current asyncio event loop.
+
+    ``host`` lets an application hand in its own :class:`~arcade_core.PluginHost` (the agent
+    then does not close it); by default the agent creates one under ``settings.home``.
+    """
+
+    def __init__(self, settings: AgentSettings, *, host: PluginHost | None = None) -> None:
+        self.settings = settings
+        self._own_host = host is None
+        self._host = host
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_requested: asyncio.Event | None = None
+        self._started = False
+        self._connection: Connection | None = None
+        self._reconciler: Reconciler | None = None
+        self._collector: Collector | None = None
+        self._downloader: Downloader | None = None
+        self._cache: WheelCache | None = None
+        self._facts: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ parts
+
+    @property
+    def host(self) -> PluginHost:
+        if self._host is None:
+            raise RuntimeError("the agent is not started")
+        return self._host
+
+    @property
+    def id(self) -> str:
+        return self.settings.id
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("the agent is not started")
+        return self._connection
+
+    @property
+    def reconciler(self) -> Reconciler:
+        if self._reconciler is None:
+            raise RuntimeError("the agent is not started")
+        return self._reconciler
+
+    @property
+    def collector(self) -> Collector:
+        if self._collector is None:
+            raise RuntimeError("the agent is not started")
+        return self._collector
+
+    @property
+    def downloader(self) -> Downloader:
+        if self._downloader is None:
+            raise RuntimeError("the agent is not started")
+        return self._downloader
+
+    @property
+    def cache(self) -> WheelCache:
+        if self._cache is None:
+            raise RuntimeError("the agent is not started")
+        return self._cache
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Restore plugins from disk, then connect in the background. Returns at once after
+        that; the connection is retried forever (see :meth:`wait_connected`)."""
+        if self._started:
+            return
+        self._started = True
+        self._stop_requested = asyncio.Event()
+        self.settings = await asyncio.to_thread(self.settings.resolved)
+        s = self.settings
+        await asyncio.to_thread(s.home.mkdir, parents=True, exist_ok=True)
+        if self._host is None:
+            from arcade_core import PluginHost
+
+            self._host = await asyncio.to_thread(
+                PluginHost, s.home, call_timeout=s.call_timeout, max_restarts=s.max_restarts,
+                healthy_period=s.healthy_period, restart_backoff=s.restart_backoff,
+            )
+        self._facts = await asyncio.to_thread(_host_facts)
+        self._cache = await asyncio.to_thread(WheelCache, s.home / "cache" / "wheels",
+                                              s.cache_max_bytes)
+        store = StateStore(s.home / "state.json")
+        state = await asyncio.to_thread(store.load)
+        self._connection = Connection(
+            s.server,
+            register=self._register,
+            on_message=self._on_message,
+            heartbeat=self._heartbeat,
+            heartbeat_interval=s.heartbeat_interval,
+            backoff_initial=s.reconnect_initial,
+            backoff_max=s.reconnect_max,
+            on_connected=self._on_connected,
+        )
+        self._connection.open()
+        self._downloader = Downloader(
+            self._connection.stub, s.id, self._cache, concurrency=s.download_concurrency,
+            timeout=s.download_timeout, retries=s.download_retries,
+        )
+        self._collector = Collector(
+            self.host, default_interval=s.collect_interval, call_timeout=s.call_timeout,
+            buffer=MetricBuffer(s.metric_buffer), batch_size=s.metric_batch_size,
+            interval_override=s.collect_interval_override,
+        )
+        self._reconciler = Reconciler(
+            self.host, self._downloader, self._cache, store, state,
+            report=self._connection.send, on_plugins=self._collector.set_plugins,
+        )
+        self.host.add_listener(self._reconciler.on_host_event)
+        await self._reconciler.restore()
+        self._spawn(self._reconciler.run(), "reconciler")
+        self._spawn(self._collector.run(), "collector")
+        self._spawn(self._collector.flush_forever(self._connection.send,
+                                                  self._connection.connected), "metric-flush")
+        self._spawn(self._connection.run(), "connection")
+        log.info("agent %s started (home %s, server %s)", s.id, s.home, s.server)
+
+    async def stop(self) -> None:
+        """Disconnect, stop the loops and unload every plugin (their state stays on disk so
+        the next start brings them back)."""
+        if not self._started:
+            return
+        self._started = False
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._downloader is not None:
+            await self._downloader.close()
+        if self._connection is not None:
+            await self._connection.close()
+        if self._host is not None and self._own_host:
+            await asyncio.to_thread(self._host.close)
+        log.info("agent %s stopped", self.settings.agent_id)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return (safe from signal handlers)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def run(self) -> None:
+        """Start (if needed), run until :meth:`request_stop`, then stop."""
+        await self.start()
+        assert self._stop_requested is not None
+        try:
+            await self._stop_requested.wait()
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> Agent:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the stream is up (raises :class:`TimeoutError`)."""
+        async with asyncio.timeout(timeout):
+            await self.connection.connected.wait()
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> AgentStatus:
+        """What the agent runs, its connection, cache, download and metric counters."""
+        connection = self._connection
+        reconciler = self._reconciler
+        collector = self._collector
+        return AgentStatus(
+            agent_id=self.settings.agent_id or "",
+            server=self.settings.server,
+            connected=bool(connection and connection.connected.is_set()),
+            sessions=connection.sessions if connection else 0,
+            last_error=connection.last_error if connection else "",
+            applied_revision=reconciler.applied_revision if reconciler else 0,
+            plugins=[r.to_dict() for r in reconciler.statuses()] if reconciler else [],
+            cache=self._cache.stats() if self._cache else None,
+            downloads=self._downloader.stats() if self._downloader else None,
+            metrics_buffered=len(collector.buffer) if collector else 0,
+            metrics_sent=collector.sent_total if collector else 0,
+            metrics_dropped=collector.buffer.dropped_total if collector else 0,
+            collect_errors=dict(collector.collect_errors) if collector else {},
+        )
+
+    # ------------------------------------------------------------------ stream callbacks
+
+    async def _register(self) -> pb.Register:
+        reconciler = self.reconciler
+        return pb.Register(
+            agent_id=self.id,
+            hostname=self._facts.get("hostname", ""),
+            ip=self._facts.get("ip", ""),
+            os=self._facts.get("os", ""),
+            arch=self._facts.get("arch", ""),
+            agent_version=arcade_version,
+            python_version=platform.python_version(),
+            labels=self.settings.labels,
+            plugins=[r.to_pb() for r in reconciler.running()],
+            applied_revision=reconciler.applied_revision,
+        )
+
+    def _heartbeat(self) -> pb.Heartbeat:
+        return pb.Heartbeat(applied_revision=self.reconciler.applied_revision, sent_at=time.time())
+
+    async def _on_connected(self) -> None:
+        # Statuses that changed while we were away (a failed install, a crash) go out now.
+        if self.reconciler.statuses():
+            self.reconciler.report_now()
+
+    async def _on_message(self, message: pb.ServerMessage) -> None:
+        kind = message.WhichOneof("body")
+        if kind == "desired":
+            log.info("desired state revision %d (%d plugins)", message.desired.revision,
+                     len(message.desired.plugins))
+            self.reconciler.submit(message.desired)
+        elif kind == "job":
+            await self._refuse_job(message.job)
+        elif kind == "cancel_job":
+            log.info("cancel for job %s ignored: this agent runs no jobs",
+                     message.cancel_job.job_id)
+        else:
+            log.warning("ignoring an unexpected %s message from the server", kind)
+
+    async def _refuse_job(self, job: pb.Job) -> None:
+        """Jobs come with issue 5's job runner; until then the server hears a clear no."""
+        now = time.time()
+        log.warning("refusing job %s: this agent version does not run jobs", job.job_id)
+        await self.connection.send(pb.AgentMessage(job_event=pb.JobEvent(
+            job_id=job.job_id, status="failed", started_at=now, finished_at=now,
+            error=f"agent {self.id} (arcade {arcade_version}) does not run jobs",
+        )))
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"agent-{name}")
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.critical("agent task %s died: %r; stopping the agent", task.get_name(), exc,
+                         exc_info=exc)
+            self.request_stop()
+
+
+def _host_facts() -> dict[str, str]:
+    """Host name, primary IP, OS and architecture (may resolve DNS: call in a thread)."""
+    hostname = socket.gethostname()
+    ip = ""
+    try:
+        # The source address of a route to the outside; no packet is sent for UDP connect.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("10.255.255.255", 1))
+            ip = sock.getsockname()[0]
+    except OSError:
+        try:
+            ip = socket.gethostbyname(hostname)
+        except OSError:
+            ip = "127.0.0.1"
+    return {"hostname": hostname, "ip": ip, "os": platform.system().lower(),
+            "arch": platform.machine()}

@@ -1,0 +1,318 @@
+"""The agent's settings: defaults < config file (TOML or YAML) < ``ARCADE_AGENT_*`` env < flags.
+
+Every setting has one name used everywhere: the config file key, the environment variable
+(``ARCADE_AGENT_`` + upper case, e.g. ``ARCADE_AGENT_CACHE_MAX_BYTES``) and the keyword of
+:meth:`AgentSettings.load`. Any mistake (unknown key, wrong type, negative size) raises one
+:class:`AgentConfigError` that names the setting, where it came from, and what is expected.
+
+The agent id defaults to something stable for the machine (host name plus a short hash of
+``/etc/machine-id``) and is persisted in ``<home>/agent-id`` the first time, so an agent keeps
+its identity across restarts even if the host is renamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arcade_core import ArcadeError
+
+__all__ = ["AgentConfigError", "AgentSettings", "default_agent_id", "parse_labels", "parse_size"]
+
+ENV_PREFIX = "ARCADE_AGENT_"
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
+          "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
+_AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+
+
+class AgentConfigError(ArcadeError, ValueError):
+    """A setting of the agent is missing, unknown or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """Everything an :class:`~arcade_agent.Agent` needs to know; immutable once built.
+
+    Times are seconds. ``server`` is ``HOST:PORT`` of the Arcade server's gRPC port.
+    ``agent_id`` is ``None`` until :meth:`resolved` fills in the stable default.
+    ``collect_interval`` applies to plugins whose desired state and manifest name no interval;
+    ``collect_interval_override`` (> 0) collects every plugin at that interval instead,
+    whatever they say (demos, tests, debugging a plugin).
+    """
+
+    server: str = "127.0.0.1:9090"
+    agent_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    home: Path = field(default_factory=lambda: Path.home() / ".arcade" / "agent")
+    cache_max_bytes: int = 1024**3
+    download_timeout: float = 300.0
+    download_concurrency: int = 4
+    download_retries: int = 3
+    collect_interval: float = 10.0
+    collect_interval_override: float = 0.0
+    metric_buffer: int = 10_000
+    metric_batch_size: int = 1_000
+    heartbeat_interval: float = 15.0
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 30.0
+    call_timeout: float = 30.0
+    max_restarts: int = 3
+    restart_backoff: float = 0.5
+    healthy_period: float = 300.0
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def load(
+        cls,
+        config_file: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> AgentSettings:
+        """Build settings from a config file, ``ARCADE_AGENT_*`` variables and overrides.
+
+        ``overrides`` are the command line flags (``None`` values are ignored, so a flag
+        that was not given does not hide the file or the environment). ``env`` defaults to
+        :data:`os.environ`; ``ARCADE_AGENT_CONFIG`` names a config file when none is given.
+        Raises :class:`AgentConfigError` on the first problem, naming its source.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, tuple[Any, str]] = {}
+        if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
+            config_file = env[ENV_PREFIX + "CONFIG"]
+        if config_file is not None:
+            path = Path(config_file)
+            for key, value in _read_config_file(path).items():
+                values[key] = (value, f"config file {path}")
+        for name in _field_names():
+            var = ENV_PREFIX + name.upper()
+            if var in env:
+                values[name] = (env[var], f"environment variable {var}")
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            values[name] = (value, f"option --{name.replace('_', '-')}")
+        known = _field_names()
+        kwargs: dict[str, Any] = {}
+        for name, (value, source) in values.items():
+            if name not in known:
+                raise AgentConfigError(
+                    f"unknown setting {name!r} in {source}; known settings: "
+                    + ", ".join(sorted(known))
+                )
+            kwargs[name] = _coerce(name, value, source)
+        return cls(**kwargs)
+
+    def __post_init__(self) -> None:
+        for name in ("download_timeout", "collect_interval", "heartbeat_interval",
+                     "reconnect_initial", "reconnect_max", "call_timeout", "restart_backoff",
+                     "healthy_period"):
+            if not getattr(self, name) > 0:
+                raise AgentConfigError(f"setting {name!r} must be a positive number of seconds")
+        for name in ("download_concurrency", "metric_buffer", "metric_batch_size"):
+            if getattr(self, name) < 1:
+                raise AgentConfigError(f"setting {name!r} must be at least 1")
+        for name in ("cache_max_bytes", "max_restarts", "download_retries",
+                     "collect_interval_override"):
+            if getattr(self, name) < 0:
+                raise AgentConfigError(f"setting {name!r} must not be negative")
+        if self.reconnect_max < self.reconnect_initial:
+            raise AgentConfigError("setting 'reconnect_max' must be >= 'reconnect_initial'")
+        _check_server(self.server, "setting 'server'")
+        if self.agent_id is not None:
+            _check_agent_id(self.agent_id, "setting 'agent_id'")
+        for key in self.labels:
+            _check_label_key(key, "setting 'labels'")
+
+    def resolved(self) -> AgentSettings:
+        """These settings with ``agent_id`` filled in (read from or persisted to ``home``).
+
+        An explicit id is used as is and not persisted (the operator chose it); otherwise
+        ``<home>/agent-id`` is read, or created atomically with :func:`default_agent_id`.
+        """
+        if self.agent_id is not None:
+            return self
+        path = self.home / "agent-id"
+        try:
+            stored = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            stored = ""
+        except OSError as exc:
+            raise AgentConfigError(f"cannot read the agent id from {path}: {exc}") from None
+        if stored:
+            _check_agent_id(stored, f"the agent id stored in {path}")
+            return dataclasses.replace(self, agent_id=stored)
+        agent_id = default_agent_id()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".agent-id.{os.getpid()}.tmp")
+            tmp.write_text(agent_id + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise AgentConfigError(
+                f"cannot persist the agent id in {path}: {exc}; "
+                "give --home a writable directory or set the id with --id"
+            ) from None
+        return dataclasses.replace(self, agent_id=agent_id)
+
+    @property
+    def id(self) -> str:
+        """The agent id; only valid on :meth:`resolved` settings."""
+        if self.agent_id is None:
+            raise AgentConfigError("agent id not resolved yet: call settings.resolved() first")
+        return self.agent_id
+
+
+def default_agent_id() -> str:
+    """A stable id for this machine: ``<hostname>-<8 hex of sha256(machine-id)>``.
+
+    The machine id comes from ``/etc/machine-id`` (systemd) or ``/var/lib/dbus/machine-id``;
+    without one, the host name alone is hashed. Characters outside ``[A-Za-z0-9._-]`` in the
+    host name become ``-``.
+    """
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-.") or "agent"
+    machine = ""
+    for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            machine = Path(candidate).read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if machine:
+            break
+    digest = hashlib.sha256((machine or host).encode()).hexdigest()[:8]
+    return f"{host[:100]}-{digest}"
+
+
+def parse_labels(items: list[str] | tuple[str, ...] | str) -> dict[str, str]:
+    """Parse ``k=v`` items (or one comma separated string) into a label mapping."""
+    if isinstance(items, str):
+        items = [part for part in items.split(",") if part.strip()]
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise AgentConfigError(f"invalid label {item!r}: expected KEY=VALUE, e.g. env=prod")
+        _check_label_key(key, f"label {item!r}")
+        labels[key] = value.strip()
+    return labels
+
+
+def parse_size(value: str | int) -> int:
+    """``1073741824``, ``"512MiB"``, ``"2 GB"`` → bytes; raises :class:`AgentConfigError`."""
+    if isinstance(value, bool):
+        raise AgentConfigError(f"invalid size {value!r}: expected bytes, e.g. 512MiB")
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise AgentConfigError(
+            f"invalid size {value!r}: expected a number of bytes with an optional unit "
+            "(B, KB, MB, GB, KiB, MiB, GiB), e.g. 512MiB"
+        )
+    unit = (match.group(2) or "").lower().rstrip("b")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _field_names() -> set[str]:
+    return {f.name for f in dataclasses.fields(AgentSettings)}
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AgentConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(raw.decode("utf-8"))
+        elif suffix in (".yaml", ".yml"):
+            import yaml  # imported here: only YAML users pay for it
+
+            data = yaml.safe_load(raw) or {}
+        else:
+            raise AgentConfigError(
+                f"config file {path}: unknown format {suffix!r}; use a .toml, .yaml or .yml file"
+            )
+    except AgentConfigError:
+        raise
+    except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError
+        raise AgentConfigError(f"config file {path} is not valid {suffix[1:]}: {exc}") from None
+    if not isinstance(data, dict):
+        raise AgentConfigError(f"config file {path}: expected a table/mapping of settings")
+    # An [agent] table (or `agent:` mapping) may hold the settings, so one file can
+    # configure several Arcade parts.
+    if set(data) == {"agent"} and isinstance(data["agent"], dict):
+        data = data["agent"]
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    try:
+        if name in ("server", "agent_id"):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError("expected a non-empty string")
+            return value.strip()
+        if name == "home":
+            return Path(str(value)).expanduser()
+        if name == "labels":
+            if isinstance(value, dict):
+                return {str(k): str(v) for k, v in value.items()}
+            if isinstance(value, list | tuple | str):
+                return parse_labels(value if isinstance(value, str) else [str(v) for v in value])
+            raise ValueError("expected a mapping or KEY=VALUE items")
+        if name == "cache_max_bytes":
+            return parse_size(value)
+        if name in ("download_concurrency", "download_retries", "metric_buffer",
+                    "metric_batch_size", "max_restarts"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected a whole number")
+            return int(value)
+        if isinstance(value, bool):
+            raise ValueError("expected a number of seconds")
+        return float(value)
+    except AgentConfigError as exc:
+        raise AgentConfigError(f"{source}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise AgentConfigError(f"setting {name!r} from {source}: {value!r} is invalid ({exc})") \
+            from None
+
+
+def _check_server(server: str, what: str) -> None:
+    host, sep, port = server.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise AgentConfigError(
+            f"{what}: {server!r} is not HOST:PORT (e.g. 127.0.0.1:9090, the server's gRPC port)"
+        )
+
+
+def _check_agent_id(agent_id: str, what: str) -> None:
+    if not _AGENT_ID.match(agent_id):
+        raise AgentConfigError(
+            f"{what}: {agent_id!r} is not a valid agent id (1-128 characters: letters, digits, "
+            "'.', '_', ':' and '-', starting with a letter or digit)"
+        )
+
+
+def _check_label_key(key: str, what: str) -> None:
+    if not _LABEL_KEY.match(key):
+        raise AgentConfigError(
+            f"{what}: label key {key!r} must be 1-63 characters: letters, digits, '.', '_', "
+            "'/' and '-', starting with a letter or digit"
+        )

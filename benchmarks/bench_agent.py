@@ -1,0 +1,292 @@
+"""Agent figures: REST install → running, 100 MB wheel download, idle agent cost.
+
+Everything runs for real on loopback: an ``arcade server`` process (SQLite, local blobs) and
+``arcade agent`` processes, talking gRPC; the figures are printed, each beside a baseline
+measured side by side in the same run.
+
+* ``install``: ``POST /api/v1/agents/{id}/plugins?wait=10`` of a tiny plugin until the agent
+  reports ``running`` (warm: server and agent up, wheel in the agent's cache; each round
+  uninstalls first, so every round really builds the env, loads and reports). Baseline: a
+  ``GET /api/v1/agents/{id}`` round trip (the REST floor).
+* ``download``: a 100 MB wheel over ``DownloadWheel`` with the agent's :class:`Downloader`
+  (sha256 + write + rename into a cache), beside a plain HTTP download of the same blob file
+  (stdlib ``http.server`` in its own process, httpx streaming + sha256 + write). Also the RSS
+  growth of the downloading process.
+* ``idle``: an agent process running ``arcade-cpu`` and ``arcade-memory`` at their 10 s
+  interval: RSS and CPU share of one core over ``--idle-seconds``. Baseline: a bare Python
+  process holding an open grpc.aio channel.
+
+    python benchmarks/bench_agent.py [install|download|idle ...] [--rounds 30]
+                                     [--idle-seconds 60] [--download-mb 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from arcade_agent.cache import WheelCache
+from arcade_agent.downloader import Downloader
+from arcade_core.rpc.v1 import pb, pb_grpc
+from benchmarks._util import median, percentile, print_table
+from tests.e2e.harness import AgentProc, Server, free_port, wait_until
+from tests.wheelmaker import make_wheel
+
+IDLE_CONFIG = "heartbeat_interval = 10\nreconnect_initial = 0.1\nreconnect_max = 1\n"
+
+
+def _online(server: Server, agent: str) -> bool:
+    info = server.agent(agent)
+    return bool(info and info["online"])
+
+
+# ---------------------------------------------------------------------- install latency
+
+
+def bench_install(server: Server, work: Path, rounds: int) -> None:
+    agent = AgentProc(work / "agent-install", server.grpc_target, "bench-install",
+                      work / "agent-install.log").start()
+    try:
+        wait_until(lambda: _online(server, "bench-install"), 30, what="agent online")
+        server.publish(make_wheel(work / "wheels", "tiny", "1.0.0"))
+        server.install("bench-install", "tiny@1.0.0")          # warm-up: download + cache
+        samples, floor = [], []
+        for _ in range(rounds):
+            server.uninstall("bench-install", "tiny")
+            wait_until(lambda: "tiny" not in server.plugins("bench-install"), 10,
+                       what="uninstalled")
+            started = time.perf_counter()
+            response = server.install("bench-install", "tiny@1.0.0", wait=10)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200 and response.json()["state"]["state"] == "running"
+            started = time.perf_counter()
+            server.agent("bench-install")
+            floor.append((time.perf_counter() - started) * 1000)
+        print_table("REST install -> agent reports running (tiny plugin, warm)", [
+            ("rounds", str(rounds)),
+            ("install p50 / p90 / max", f"{median(samples):.1f} / {percentile(samples, 90):.1f}"
+                                        f" / {max(samples):.1f} ms   (goal p50 <= 50 ms)"),
+            ("baseline GET /agents/{id} p50", f"{median(floor):.1f} ms"),
+        ])
+    finally:
+        agent.stop()
+
+
+# ---------------------------------------------------------------------- download
+
+
+def _serve_http(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--directory", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _http_download(url: str, dest: Path, sha256: str) -> float:
+    started = time.perf_counter()
+    hasher = hashlib.sha256()
+    with httpx.stream("GET", url, timeout=60) as response, open(dest, "wb") as fh:
+        response.raise_for_status()
+        for chunk in response.iter_raw(1 << 20):
+            hasher.update(chunk)
+            fh.write(chunk)
+    assert hasher.hexdigest() == sha256
+    return time.perf_counter() - started
+
+
+class _PeakRss:
+    """Samples this process's RSS every 5 ms while active."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_download(server: Server, work: Path, size_mb: int, rounds: int) -> None:
+    payload = os.urandom(size_mb * 1024 * 1024)
+    wheel = make_wheel(work / "wheels", "bigdata", "1.0.0", files={
+        "bigdata/__init__.py": "from arcade_core import hookimpl\n\nclass Plugin:\n"
+                               "    def __init__(self, config): pass\n",
+        "bigdata/blob.bin": payload,
+    })
+    del payload
+    data_sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    size = wheel.stat().st_size
+    agent = AgentProc(work / "agent-dl", server.grpc_target, "bench-dl",
+                      work / "agent-dl.log").start()
+    http_port = free_port()
+    http = _serve_http(server.home / "blobs" / data_sha[:2], http_port)
+    try:
+        wait_until(lambda: _online(server, "bench-dl"), 30, what="agent online")
+        server.publish(wheel)
+        server.install("bench-dl", "bigdata@1.0.0", wait=120)    # now it may download it
+        ref = pb.WheelRef(filename=wheel.name, sha256=data_sha, size=size)
+
+        async def grpc_rounds() -> tuple[list[float], int]:
+            import grpc
+
+            channel = grpc.aio.insecure_channel(server.grpc_target)
+            stub = pb_grpc.AgentServiceStub(channel)
+            times = []
+            base = psutil.Process().memory_info().rss
+            with _PeakRss() as rss:
+                for i in range(rounds):
+                    cache = WheelCache(work / f"cache-{i}", 1 << 40)
+                    downloader = Downloader(lambda: stub, "bench-dl", cache)
+                    started = time.perf_counter()
+                    path = await downloader.fetch_one(ref)
+                    times.append(time.perf_counter() - started)
+                    path.unlink()
+            await channel.close()
+            return times, rss.peak - base
+
+        grpc_times, growth = asyncio.run(grpc_rounds())
+        wait_until(lambda: _port_open(http_port), 10, what="http.server")
+        http_times = [_http_download(f"http://127.0.0.1:{http_port}/{data_sha[2:]}",
+                                     work / f"http-{i}.bin", data_sha) for i in range(rounds)]
+        for i in range(rounds):
+            (work / f"http-{i}.bin").unlink()
+        mb = size / 1e6
+        g, h = median(grpc_times), median(http_times)
+        print_table(f"{mb:.0f} MB wheel: DownloadWheel + sha256 + write vs plain HTTP", [
+            ("rounds", str(rounds)),
+            ("gRPC DownloadWheel (agent Downloader)", f"{mb / g:.0f} MB/s  (median {g:.3f} s;"
+                                                      " goal >= 400 MB/s)"),
+            ("plain HTTP (http.server + httpx)", f"{mb / h:.0f} MB/s  (median {h:.3f} s)"),
+            ("ratio gRPC / HTTP", f"{h / g:.2f}x  (goal >= 1x)"),
+            ("RSS growth while downloading", f"{growth / 2**20:.1f} MB  (goal <= 20 MB)"),
+        ])
+    finally:
+        http.terminate()
+        http.wait(10)
+        agent.stop()
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# ---------------------------------------------------------------------- idle
+
+
+BARE = """
+import asyncio, grpc
+async def main():
+    channel = grpc.aio.insecure_channel("127.0.0.1:%d")
+    await channel.channel_ready()
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def _cpu_and_rss(pid: int, seconds: float) -> tuple[float, float]:
+    proc = psutil.Process(pid)
+    procs = [proc, *proc.children(recursive=True)]
+    before = sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+    time.sleep(seconds)
+    after = sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+    rss = sum(p.memory_info().rss for p in procs)
+    return (after - before) / seconds * 100, rss / 2**20
+
+
+def bench_idle(server: Server, work: Path, seconds: float,
+               builtin: dict[str, Path], deps: list[Path]) -> None:
+    for name in ("arcade-cpu", "arcade-memory"):
+        server.publish(builtin[name], *deps)
+    rows = []
+    for label, cmd in (("arcade agent", None),
+                       ("python -m arcade_agent", [sys.executable, "-m", "arcade_agent"])):
+        agent_id = "bench-idle-" + ("cli" if cmd is None else "module")
+        agent = AgentProc(work / agent_id, server.grpc_target, agent_id,
+                          work / f"{agent_id}.log", config=IDLE_CONFIG)
+        if cmd is not None:
+            agent.args = [*cmd, *agent.args[2:]]
+        agent.start()
+        try:
+            wait_until(lambda aid=agent_id: _online(server, aid), 30, what="agent online")
+            for spec in ("arcade-cpu@1.0.0", "arcade-memory@1.0.0"):
+                assert server.install(agent_id, spec).json()["state"]["state"] == "running"
+            time.sleep(2)
+            assert agent.proc is not None
+            cpu, rss = _cpu_and_rss(agent.proc.pid, seconds)
+            rows.append((f"{label}: RSS / CPU", f"{rss:.1f} MB / {cpu:.2f}% of a core"
+                                                "  (goal <= 50 MB, <= 1%)"))
+        finally:
+            agent.stop()
+    bare = subprocess.Popen([sys.executable, "-c", BARE % server.grpc_port])
+    try:
+        time.sleep(2)
+        cpu, rss = _cpu_and_rss(bare.pid, min(seconds, 10))
+        rows.append(("baseline python + grpc.aio channel", f"{rss:.1f} MB / {cpu:.2f}%"))
+    finally:
+        bare.terminate()
+        bare.wait(10)
+    print_table(f"idle agent with arcade-cpu + arcade-memory at 10 s ({seconds:g} s)", rows)
+
+
+# ---------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="*", help="install, download and/or idle (default: all)")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--download-rounds", type=int, default=3)
+    parser.add_argument("--download-mb", type=int, default=100)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    args.which = args.which or ["install", "download", "idle"]
+    unknown = set(args.which) - {"install", "download", "idle"}
+    if unknown:
+        parser.error(f"unknown figure(s): {', '.join(sorted(unknown))}")
+    with tempfile.TemporaryDirectory(prefix="arcade-bench-agent-") as tmp:
+        work = Path(tmp)
+        server = Server(work / "server", work / "server.log").start()
+        try:
+            if "install" in args.which:
+                bench_install(server, work, args.rounds)
+            if "download" in args.which:
+                bench_download(server, work, args.download_mb, args.download_rounds)
+            if "idle" in args.which:
+                from arcade_server.builtin import build_builtin_wheels, builtin_dependency_wheels
+
+                builtin = build_builtin_wheels(work / "builtin")
+                deps = builtin_dependency_wheels([builtin["arcade-cpu"]])
+                bench_idle(server, work, args.idle_seconds, builtin, deps)
+        finally:
+            server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The embedded Agent against the real Arcade server (in a thread of this process)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from arcade_agent import Agent, AgentSettings
+from arcade_server.client import ArcadeClient
+from arcade_server.runner import ServerThread
+from arcade_server.settings import Settings
+
+from .plugkit import probe_wheel
+
+T = TypeVar("T")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _server(home: Path, grpc_port: int = 0) -> ServerThread:
+    return ServerThread(Settings(home=home, http_port=0, grpc_port=grpc_port,
+                                 heartbeat_interval=0.5, offline_after=3,
+                                 wait_poll_interval=0.2, shutdown_grace=0.5)).start()
+
+
+async def _until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ServerThread]:
+    thread = await asyncio.to_thread(_server, tmp_path / "server")
+    try:
+        yield thread
+    finally:
+        await asyncio.to_thread(thread.stop)
+
+
+def _settings(tmp_path: Path, target: str, **kw: Any) -> AgentSettings:
+    return AgentSettings(server=target, home=tmp_path / "agent", agent_id="embedded",
+                         reconnect_initial=0.05, reconnect_max=0.3, restart_backoff=0.05,
+                         labels={"role": "test"}, **kw)
+
+
+async def test_embedded_agent_registers_installs_and_reports(server: ServerThread,
+                                                             tmp_path: Path) -> None:
+    client = ArcadeClient(server.http_url)
+    wheel = probe_wheel(tmp_path / "w")
+    await asyncio.to_thread(client.publish, [wheel])
+    async with Agent(_settings(tmp_path, server.grpc_target, collect_interval=0.1)) as agent:
+        await agent.wait_connected(10)
+        assert agent.connection.heartbeat_interval == 0.5       # taken from Welcome
+        info = await asyncio.to_thread(client.agent, "embedded")
+        assert info["labels"] == {"role": "test"} and info["online"]
+        status, body = await asyncio.to_thread(client.install, "embedded", "probe@1.0.0",
+                                               wait=10)
+        assert status == 200 and body["state"]["state"] == "running"
+        await _until(lambda: client.metrics("embedded", name="probe.major"))
+        snapshot = agent.status()
+        assert snapshot.connected and snapshot.applied_revision == body["revision"]
+        assert [(p["name"], p["state"]) for p in snapshot.plugins] == [("probe", "running")]
+        assert snapshot.downloads is not None and snapshot.downloads.downloads == 1
+        assert snapshot.cache is not None and snapshot.cache.pinned == 1
+        await _until(lambda: agent.status().metrics_sent > 0)
+    client.close()
+
+
+async def test_metrics_buffer_while_disconnected_and_report_drops(tmp_path: Path) -> None:
+    port = _free_port()
+    home = tmp_path / "server"
+    server = await asyncio.to_thread(_server, home, port)
+    client = ArcadeClient(server.http_url)
+    await asyncio.to_thread(client.publish, [probe_wheel(tmp_path / "w")])
+    agent = Agent(_settings(tmp_path, server.grpc_target, metric_buffer=5,
+                            collect_interval_override=0.05))
+    await agent.start()
+    try:
+        await agent.wait_connected(10)
+        await asyncio.to_thread(client.install, "embedded", "probe@1.0.0", wait=10)
+        await asyncio.to_thread(server.stop)
+        await _until(lambda: not agent.status().connected)
+        await _until(lambda: agent.status().metrics_dropped >= 10)
+        assert agent.status().metrics_buffered == 5            # bounded while disconnected
+        server = await asyncio.to_thread(_server, home, port)
+        client.close()
+        client = ArcadeClient(server.http_url)
+        await agent.wait_connected(10)
+        info = await _until(lambda: (i := client.agent("embedded"))["metrics_dropped"] and i)
+        assert info["metrics_dropped"] >= 10                   # the server heard of the drops
+    finally:
+        await agent.stop()
+        client.close()
+        await asyncio.to_thread(server.stop)
+
+
+def test_agent_command_refuses_bad_config_with_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text("server: 127.0.0.1:9090\ncollect_intervall: 3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "arcade_agent", "--config", str(config), "--home",
+         str(tmp_path / "home")], capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: unknown setting 'collect_intervall' in config file {config}; known settings: "
+        + proc.stderr.split("known settings: ")[1].strip()
+    ]
+    assert "Traceback" not in proc.stderr
