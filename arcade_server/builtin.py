@@ -24,18 +24,15 @@ import sys
 import tempfile
 import threading
 import tomllib
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from email.parser import HeaderParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from arcade_core import ArcadeError
 
-from .wheelhouse import download_wheels
+from .wheelhouse import dependency_wheels
 
 if TYPE_CHECKING:
     from build import BuildBackendException
@@ -163,36 +160,10 @@ def build_builtin_wheels(out_dir: Path, plugins_dir: Path | None = None) -> dict
 def builtin_dependency_wheels(
     wheels: Mapping[str, Path] | Iterable[Path], wheelhouse: Path | None = None
 ) -> list[Path]:
-    """The dependency wheels that the given plugin wheels need, fetched into ``wheelhouse``.
-
-    Reads each wheel's ``Requires-Dist`` (markers evaluated for this interpreter, extras-only
-    requirements skipped, ``arcade`` and ``pluggy`` left out: the host provides them) and
-    gets a wheel for every requirement with :func:`~arcade_server.wheelhouse.download_wheels`
-    (``wheelhouse`` defaults to ``$ARCADE_WHEELHOUSE`` or ``~/.cache/arcade/wheelhouse``),
-    then does the same for those wheels' own requirements, until nothing is missing. Wheels
-    already in the wheelhouse are reused, so a second run needs no network. Returns each
-    dependency wheel once, in the order first needed.
-    """
+    """The dependency wheels the given plugin wheels need, transitively, fetched into
+    ``wheelhouse`` (:func:`arcade_server.wheelhouse.dependency_wheels`)."""
     paths = list(wheels.values()) if isinstance(wheels, Mapping) else list(wheels)
-    result: list[Path] = []
-    seen: set[str] = set()
-    pending = [text for path in paths for text in _runtime_requirements(path)]
-    while pending:
-        fresh: list[str] = []
-        for text in pending:
-            name = canonicalize_name(Requirement(text).name)
-            if name not in seen:
-                seen.add(name)
-                fresh.append(text)
-        if not fresh:
-            break
-        fetched = download_wheels(fresh, wheelhouse)
-        pending = []
-        for path in fetched:
-            if path not in result:
-                result.append(path)
-                pending.extend(_runtime_requirements(path))
-    return result
+    return dependency_wheels(paths, wheelhouse)
 
 
 def _reason(exc: BuildBackendException) -> str:
@@ -218,37 +189,6 @@ def _project_name(pyproject: Path) -> str:
             f"{pyproject} has no readable [project] name ({type(exc).__name__}: {exc}); "
             "a plugin's pyproject.toml must declare it statically"
         ) from None
-
-
-def _runtime_requirements(wheel: Path) -> list[str]:
-    """``Requires-Dist`` of ``wheel`` that apply here, without host-provided projects."""
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            metadata_name = next(
-                (
-                    n
-                    for n in archive.namelist()
-                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-                ),
-                None,
-            )
-            if metadata_name is None:
-                raise PluginBuildError(f"{wheel} has no .dist-info/METADATA: not a wheel")
-            text = archive.read(metadata_name).decode("utf-8")
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise PluginBuildError(f"cannot read wheel {wheel}: {exc}") from None
-    requirements: list[str] = []
-    for line in HeaderParser().parsestr(text).get_all("Requires-Dist") or []:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement as exc:
-            raise PluginBuildError(f"{wheel}: invalid Requires-Dist {line!r}: {exc}") from None
-        if canonicalize_name(requirement.name) in _HOST_PROVIDED:
-            continue
-        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
-            continue
-        requirements.append(str(requirement))
-    return requirements
 
 
 def _hook_runner(source: Path) -> _Runner:

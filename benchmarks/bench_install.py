@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arcade_core import PluginHost
-from arcade_server.wheelhouse import download_wheels
+from arcade_server.wheelhouse import dependency_wheels, download_wheels
 from benchmarks._util import median, percentile, print_table
 from tests.wheelmaker import make_wheel
 
@@ -93,8 +93,9 @@ def main() -> None:
             ],
         )
         if not args.skip_rich:
-            deps = download_wheels(["rich"], Path(__file__).resolve().parents[1] / ".cache"
-                                   / "wheelhouse" / "rich", deps=True)
+            wheelhouse = Path(__file__).resolve().parents[1] / ".cache" / "wheelhouse"
+            rich_wheel = download_wheels(["rich"], wheelhouse)
+            deps = [*rich_wheel, *dependency_wheels(rich_wheel, wheelhouse)]
             files = {"bench_rich/__init__.py": RICH_PLUGIN}
             rounds = max(5, args.rounds // 3)
             rich = time_arcade(tmp, rounds, "bench-rich", deps, files, ["rich"])
