@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_agent") -> int:
     """Parse the options, run the agent until SIGTERM/SIGINT, return the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m arcade_agent",
+        prog=prog,
         description="Run an Arcade agent: connect to the server, apply its desired state, "
         "ship metrics.",
     )
