@@ -15,7 +15,8 @@ from disk *before* the first connection, so the first ``Register`` already says 
 no wheel is downloaded again after a restart.
 
 Everything lives under ``settings.home``: ``agent-id``, ``state.json``, ``envs/`` (the plugin
-environments, owned by the :class:`~arcade_core.PluginHost`) and ``cache/wheels/``.
+environments, owned by the :class:`~arcade_core.PluginHost`), ``cache/wheels/`` and ``jobs/``
+(the default working directories of running jobs; see :mod:`arcade_agent.jobs`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .cache import CacheStats, WheelCache
 from .collector import Collector, MetricBuffer
 from .connection import Connection
 from .downloader import Downloader, DownloadStats
+from .jobs import JobRunner
 from .reconciler import Reconciler
 from .settings import AgentSettings
 from .state import StateStore
@@ -66,6 +68,7 @@ class AgentStatus:
     metrics_sent: int = 0
     metrics_dropped: int = 0
     collect_errors: dict[str, int] = field(default_factory=dict)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Agent:
@@ -87,6 +90,7 @@ class Agent:
         self._collector: Collector | None = None
         self._downloader: Downloader | None = None
         self._cache: WheelCache | None = None
+        self._jobs: JobRunner | None = None
         self._facts: dict[str, str] = {}
 
     # ------------------------------------------------------------------ parts
@@ -130,6 +134,12 @@ class Agent:
         if self._cache is None:
             raise RuntimeError("the agent is not started")
         return self._cache
+
+    @property
+    def jobs(self) -> JobRunner:
+        if self._jobs is None:
+            raise RuntimeError("the agent is not started")
+        return self._jobs
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -180,6 +190,11 @@ class Agent:
             report=self._connection.send, on_plugins=self._collector.set_plugins,
         )
         self.host.add_listener(self._reconciler.on_host_event)
+        self._jobs = JobRunner(
+            self.host, self._reconciler.ensure_environment, self._connection.send,
+            home=s.home / "jobs", agent_id=s.id, concurrency=s.job_concurrency,
+            call_timeout=s.call_timeout,
+        )
         await self._reconciler.restore()
         self._spawn(self._reconciler.run(), "reconciler")
         self._spawn(self._collector.run(), "collector")
@@ -196,6 +211,9 @@ class Agent:
         self._started = False
         if self._stop_requested is not None:
             self._stop_requested.set()
+        if self._jobs is not None:
+            # First, while the stream is up: running jobs are cancelled and report it.
+            await self._jobs.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -262,6 +280,7 @@ class Agent:
             metrics_sent=collector.sent_total if collector else 0,
             metrics_dropped=collector.buffer.dropped_total if collector else 0,
             collect_errors=dict(collector.collect_errors) if collector else {},
+            jobs=self._jobs.jobs() if self._jobs else [],
         )
 
     # ------------------------------------------------------------------ stream callbacks
@@ -279,6 +298,7 @@ class Agent:
             labels=self.settings.labels,
             plugins=[r.to_pb() for r in reconciler.running()],
             applied_revision=reconciler.applied_revision,
+            jobs=self.jobs.known(),
         )
 
     def _heartbeat(self) -> pb.Heartbeat:
@@ -288,6 +308,7 @@ class Agent:
         # Statuses that changed while we were away (a failed install, a crash) go out now.
         if self.reconciler.statuses():
             self.reconciler.report_now()
+        self.jobs.resend()
 
     async def _on_message(self, message: pb.ServerMessage) -> None:
         kind = message.WhichOneof("body")
@@ -296,21 +317,13 @@ class Agent:
                      len(message.desired.plugins))
             self.reconciler.submit(message.desired)
         elif kind == "job":
-            await self._refuse_job(message.job)
+            log.info("job %s received (%d command(s))", message.job.job_id,
+                     len(message.job.commands))
+            self.jobs.submit(message.job)
         elif kind == "cancel_job":
-            log.info("cancel for job %s ignored: this agent runs no jobs",
-                     message.cancel_job.job_id)
+            self.jobs.cancel(message.cancel_job.job_id, "cancelled on request")
         else:
             log.warning("ignoring an unexpected %s message from the server", kind)
-
-    async def _refuse_job(self, job: pb.Job) -> None:
-        """Jobs come with issue 5's job runner; until then the server hears a clear no."""
-        now = time.time()
-        log.warning("refusing job %s: this agent version does not run jobs", job.job_id)
-        await self.connection.send(pb.AgentMessage(job_event=pb.JobEvent(
-            job_id=job.job_id, status="failed", started_at=now, finished_at=now,
-            error=f"agent {self.id} (arcade {arcade_version}) does not run jobs",
-        )))
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"agent-{name}")

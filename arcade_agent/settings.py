@@ -70,6 +70,8 @@ class AgentSettings:
     max_restarts: int = 3
     restart_backoff: float = 0.5
     healthy_period: float = 300.0
+    #: Jobs run at once; more wait (still ``queued`` on the server) for a slot.
+    job_concurrency: int = 2
 
     # ------------------------------------------------------------------ building
 
@@ -121,7 +123,8 @@ class AgentSettings:
                      "healthy_period"):
             if not getattr(self, name) > 0:
                 raise AgentConfigError(f"setting {name!r} must be a positive number of seconds")
-        for name in ("download_concurrency", "metric_buffer", "metric_batch_size"):
+        for name in ("download_concurrency", "metric_buffer", "metric_batch_size",
+                     "job_concurrency"):
             if getattr(self, name) < 1:
                 raise AgentConfigError(f"setting {name!r} must be at least 1")
         for name in ("cache_max_bytes", "max_restarts", "download_retries",
@@ -280,7 +283,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if name == "cache_max_bytes":
             return parse_size(value)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
-                    "metric_batch_size", "max_restarts"):
+                    "metric_batch_size", "max_restarts", "job_concurrency"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError("expected a whole number")
             return int(value)

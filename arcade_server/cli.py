@@ -20,6 +20,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand
 
 from .client import ApiError, ArcadeClient, default_api_url
 
@@ -454,6 +456,346 @@ def metrics(
                       m["name"], f"{m['value']:.4g}", m["unit"],
                       ",".join(f"{k}={v}" for k, v in sorted(m["labels"].items())))
     out.print(table)
+
+
+# ---------------------------------------------------------------- jobs
+
+_STAGES = ("before", "after", "on_success", "on_failure", "notify")
+#: Exit codes of ``arcade run`` for jobs that ended without an exit code of their own.
+EXIT_FAILED = 1
+EXIT_TIMED_OUT = 124
+EXIT_CANCELLED = 130
+_FINAL = ("succeeded", "failed", "cancelled", "timed_out")
+
+
+class _RunCommand(TyperCommand):
+    """``arcade run``, whose ``--config-for`` takes two values (``NAME JSON``), which typer's
+    options cannot express: they are joined into one ``NAME=JSON`` value before parsing
+    (``--config-for NAME=JSON`` works as well)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        joined: list[str] = []
+        rest = list(args)
+        while rest:
+            token = rest.pop(0)
+            if token == "--":
+                joined.append(token)
+                joined.extend(rest)
+                break
+            if token == "--config-for" and len(rest) >= 2 and "=" not in rest[0]:
+                name, value = rest.pop(0), rest.pop(0)
+                joined.extend([token, f"{name}={value}"])
+            else:
+                joined.append(token)
+        result: list[str] = super().parse_args(ctx, joined)
+        return result
+
+
+def _parse_plugin_option(text: str) -> dict[str, Any]:
+    """``name@spec:stage[:order]`` → a job plugin entry."""
+    usage = (f"--plugin {text!r} must look like NAME@SPEC:STAGE[:ORDER], e.g. "
+             "arcade-workspace@1.0.0:before or arcade-notify-webhook:notify:2")
+    head, sep, last = text.rpartition(":")
+    if not sep:
+        _fail(usage, 2)
+    order = 0
+    if last.lstrip("-").isdigit():
+        order = int(last)
+        head, sep, last = head.rpartition(":")
+        if not sep:
+            _fail(usage, 2)
+    if last not in _STAGES:
+        _fail(f"--plugin {text!r}: stage {last!r} is not one of {', '.join(_STAGES)}", 2)
+    if not head.strip():
+        _fail(usage, 2)
+    return {"plugin": head.strip(), "stage": last, "order": order}
+
+
+def _spec_name(spec: str) -> str:
+    from arcade_core import normalize_name
+
+    name = spec.split("@", 1)[0].strip()
+    try:
+        return normalize_name(name)
+    except ValueError:
+        return name
+
+
+def _parse_env_items(items: list[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--env {item!r} must look like NAME=VALUE", 2)
+        env[key] = value
+    return env
+
+
+def _job_exit_code(job: dict[str, Any]) -> int:
+    """The exit code ``arcade run`` ends with for a finished job."""
+    status = job["status"]
+    if status == "succeeded":
+        return 0
+    code = job.get("exit_code")
+    if status == "failed" and isinstance(code, int) and code > 0:
+        return min(code, 255)
+    if status == "timed_out":
+        return EXIT_TIMED_OUT
+    if status == "cancelled":
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
+def _duration(job: dict[str, Any]) -> str:
+    seconds = job.get("duration")
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def _job_outcome(job: dict[str, Any]) -> str:
+    text = f"job {job['id']} {job['status']}"
+    if job.get("exit_code") is not None:
+        text += f" (exit code {job['exit_code']})"
+    if job.get("duration") is not None:
+        text += f" in {job['duration']:.1f}s"
+    if job.get("error") and job["status"] != "succeeded":
+        text += f": {job['error']}"
+    return text
+
+
+class _OutputFollower:
+    """Prints what is new in a job's output tail, using the total size to place it."""
+
+    def __init__(self) -> None:
+        self.printed = 0  # bytes of the job's output already printed
+
+    def update(self, job: dict[str, Any]) -> None:
+        size = int(job.get("output_size") or 0)
+        if size <= self.printed:
+            return
+        tail = (job.get("output_tail") or "").encode("utf-8")
+        start = size - len(tail)
+        if self.printed < start:
+            err.print(f"[dim]... {start - self.printed} bytes of output not shown ...[/]")
+            chunk = tail
+        else:
+            chunk = tail[self.printed - start:]
+        sys.stdout.write(chunk.decode("utf-8", "replace"))
+        sys.stdout.flush()
+        self.printed = size
+
+
+def _record_line(record: dict[str, Any]) -> str:
+    line = f"  {record['plugin']}@{record['version']} ({record['stage']}"
+    line += f", order {record['order']})" if record["order"] else ")"
+    line += f": {record['status']}"
+    if record.get("error"):
+        line += f": {record['error']}"
+    return line
+
+
+def _follow(client: ArcadeClient, job: dict[str, Any], interval: float, *,
+            live: bool) -> dict[str, Any]:
+    """Poll the job until it ends, printing status, plugin records and output if ``live``;
+    the first Ctrl+C cancels the job, a second one stops following."""
+    output = _OutputFollower()
+    status = ""
+    records: dict[int, str] = {}
+    cancelled = False
+    while True:
+        try:
+            if live:
+                if job["status"] != status:
+                    status = job["status"]
+                    if status not in _FINAL:  # the end is said once, by the caller
+                        err.print(f"[bold]job {job['id']}: {status} on {job['agent']}[/]")
+                for record in job.get("plugins", []):
+                    if records.get(record["index"]) != record["status"] \
+                            and record["status"] != "pending":
+                        records[record["index"]] = record["status"]
+                        err.print(_record_line(record), markup=False)
+                output.update(job)
+            if job["status"] in _FINAL:
+                return job
+            time.sleep(interval)
+            job = client.job(job["id"])
+        except KeyboardInterrupt:
+            if cancelled:
+                err.print(f"stopped following job {job['id']} (it may still be running)")
+                raise typer.Exit(EXIT_CANCELLED) from None
+            cancelled = True
+            err.print(f"cancelling job {job['id']} (Ctrl+C again to stop following)")
+            try:
+                job = client.cancel_job(job["id"])
+            except ApiError as exc:  # it ended meanwhile (409)
+                err.print(f"could not cancel: {exc.message}", markup=False)
+                job = client.job(job["id"])
+
+
+@app.command(
+    cls=_RunCommand,
+    context_settings={"allow_interspersed_args": False},
+    epilog="Exit code: the job's own exit code, or 124 when it timed out, 130 when it was "
+    "cancelled, 1 when it failed without one (e.g. a before plugin failed).",
+)
+def run(
+    command: Annotated[list[str] | None, typer.Argument(
+        help="the command, after --: one argument is a shell command line; several are "
+        "quoted into one command", show_default=False)] = None,
+    agent: Annotated[str, typer.Option("--agent", help="agent id", show_default=False)] = "",
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", help="NAME@SPEC:STAGE[:ORDER] (stage: before, after, on_success, "
+        "on_failure, notify); repeat for more entries", show_default=False)] = None,
+    config_for: Annotated[list[str] | None, typer.Option(
+        "--config-for", metavar="NAME JSON",
+        help="config (a JSON object) of every --plugin entry of plugin NAME",
+        show_default=False)] = None,
+    isolation_for: Annotated[list[str] | None, typer.Option(
+        "--process", metavar="NAME", help="run plugin NAME's entries in their own process",
+        show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="seconds the commands may run [default: the server's]",
+        show_default=False)] = None,
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", help="NAME=VALUE for the commands; repeat", show_default=False)] = None,
+    extra: Annotated[list[str] | None, typer.Option(
+        "-c", "--command", help="a shell command line run before COMMAND; repeat",
+        show_default=False)] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow/--detach", help="follow the job to its end, or print its id and return")
+    ] = True,
+    interval: Annotated[float, typer.Option(help="seconds between polls")] = 0.3,
+    api: ApiOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run commands on an agent as a job, with plugins around them; follow it live."""
+    import shlex
+
+    if not agent:
+        _fail("--agent ID is required: the agent the job runs on", 2)
+    commands = list(extra or [])
+    if command:
+        commands.append(command[0] if len(command) == 1 else shlex.join(command))
+    if not commands:
+        _fail("give the command after --, e.g. arcade run --agent ID -- make test", 2)
+    if interval <= 0:
+        _fail("--interval must be positive", 2)
+    entries = [_parse_plugin_option(text) for text in plugin or []]
+    names = {_spec_name(e["plugin"]) for e in entries}
+    for item in config_for or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            _fail(f"--config-for takes a plugin name and a JSON object: --config-for NAME "
+                  f"'{{...}}', not {item!r}", 2)
+        wanted = _spec_name(name)
+        if wanted not in names:
+            _fail(f"--config-for {name}: no --plugin entry uses {wanted!r}", 2)
+        config = _parse_json_object(text, f"--config-for {name}")
+        for entry in entries:
+            if _spec_name(entry["plugin"]) == wanted:
+                entry["config"] = config
+    for name in isolation_for or []:
+        wanted = _spec_name(name)
+        if wanted not in names:
+            _fail(f"--process {name}: no --plugin entry uses {wanted!r}", 2)
+        for entry in entries:
+            if _spec_name(entry["plugin"]) == wanted:
+                entry["isolation"] = "process"
+    with _client(api) as client:
+        job = client.create_job(agent, commands, env=_parse_env_items(env), timeout=timeout,
+                                plugins=entries)
+        if not follow:
+            _print_json(job) if as_json else out.print(job["id"])
+            return
+        if not as_json and not job.get("connected"):
+            err.print(f"agent {agent} is not connected: the job waits until it is")
+        job = _follow(client, job, interval, live=not as_json)
+    if as_json:
+        _print_json(job)
+    else:
+        style = "green" if job["status"] == "succeeded" else "red"
+        err.print(Text(_job_outcome(job), style=style))
+    raise typer.Exit(_job_exit_code(job))
+
+
+@app.command("jobs")
+def jobs_command(
+    agent: Annotated[str | None, typer.Option("--agent", help="only this agent's jobs")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="queued, running, succeeded, failed, cancelled or timed_out")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    api: ApiOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, newest first."""
+    with _client(api) as client:
+        items = client.jobs(agent=agent, status=status, limit=limit)
+    if as_json:
+        _print_json(items)
+        return
+    if not items:
+        out.print("no jobs yet: arcade run --agent ID -- COMMAND")
+        return
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=16)
+    for column in ("agent", "status", "exit", "created", "duration", "command"):
+        table.add_column(column)
+    # The other columns are short: the command gets what is left of the line.
+    room = max(8, out.width - 68 - max(len(j["agent"]) for j in items))
+    for j in items:
+        command = j["commands"][0] if j["commands"] else ""
+        if len(j["commands"]) > 1:
+            command = f"(+{len(j['commands']) - 1}) {command}"
+        if len(command) > room:
+            command = command[: room - 1] + "…"
+        table.add_row(j["id"], j["agent"], j["status"],
+                      "" if j["exit_code"] is None else str(j["exit_code"]),
+                      _ago(j["created_at"]), _duration(j), Text(command))
+    out.print(table)
+
+
+@app.command("job")
+def job_command(
+    job_id: Annotated[str, typer.Argument(help="the job's id")],
+    cancel: Annotated[bool, typer.Option("--cancel", help="cancel the job")] = False,
+    api: ApiOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one job: status, timing, plugin records and the end of its output."""
+    with _client(api) as client:
+        job = client.cancel_job(job_id) if cancel else client.job(job_id)
+        if cancel and "plugins" not in job:
+            job = client.job(job_id)
+    if as_json:
+        _print_json(job)
+        return
+    out.print(f"[bold]job {job['id']}[/] on {job['agent']}: {job['status']}"
+              + (f" (exit code {job['exit_code']})" if job["exit_code"] is not None else ""),
+              highlight=False)
+    out.print(f"created {_ago(job['created_at'])}, duration {_duration(job)}, "
+              f"timeout {job['timeout']:g}s")
+    if job.get("cancel_requested_at"):
+        out.print("cancel requested")
+    if job["error"]:
+        out.print(f"error: {job['error']}", markup=False)
+    for number, command in enumerate(job["commands"], 1):
+        out.print(f"command {number}: {command}", markup=False)
+    if job["plugins"]:
+        table = Table("#", "plugin", "stage", "order", "status", "time", "result / error")
+        for p in job["plugins"]:
+            took = ("" if not p["started_at"] or not p["completed_at"]
+                    else f"{p['completed_at'] - p['started_at']:.2f}s")
+            detail = p["error"] or ("" if p["result"] is None else json.dumps(p["result"]))
+            table.add_row(str(p["index"]), f"{p['plugin']}@{p['version']}", p["stage"],
+                          str(p["order"]), p["status"], took, Text(detail[:200]))
+        out.print(table)
+    if job["output_tail"]:
+        shown = len(job["output_tail"].encode("utf-8"))
+        note = "" if shown >= job["output_size"] else f" (last {shown} of {job['output_size']} " \
+            "bytes)"
+        out.print(f"[bold]output{note}:[/]")
+        sys.stdout.write(job["output_tail"] if job["output_tail"].endswith("\n")
+                         else job["output_tail"] + "\n")
+
 
 
 # ---------------------------------------------------------------- agent (provided by arcade_agent)

@@ -286,3 +286,41 @@ class ArcadeClient:
             headers={"Content-Type": "application/json"},
         )
         return result
+
+    # ---------------------------------------------------------------- jobs
+
+    def create_job(
+        self,
+        agent_id: str,
+        commands: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        plugins: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Create a job (queued); ``plugins`` are ``{"plugin", "stage", "order", "config",
+        "isolation"}`` entries. Returns the job, with ``connected`` (sent at once or not)."""
+        body: dict[str, Any] = {"agent": agent_id, "commands": list(commands),
+                                "env": dict(env or {}), "plugins": [dict(p) for p in plugins]}
+        if timeout is not None:
+            body["timeout"] = timeout
+        result: dict[str, Any] = self._json("POST", "/jobs", json=body)
+        return result
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """One job with its output tail and per-plugin records."""
+        result: dict[str, Any] = self._json("GET", f"/jobs/{quote(job_id, safe='')}")
+        return result
+
+    def jobs(self, *, agent: str | None = None, status: str | None = None,
+             limit: int | None = None) -> list[dict[str, Any]]:
+        """Jobs, newest first."""
+        params = {k: v for k, v in {"agent": agent, "status": status, "limit": limit}.items()
+                  if v is not None}
+        result: list[dict[str, Any]] = self._json("GET", "/jobs", params=params)
+        return result
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued (at once) or running (via its agent) job."""
+        result: dict[str, Any] = self._json("POST", f"/jobs/{quote(job_id, safe='')}/cancel")
+        return result

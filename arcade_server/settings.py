@@ -82,7 +82,8 @@ def _integer(name: str, value: Any) -> int:
 _DURATIONS = {
     "heartbeat_interval", "offline_after", "metric_retention", "retention_interval",
     "presence_flush_interval", "revision_poll_interval", "wait_poll_interval", "max_wait",
-    "shutdown_grace",
+    "shutdown_grace", "job_sweep_interval", "job_lost_after", "job_timeout_grace",
+    "job_default_timeout", "job_max_timeout",
 }
 _SIZES = {"max_upload_bytes", "chunk_size"}
 _INTEGERS = {"http_port", "grpc_port", "db_threads", "metric_query_limit"}
@@ -127,6 +128,15 @@ class Settings:
     metric_query_limit: int = 10_000
     #: Seconds given to open requests and streams at shutdown.
     shutdown_grace: float = 5.0
+    #: How often running jobs are checked for lost agents (and queued ones sent, see jobs).
+    job_sweep_interval: float = 5.0
+    #: A running job whose agent has not been seen for this long ends ``failed``.
+    job_lost_after: float = 60.0
+    #: A running job not reported finished by its timeout plus this ends ``failed``.
+    job_timeout_grace: float = 300.0
+    #: A job's timeout when its request gives none; and the largest one a request may give.
+    job_default_timeout: float = 3600.0
+    job_max_timeout: float = 7 * 86400.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -164,6 +174,17 @@ class Settings:
             raise SettingsError(
                 f"offline_after ({self.offline_after}s) must be longer than heartbeat_interval "
                 f"({self.heartbeat_interval}s), or every agent would flap offline"
+            )
+        if self.job_lost_after <= self.heartbeat_interval:
+            raise SettingsError(
+                f"job_lost_after ({self.job_lost_after}s) must be longer than heartbeat_interval "
+                f"({self.heartbeat_interval}s), or running jobs would be failed while their "
+                "agent is fine"
+            )
+        if self.job_default_timeout > self.job_max_timeout:
+            raise SettingsError(
+                f"job_default_timeout ({self.job_default_timeout}s) must not be longer than "
+                f"job_max_timeout ({self.job_max_timeout}s)"
             )
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise SettingsError(f"log_level: {self.log_level!r} is not a logging level")

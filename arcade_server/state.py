@@ -1,9 +1,15 @@
 """Everything one server process shares between REST and gRPC, and its background loops.
 
 :class:`ServerState` owns the database, the blob store, the stream hub and the presence
-table. :meth:`ServerState.start` applies migrations (in a thread) and starts three small
-loops: flush last-seen times, sweep revisions changed by other replicas, and expire old
-metrics. :meth:`ServerState.close` stops them and flushes what is left.
+table. :meth:`ServerState.start` applies migrations (in a thread) and starts four small
+loops: flush last-seen times, sweep revisions changed by other replicas, expire old
+metrics, and sweep jobs (send queued ones created elsewhere, fail those whose agent is
+gone). :meth:`ServerState.close` stops them and flushes what is left.
+
+Registrations, status reports and metric batches from agents go through
+:class:`~arcade_server.db.batcher.Batcher` objects (:attr:`ServerState.registrations`,
+:attr:`ServerState.status_reports`, :attr:`ServerState.metric_batches`): whatever arrives
+while one transaction is being written is written together in the next one.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from .blobcache import BlobCache
 from .db import migrate
+from .db.batcher import Batcher
 from .db.engine import Database
 from .presence import Presence
 from .rpc.hub import Hub
-from .services import agents, metrics
+from .services import agents, jobs, metrics
 from .settings import Settings
 from .storage import LocalBlobStore
 
@@ -35,8 +43,16 @@ class ServerState:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url, threads=settings.db_threads)
         self.store = LocalBlobStore(settings.blob_dir)
+        self.blobs = BlobCache(self.store)
         self.presence = Presence()
         self.hub = Hub(self.db)
+        db = self.db
+        self.registrations: Batcher[agents.AgentInfo, None] = Batcher(
+            lambda infos: db.run(agents.register_many, infos), name="registrations")
+        self.status_reports: Batcher[agents.StatusUpdate, None] = Batcher(
+            lambda updates: db.run(agents.report_statuses, updates), name="status reports")
+        self.metric_batches: Batcher[metrics.MetricBatch, int] = Batcher(
+            lambda batches: db.run(metrics.store_batches, batches), name="metric batches")
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -51,6 +67,7 @@ class ServerState:
             self._every(settings.presence_flush_interval, self.flush_presence, "presence flush"),
             self._every(settings.revision_poll_interval, self._sweep, "revision sweep"),
             self._every(settings.retention_interval, self.expire_metrics, "metric retention"),
+            self._every(settings.job_sweep_interval, self._sweep_jobs, "job sweep"),
         ]
         self.started = True
 
@@ -70,6 +87,9 @@ class ServerState:
 
     async def _sweep(self) -> None:
         await self.hub.sweep()
+
+    async def _sweep_jobs(self) -> None:
+        await jobs.sweep(self)
 
     async def flush_presence(self) -> None:
         dirty = self.presence.take_dirty()
@@ -95,7 +115,9 @@ class ServerState:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        self.hub.close_all()
+        await self.hub.close()
+        for batcher in (self.registrations, self.status_reports, self.metric_batches):
+            await batcher.close()
         if self.started:
             try:
                 await self.flush_presence()

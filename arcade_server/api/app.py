@@ -18,7 +18,7 @@ from arcade_core import __version__
 from ..settings import Settings
 from ..state import ServerState
 from .errors import install_error_handlers
-from .routers import agents, plugins
+from .routers import agents, jobs, plugins
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -45,13 +45,15 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
     app = FastAPI(
         title="Arcade",
         version=__version__,
-        description="Plugin registry, per-agent desired state and metrics for Arcade agents.",
+        description="Plugin registry, per-agent desired state, metrics and jobs for Arcade "
+        "agents.",
         lifespan=lifespan,
     )
     app.state.arcade = state
     install_error_handlers(app)
     app.include_router(plugins.router, prefix=API_PREFIX)
     app.include_router(agents.router, prefix=API_PREFIX)
+    app.include_router(jobs.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["server"], summary="Liveness and a few counters")
     async def health() -> dict[str, Any]:

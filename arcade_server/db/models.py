@@ -14,6 +14,9 @@ Alembic migrations in ``migrations/versions`` must match these models exactly (a
 * ``assignments`` — the desired state: which version of which plugin an agent should run.
 * ``plugin_states`` — the actual state the agent last reported, beside the desired one.
 * ``metrics`` — stored metric rows, deleted after the retention period.
+* ``jobs`` / ``job_plugins`` — commands run on one agent, with one record per job plugin entry
+  (its stage, order, config and outcome). A job's entries point at the plugin version they
+  resolved to; deleting that version later leaves the record (``version_id`` becomes NULL).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ __all__ = [
     "Assignment",
     "Base",
     "Blob",
+    "Job",
+    "JobPlugin",
     "MetricRow",
     "Plugin",
     "PluginState",
@@ -216,3 +221,64 @@ class MetricRow(Base):
     unit: Mapped[str] = mapped_column(String(50), default="")
     timestamp: Mapped[float]
     received_at: Mapped[float]
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_agent_status", "agent_id", "status"),
+        Index("ix_jobs_status", "status"),
+        Index("ix_jobs_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    #: queued | running | succeeded | failed | cancelled | timed_out
+    status: Mapped[str] = mapped_column(String(20))
+    commands: Mapped[list[Any]]
+    env: Mapped[dict[str, Any]]
+    #: Seconds the commands may run (the agent kills them after that).
+    timeout: Mapped[float]
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text, default="")
+    output_tail: Mapped[str] = mapped_column(Text, default="")
+    #: Bytes of output the commands produced in all (``output_tail`` is the end of it).
+    output_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[float]
+    #: When the job was last handed to an open stream of its agent (NULL: never yet).
+    dispatched_at: Mapped[float | None]
+    started_at: Mapped[float | None]
+    finished_at: Mapped[float | None]
+    cancel_requested_at: Mapped[float | None]
+    updated_at: Mapped[float]
+
+    plugins: Mapped[list[JobPlugin]] = relationship(
+        order_by="JobPlugin.position", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class JobPlugin(Base):
+    __tablename__ = "job_plugins"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The entry's index in the job's plugin list.
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plugin_name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    #: SET NULL: a published version may be deleted after jobs used it.
+    version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plugin_versions.id", ondelete="SET NULL"), index=True
+    )
+    #: before | after | on_success | on_failure | notify
+    stage: Mapped[str] = mapped_column(String(20))
+    stage_order: Mapped[int] = mapped_column(Integer, default=0)
+    config: Mapped[dict[str, Any]]
+    isolation: Mapped[str] = mapped_column(String(20))
+    #: pending | running | succeeded | failed | skipped
+    status: Mapped[str] = mapped_column(String(20))
+    result: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[float | None]
+    completed_at: Mapped[float | None]

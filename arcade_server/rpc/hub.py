@@ -9,9 +9,16 @@ Several replicas: a change made on another replica reaches this one's streams th
 :meth:`Hub.sweep`, a cheap periodic comparison of the revisions in the database with the ones
 sent (one query for all connected agents).
 
-``?wait=`` requests register a :class:`asyncio.Event` per agent with :meth:`Hub.waiter`;
-status reports received on this process set it, and the waiter re-reads the database on a
-short interval as well (the report may have arrived at another replica).
+``?wait=`` requests register a :class:`Waiter` for their agents with :meth:`Hub.waiter`;
+status reports received on this process wake it and say which agents reported (so a wait
+over a whole fleet re-reads only those), and the waiter re-reads everything on a short
+interval as well (the report may have arrived at another replica).
+
+At fleet scale two reads are answered without a query per agent: the desired state a new
+stream starts with (:meth:`Hub.desired`: agents connecting together share the few queries of
+one :func:`~arcade_server.services.assignments.desired_states` call), and ``DownloadWheel``'s
+permission check (:meth:`Hub.allows_download`: a wheel of the desired state this process last
+queued for the agent's open stream; anything else is still checked in the database).
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..db.batcher import Batcher
 from ..db.engine import Database
+from ..errors import NotFound
 from ..services import assignments
 from ..services.assignments import DesiredState
 
-__all__ = ["AgentStream", "Hub", "Replaced"]
+__all__ = ["AgentStream", "Hub", "Replaced", "Waiter"]
 
 log = logging.getLogger("arcade.server.hub")
 
@@ -47,12 +56,15 @@ class AgentStream:
         self.offered_revision = -1
         self.sent_revision = -1
         self.closed = False
+        #: sha256 of every wheel in the newest desired state queued for this stream.
+        self.wheels: frozenset[str] = frozenset()
 
     def offer(self, state: DesiredState) -> bool:
         """Queue ``state`` unless an equal or newer revision was already queued."""
         if self.closed or state.revision <= self.offered_revision:
             return False
         self.offered_revision = state.revision
+        self.wheels = frozenset(w.sha256 for p in state.plugins for w in p.wheels)
         self.queue.put_nowait(state)
         return True
 
@@ -78,13 +90,60 @@ class AgentStream:
             return item
 
 
+class Waiter:
+    """Woken by status reports of the agents it waits for; remembers which ones reported."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._reported: set[str] = set()
+
+    def notify(self, agent_id: str) -> None:
+        self._reported.add(agent_id)
+        self._event.set()
+
+    def take(self) -> set[str]:
+        """The agents that reported since the last call (and re-arm the wake-up)."""
+        reported, self._reported = self._reported, set()
+        self._event.clear()
+        return reported
+
+    async def wait(self) -> None:
+        """Return once an agent reported since the last :meth:`take`."""
+        await self._event.wait()
+
+
 class Hub:
     """Open streams by agent id, pushes, and status-report wake-ups (event-loop thread only)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._streams: dict[str, AgentStream] = {}
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, set[Waiter]] = {}
+        self._desired: Batcher[str, DesiredState | None] = Batcher(
+            self._read_desired, name="desired state reads")
+
+    async def _read_desired(self, agent_ids: list[str]) -> list[DesiredState | None]:
+        states = await self._db.read(assignments.desired_states, agent_ids)
+        return [states.get(agent_id) for agent_id in agent_ids]
+
+    async def desired(self, agent_id: str) -> DesiredState:
+        """The agent's current desired state (reads for agents connecting together are
+        batched into one :func:`~arcade_server.services.assignments.desired_states`)."""
+        state = await self._desired.submit(agent_id)
+        if state is None:
+            raise NotFound(f"no agent with id {agent_id!r} has registered")
+        return state
+
+    def allows_download(self, agent_id: str, sha256: str) -> bool:
+        """True when the wheel is in the desired state last queued for the agent's open stream
+        here (False means "ask the database": it may be a job's wheel, or another replica's)."""
+        stream = self._streams.get(agent_id)
+        return stream is not None and sha256 in stream.wheels
+
+    async def close(self) -> None:
+        """Close every stream and finish the reads in flight (server shutdown)."""
+        self.close_all()
+        await self._desired.close()
 
     # ---------------------------------------------------------------- streams
 
@@ -148,22 +207,23 @@ class Hub:
     # ---------------------------------------------------------------- status waits
 
     @contextmanager
-    def waiter(self, agent_ids: Iterable[str]) -> Iterator[asyncio.Event]:
-        """An event set whenever one of ``agent_ids`` sends a status report to this process."""
-        event = asyncio.Event()
+    def waiter(self, agent_ids: Iterable[str]) -> Iterator[Waiter]:
+        """A :class:`Waiter` notified whenever one of ``agent_ids`` sends a status report to
+        this process."""
+        waiter = Waiter()
         ids = list(agent_ids)
         for agent_id in ids:
-            self._waiters.setdefault(agent_id, set()).add(event)
+            self._waiters.setdefault(agent_id, set()).add(waiter)
         try:
-            yield event
+            yield waiter
         finally:
             for agent_id in ids:
                 waiters = self._waiters.get(agent_id)
                 if waiters is not None:
-                    waiters.discard(event)
+                    waiters.discard(waiter)
                     if not waiters:
                         del self._waiters[agent_id]
 
     def status_reported(self, agent_id: str) -> None:
-        for event in self._waiters.get(agent_id, ()):
-            event.set()
+        for waiter in self._waiters.get(agent_id, ()):
+            waiter.notify(agent_id)

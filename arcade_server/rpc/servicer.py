@@ -2,8 +2,9 @@
 
 Thin: it converts protobuf messages to service calls (run in the database thread pool) and
 service results back to protobuf. ``Connect`` registers the agent, answers ``Welcome`` and the
-current ``DesiredState`` at once, then forwards whatever the hub queues for the agent while a
-reader task handles heartbeats (memory only), status reports and metric batches.
+current ``DesiredState`` at once (then its queued jobs), then forwards whatever the hub queues
+for the agent while a reader task handles heartbeats (memory only), status reports, metric
+batches and job events.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from arcade_core import __version__
 from arcade_core.rpc.v1 import pb, pb_grpc
 
 from ..errors import ServiceError
-from ..services import agents, assignments, metrics
+from ..services import agents, assignments, jobs, metrics
 from ..services.assignments import DesiredState
 from ..state import ServerState
 from ..storage import BlobNotFound
@@ -93,7 +94,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
             )
         info = _agent_info(first.register)
         try:
-            await state.db.run(agents.register, info)
+            # Validated here, so a bad registration never fails a whole batch.
+            await state.registrations.submit(agents.validate_registration(info))
         except ServiceError as exc:
             await context.abort(_grpc_code(exc), exc.message)
         agent_id = info.agent_id
@@ -106,7 +108,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 agent_id=agent_id, server_version=__version__,
                 heartbeat_interval=state.settings.heartbeat_interval,
             ))
-            stream.offer(await state.db.read(assignments.desired_state, agent_id))
+            stream.offer(await state.hub.desired(agent_id))
+            # Jobs: fail the ones it came back without, (re)send queued ones and cancels.
+            for job_message in await jobs.on_connect(state, agent_id, first.register.jobs):
+                stream.send(job_message)
             reader = asyncio.create_task(self._read(agent_id, request_iterator, stream))
             while True:
                 item = await stream.next()
@@ -141,26 +146,26 @@ class AgentService(pb_grpc.AgentServiceServicer):
                         state.presence.touch(agent_id, message.heartbeat.applied_revision)
                     elif kind == "status":
                         report = message.status
-                        await state.db.run(
-                            agents.report_status, agent_id, report.revision,
+                        await state.status_reports.submit(agents.status_update(
+                            agent_id, report.revision,
                             [_reported(p) for p in report.plugins], complete=report.complete,
-                        )
+                        ))
                         state.presence.touch(agent_id, report.revision)
                         state.hub.status_reported(agent_id)
                     elif kind == "metrics":
                         batch = message.metrics
-                        await state.db.run(
-                            metrics.store_batch, agent_id,
+                        await state.metric_batches.submit(metrics.MetricBatch(
+                            agent_id,
                             [metrics.MetricData(
                                 plugin=m.plugin, name=m.name, value=m.value,
                                 labels=dict(m.labels), unit=m.unit, timestamp=m.timestamp,
                             ) for m in batch.metrics],
                             dropped=batch.dropped,
-                        )
+                        ))
                     elif kind == "register":
                         log.warning("agent %s sent Register on an open stream; ignored", agent_id)
                     elif kind == "job_event":
-                        log.debug("agent %s sent a job event (jobs are not served yet)", agent_id)
+                        await jobs.handle_event(state, agent_id, message.job_event)
                 except ServiceError as exc:
                     log.warning("agent %s sent a bad %s message: %s", agent_id, kind, exc)
         except asyncio.CancelledError:
@@ -188,10 +193,17 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 f"offset {request.offset} is negative; resume from 0 to the blob size",
             )
         try:
-            size = await asyncio.to_thread(state.store.size, sha256)
+            # Small wheels come from the shared in-memory read path (one disk read for a
+            # fleet-wide rollout); larger ones are streamed from the store below.
+            whole = await state.blobs.get(sha256)
+            size = len(whole) if whole is not None else await asyncio.to_thread(
+                state.store.size, sha256)
         except BlobNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no wheel with sha256 {sha256}")
-        allowed = await state.db.read(assignments.may_download, request.agent_id, sha256)
+        # The wheels of the state just pushed to the agent's stream are known here; anything
+        # else (a job's wheel, a stream on another replica) is checked in the database.
+        allowed = state.hub.allows_download(request.agent_id, sha256) or await state.db.read(
+            assignments.may_download, request.agent_id, sha256)
         if not allowed:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -204,6 +216,17 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 f"offset {offset} is past the end of the {size}-byte wheel",
             )
         chunk_size = state.settings.chunk_size
+        if whole is not None:
+            if offset == 0 and size <= chunk_size:   # the common case: one chunk, no copy
+                yield pb.WheelChunk(data=whole, offset=0, total_size=size)
+                return
+            view = memoryview(whole)
+            while True:
+                yield pb.WheelChunk(data=bytes(view[offset:offset + chunk_size]), offset=offset,
+                                    total_size=size)
+                offset += chunk_size
+                if offset >= size:
+                    return
         store = state.store
 
         def read_at(position: int) -> bytes:

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..db.models import Base
 
-__all__ = ["insert_ignore", "upsert"]
+__all__ = ["insert_ignore", "table", "upsert"]
+
+
+def table(model: type[Base]) -> Table:
+    """The model's Core table: bulk statements on it skip the ORM's per-row bookkeeping."""
+    return cast(Table, model.__table__)
 
 
 def _insert(session: Session, model: type[Base]) -> Any:
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(model)
+    # On the Core table, not the mapped class: an ``executemany`` of plain rows, without the
+    # ORM bulk-insert path (several times slower per row for the same SQL).
+    return module.insert(table(model))
 
 
 def insert_ignore(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:

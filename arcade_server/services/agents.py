@@ -5,6 +5,12 @@ keeps "last seen" in memory and :func:`flush_presence` writes them in one batch 
 seconds, so a fleet of thousands of agents costs one statement per interval. An agent is
 online when its last heartbeat (from memory, else from the database, which may come from
 another replica) is younger than ``offline_after``.
+
+Registrations and status reports arrive in bursts (a fleet reconnecting, a fleet-wide
+rollout): :func:`register_many` and :func:`report_statuses` write many agents' messages in a
+handful of ``executemany`` statements, and the server feeds them through a
+:class:`~arcade_server.db.batcher.Batcher` (one transaction per batch). :func:`register` and
+:func:`report_status` are the one-agent forms.
 """
 
 from __future__ import annotations
@@ -15,26 +21,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..db.models import Agent, AgentLabel, PluginState
 from ..errors import Invalid, NotFound
-from ._sql import upsert
+from ._sql import table, upsert
 
 __all__ = [
     "PLUGIN_STATES",
     "AgentInfo",
     "ReportedPlugin",
+    "StatusUpdate",
     "agent_dict",
     "flush_presence",
     "get_agent",
     "get_agent_row",
     "list_agents",
     "register",
+    "register_many",
     "report_status",
+    "report_statuses",
+    "status_update",
     "validate_agent_id",
     "validate_labels",
+    "validate_registration",
 ]
 
 PLUGIN_STATES = frozenset(
@@ -120,40 +131,133 @@ def _state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int,
     return rows
 
 
+def validate_registration(info: AgentInfo) -> AgentInfo:
+    """Check the agent id, labels and reported plugin states (raises :class:`Invalid`)."""
+    validate_agent_id(info.agent_id)
+    validate_labels(info.labels)
+    _state_rows(info.agent_id, info.plugins, info.applied_revision, 0.0)
+    return info
+
+
+_AGENT_FACTS = ["hostname", "ip", "os", "arch", "agent_version", "python_version", "labels",
+                "applied_revision", "connected_at", "last_seen"]
+
+
+def register_many(session: Session, infos: Sequence[AgentInfo], *, now: float | None = None
+                  ) -> list[None]:
+    """Register several agents at once (a later registration of the same id wins): create or
+    update each agent, replace its labels, and record what it really runs. One upsert and
+    four ``executemany`` statements whatever the number of agents."""
+    now = time.time() if now is None else now
+    latest: dict[str, tuple[AgentInfo, dict[str, str]]] = {}
+    for info in infos:
+        latest[validate_agent_id(info.agent_id)] = (info, validate_labels(info.labels))
+    if not latest:
+        return []
+    rows = [
+        {"id": agent_id, "hostname": _clip(info.hostname, 300), "ip": _clip(info.ip, 100),
+         "os": _clip(info.os, 100), "arch": _clip(info.arch, 100),
+         "agent_version": _clip(info.agent_version, 100),
+         "python_version": _clip(info.python_version, 100), "labels": labels,
+         "desired_revision": 0, "applied_revision": max(0, info.applied_revision),
+         "metrics_dropped": 0, "registered_at": now, "connected_at": now, "last_seen": now}
+        for agent_id, (info, labels) in latest.items()
+    ]
+    upsert(session, Agent, rows, keys=["id"], update=_AGENT_FACTS)
+    ids = list(latest)
+    label_rows = [{"agent_id": agent_id, "key": k, "value": v}
+                  for agent_id, (_info, labels) in latest.items() for k, v in labels.items()]
+    # What an agent reports at register is the whole truth: drop anything it no longer runs.
+    state_rows = [
+        row
+        for agent_id, (info, _labels) in latest.items()
+        for row in {r["plugin_name"]: r for r in _state_rows(
+            agent_id, info.plugins, info.applied_revision, now)}.values()
+        if row["state"] != "removed"
+    ]
+    labels_table, states_table = table(AgentLabel), table(PluginState)
+    session.execute(labels_table.delete().where(labels_table.c.agent_id.in_(ids)))
+    if label_rows:
+        session.execute(labels_table.insert(), label_rows)
+    session.execute(states_table.delete().where(states_table.c.agent_id.in_(ids)))
+    if state_rows:
+        session.execute(states_table.insert(), state_rows)
+    return [None] * len(infos)
+
+
 def register(session: Session, info: AgentInfo, *, now: float | None = None) -> None:
     """Create or update the agent, replace its labels, and record what it really runs."""
+    register_many(session, [info], now=now)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One agent's status report, validated by :func:`status_update`, ready to store."""
+
+    agent_id: str
+    revision: int
+    rows: tuple[dict[str, Any], ...]
+    complete: bool
+    now: float
+
+
+def status_update(
+    agent_id: str,
+    revision: int,
+    plugins: Sequence[ReportedPlugin],
+    *,
+    complete: bool = False,
+    now: float | None = None,
+) -> StatusUpdate:
+    """Validate a status report (raises :class:`Invalid` for an unknown state)."""
     now = time.time() if now is None else now
-    agent_id = validate_agent_id(info.agent_id)
-    labels = validate_labels(info.labels)
-    agent = session.get(Agent, agent_id)
-    if agent is None:
-        agent = Agent(id=agent_id, registered_at=now, labels={}, desired_revision=0,
-                      applied_revision=0, metrics_dropped=0)
-        session.add(agent)
-    agent.hostname = _clip(info.hostname, 300)
-    agent.ip = _clip(info.ip, 100)
-    agent.os = _clip(info.os, 100)
-    agent.arch = _clip(info.arch, 100)
-    agent.agent_version = _clip(info.agent_version, 100)
-    agent.python_version = _clip(info.python_version, 100)
-    agent.labels = labels
-    agent.applied_revision = max(0, info.applied_revision)
-    agent.connected_at = now
-    agent.last_seen = now
-    session.flush()
-    session.execute(delete(AgentLabel).where(AgentLabel.agent_id == agent_id))
-    if labels:
+    return StatusUpdate(agent_id, revision, tuple(_state_rows(agent_id, plugins, revision, now)),
+                        complete, now)
+
+
+def report_statuses(session: Session, updates: Sequence[StatusUpdate]) -> list[None]:
+    """Store several status reports at once, in order: per-plugin statuses (``removed``
+    deletes the row; a later report of the same agent and plugin wins), last-seen times, and
+    the revision of each agent's last complete report as its applied revision."""
+    final: dict[tuple[str, str], dict[str, Any]] = {}
+    seen: dict[str, float] = {}
+    applied: dict[str, int] = {}
+    for update_ in updates:
+        for row in update_.rows:
+            final[(update_.agent_id, row["plugin_name"])] = row
+        seen[update_.agent_id] = max(seen.get(update_.agent_id, 0.0), update_.now)
+        if update_.complete:
+            applied[update_.agent_id] = update_.revision
+    states = table(PluginState)
+    removed = [{"b_agent": agent_id, "b_plugin": plugin}
+               for (agent_id, plugin), row in final.items() if row["state"] == "removed"]
+    kept = [row for row in final.values() if row["state"] != "removed"]
+    if removed:
         session.execute(
-            insert(AgentLabel),
-            [{"agent_id": agent_id, "key": k, "value": v} for k, v in labels.items()],
+            states.delete().where(states.c.agent_id == bindparam("b_agent"),
+                                  states.c.plugin_name == bindparam("b_plugin")),
+            removed,
         )
-    # What the agent reports at register is the whole truth: drop anything it no longer runs.
-    session.execute(delete(PluginState).where(PluginState.agent_id == agent_id))
-    rows = {r["plugin_name"]: r
-            for r in _state_rows(agent_id, info.plugins, info.applied_revision, now)
-            if r["state"] != "removed"}
-    if rows:
-        session.execute(insert(PluginState), list(rows.values()))
+    if kept:
+        upsert(session, PluginState, kept, keys=["agent_id", "plugin_name"],
+               update=["version", "state", "error", "restarts", "isolation", "sha256",
+                       "revision", "updated_at"])
+    agents = table(Agent)
+    with_applied = [{"b_id": a, "b_seen": seen[a], "b_revision": applied[a]} for a in applied]
+    seen_only = [{"b_id": a, "b_seen": t} for a, t in seen.items() if a not in applied]
+    if with_applied:
+        session.execute(
+            agents.update().where(agents.c.id == bindparam("b_id"))
+            .values(last_seen=bindparam("b_seen"), applied_revision=bindparam("b_revision")),
+            with_applied,
+        )
+    if seen_only:
+        session.execute(
+            agents.update().where(agents.c.id == bindparam("b_id"))
+            .values(last_seen=bindparam("b_seen")),
+            seen_only,
+        )
+    return [None] * len(updates)
 
 
 def report_status(
@@ -167,37 +271,25 @@ def report_status(
 ) -> None:
     """Store per-plugin statuses (``removed`` deletes the row); a complete report for a
     revision marks that revision applied."""
-    now = time.time() if now is None else now
-    rows = list({r["plugin_name"]: r for r in _state_rows(agent_id, plugins, revision, now)
-                 }.values())
-    removed = [r["plugin_name"] for r in rows if r["state"] == "removed"]
-    kept = [r for r in rows if r["state"] != "removed"]
-    if removed:
-        session.execute(delete(PluginState).where(
-            PluginState.agent_id == agent_id, PluginState.plugin_name.in_(removed)
-        ))
-    if kept:
-        upsert(session, PluginState, kept, keys=["agent_id", "plugin_name"],
-               update=["version", "state", "error", "restarts", "isolation", "sha256",
-                       "revision", "updated_at"])
-    values: dict[str, Any] = {"last_seen": now}
-    if complete:
-        values["applied_revision"] = revision
-    session.execute(update(Agent).where(Agent.id == agent_id).values(**values))
+    report_statuses(session, [status_update(agent_id, revision, plugins, complete=complete,
+                                            now=now)])
 
 
 def flush_presence(session: Session, seen: Mapping[str, tuple[float, int]]) -> None:
     """Write in-memory ``{agent_id: (last_seen, applied_revision)}`` in one batch."""
     if not seen:
         return
-    # ORM bulk UPDATE by primary key: one executemany for all agents.
+    # One executemany for all agents (Core: no ORM bookkeeping per row).
+    agents = table(Agent)
     session.execute(
-        update(Agent), [{"id": agent_id, "last_seen": ts} for agent_id, (ts, _rev) in seen.items()]
+        agents.update().where(agents.c.id == bindparam("b_id"))
+        .values(last_seen=bindparam("b_seen")),
+        [{"b_id": agent_id, "b_seen": ts} for agent_id, (ts, _rev) in seen.items()],
     )
 
 
 def agent_dict(
-    agent: Agent,
+    agent: Agent | Row[Any],
     *,
     last_seen: float | None,
     offline_after: float,
@@ -248,7 +340,8 @@ def list_agents(
 ) -> list[dict[str, Any]]:
     """All agents (optionally those with every given label), online first by id."""
     now = time.time() if now is None else now
-    query = select(Agent).order_by(Agent.id)
+    # Plain rows, not ORM objects: listing a fleet of thousands builds no identity map.
+    query = select(table(Agent)).order_by(Agent.id)
     for key, value in (labels or {}).items():
         query = query.where(
             Agent.id.in_(select(AgentLabel.agent_id).where(
@@ -257,7 +350,7 @@ def list_agents(
         )
     out = [
         agent_dict(a, last_seen=last_seen.get(a.id), offline_after=offline_after, now=now)
-        for a in session.scalars(query)
+        for a in session.execute(query)
     ]
     if status:
         out = [a for a in out if a["status"] == status]

@@ -29,6 +29,7 @@ from ..errors import Invalid, NotFound
 from . import registry
 from ._sql import upsert
 from .agents import FINAL_STATES, get_agent_row, validate_labels
+from .jobs import job_wheel_allowed
 
 __all__ = [
     "AssignResult",
@@ -363,11 +364,13 @@ def install_outcomes(
     if not revisions:
         return {}
     ids = list(revisions)
+    # Plain rows, not ORM objects: a ?wait= over a whole fleet re-reads this many times.
     states = {
         s.agent_id: s
-        for s in session.scalars(select(PluginState).where(
-            PluginState.plugin_name == name, PluginState.agent_id.in_(ids)
-        ))
+        for s in session.execute(select(
+            PluginState.agent_id, PluginState.version, PluginState.state, PluginState.error,
+            PluginState.restarts, PluginState.revision,
+        ).where(PluginState.plugin_name == name, PluginState.agent_id.in_(ids)))
     }
     applied = dict(session.execute(
         select(Agent.id, Agent.applied_revision).where(Agent.id.in_(ids))
@@ -405,11 +408,12 @@ def current_states(session: Session, agent_ids: Sequence[str], name: str
 
 
 def may_download(session: Session, agent_id: str, sha256: str) -> bool:
-    """True when a wheel with ``sha256`` is part of the agent's desired state."""
+    """True when a wheel with ``sha256`` is part of the agent's desired state, or of a plugin
+    of one of its queued or running jobs."""
     found = session.scalar(
         select(Wheel.sha256)
         .join(Assignment, Assignment.version_id == Wheel.version_id)
         .where(Assignment.agent_id == agent_id, Wheel.sha256 == sha256)
         .limit(1)
     )
-    return found is not None
+    return found is not None or job_wheel_allowed(session, agent_id, sha256)

@@ -1,5 +1,10 @@
 """Metric batches from agents: stored with one batched INSERT, queried, and expired.
 
+:func:`store_batches` writes the batches of many agents with one ``executemany`` INSERT (the
+server coalesces them with a :class:`~arcade_server.db.batcher.Batcher`: one transaction for
+all the batches that arrived while the previous ones were written); :func:`store_batch` is
+the one-batch form.
+
 Rows older than the retention period (by the metric's own timestamp) are deleted by
 :func:`purge`, which the server runs periodically.
 """
@@ -12,14 +17,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ..db.models import Agent, MetricRow
 from ..errors import Invalid
+from ._sql import table
 from .agents import get_agent_row
 
-__all__ = ["MetricData", "purge", "query", "store_batch"]
+__all__ = ["MetricBatch", "MetricData", "purge", "query", "store_batch", "store_batches"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,48 @@ class MetricData:
     timestamp: float = 0.0
 
 
+@dataclass(frozen=True)
+class MetricBatch:
+    """One agent's batch as received (``now``: when it arrived)."""
+
+    agent_id: str
+    metrics: Sequence[MetricData]
+    dropped: int = 0
+    now: float = field(default_factory=time.time)
+
+
+def _rows(batch: MetricBatch) -> list[dict[str, Any]]:
+    now = batch.now
+    return [
+        {"agent_id": batch.agent_id, "plugin": m.plugin[:200], "name": m.name[:300],
+         "value": float(m.value), "labels": dict(m.labels), "unit": m.unit[:50],
+         "timestamp": m.timestamp or now, "received_at": now}
+        for m in batch.metrics
+        if m.name and math.isfinite(m.value)
+    ]
+
+
+def store_batches(session: Session, batches: Sequence[MetricBatch]) -> list[int]:
+    """Store several batches; non-finite values are skipped. Returns the rows stored per
+    batch."""
+    per_batch = [_rows(b) for b in batches]
+    rows = [row for batch_rows in per_batch for row in batch_rows]
+    if rows:
+        session.execute(table(MetricRow).insert(), rows)
+    dropped: dict[str, int] = {}
+    for b in batches:
+        if b.dropped:
+            dropped[b.agent_id] = dropped.get(b.agent_id, 0) + b.dropped
+    if dropped:
+        agents = table(Agent)
+        session.execute(
+            agents.update().where(agents.c.id == bindparam("b_id"))
+            .values(metrics_dropped=agents.c.metrics_dropped + bindparam("b_dropped")),
+            [{"b_id": agent_id, "b_dropped": n} for agent_id, n in dropped.items()],
+        )
+    return [len(batch_rows) for batch_rows in per_batch]
+
+
 def store_batch(
     session: Session,
     agent_id: str,
@@ -41,22 +89,8 @@ def store_batch(
     now: float | None = None,
 ) -> int:
     """Store one batch; non-finite values are skipped. Returns the number of rows stored."""
-    now = time.time() if now is None else now
-    rows = [
-        {"agent_id": agent_id, "plugin": m.plugin[:200], "name": m.name[:300],
-         "value": float(m.value), "labels": dict(m.labels), "unit": m.unit[:50],
-         "timestamp": m.timestamp or now, "received_at": now}
-        for m in metrics
-        if m.name and math.isfinite(m.value)
-    ]
-    if rows:
-        session.execute(insert(MetricRow), rows)
-    if dropped:
-        session.execute(
-            update(Agent).where(Agent.id == agent_id)
-            .values(metrics_dropped=Agent.metrics_dropped + dropped)
-        )
-    return len(rows)
+    batch = MetricBatch(agent_id, metrics, dropped, time.time() if now is None else now)
+    return store_batches(session, [batch])[0]
 
 
 def query(

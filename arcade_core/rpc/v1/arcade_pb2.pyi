@@ -21,7 +21,7 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., status: _Optional[_Union[PluginStatusReport, _Mapping]] = ..., metrics: _Optional[_Union[MetricBatch, _Mapping]] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("agent_id", "hostname", "ip", "os", "arch", "agent_version", "python_version", "labels", "plugins", "applied_revision")
+    __slots__ = ("agent_id", "hostname", "ip", "os", "arch", "agent_version", "python_version", "labels", "plugins", "applied_revision", "jobs")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class Register(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     PLUGINS_FIELD_NUMBER: _ClassVar[int]
     APPLIED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     hostname: str
     ip: str
@@ -49,7 +50,8 @@ class Register(_message.Message):
     labels: _containers.ScalarMap[str, str]
     plugins: _containers.RepeatedCompositeFieldContainer[PluginStatus]
     applied_revision: int
-    def __init__(self, agent_id: _Optional[str] = ..., hostname: _Optional[str] = ..., ip: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., agent_version: _Optional[str] = ..., python_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., plugins: _Optional[_Iterable[_Union[PluginStatus, _Mapping]]] = ..., applied_revision: _Optional[int] = ...) -> None: ...
+    jobs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., hostname: _Optional[str] = ..., ip: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., agent_version: _Optional[str] = ..., python_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., plugins: _Optional[_Iterable[_Union[PluginStatus, _Mapping]]] = ..., applied_revision: _Optional[int] = ..., jobs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("applied_revision", "sent_at")
@@ -143,7 +145,7 @@ class JobPluginRecord(_message.Message):
     def __init__(self, index: _Optional[int] = ..., plugin: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[str] = ..., order: _Optional[int] = ..., status: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("job_id", "status", "exit_code", "has_exit_code", "output_tail", "started_at", "finished_at", "error", "plugins")
+    __slots__ = ("job_id", "status", "exit_code", "has_exit_code", "output_tail", "started_at", "finished_at", "error", "plugins", "output_size")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +155,7 @@ class JobEvent(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PLUGINS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: str
     exit_code: int
@@ -162,7 +165,8 @@ class JobEvent(_message.Message):
     finished_at: float
     error: str
     plugins: _containers.RepeatedCompositeFieldContainer[JobPluginRecord]
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: bool = ..., output_tail: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[JobPluginRecord, _Mapping]]] = ...) -> None: ...
+    output_size: int
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: bool = ..., output_tail: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[JobPluginRecord, _Mapping]]] = ..., output_size: _Optional[int] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
     __slots__ = ("welcome", "desired", "job", "cancel_job")

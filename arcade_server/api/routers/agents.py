@@ -4,7 +4,9 @@ An assignment change returns 202 with the resolved version and the new revision,
 new desired state was handed to the agent's open stream. ``?wait=SECONDS`` holds the answer
 until the agent(s) report ``running`` or ``failed`` for that version (200), or the time is up
 (202 with the current state). The wait wakes on reports received by this process and re-reads
-the database every ``wait_poll_interval`` (reports may reach another replica).
+the agents that reported, and re-reads every pending agent every ``wait_poll_interval``
+(reports may reach another replica): a wait over a fleet of N agents reads O(N) rows in all,
+not N per report.
 """
 
 from __future__ import annotations
@@ -58,19 +60,30 @@ async def _await_outcomes(
     poll = state.settings.wait_poll_interval
     pending = dict(revisions)
     outcomes: dict[str, dict[str, Any] | None] = dict.fromkeys(revisions)
-    with state.hub.waiter(list(revisions)) as event:
+    with state.hub.waiter(list(revisions)) as waiter:
+        check: list[str] = list(pending)
+        next_full = time.monotonic() + poll
         while True:
-            event.clear()
-            found = await state.db.read(assignments.install_outcomes, pending, plugin, version)
-            for agent_id, outcome in found.items():
-                if outcome is not None:
-                    outcomes[agent_id] = outcome
-                    pending.pop(agent_id, None)
-            remaining = deadline - time.monotonic()
+            if check:
+                found = await state.db.read(
+                    assignments.install_outcomes, {a: pending[a] for a in check}, plugin, version
+                )
+                for agent_id, outcome in found.items():
+                    if outcome is not None:
+                        outcomes[agent_id] = outcome
+                        pending.pop(agent_id, None)
+            now = time.monotonic()
+            remaining = deadline - now
             if not pending or remaining <= 0:
                 return outcomes, not pending
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=min(remaining, poll))
+                await asyncio.wait_for(waiter.wait(), timeout=max(0, min(remaining,
+                                                                         next_full - now)))
+            reported = waiter.take()
+            if time.monotonic() >= next_full:
+                check, next_full = list(pending), time.monotonic() + poll
+            else:
+                check = [agent_id for agent_id in reported if agent_id in pending]
 
 
 # ---------------------------------------------------------------- agents
