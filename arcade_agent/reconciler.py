@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from arcade_core import ArcadeError, Event, PluginNotFound
 from arcade_core.rpc.v1 import pb
 
+from ._memory import release_memory
 from .cache import WheelCache
 from .downloader import Downloader, DownloadError
 from .state import AppliedPlugin, AppliedState, StateStore, WheelFile
@@ -331,6 +332,8 @@ class Reconciler:
         await asyncio.to_thread(self.cache.evict)
         await self._save()
         self._schedule_report()
+        # Installing needed a transient peak of memory; don't carry it while idle.
+        await asyncio.to_thread(release_memory)
         log.info("applied desired revision %d (%d plugins)", desired.revision, len(wanted))
 
     async def _apply_plugin(self, d: _Desired) -> None:
