@@ -49,9 +49,18 @@ class BlobCache:
         return data if len(data) <= self.max_blob else None
 
     def _done(self, sha256: str, future: asyncio.Future[bytes | None]) -> None:
+        # Runs as the read completes, before any waiter resumes: a request arriving in
+        # between finds the blob cached instead of starting a second read.
         self._reading.pop(sha256, None)
-        if not future.cancelled():
-            future.exception()  # retrieved: every waiter may have gone away
+        if future.cancelled() or future.exception() is not None:
+            return
+        data = future.result()
+        if data is not None and sha256 not in self._blobs and len(data) <= self.max_total:
+            self._blobs[sha256] = data
+            self._total += len(data)
+            while self._total > self.max_total:
+                _sha, evicted = self._blobs.popitem(last=False)
+                self._total -= len(evicted)
 
     async def get(self, sha256: str) -> bytes | None:
         """The whole blob when it is at most ``max_blob`` bytes, else ``None``. Raises
@@ -70,14 +79,7 @@ class BlobCache:
         else:
             self.hits += 1
         # Shielded: one waiter going away must not cancel the read the others wait for.
-        data = await asyncio.shield(reading)
-        if data is not None and sha256 not in self._blobs and len(data) <= self.max_total:
-            self._blobs[sha256] = data
-            self._total += len(data)
-            while self._total > self.max_total:
-                _sha, evicted = self._blobs.popitem(last=False)
-                self._total -= len(evicted)
-        return data
+        return await asyncio.shield(reading)
 
     def discard(self, sha256: str) -> None:
         """Forget a blob (it was deleted from the store)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -52,10 +53,13 @@ class Batcher(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None
         self._writing = False
         self._closed = False
-        #: Counters: batches written, items written, largest batch (for tests and logs).
+        #: Counters: batches written, items written, largest batch, and the seconds spent
+        #: writing (all batches; the slowest one) — for tests, logs and benchmarks.
         self.batches = 0
         self.items = 0
         self.largest = 0
+        self.busy_s = 0.0
+        self.slowest_s = 0.0
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` for the next batch and return its result once the batch is written
@@ -65,7 +69,7 @@ class Batcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
-        if self._task is None:
+        if self._task is None or self._task.done():   # first use, or the writer task died
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run(), name=f"arcade {self.name} batcher")
         assert self._wake is not None
@@ -89,6 +93,7 @@ class Batcher(Generic[T, R]):
 
     async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _future in batch]
+        started = time.perf_counter()
         try:
             results = await self._flush(items)
         except asyncio.CancelledError:
@@ -113,9 +118,12 @@ class Batcher(Generic[T, R]):
                 if not future.done():
                     future.set_exception(error)
             return
+        took = time.perf_counter() - started
         self.batches += 1
         self.items += len(batch)
         self.largest = max(self.largest, len(batch))
+        self.busy_s += took
+        self.slowest_s = max(self.slowest_s, took)
         for (_item, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)

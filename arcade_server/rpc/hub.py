@@ -119,7 +119,8 @@ class Hub:
         self._db = db
         self._streams: dict[str, AgentStream] = {}
         self._waiters: dict[str, set[Waiter]] = {}
-        self._desired: Batcher[str, DesiredState | None] = Batcher(
+        #: Batches the reads of :meth:`desired` (its counters show how well).
+        self.desired_reads: Batcher[str, DesiredState | None] = Batcher(
             self._read_desired, name="desired state reads")
 
     async def _read_desired(self, agent_ids: list[str]) -> list[DesiredState | None]:
@@ -129,7 +130,7 @@ class Hub:
     async def desired(self, agent_id: str) -> DesiredState:
         """The agent's current desired state (reads for agents connecting together are
         batched into one :func:`~arcade_server.services.assignments.desired_states`)."""
-        state = await self._desired.submit(agent_id)
+        state = await self.desired_reads.submit(agent_id)
         if state is None:
             raise NotFound(f"no agent with id {agent_id!r} has registered")
         return state
@@ -143,7 +144,7 @@ class Hub:
     async def close(self) -> None:
         """Close every stream and finish the reads in flight (server shutdown)."""
         self.close_all()
-        await self._desired.close()
+        await self.desired_reads.close()
 
     # ---------------------------------------------------------------- streams
 

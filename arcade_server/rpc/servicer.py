@@ -5,6 +5,12 @@ service results back to protobuf. ``Connect`` registers the agent, answers ``Wel
 current ``DesiredState`` at once (then its queued jobs), then forwards whatever the hub queues
 for the agent while a reader task handles heartbeats (memory only), status reports, metric
 batches and job events.
+
+At fleet scale the per-agent messages are coalesced: registrations, status reports and
+metric batches go through the server's group-commit batchers (one transaction for all that
+arrive together), the first desired state and the open-jobs check are batched reads, and
+``DownloadWheel`` answers small wheels from the shared in-memory read path and checks the
+permission against the state the hub last queued for the agent before asking the database.
 """
 
 from __future__ import annotations
@@ -109,9 +115,12 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 heartbeat_interval=state.settings.heartbeat_interval,
             ))
             stream.offer(await state.hub.desired(agent_id))
-            # Jobs: fail the ones it came back without, (re)send queued ones and cancels.
-            for job_message in await jobs.on_connect(state, agent_id, first.register.jobs):
-                stream.send(job_message)
+            # Jobs: fail the ones it came back without, (re)send queued ones and cancels —
+            # for agents that have jobs (most of a reconnecting fleet has none: one batched
+            # read tells, instead of a write transaction per agent).
+            if first.register.jobs or await state.open_jobs.submit(agent_id):
+                for job_message in await jobs.on_connect(state, agent_id, first.register.jobs):
+                    stream.send(job_message)
             reader = asyncio.create_task(self._read(agent_id, request_iterator, stream))
             while True:
                 item = await stream.next()

@@ -80,6 +80,7 @@ __all__ = [
     "sweep",
     "sweep_needed",
     "undispatched",
+    "with_open_jobs",
 ]
 
 log = logging.getLogger("arcade.server.jobs")
@@ -796,3 +797,15 @@ async def sweep(state: ServerState) -> int:
     for job_id, agent_id in failed.cancels:
         send_cancel(state, agent_id, job_id)
     return len(sent) + len(failed.failed)
+
+
+def with_open_jobs(session: Session, agent_ids: Sequence[str]) -> list[bool]:
+    """For each agent, whether it has a queued or running job: one query for all the agents
+    connecting at once, so the (write) :func:`agent_connected` runs only for those that do
+    (or that report jobs of their own) — not once per agent of a reconnecting fleet."""
+    ids = sorted(set(agent_ids))
+    found = set(session.scalars(
+        select(Job.agent_id).where(Job.agent_id.in_(ids), Job.status.in_(("queued", "running")))
+        .distinct()
+    )) if ids else set()
+    return [agent_id in found for agent_id in agent_ids]

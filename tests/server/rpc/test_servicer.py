@@ -342,3 +342,50 @@ async def test_heartbeats_keep_an_agent_online_and_silence_makes_it_offline(
             assert time.time() - row.last_seen < 5
     finally:
         server.stop()
+
+
+async def test_a_fleet_wide_rollout_reaches_every_agent_with_batched_writes(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    """Thirty agents on real streams: register together, all get the selector install,
+    download the (cached) wheel, report downloading/installing/running; the ?wait answer
+    lists every one running, and the reports went through the batch writer."""
+    name, fleet = unique(), unique("fleet")
+    wheel = plugin_wheel(tmp_path, name, "3.0.0")
+    published = publish(api, wheel)
+    state = server.state
+    reports_before, reads_before = state.status_reports.items, state.blobs.reads
+    agents = [ProtocolAgent(server.grpc_target) for _ in range(30)]
+    try:
+        await asyncio.gather(*(a.connect(labels={"fleet": fleet}) for a in agents))
+        await asyncio.gather(*(a.desired() for a in agents))
+        rollout = asyncio.create_task(asyncio.to_thread(
+            api.post, "/assignments", params={"wait": 30},
+            json={"selector": {"fleet": fleet}, "plugin": f"{name}@3.0.0"}))
+        desired = await asyncio.gather(*(a.desired() for a in agents))
+        for agent, d in zip(agents, desired, strict=True):
+            agent.report(d.revision, status(name, "3.0.0", "downloading"), complete=False)
+        blobs = await asyncio.gather(*(a.download(published["sha256"]) for a in agents))
+        for chunks in blobs:
+            data = b"".join(c.data for c in chunks)
+            assert data == wheel.read_bytes()
+        tail = await agents[0].download(published["sha256"], offset=10)
+        assert b"".join(c.data for c in tail) == b"".join(c.data for c in blobs[0])[10:]
+        for agent, d in zip(agents, desired, strict=True):
+            agent.report(d.revision, status(name, "3.0.0", "installing"), complete=False)
+            agent.report(d.revision, status(name, "3.0.0", "running"))
+        response = await rollout
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["matched"], body["running"], body["failed"]) == (30, 30, 0)
+        assert sorted(body["states"]) == sorted(a.agent_id for a in agents)
+        listed = (await asyncio.to_thread(
+            api.get, "/agents", params={"label": f"fleet={fleet}"})).json()
+        assert len(listed) == 30
+        assert all(a["applied_revision"] == a["desired_revision"] for a in listed)
+        written = state.status_reports.items - reports_before
+        assert written >= 90                        # every report went through the batcher
+        assert state.status_reports.largest > 1     # ... and some shared a transaction
+        assert state.blobs.reads - reads_before == 1  # one disk read served the fleet
+    finally:
+        await asyncio.gather(*(a.close() for a in agents))

@@ -96,3 +96,98 @@ def test_metrics_are_stored_in_batches_queried_and_expired(database: Database) -
     assert deleted == 50
     with database.session(write=False) as session:
         assert session.scalar(select(func.count()).select_from(MetricRow)) == 51
+
+
+# ---------------------------------------------------------------- batched forms (fleet scale)
+
+
+def test_register_many_writes_a_burst_of_registrations_in_one_transaction(
+    database: Database,
+) -> None:
+    database.call(agents.register, agents.AgentInfo(agent_id="old", hostname="before",
+                                                    labels={"role": "db"}), now=500.0)
+    infos = [
+        agents.AgentInfo(agent_id=f"a{i}", hostname=f"h{i}", labels={"shard": str(i % 2)},
+                         plugins=[RUNNING], applied_revision=i)
+        for i in range(40)
+    ] + [
+        agents.AgentInfo(agent_id="old", hostname="after", labels={"role": "web"}),
+        agents.AgentInfo(agent_id="a0", hostname="h0-again"),  # a later one of the same id wins
+    ]
+    assert database.call(agents.register_many, infos, now=1000.0) == [None] * len(infos)
+    with database.session(write=False) as session:
+        old = session.get(Agent, "old")
+        assert old is not None
+        assert (old.hostname, old.labels, old.registered_at, old.last_seen) == (
+            "after", {"role": "web"}, 500.0, 1000.0)
+        a0, a7 = session.get(Agent, "a0"), session.get(Agent, "a7")
+        assert a0 is not None and a7 is not None
+        assert (a0.hostname, a0.labels) == ("h0-again", {})
+        assert (a7.hostname, a7.labels, a7.applied_revision, a7.desired_revision) == (
+            "h7", {"shard": "1"}, 7, 0)
+        states = session.scalars(select(PluginState.agent_id)).all()
+        assert len(states) == 39 and "a0" not in states          # a0 re-registered with none
+        labels = session.execute(select(AgentLabel.agent_id, AgentLabel.key)).all()
+        assert ("old", "role") in labels and ("a0", "shard") not in labels
+
+
+def test_register_many_refuses_the_whole_batch_for_one_bad_id(database: Database) -> None:
+    with pytest.raises(Invalid, match="invalid agent id"):
+        database.call(agents.register_many, [agents.AgentInfo(agent_id="ok"),
+                                             agents.AgentInfo(agent_id="bad id")])
+    with database.session(write=False) as session:
+        assert session.get(Agent, "ok") is None                   # nothing half-written
+    with pytest.raises(Invalid, match="unknown state"):
+        agents.validate_registration(agents.AgentInfo(
+            agent_id="x", plugins=[agents.ReportedPlugin("p", "1", "exploded")]))
+
+
+def test_report_statuses_applies_many_agents_reports_in_order(database: Database) -> None:
+    database.call(agents.register_many, [agents.AgentInfo(agent_id=a) for a in ("a1", "a2")],
+                  now=100.0)
+    cpu = "arcade-cpu"
+    updates = [
+        agents.status_update("a1", 5, [agents.ReportedPlugin(cpu, "2", "downloading")],
+                             now=200.0),
+        agents.status_update("a2", 5, [agents.ReportedPlugin(cpu, "2", "running")],
+                             complete=True, now=201.0),
+        agents.status_update("a1", 5, [agents.ReportedPlugin(cpu, "2", "installing")],
+                             now=202.0),
+        agents.status_update("a1", 5, [agents.ReportedPlugin(cpu, "2", "running")],
+                             complete=True, now=203.0),
+        agents.status_update("a1", 6, [agents.ReportedPlugin(cpu, "2", "running")],
+                             now=204.0),                  # incomplete: revision 5 stays applied
+        agents.status_update("a2", 7, [agents.ReportedPlugin(cpu, "2", "removed")],
+                             complete=True, now=205.0),
+    ]
+    database.call(agents.report_statuses, updates)
+    with database.session(write=False) as session:
+        a1_state = session.get(PluginState, ("a1", cpu))
+        assert a1_state is not None and (a1_state.state, a1_state.revision) == ("running", 6)
+        assert session.get(PluginState, ("a2", cpu)) is None      # its last report: removed
+        a1, a2 = session.get(Agent, "a1"), session.get(Agent, "a2")
+        assert a1 is not None and a2 is not None
+        assert (a1.applied_revision, a1.last_seen) == (5, 204.0)
+        assert (a2.applied_revision, a2.last_seen) == (7, 205.0)
+    with pytest.raises(Invalid, match="unknown state"):
+        agents.status_update("a1", 8, [agents.ReportedPlugin(cpu, "2", "exploded")])
+
+
+def test_store_batches_writes_every_agents_rows_and_sums_drops(database: Database) -> None:
+    database.call(agents.register_many, [agents.AgentInfo(agent_id=a) for a in ("a1", "a2")])
+    now = time.time()
+    batches = [
+        metrics.MetricBatch("a1", [metrics.MetricData("cpu", "cpu.percent", 1.0),
+                                   metrics.MetricData("cpu", "cpu.bad", float("inf"))],
+                            dropped=2, now=now),
+        metrics.MetricBatch("a2", [metrics.MetricData("cpu", "cpu.percent", 2.0,
+                                                      {"core": "0"}, "%", now - 5)], now=now),
+        metrics.MetricBatch("a1", [], dropped=3, now=now),
+    ]
+    assert database.call(metrics.store_batches, batches) == [1, 1, 0]
+    with database.session(write=False) as session:
+        assert session.get(Agent, "a1").metrics_dropped == 5  # type: ignore[union-attr]
+        a2 = metrics.query(session, "a2")
+        assert [(m["value"], m["labels"], m["timestamp"]) for m in a2] == [
+            (2.0, {"core": "0"}, now - 5)]
+        assert metrics.query(session, "a1")[0]["timestamp"] == now   # 0 → when it arrived

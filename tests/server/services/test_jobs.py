@@ -273,3 +273,16 @@ def test_a_queued_job_whose_plugin_version_was_deleted_fails_instead_of_being_se
     assert result.dispatches == ()
     job = database.call(jobs.get_job, job_id)
     assert job["status"] == "failed" and "was deleted from the registry" in job["error"]
+
+
+def test_one_query_tells_which_connecting_agents_have_open_jobs(database: Database) -> None:
+    for agent_id in ("a1", "a2", "a3"):
+        _register(database, agent_id)
+    _create(database, "a1")                                   # queued: open
+    finished = _create(database, "a3").job["id"]
+    database.call(jobs.record_event, "a3", JobEventData(job_id=finished, status="running"))
+    database.call(jobs.record_event, "a3", JobEventData(job_id=finished, status="succeeded"))
+    with database.session(write=False) as session:
+        assert jobs.with_open_jobs(session, ["a1", "a2", "a3", "ghost", "a1"]) == [
+            True, False, False, False, True]
+        assert jobs.with_open_jobs(session, []) == []
