@@ -9,6 +9,7 @@ name lies about its content. All methods are blocking: async callers use a threa
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 import re
@@ -38,34 +39,36 @@ def check_sha256(sha256: str) -> str:
     return sha256
 
 
-class BlobStore:
+class BlobStore(abc.ABC):
     """Content-addressed blob storage (the interface the registry and downloads use)."""
 
+    @abc.abstractmethod
     def put(self, source: BinaryIO, expected_sha256: str | None = None) -> tuple[str, int]:
         """Store the bytes read from ``source``; return ``(sha256, size)``.
 
         Raises :class:`BlobCorrupt` when ``expected_sha256`` is given and does not match.
         Storing a blob that already exists is a no-op.
         """
-        raise NotImplementedError
 
     def put_path(self, path: Path, expected_sha256: str | None = None) -> tuple[str, int]:
         with open(path, "rb") as source:
             return self.put(source, expected_sha256)
 
+    @abc.abstractmethod
     def open(self, sha256: str) -> BinaryIO:
         """Open a blob for reading (binary); :class:`BlobNotFound` if absent."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def size(self, sha256: str) -> int:
-        raise NotImplementedError
+        """The blob's size in bytes; :class:`BlobNotFound` if absent."""
 
+    @abc.abstractmethod
     def exists(self, sha256: str) -> bool:
-        raise NotImplementedError
+        """True when the store holds the blob."""
 
+    @abc.abstractmethod
     def delete(self, sha256: str) -> bool:
         """Delete a blob; True when it existed."""
-        raise NotImplementedError
 
     def path(self, sha256: str) -> Path | None:
         """A local filesystem path for the blob, when the backend has one (else ``None``)."""
