@@ -91,18 +91,30 @@ class PostgresCluster:
         self._created.clear()
         if self.data_dir is not None:
             subprocess.run(
-                [*_as_postgres_user(), "pg_ctl", "-D", str(self.data_dir), "-m", "immediate",
+                [*_as_postgres_user(), _tool("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
                  "-w", "stop"],
                 capture_output=True, check=False, timeout=60,
             )
             shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
 
+def _tool(name: str) -> str:
+    """``name`` from PATH, else from Debian's ``/usr/lib/postgresql/<version>/bin`` (where the
+    ``postgresql`` package puts the server binaries, off PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if candidates:
+        return str(candidates[-1])
+    raise RuntimeError(f"{name} is neither on PATH nor in /usr/lib/postgresql/*/bin "
+                       "(install the PostgreSQL server binaries, e.g. apt-get install postgresql)")
+
+
 def start_cluster() -> PostgresCluster:
     """initdb + pg_ctl start a throwaway cluster; raise RuntimeError saying what failed."""
-    for tool in ("initdb", "pg_ctl"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not on PATH (install PostgreSQL 15 server binaries)")
+    initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
     root = Path(tempfile.mkdtemp(prefix="arcade-pg-"))
     data = root / "data"
     if os.geteuid() == 0:
@@ -111,7 +123,7 @@ def start_cluster() -> PostgresCluster:
     os.chmod(root, 0o700)
     run = [*_as_postgres_user()]
     init = subprocess.run(
-        [*run, "initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
+        [*run, initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
          "-E", "UTF8", "--locale=C"],
         capture_output=True, text=True, check=False, timeout=120,
     )
@@ -124,7 +136,7 @@ def start_cluster() -> PostgresCluster:
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
     start = subprocess.run(
-        [*run, "pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-o", options,
+        [*run, pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-o", options,
          "-w", "-t", "60", "start"],
         capture_output=True, text=True, check=False, timeout=90,
     )
