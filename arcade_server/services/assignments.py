@@ -161,6 +161,26 @@ _UPDATE_COLUMNS = ["version_id", "config", "isolation", "revision", "updated_at"
 # ---------------------------------------------------------------- changes
 
 
+def _assign_where(
+    session: Session,
+    where: Any,
+    spec: str,
+    config: Mapping[str, Any] | None,
+    isolation: str | None,
+    now: float | None,
+) -> tuple[PluginVersion, dict[str, Any], str, dict[str, int]]:
+    """Resolve ``spec``, validate ``config``, then assign it to the agents matching ``where``
+    (their revisions bumped in this transaction); returns what was assigned and the revisions."""
+    now = time.time() if now is None else now
+    version = registry.resolve(session, spec)
+    effective = _validated(version, config)
+    iso = _isolation(isolation, registry.manifest_of(version).isolation)
+    revisions = _bump(session, where)
+    upsert(session, Assignment, _assignment_rows(revisions, version, effective, iso, now),
+           keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
+    return version, effective, iso, revisions
+
+
 def assign(
     session: Session,
     agent_id: str,
@@ -171,14 +191,9 @@ def assign(
     now: float | None = None,
 ) -> AssignResult:
     """Install (or upgrade/downgrade/reconfigure) ``spec`` on one agent."""
-    now = time.time() if now is None else now
     get_agent_row(session, agent_id)
-    version = registry.resolve(session, spec)
-    effective = _validated(version, config)
-    iso = _isolation(isolation, registry.manifest_of(version).isolation)
-    revisions = _bump(session, Agent.id == agent_id)
-    upsert(session, Assignment, _assignment_rows(revisions, version, effective, iso, now),
-           keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
+    version, effective, iso, revisions = _assign_where(
+        session, Agent.id == agent_id, spec, config, isolation, now)
     return AssignResult(
         {"agent": agent_id, "plugin": version.plugin_name, "version": version.version,
          "config": effective, "isolation": iso, "revision": revisions[agent_id]},
@@ -196,13 +211,8 @@ def assign_selector(
     now: float | None = None,
 ) -> AssignResult:
     """Install ``spec`` on every agent whose labels match ``selector`` (empty: all agents)."""
-    now = time.time() if now is None else now
-    version = registry.resolve(session, spec)
-    effective = _validated(version, config)
-    iso = _isolation(isolation, registry.manifest_of(version).isolation)
-    revisions = _bump(session, _selector_clause(selector))
-    upsert(session, Assignment, _assignment_rows(revisions, version, effective, iso, now),
-           keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
+    version, effective, iso, revisions = _assign_where(
+        session, _selector_clause(selector), spec, config, isolation, now)
     return AssignResult(
         {"selector": dict(selector), "plugin": version.plugin_name, "version": version.version,
          "config": effective, "isolation": iso, "matched": len(revisions),
