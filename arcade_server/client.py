@@ -28,6 +28,11 @@ def default_api_url() -> str:
     return os.environ.get("ARCADE_API") or DEFAULT_API
 
 
+
+def _query(**params: Any) -> dict[str, Any]:
+    """Query parameters without the ones left unset (``None``)."""
+    return {key: value for key, value in params.items() if value is not None}
+
 class ApiError(Exception):
     """The API answered with an error status; ``message`` is its ``error`` text."""
 
@@ -164,8 +169,7 @@ class ArcadeClient:
 
     def plugins(self, *, type: str | None = None, enabled: bool | None = None,
                 text: str | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"type": type, "enabled": enabled, "text": text}.items()
-                  if v is not None}
+        params = _query(type=type, enabled=enabled, text=text)
         result: list[dict[str, Any]] = self._json("GET", "/plugins", params=params)
         return result
 
@@ -208,8 +212,7 @@ class ArcadeClient:
 
     def metrics(self, agent_id: str, *, name: str | None = None, since: float | None = None,
                 limit: int | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"name": name, "since": since, "limit": limit}.items()
-                  if v is not None}
+        params = _query(name=name, since=since, limit=limit)
         result: list[dict[str, Any]] = self._json(
             "GET", f"/agents/{quote(agent_id, safe='')}/metrics", params=params
         )
@@ -315,8 +318,7 @@ class ArcadeClient:
     def jobs(self, *, agent: str | None = None, status: str | None = None,
              limit: int | None = None) -> list[dict[str, Any]]:
         """Jobs, newest first."""
-        params = {k: v for k, v in {"agent": agent, "status": status, "limit": limit}.items()
-                  if v is not None}
+        params = _query(agent=agent, status=status, limit=limit)
         result: list[dict[str, Any]] = self._json("GET", "/jobs", params=params)
         return result
 
