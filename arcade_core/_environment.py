@@ -642,8 +642,11 @@ class EnvironmentStore:
             return []
         return [env for env in map(self._read, dirs) if env is not None]
 
-    def get(self, name: str, version: str | None = None) -> Environment:
-        """The installed environment for ``name`` (and ``version``; else the newest)."""
+    def find(self, name: str, version: str | None = None) -> list[Environment]:
+        """Every installed environment of ``name`` (of ``version`` only, when given).
+
+        Raises :class:`PluginNotFound` when there is none, or the name or version is invalid.
+        """
         try:
             normalized = normalize_name(name)
         except InvalidSpec as exc:
@@ -660,7 +663,11 @@ class EnvironmentStore:
         if not envs:
             what = f"{normalized}@{version}" if version is not None else repr(normalized)
             raise PluginNotFound(f"no plugin environment installed for {what}")
-        return max(envs, key=lambda e: (Version(e.version), e.created_at))
+        return envs
+
+    def get(self, name: str, version: str | None = None) -> Environment:
+        """The installed environment for ``name`` (and ``version``; else the newest)."""
+        return max(self.find(name, version), key=lambda e: (Version(e.version), e.created_at))
 
     def list(self) -> list[Environment]:
         """Every installed environment, by name then version; broken dirs are skipped."""

@@ -36,7 +36,6 @@ from types import TracebackType
 from typing import Any
 
 import pluggy
-from packaging.version import InvalidVersion, Version
 
 from . import _loader, hookspecs
 from ._environment import Environment, EnvironmentStore
@@ -240,18 +239,7 @@ class PluginHost:
         """
         plugin = normalize_name(name)
         with self._manage:
-            envs = [e for e in self.store.list() if e.name == plugin]
-            if version is not None:
-                try:
-                    wanted = Version(version)
-                except InvalidVersion:
-                    raise PluginNotFound(
-                        f"{plugin}@{version}: {version!r} is not a PEP 440 version"
-                    ) from None
-                envs = [e for e in envs if Version(e.version) == wanted]
-            if not envs:
-                what = f"{plugin}@{version}" if version else repr(plugin)
-                raise PluginNotFound(f"no plugin environment installed for {what}")
+            envs = self.store.find(plugin, version)
             paths = {e.path for e in envs}
             with self._lock:
                 in_use = sorted(f"{item.key} ({item.env.key})" for item in self._loaded.values()
