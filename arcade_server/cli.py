@@ -111,48 +111,18 @@ def _parse_json_object(text: str, what: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- server
 
 
-@app.command()
-def server(
-    home: Annotated[Path | None, typer.Option(help="state directory [default ~/.arcade/server]",
-                                             show_default=False)] = None,
-    host: Annotated[str | None, typer.Option(help="address to listen on [default 127.0.0.1]",
-                                            show_default=False)] = None,
-    http_port: Annotated[int | None, typer.Option(help="REST port [default 8080; 0 = any]",
-                                                 show_default=False)] = None,
-    grpc_port: Annotated[int | None, typer.Option(help="gRPC port [default 9090; 0 = any]",
-                                                 show_default=False)] = None,
-    database: Annotated[str | None, typer.Option(
-        help="database URL [default sqlite:///HOME/arcade.db]", show_default=False)] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML config file", show_default=False)
-                      ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error",
-                                                 show_default=False)] = None,
-) -> None:
-    """Run the Arcade server: REST API and gRPC for agents, in one process."""
-    import logging
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                      "help_option_names": []},
+    add_help_option=False,
+)
+def server(ctx: typer.Context) -> None:
+    """Run the Arcade server: REST API and gRPC for agents (see `arcade server --help`)."""
+    from .__main__ import main as server_main
 
-    from .settings import Settings, SettingsError
-
-    try:
-        settings = Settings.load(
-            config, home=home, host=host, http_port=http_port, grpc_port=grpc_port,
-            database_url=database, log_level=log_level,
-        )
-    except SettingsError as exc:
-        _fail(str(exc), 2)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    from .runner import run
-
-    try:
-        run(settings)
-    except OSError as exc:
-        _fail(str(exc))
-    except Exception as exc:  # a database that cannot be reached, a failed migration, ...
-        _fail(f"the server could not start: {type(exc).__name__}: {exc}")
+    code = server_main(list(ctx.args), prog="arcade server")
+    if code:
+        raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------- registry

@@ -1,4 +1,5 @@
-"""The ``arcade`` console script sends ``arcade agent`` past the operator CLI."""
+"""The ``arcade`` console script sends ``arcade agent`` and ``arcade server`` past the
+operator CLI."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ def test_arcade_agent_does_not_load_the_operator_cli_libraries() -> None:
     out = _run("agent", "--help").stdout
     assert "usage: arcade agent" in out
     assert out.strip().splitlines()[-1] == "LOADED"
+
+
+def test_arcade_server_does_not_load_the_operator_cli_libraries() -> None:
+    out = _run("server", "--help").stdout
+    assert "usage: arcade server" in out and "--grpc-port" in out
+    assert out.strip().splitlines()[-1] == "LOADED"
+
+
+def test_the_operator_cli_server_command_hands_over_to_the_same_parser() -> None:
+    proc = subprocess.run([sys.executable, "-m", "arcade_server.cli", "server", "--help"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert "usage: arcade server" in proc.stdout and "--database" in proc.stdout
 
 
 def test_other_commands_go_to_the_operator_cli() -> None:

@@ -24,7 +24,7 @@ LISTENING = re.compile(r"REST (http://\S+) .*gRPC (\S+);")
 
 def _start(home: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "arcade_server.cli", "server", "--home", str(home),
+        [sys.executable, "-m", "arcade_server", "--home", str(home),
          "--http-port", "0", "--grpc-port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -112,7 +112,7 @@ def test_a_taken_port_fails_with_a_clear_message(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "arcade_server.cli", "server", "--home", str(tmp_path),
+            [sys.executable, "-m", "arcade_server", "--home", str(tmp_path),
              "--http-port", str(port), "--grpc-port", "0"],
             capture_output=True, text=True, timeout=60,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -124,7 +124,7 @@ def test_a_taken_port_fails_with_a_clear_message(tmp_path: Path) -> None:
 
 def test_bad_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "arcade_server.cli", "server", "--home", str(tmp_path),
+        [sys.executable, "-m", "arcade_server", "--home", str(tmp_path),
          "--database", "mysql://nope"],
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
