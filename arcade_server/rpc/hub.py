@@ -48,11 +48,28 @@ REPLACED = Replaced()
 
 
 class AgentStream:
-    """One open ``Connect`` stream: a queue of things to send, newest desired state wins."""
+    """One open ``Connect`` stream: a queue of things to send, newest desired state wins.
+
+    The queue is a plain list (it holds one or two items, briefly) plus a future that exists
+    only while the sender waits: a server holds one of these per connected agent, and an
+    :class:`asyncio.Queue` (three deques and an event) cost ~3.5 KB more per agent
+    (tracemalloc, 1,000 agents).
+    """
+
+    __slots__ = (
+        "_items",
+        "_waiter",
+        "agent_id",
+        "closed",
+        "offered_revision",
+        "sent_revision",
+        "wheels",
+    )
 
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
         self.offered_revision = -1
         self.sent_revision = -1
         self.closed = False
@@ -65,24 +82,39 @@ class AgentStream:
             return False
         self.offered_revision = state.revision
         self.wheels = frozenset(w.sha256 for p in state.plugins for w in p.wheels)
-        self.queue.put_nowait(state)
+        self._put(state)
         return True
 
     def send(self, message: Any) -> None:
         """Queue any other server message (jobs, later)."""
         if not self.closed:
-            self.queue.put_nowait(message)
+            self._put(message)
 
     def close(self, marker: Any = None) -> None:
         if not self.closed:
             self.closed = True
-            self.queue.put_nowait(marker)
+            self._put(marker)
+
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
 
     async def next(self) -> Any:
         """The next item to send; stale desired states (superseded in the queue) are skipped.
         ``None`` when the stream is closed; :data:`REPLACED` when a newer connection took over."""
         while True:
-            item = await self.queue.get()
+            item = await self._get()
             if isinstance(item, DesiredState):
                 if item.revision < self.offered_revision or item.revision <= self.sent_revision:
                     continue

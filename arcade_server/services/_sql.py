@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..db.models import Base
@@ -20,11 +19,17 @@ def table(model: type[Base]) -> Table:
 
 
 def _insert(session: Session, model: type[Base]) -> Any:
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
+    # Each dialect's module is imported when first used: a server on SQLite never loads the
+    # PostgreSQL dialect (~2 MB of code).
     # On the Core table, not the mapped class: an ``executemany`` of plain rows, without the
     # ORM bulk-insert path (several times slower per row for the same SQL).
-    return module.insert(table(model))
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table(model))
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table(model))
 
 
 def insert_ignore(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
