@@ -35,9 +35,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from arcade_core import ArcadeError, Event, PluginNotFound
+from arcade_core._memory import release_memory
 from arcade_core.rpc.v1 import pb
 
-from ._memory import release_memory
 from .cache import WheelCache
 from .downloader import Downloader, DownloadError
 from .state import AppliedPlugin, AppliedState, StateStore, WheelFile

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from arcade_core._memory import tune_malloc
+
 from .settings import AgentConfigError, AgentSettings, parse_labels
 
 __all__ = ["EXIT_BAD_CONFIG", "load_settings", "run", "setup_logging"]
@@ -54,7 +56,9 @@ def setup_logging(level: str) -> None:
 
 
 def run(settings: AgentSettings) -> None:
-    """Run the agent until SIGTERM or SIGINT (blocking)."""
+    """Run the agent until SIGTERM or SIGINT (blocking), in a process of its own: glibc's
+    allocator is tuned first (:func:`~arcade_core._memory.tune_malloc`)."""
+    tune_malloc()
     asyncio.run(_serve(settings))
 
 

@@ -1,9 +1,15 @@
 """Give memory back to the operating system after bursts of work.
 
-Installing plugins (reading wheels, hashing, unpacking, importing) briefly needs a few MB that
-CPython and glibc then keep in their free lists: a long-running agent would carry that peak
-forever. After such a burst the agent collects garbage and asks glibc to return free heap
-pages (``malloc_trim``), as Dask workers do. Elsewhere (musl, macOS) only the collection runs.
+Long-running Arcade processes (the server, the agent) have bursts: a fleet-wide rollout,
+installing plugins (reading wheels, hashing, unpacking, importing). CPython and glibc keep
+what such a burst freed in their free lists, so a process would carry its peak forever. Two
+helpers, glibc only (elsewhere, musl or macOS, they do what they can and say so):
+
+* :func:`tune_malloc`, once at process start: a fixed mmap threshold, so glibc stops moving
+  large blocks from ``mmap`` (returned on ``free``) onto its heaps (kept) after the first
+  large block is freed;
+* :func:`release_memory`, after a burst: collect garbage and ``malloc_trim``, as Dask
+  workers do.
 """
 
 from __future__ import annotations
@@ -12,26 +18,48 @@ import ctypes
 import ctypes.util
 import gc
 import logging
-from collections.abc import Callable
 from functools import cache
+from typing import Any
 
-__all__ = ["release_memory"]
+__all__ = ["MMAP_THRESHOLD", "release_memory", "tune_malloc"]
 
 log = logging.getLogger(__name__)
 
+#: Blocks of this size and larger get their own mapping, given back to the OS when freed.
+#: glibc's default starts here too but rises (up to 32 MiB) each time such a block is freed,
+#: after which large short-lived buffers (gRPC calls and messages, SQLite statements) land on
+#: the heaps and fragment them: ~20 MB held after a rollout to 1,000 agents
+#: (``benchmarks/fleet.py``).
+MMAP_THRESHOLD = 128 * 1024
+_M_TRIM_THRESHOLD = -1   # mallopt parameters, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
+
 
 @cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _libc() -> Any:
     name = ctypes.util.find_library("c")
     if not name:
         return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
     except (OSError, AttributeError):  # not glibc
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    return libc
+
+
+def tune_malloc() -> bool:
+    """Fix glibc's mmap and trim thresholds at :data:`MMAP_THRESHOLD`; ``True`` if applied.
+
+    Call it once, early, in a process that serves for a long time (not in a library)."""
+    libc = _libc()
+    if libc is None:
+        return False
+    ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    return bool(libc.mallopt(_M_TRIM_THRESHOLD, MMAP_THRESHOLD)) and ok
 
 
 def release_memory() -> bool:
@@ -40,7 +68,7 @@ def release_memory() -> bool:
     Blocking (a full collection takes a few ms): call it in a thread from async code.
     """
     gc.collect()
-    trim = _malloc_trim()
-    if trim is None:
+    libc = _libc()
+    if libc is None:
         return False
-    return bool(trim(0))
+    return bool(libc.malloc_trim(0))

@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import uvicorn
 
+from arcade_core._memory import tune_malloc
 from arcade_core.rpc.v1 import pb_grpc
 
 from .api.app import create_app
@@ -52,6 +53,7 @@ GRPC_OPTIONS = [
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 40_000),
 ]
+
 
 
 class _Uvicorn(uvicorn.Server):
@@ -217,7 +219,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, *,
 
 
 def run(settings: Settings) -> None:
-    """Blocking: serve until SIGTERM/SIGINT, then shut down cleanly and return."""
+    """Blocking: serve until SIGTERM/SIGINT, then shut down cleanly and return.
+
+    For the ``arcade server`` process: glibc's allocator is tuned first
+    (:func:`~arcade_core._memory.tune_malloc`)."""
+    tune_malloc()
     asyncio.run(serve(settings, own_process=True))
 
 

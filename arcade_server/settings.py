@@ -83,7 +83,7 @@ _DURATIONS = {
     "heartbeat_interval", "offline_after", "metric_retention", "retention_interval",
     "presence_flush_interval", "revision_poll_interval", "wait_poll_interval", "max_wait",
     "shutdown_grace", "job_sweep_interval", "job_lost_after", "job_timeout_grace",
-    "job_default_timeout", "job_max_timeout",
+    "job_default_timeout", "job_max_timeout", "memory_release_interval",
 }
 _SIZES = {"max_upload_bytes", "chunk_size"}
 _INTEGERS = {"http_port", "grpc_port", "db_threads", "metric_query_limit"}
@@ -124,6 +124,9 @@ class Settings:
     chunk_size: int = 512 * KIB
     #: Threads for database work (service functions run there, never on the event loop).
     db_threads: int = 8
+    #: Once a burst of agent traffic (a rollout, a reconnect storm) has been quiet this long,
+    #: the memory it freed is handed back to the operating system.
+    memory_release_interval: float = 5.0
     #: Largest ``limit`` for metric queries.
     metric_query_limit: int = 10_000
     #: Seconds given to open requests and streams at shutdown.

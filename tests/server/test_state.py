@@ -58,3 +58,25 @@ def test_settle_gc_freezes_what_lives_for_the_whole_process() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+async def test_memory_is_released_once_after_a_burst_goes_quiet(tmp_path: Path) -> None:
+    # A long interval: the test drives release_memory() itself, tick by tick.
+    state = ServerState(Settings(home=tmp_path / "home", memory_release_interval=3600))
+    await state.start()
+    try:
+        from arcade_server.services import agents
+
+        assert await state.release_memory() is False          # nothing happened yet
+        for n in range(3):                                     # a burst: agents register
+            await state.registrations.submit(agents.AgentInfo(agent_id=f"a{n}"))
+        assert await state.release_memory() is False          # still busy this tick
+        assert await state.release_memory() is True           # a quiet tick: release
+        assert await state.release_memory() is False          # once per burst
+        assert state.memory_releases == 1
+        await state.registrations.submit(agents.AgentInfo(agent_id="late"))
+        assert await state.release_memory() is False
+        assert await state.release_memory() is True
+        assert state.memory_releases == 2
+    finally:
+        await state.close()
