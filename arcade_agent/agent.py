@@ -156,9 +156,12 @@ class Agent:
         if self._host is None:
             from arcade_core import PluginHost
 
+            # The server checked every plugin's schema at publish and validates every config
+            # before it sends it (DesiredPlugin.config_json: validated, defaults applied).
             self._host = await asyncio.to_thread(
                 PluginHost, s.home, call_timeout=s.call_timeout, max_restarts=s.max_restarts,
                 healthy_period=s.healthy_period, restart_backoff=s.restart_backoff,
+                check_config_schemas=False,
             )
         self._facts = await asyncio.to_thread(_host_facts)
         self._cache = await asyncio.to_thread(WheelCache, s.home / "cache" / "wheels",

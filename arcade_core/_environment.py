@@ -359,10 +359,14 @@ class EnvironmentStore:
     dirs and the final rename either wins or finds an identical environment already there.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, check_schemas: bool = True) -> None:
         """Open (creating if needed) the store at ``root`` and sweep leftovers of crashed
-        installs and removals: ``.tmp-*``/``.trash-*`` dirs of processes no longer alive."""
+        installs and removals: ``.tmp-*``/``.trash-*`` dirs of processes no longer alive.
+
+        ``check_schemas=False``: installs do not check the manifests' JSON Schemas (see
+        :meth:`Manifest.from_json <arcade_core.Manifest.from_json>`)."""
         self.root = Path(root).absolute()
+        self.check_schemas = check_schemas
         self.root.mkdir(parents=True, exist_ok=True)
         self._sweep()
 
@@ -492,6 +496,7 @@ class EnvironmentStore:
                         limits=limits,
                         verify_contents=False,  # verified while unpacking, in one pass
                         check_compatibility=True,
+                        check_schema=self.check_schemas,
                     )
                 )
                 for path in paths

@@ -144,6 +144,10 @@ class PluginHost:
     ``max_restarts``, ``healthy_period`` and ``restart_backoff`` drive the supervision of
     process plugins; ``start_timeout`` bounds a child's start. ``allow`` names the only
     plugins that may load (default: ``$ARCADE_PLUGINS``, comma-separated; unset = all).
+    ``check_config_schemas=False`` trusts that plugin manifests and configs were checked
+    against their JSON Schemas elsewhere (defaults are still applied): the Arcade agent's
+    host, whose server checks every schema at publish and every config when it is
+    assigned; it keeps jsonschema (~4 MB resident) out of the agent.
 
     Use it as a context manager, or call :meth:`close`: no child process outlives it.
     """
@@ -158,6 +162,7 @@ class PluginHost:
         restart_backoff: float = 0.5,
         allow: Iterable[str] | None = None,
         start_timeout: float = 30.0,
+        check_config_schemas: bool = True,
     ) -> None:
         if call_timeout <= 0 or start_timeout <= 0:
             raise ValueError("call_timeout and start_timeout must be positive seconds")
@@ -171,7 +176,8 @@ class PluginHost:
         self.healthy_period = healthy_period
         self.restart_backoff = restart_backoff
         self.allow = _allowed_names(allow)
-        self.store = EnvironmentStore(self.home / "envs")
+        self.check_config_schemas = check_config_schemas
+        self.store = EnvironmentStore(self.home / "envs", check_schemas=check_config_schemas)
         self._stats: dict[str, CallStats] = {}
         self.pm = make_plugin_manager()
         self.pm._inner_hookexec = make_hookexec(self._stats)
@@ -301,7 +307,7 @@ class PluginHost:
     ) -> PluginStatus:
         if not isinstance(key, str) or not key.strip():
             raise PluginLoadError(f"a plugin key must be a non-empty string, not {key!r}")
-        effective = env.manifest.validate_config(config)
+        effective = env.manifest.validate_config(config, check=self.check_config_schemas)
         mode = isolation or env.manifest.isolation or "inline"
         if mode not in ISOLATIONS:
             raise InvalidConfig(

@@ -174,7 +174,7 @@ class Manifest:
     _validator: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Manifest:
+    def from_json(cls, text: str | bytes, *, check_schema: bool = True) -> Manifest:
         """Parse and check a manifest; raise :class:`InvalidWheel` saying what to fix.
 
         Refused: text that is not UTF-8 JSON or not an object, unknown keys, wrong types,
@@ -182,6 +182,9 @@ class Manifest:
         number, a ``config_schema`` that is not a valid JSON Schema, and a ``default_config``
         whose values do not validate against the schema. Missing *required* properties are
         fine in ``default_config``: the operator supplies those.
+
+        ``check_schema=False`` skips the two JSON Schema checks (and importing jsonschema),
+        for a host whose plugins were checked where they were published.
         """
         try:
             data = json.loads(text)
@@ -245,7 +248,7 @@ class Manifest:
             interval=interval,
             resources=resources,
         )
-        if schema is not None:
+        if schema is not None and check_schema:
             manifest._check_schema()
         return manifest
 
@@ -300,7 +303,9 @@ class Manifest:
             "resources": copy.deepcopy(self.resources),
         }
 
-    def validate_config(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    def validate_config(
+        self, config: Mapping[str, Any] | None, *, check: bool = True
+    ) -> dict[str, Any]:
         """Return the effective config for a plugin instance, or raise :class:`InvalidConfig`.
 
         Layers, later ones winning and nested objects merging key by key: the schema's
@@ -308,6 +313,8 @@ class Manifest:
         ``config``. The result is validated against ``config_schema`` (when there is one);
         the error names each offending JSON path and why, e.g.
         ``config.interval: -1 is less than the minimum of 0``. ``config`` is never mutated.
+        ``check=False`` layers the defaults but does not validate: for a config that was
+        validated against this schema already (an agent's, by the server).
         """
         if config is not None and not isinstance(config, Mapping):
             raise InvalidConfig(
@@ -321,7 +328,7 @@ class Manifest:
         _deep_merge(effective, self.default_config)
         if config:
             _deep_merge(effective, config)
-        if schema is None:
+        if schema is None or not check:
             return effective
         errors = sorted(
             self._get_validator().iter_errors(effective),

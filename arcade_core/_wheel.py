@@ -390,6 +390,7 @@ def _inspect_zip(
     limits: WheelLimits,
     verify_contents: bool,
     check_compatibility: bool,
+    check_schema: bool,
 ) -> _OpenWheel:
     refuse = _Refuse(filename)
     try:
@@ -563,7 +564,7 @@ def _inspect_zip(
         if manifest_zi is not None:
             data = _read_member(zf, manifest_zi, refuse, limits.max_metadata_bytes)
             try:
-                manifest = Manifest.from_json(data)
+                manifest = Manifest.from_json(data, check_schema=check_schema)
             except InvalidWheel as exc:
                 raise refuse(f"{manifest_name}: {exc}") from None
 
@@ -602,6 +603,7 @@ def _open_wheel(
     verify_contents: bool,
     check_compatibility: bool,
     filename: str | None = None,
+    check_schema: bool = True,
 ) -> Iterator[_OpenWheel]:
     """Inspect a wheel and keep it open (same file handle) for the caller, e.g. to unpack it."""
     p = Path(path)
@@ -642,6 +644,7 @@ def _open_wheel(
             limits=limits,
             verify_contents=verify_contents,
             check_compatibility=check_compatibility,
+            check_schema=check_schema,
         )
 
 

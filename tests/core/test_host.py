@@ -173,6 +173,31 @@ def test_config_is_validated_against_the_manifest_with_defaults(
     assert [p.key for p in host.plugins()] == ["host-config"]
 
 
+_NO_JSONSCHEMA = """
+import sys
+from pathlib import Path
+from arcade_core import PluginHost
+with PluginHost(Path(sys.argv[1]), check_config_schemas=False) as host:
+    host.install([sys.argv[2]])
+    status = host.load("host-config", config={"interval": 0})   # the caller vouches for it
+    print(sorted(status.config.items()))
+print("jsonschema" in sys.modules)
+"""
+
+
+def test_a_host_that_trusts_checked_configs_applies_defaults_without_jsonschema(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    wheel = plugin_wheel(tmp_path / "wheels", "host-config", "1.0.0", metric_plugin(1.0),
+                         manifest=SCHEMA_MANIFEST)
+    done = subprocess.run([sys.executable, "-c", _NO_JSONSCHEMA, str(tmp_path / "h"),
+                           str(wheel)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[('interval', 0), ('k', 'fallback')]", "False"]
+
+
 def test_reconfigure_builds_a_new_instance_and_keeps_the_old_one_on_failure(
     host: PluginHost, tmp_path: Path
 ) -> None:

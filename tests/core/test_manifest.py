@@ -129,6 +129,18 @@ def test_schema_default_that_breaks_the_schema_is_refused() -> None:
         manifest(config_schema=schema)
 
 
+def test_schema_checks_can_be_left_to_whoever_published_the_plugin() -> None:
+    text = json.dumps({"config_schema": SCHEMA, "default_config": {"interval": -1}})
+    parsed = Manifest.from_json(text, check_schema=False)
+    assert parsed.default_config == {"interval": -1}
+    # Defaults are still layered; nothing is validated.
+    assert parsed.validate_config({"percpu": "yes"}, check=False) == {
+        "interval": -1, "percpu": "yes", "thresholds": {"high": 90, "low": 10},
+    }
+    with pytest.raises(InvalidConfig, match="minimum of 0"):
+        parsed.validate_config({})
+
+
 def test_required_property_may_be_left_to_the_operator() -> None:
     schema = {**SCHEMA, "required": ["token"]}
     parsed = manifest(config_schema=schema)
