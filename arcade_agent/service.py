@@ -1,8 +1,8 @@
 """Running an agent as a service: settings from flags, logging, signals, the event loop.
 
-Shared by ``arcade agent`` (:func:`arcade_agent.cli.agent_command`, typer) and ``python -m
-arcade_agent`` (argparse, so a long-running agent process does not carry the CLI libraries:
-about 10 MB less resident memory). SIGTERM and SIGINT stop the agent cleanly: plugins are
+Used by the agent's one front end, :mod:`arcade_agent.__main__` (argparse, so a long-running
+agent process does not carry the operator CLI's libraries), which serves ``arcade agent`` and
+``python -m arcade_agent``. SIGTERM and SIGINT stop the agent cleanly: plugins are
 unloaded, plugin processes stopped, and the applied state stays on disk for the next start.
 """
 

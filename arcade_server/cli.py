@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -779,12 +779,12 @@ def job_command(
 def agent(ctx: typer.Context) -> None:
     """Run an Arcade agent (see `arcade agent --help`)."""
     try:
-        from arcade_agent.cli import agent_command  # type: ignore[import-not-found,unused-ignore]
+        from arcade_agent.__main__ import main as agent_main  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         _fail(f"the Arcade agent is not available in this installation ({exc})")
-    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    sub.command()(_as_callable(agent_command))
-    sub(args=list(ctx.args), prog_name="arcade agent")
+    code = agent_main(list(ctx.args), prog="arcade agent")
+    if code:
+        raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------- quickstart (see quickstart.py)
@@ -816,10 +816,6 @@ def quickstart(
                        interval=interval, console=out)
     except QuickstartError as exc:
         _fail(str(exc))
-
-
-def _as_callable(fn: Any) -> Callable[..., Any]:
-    return fn  # type: ignore[no-any-return]
 
 
 def main() -> None:

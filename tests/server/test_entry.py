@@ -35,10 +35,11 @@ def test_arcade_server_does_not_load_the_operator_cli_libraries() -> None:
     assert out.strip().splitlines()[-1] == "LOADED"
 
 
-def test_the_operator_cli_server_command_hands_over_to_the_same_parser() -> None:
-    proc = subprocess.run([sys.executable, "-m", "arcade_server.cli", "server", "--help"],
-                          capture_output=True, text=True, timeout=60, check=True)
-    assert "usage: arcade server" in proc.stdout and "--database" in proc.stdout
+def test_the_operator_cli_server_and_agent_commands_hand_over_to_the_same_parsers() -> None:
+    for command, option in (("server", "--database"), ("agent", "--label")):
+        proc = subprocess.run([sys.executable, "-m", "arcade_server.cli", command, "--help"],
+                              capture_output=True, text=True, timeout=60, check=True)
+        assert f"usage: arcade {command}" in proc.stdout and option in proc.stdout
 
 
 def test_other_commands_go_to_the_operator_cli() -> None:
