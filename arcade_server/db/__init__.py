@@ -1,1 +1,1 @@
-"""Persistence: SQLAlchemy models, the engine and session helpers, Alembic migrations."""
+"""Persistence: SQLAlchemy Core tables, the engine and its transactions, Alembic migrations."""

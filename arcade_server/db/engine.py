@@ -1,9 +1,9 @@
-"""The database engine, sessions, and the thread pool that keeps SQL off the event loop.
+"""The database engine, transactions, and the thread pool that keeps SQL off the event loop.
 
-Service functions are plain synchronous functions taking a :class:`~sqlalchemy.orm.Session`;
-:meth:`Database.run` runs one of them in the database thread pool inside one transaction
-(commit on success, rollback on error), so REST handlers and gRPC servicers never block the
-loop and every change is atomic.
+Service functions are plain synchronous functions taking a :class:`~sqlalchemy.Connection`
+(SQLAlchemy Core: statements in, rows out); :meth:`Database.run` runs one of them in the
+database thread pool inside one transaction (commit on success, rollback on error), so REST
+handlers and gRPC servicers never block the loop and every change is atomic.
 
 SQLite is tuned for a server: WAL journal (readers never wait for the writer), foreign keys
 on, a busy timeout, and write transactions opened with ``BEGIN IMMEDIATE`` so two writers
@@ -23,9 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database", "make_engine"]
 
@@ -84,16 +83,13 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """One engine, a session factory and a bounded thread pool for database work."""
+    """One engine and a bounded thread pool for database work."""
 
     def __init__(self, url: str, *, threads: int = 8) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=threads)
         self.dialect = self.engine.dialect.name
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(**{_WRITE_OPTION: False}), expire_on_commit=False
-        )
+        self._read_engine = self.engine.execution_options(**{_WRITE_OPTION: False})
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="arcade-db")
         #: Where :meth:`run` executes writes: one thread on SQLite (one writer), else the pool.
         self._writer = (
@@ -102,29 +98,29 @@ class Database:
         )
 
     @contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        factory = self._sessions if write else self._read_sessions
-        with factory() as session, session.begin():
-            yield session
+    def transaction(self, *, write: bool = True) -> Iterator[Connection]:
+        """A connection in one transaction: committed on success, rolled back on any error.
+        ``write=False`` is for reads (on SQLite it takes no write lock)."""
+        with (self.engine if write else self._read_engine).begin() as conn:
+            yield conn
 
     def call(
         self,
-        fn: Callable[Concatenate[Session, P], T],
+        fn: Callable[Concatenate[Connection, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``fn(session, ...)`` in one write transaction, in the calling thread."""
-        with self.session() as session:
-            return fn(session, *args, **kwargs)
+        """Run ``fn(conn, ...)`` in one write transaction, in the calling thread."""
+        with self.transaction() as conn:
+            return fn(conn, *args, **kwargs)
 
     async def run(
         self,
-        fn: Callable[Concatenate[Session, P], T],
+        fn: Callable[Concatenate[Connection, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``fn(session, ...)`` in one write transaction in the database thread pool (the
+        """Run ``fn(conn, ...)`` in one write transaction in the database thread pool (the
         writer thread on SQLite)."""
         loop = asyncio.get_running_loop()
 
@@ -135,7 +131,7 @@ class Database:
 
     async def read(
         self,
-        fn: Callable[Concatenate[Session, P], T],
+        fn: Callable[Concatenate[Connection, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
@@ -143,8 +139,8 @@ class Database:
         loop = asyncio.get_running_loop()
 
         def call() -> T:
-            with self.session(write=False) as session:
-                return fn(session, *args, **kwargs)
+            with self.transaction(write=False) as conn:
+                return fn(conn, *args, **kwargs)
 
         return await loop.run_in_executor(self._executor, call)
 

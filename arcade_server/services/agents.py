@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, select
 
-from ..db.models import Agent, AgentLabel, PluginState
+from ..db import tables as t
+from ..db.tables import AnyRow
 from ..errors import Invalid, NotFound
-from ._sql import table, upsert
+from ._sql import upsert
 
 __all__ = [
     "PLUGIN_STATES",
@@ -143,7 +143,7 @@ _AGENT_FACTS = ["hostname", "ip", "os", "arch", "agent_version", "python_version
                 "applied_revision", "connected_at", "last_seen"]
 
 
-def register_many(session: Session, infos: Sequence[AgentInfo], *, now: float | None = None
+def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | None = None
                   ) -> list[None]:
     """Register several agents at once (a later registration of the same id wins): create or
     update each agent, replace its labels, and record what it really runs. One upsert and
@@ -163,7 +163,7 @@ def register_many(session: Session, infos: Sequence[AgentInfo], *, now: float | 
          "metrics_dropped": 0, "registered_at": now, "connected_at": now, "last_seen": now}
         for agent_id, (info, labels) in latest.items()
     ]
-    upsert(session, Agent, rows, keys=["id"], update=_AGENT_FACTS)
+    upsert(conn, t.agents, rows, keys=["id"], update=_AGENT_FACTS)
     ids = list(latest)
     label_rows = [{"agent_id": agent_id, "key": k, "value": v}
                   for agent_id, (_info, labels) in latest.items() for k, v in labels.items()]
@@ -175,19 +175,19 @@ def register_many(session: Session, infos: Sequence[AgentInfo], *, now: float | 
             agent_id, info.plugins, info.applied_revision, now)}.values()
         if row["state"] != "removed"
     ]
-    labels_table, states_table = table(AgentLabel), table(PluginState)
-    session.execute(labels_table.delete().where(labels_table.c.agent_id.in_(ids)))
+    labels_table, states_table = t.agent_labels, t.plugin_states
+    conn.execute(labels_table.delete().where(labels_table.c.agent_id.in_(ids)))
     if label_rows:
-        session.execute(labels_table.insert(), label_rows)
-    session.execute(states_table.delete().where(states_table.c.agent_id.in_(ids)))
+        conn.execute(labels_table.insert(), label_rows)
+    conn.execute(states_table.delete().where(states_table.c.agent_id.in_(ids)))
     if state_rows:
-        session.execute(states_table.insert(), state_rows)
+        conn.execute(states_table.insert(), state_rows)
     return [None] * len(infos)
 
 
-def register(session: Session, info: AgentInfo, *, now: float | None = None) -> None:
+def register(conn: Connection, info: AgentInfo, *, now: float | None = None) -> None:
     """Create or update the agent, replace its labels, and record what it really runs."""
-    register_many(session, [info], now=now)
+    register_many(conn, [info], now=now)
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def status_update(
                         complete, now)
 
 
-def report_statuses(session: Session, updates: Sequence[StatusUpdate]) -> list[None]:
+def report_statuses(conn: Connection, updates: Sequence[StatusUpdate]) -> list[None]:
     """Store several status reports at once, in order: per-plugin statuses (``removed``
     deletes the row; a later report of the same agent and plugin wins), last-seen times, and
     the revision of each agent's last complete report as its applied revision."""
@@ -228,31 +228,31 @@ def report_statuses(session: Session, updates: Sequence[StatusUpdate]) -> list[N
         seen[update_.agent_id] = max(seen.get(update_.agent_id, 0.0), update_.now)
         if update_.complete:
             applied[update_.agent_id] = update_.revision
-    states = table(PluginState)
+    states = t.plugin_states
     removed = [{"b_agent": agent_id, "b_plugin": plugin}
                for (agent_id, plugin), row in final.items() if row["state"] == "removed"]
     kept = [row for row in final.values() if row["state"] != "removed"]
     if removed:
-        session.execute(
+        conn.execute(
             states.delete().where(states.c.agent_id == bindparam("b_agent"),
                                   states.c.plugin_name == bindparam("b_plugin")),
             removed,
         )
     if kept:
-        upsert(session, PluginState, kept, keys=["agent_id", "plugin_name"],
+        upsert(conn, states, kept, keys=["agent_id", "plugin_name"],
                update=["version", "state", "error", "restarts", "isolation", "sha256",
                        "revision", "updated_at"])
-    agents = table(Agent)
+    agents = t.agents
     with_applied = [{"b_id": a, "b_seen": seen[a], "b_revision": applied[a]} for a in applied]
     seen_only = [{"b_id": a, "b_seen": t} for a, t in seen.items() if a not in applied]
     if with_applied:
-        session.execute(
+        conn.execute(
             agents.update().where(agents.c.id == bindparam("b_id"))
             .values(last_seen=bindparam("b_seen"), applied_revision=bindparam("b_revision")),
             with_applied,
         )
     if seen_only:
-        session.execute(
+        conn.execute(
             agents.update().where(agents.c.id == bindparam("b_id"))
             .values(last_seen=bindparam("b_seen")),
             seen_only,
@@ -261,7 +261,7 @@ def report_statuses(session: Session, updates: Sequence[StatusUpdate]) -> list[N
 
 
 def report_status(
-    session: Session,
+    conn: Connection,
     agent_id: str,
     revision: int,
     plugins: Sequence[ReportedPlugin],
@@ -271,17 +271,17 @@ def report_status(
 ) -> None:
     """Store per-plugin statuses (``removed`` deletes the row); a complete report for a
     revision marks that revision applied."""
-    report_statuses(session, [status_update(agent_id, revision, plugins, complete=complete,
+    report_statuses(conn, [status_update(agent_id, revision, plugins, complete=complete,
                                             now=now)])
 
 
-def flush_presence(session: Session, seen: Mapping[str, tuple[float, int]]) -> None:
+def flush_presence(conn: Connection, seen: Mapping[str, tuple[float, int]]) -> None:
     """Write in-memory ``{agent_id: (last_seen, applied_revision)}`` in one batch."""
     if not seen:
         return
-    # One executemany for all agents (Core: no ORM bookkeeping per row).
-    agents = table(Agent)
-    session.execute(
+    # One executemany for all agents.
+    agents = t.agents
+    conn.execute(
         agents.update().where(agents.c.id == bindparam("b_id"))
         .values(last_seen=bindparam("b_seen")),
         [{"b_id": agent_id, "b_seen": ts} for agent_id, (ts, _rev) in seen.items()],
@@ -289,7 +289,7 @@ def flush_presence(session: Session, seen: Mapping[str, tuple[float, int]]) -> N
 
 
 def agent_dict(
-    agent: Agent | Row[Any],
+    agent: AnyRow,
     *,
     last_seen: float | None,
     offline_after: float,
@@ -320,8 +320,9 @@ def agent_dict(
     return data
 
 
-def get_agent_row(session: Session, agent_id: str) -> Agent:
-    agent = session.get(Agent, agent_id)
+def get_agent_row(conn: Connection, agent_id: str) -> AnyRow:
+    """The agent's ``agents`` row (404 if it never registered)."""
+    agent = conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).first()
     if agent is None:
         raise NotFound(
             f"no agent with id {agent_id!r} has registered; list agents with GET /api/v1/agents"
@@ -330,7 +331,7 @@ def get_agent_row(session: Session, agent_id: str) -> Agent:
 
 
 def list_agents(
-    session: Session,
+    conn: Connection,
     *,
     last_seen: Mapping[str, float],
     offline_after: float,
@@ -340,17 +341,15 @@ def list_agents(
 ) -> list[dict[str, Any]]:
     """All agents (optionally those with every given label), online first by id."""
     now = time.time() if now is None else now
-    # Plain rows, not ORM objects: listing a fleet of thousands builds no identity map.
-    query = select(table(Agent)).order_by(Agent.id)
+    query = select(t.agents).order_by(t.agents.c.id)
+    label = t.agent_labels.c
     for key, value in (labels or {}).items():
         query = query.where(
-            Agent.id.in_(select(AgentLabel.agent_id).where(
-                AgentLabel.key == key, AgentLabel.value == value
-            ))
+            t.agents.c.id.in_(select(label.agent_id).where(label.key == key, label.value == value))
         )
     out = [
         agent_dict(a, last_seen=last_seen.get(a.id), offline_after=offline_after, now=now)
-        for a in session.execute(query)
+        for a in conn.execute(query)
     ]
     if status:
         out = [a for a in out if a["status"] == status]
@@ -358,7 +357,7 @@ def list_agents(
 
 
 def get_agent(
-    session: Session,
+    conn: Connection,
     agent_id: str,
     *,
     last_seen: float | None,
@@ -366,6 +365,6 @@ def get_agent(
     connected: bool | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    agent = get_agent_row(session, agent_id)
+    agent = get_agent_row(conn, agent_id)
     return agent_dict(agent, last_seen=last_seen, offline_after=offline_after,
                       now=time.time() if now is None else now, connected=connected)

@@ -17,14 +17,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Connection, delete, func, or_, select, update
 
 from arcade_core import ArcadeError, InvalidConfig, normalize_name
 from arcade_core._manifest import ISOLATIONS
 
-from ..db.models import Agent, AgentLabel, Assignment, PluginState, PluginVersion
-from ..db.models import PluginVersionWheel as Wheel
+from ..db import tables as t
+from ..db.tables import AnyRow
 from ..errors import Invalid, NotFound
 from . import registry
 from ._sql import upsert
@@ -98,7 +97,7 @@ def _isolation(value: str | None, default: str) -> str:
     return isolation
 
 
-def _validated(version: PluginVersion, config: Mapping[str, Any] | None) -> dict[str, Any]:
+def _validated(version: AnyRow, config: Mapping[str, Any] | None) -> dict[str, Any]:
     try:
         return registry.manifest_of(version).validate_config(config)
     except InvalidConfig as exc:
@@ -117,13 +116,13 @@ def _normalize(name: str) -> str:
         raise Invalid(str(exc)) from None
 
 
-def _bump(session: Session, where: Any) -> dict[str, int]:
-    rows = session.execute(
-        update(Agent)
+def _bump(conn: Connection, where: Any) -> dict[str, int]:
+    agent = t.agents.c
+    rows = conn.execute(
+        update(t.agents)
         .where(where)
-        .values(desired_revision=Agent.desired_revision + 1)
-        .returning(Agent.id, Agent.desired_revision)
-        .execution_options(synchronize_session=False)
+        .values(desired_revision=agent.desired_revision + 1)
+        .returning(agent.id, agent.desired_revision)
     ).all()
     return {agent_id: revision for agent_id, revision in rows}
 
@@ -132,19 +131,20 @@ def _selector_clause(selector: Mapping[str, str]) -> Any:
     """SQL condition: the agent has every ``key=value`` of the selector (empty: every agent)."""
     labels = validate_labels(selector)
     if not labels:
-        return Agent.id.is_not(None)
-    pairs = [(AgentLabel.key == k) & (AgentLabel.value == v) for k, v in labels.items()]
+        return t.agents.c.id.is_not(None)
+    label = t.agent_labels.c
+    pairs = [(label.key == k) & (label.value == v) for k, v in labels.items()]
     matching = (
-        select(AgentLabel.agent_id)
+        select(label.agent_id)
         .where(or_(*pairs))
-        .group_by(AgentLabel.agent_id)
+        .group_by(label.agent_id)
         .having(func.count() == len(pairs))
     )
-    return Agent.id.in_(matching)
+    return t.agents.c.id.in_(matching)
 
 
 def _assignment_rows(
-    revisions: Mapping[str, int], version: PluginVersion, config: dict[str, Any],
+    revisions: Mapping[str, int], version: AnyRow, config: dict[str, Any],
     isolation: str, now: float,
 ) -> list[dict[str, Any]]:
     return [
@@ -162,27 +162,27 @@ _UPDATE_COLUMNS = ["version_id", "config", "isolation", "revision", "updated_at"
 
 
 def _assign_where(
-    session: Session,
+    conn: Connection,
     where: Any,
     spec: str,
     config: Mapping[str, Any] | None,
     isolation: str | None,
     now: float | None,
-) -> tuple[PluginVersion, dict[str, Any], str, dict[str, int]]:
+) -> tuple[AnyRow, dict[str, Any], str, dict[str, int]]:
     """Resolve ``spec``, validate ``config``, then assign it to the agents matching ``where``
     (their revisions bumped in this transaction); returns what was assigned and the revisions."""
     now = time.time() if now is None else now
-    version = registry.resolve(session, spec)
+    version = registry.resolve(conn, spec)
     effective = _validated(version, config)
     iso = _isolation(isolation, registry.manifest_of(version).isolation)
-    revisions = _bump(session, where)
-    upsert(session, Assignment, _assignment_rows(revisions, version, effective, iso, now),
+    revisions = _bump(conn, where)
+    upsert(conn, t.assignments, _assignment_rows(revisions, version, effective, iso, now),
            keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
     return version, effective, iso, revisions
 
 
 def assign(
-    session: Session,
+    conn: Connection,
     agent_id: str,
     spec: str,
     *,
@@ -191,9 +191,9 @@ def assign(
     now: float | None = None,
 ) -> AssignResult:
     """Install (or upgrade/downgrade/reconfigure) ``spec`` on one agent."""
-    get_agent_row(session, agent_id)
+    get_agent_row(conn, agent_id)
     version, effective, iso, revisions = _assign_where(
-        session, Agent.id == agent_id, spec, config, isolation, now)
+        conn, t.agents.c.id == agent_id, spec, config, isolation, now)
     return AssignResult(
         {"agent": agent_id, "plugin": version.plugin_name, "version": version.version,
          "config": effective, "isolation": iso, "revision": revisions[agent_id]},
@@ -202,7 +202,7 @@ def assign(
 
 
 def assign_selector(
-    session: Session,
+    conn: Connection,
     selector: Mapping[str, str],
     spec: str,
     *,
@@ -212,7 +212,7 @@ def assign_selector(
 ) -> AssignResult:
     """Install ``spec`` on every agent whose labels match ``selector`` (empty: all agents)."""
     version, effective, iso, revisions = _assign_where(
-        session, _selector_clause(selector), spec, config, isolation, now)
+        conn, _selector_clause(selector), spec, config, isolation, now)
     return AssignResult(
         {"selector": dict(selector), "plugin": version.plugin_name, "version": version.version,
          "config": effective, "isolation": iso, "matched": len(revisions),
@@ -221,16 +221,17 @@ def assign_selector(
     )
 
 
-def unassign(session: Session, agent_id: str, name: str) -> AssignResult:
+def unassign(conn: Connection, agent_id: str, name: str) -> AssignResult:
     """Remove a plugin from one agent's desired state (404 if it is not assigned)."""
-    get_agent_row(session, agent_id)
+    get_agent_row(conn, agent_id)
     plugin = _normalize(name)
-    found = session.get(Assignment, (agent_id, plugin))
-    if found is None:
+    a = t.assignments.c
+    removed = conn.execute(
+        delete(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)
+    ).rowcount
+    if not removed:
         raise NotFound(f"plugin {plugin!r} is not assigned to agent {agent_id!r}")
-    session.delete(found)
-    session.flush()
-    revisions = _bump(session, Agent.id == agent_id)
+    revisions = _bump(conn, t.agents.c.id == agent_id)
     return AssignResult(
         {"agent": agent_id, "plugin": plugin, "removed": True,
          "revision": revisions[agent_id]},
@@ -238,16 +239,17 @@ def unassign(session: Session, agent_id: str, name: str) -> AssignResult:
     )
 
 
-def unassign_selector(session: Session, selector: Mapping[str, str], name: str
+def unassign_selector(conn: Connection, selector: Mapping[str, str], name: str
                       ) -> AssignResult:
     """Remove a plugin from every matching agent that has it assigned."""
     plugin = _normalize(name)
     clause = _selector_clause(selector)
-    has_it = Agent.id.in_(select(Assignment.agent_id).where(Assignment.plugin_name == plugin))
-    revisions = _bump(session, clause & has_it)
+    a = t.assignments.c
+    has_it = t.agents.c.id.in_(select(a.agent_id).where(a.plugin_name == plugin))
+    revisions = _bump(conn, clause & has_it)
     if revisions:
-        session.execute(delete(Assignment).where(
-            Assignment.plugin_name == plugin, Assignment.agent_id.in_(list(revisions))
+        conn.execute(delete(t.assignments).where(
+            a.plugin_name == plugin, a.agent_id.in_(list(revisions))
         ))
     return AssignResult(
         {"selector": dict(selector), "plugin": plugin, "matched": len(revisions),
@@ -256,26 +258,32 @@ def unassign_selector(session: Session, selector: Mapping[str, str], name: str
     )
 
 
-def set_config(session: Session, agent_id: str, name: str, config: Mapping[str, Any]
+def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, Any]
                ) -> AssignResult:
     """Replace the config of an assigned plugin (validated, defaults applied)."""
     if not isinstance(config, Mapping):
         raise Invalid("config must be a JSON object")
-    get_agent_row(session, agent_id)
+    get_agent_row(conn, agent_id)
     plugin = _normalize(name)
-    found = session.get(Assignment, (agent_id, plugin))
+    a = t.assignments.c
+    found = conn.execute(
+        select(a.isolation, a.version_id)
+        .where(a.agent_id == agent_id, a.plugin_name == plugin)
+    ).first()
     if found is None:
         raise NotFound(
             f"plugin {plugin!r} is not assigned to agent {agent_id!r}; install it first"
         )
-    effective = _validated(found.version, config)
-    revisions = _bump(session, Agent.id == agent_id)
-    found.config = effective
-    found.revision = revisions[agent_id]
-    found.updated_at = time.time()
-    session.flush()
+    version = conn.execute(
+        select(t.plugin_versions).where(t.plugin_versions.c.id == found.version_id)).one()
+    effective = _validated(version, config)
+    revisions = _bump(conn, t.agents.c.id == agent_id)
+    conn.execute(
+        update(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)
+        .values(config=effective, revision=revisions[agent_id], updated_at=time.time())
+    )
     return AssignResult(
-        {"agent": agent_id, "plugin": plugin, "version": found.version.version,
+        {"agent": agent_id, "plugin": plugin, "version": version.version,
          "config": effective, "isolation": found.isolation, "revision": revisions[agent_id]},
         revisions,
     )
@@ -284,33 +292,44 @@ def set_config(session: Session, agent_id: str, name: str, config: Mapping[str, 
 # ---------------------------------------------------------------- reads
 
 
-def desired_states(session: Session, agent_ids: Iterable[str]) -> dict[str, DesiredState]:
+def desired_states(conn: Connection, agent_ids: Iterable[str]) -> dict[str, DesiredState]:
     """The full desired state of each agent, in three queries whatever the number of agents."""
     ids = list(dict.fromkeys(agent_ids))
     if not ids:
         return {}
-    revision_of = dict(session.execute(
-        select(Agent.id, Agent.desired_revision).where(Agent.id.in_(ids))
+    agent = t.agents.c
+    revision_of = dict(conn.execute(
+        select(agent.id, agent.desired_revision).where(agent.id.in_(ids))
     ).all())
-    assignments = session.scalars(
-        select(Assignment)
-        .where(Assignment.agent_id.in_(list(revision_of)))
-        .order_by(Assignment.agent_id, Assignment.plugin_name)
-        .options(selectinload(Assignment.version).selectinload(PluginVersion.wheels))
-    ).unique().all()
-    plugins: dict[str, list[DesiredPlugin]] = {agent_id: [] for agent_id in revision_of}
+    a, v, w = t.assignments.c, t.plugin_versions.c, t.plugin_version_wheels.c
+    rows = conn.execute(
+        select(a.agent_id, a.plugin_name, a.isolation, a.config, a.version_id, v.version,
+               v.manifest)
+        .join(t.plugin_versions, v.id == a.version_id)
+        .where(a.agent_id.in_(list(revision_of)))
+        .order_by(a.agent_id, a.plugin_name)
+    ).all()
+    # Each version's wheels and interval once, however many agents run it.
+    wheels_of: dict[int, list[WheelRef]] = {row.version_id: [] for row in rows}
+    if wheels_of:
+        for wheel in conn.execute(
+            select(w.version_id, w.filename, w.sha256, w.size)
+            .where(w.version_id.in_(list(wheels_of)))
+            .order_by(w.version_id, w.position)
+        ):
+            wheels_of[wheel.version_id].append(WheelRef(wheel.filename, wheel.sha256, wheel.size))
     cache: dict[int, tuple[tuple[WheelRef, ...], float]] = {}
-    for a in assignments:
-        version = a.version
-        if version.id not in cache:
-            cache[version.id] = (
-                tuple(WheelRef(w.filename, w.sha256, w.size) for w in version.wheels),
-                float(registry.manifest_of(version).interval or 0.0),
+    plugins: dict[str, list[DesiredPlugin]] = {agent_id: [] for agent_id in revision_of}
+    for row in rows:
+        if row.version_id not in cache:
+            cache[row.version_id] = (
+                tuple(wheels_of[row.version_id]),
+                float(registry.manifest_of(row).interval or 0.0),
             )
-        wheels, interval = cache[version.id]
-        plugins[a.agent_id].append(DesiredPlugin(
-            name=a.plugin_name, version=version.version, isolation=a.isolation,
-            config=a.config, wheels=wheels, interval=interval,
+        wheels, interval = cache[row.version_id]
+        plugins[row.agent_id].append(DesiredPlugin(
+            name=row.plugin_name, version=row.version, isolation=row.isolation,
+            config=row.config, wheels=wheels, interval=interval,
         ))
     return {
         agent_id: DesiredState(agent_id, revision_of[agent_id], tuple(plugins[agent_id]))
@@ -318,32 +337,40 @@ def desired_states(session: Session, agent_ids: Iterable[str]) -> dict[str, Desi
     }
 
 
-def desired_state(session: Session, agent_id: str) -> DesiredState:
-    states = desired_states(session, [agent_id])
+def desired_state(conn: Connection, agent_id: str) -> DesiredState:
+    states = desired_states(conn, [agent_id])
     if agent_id not in states:
-        get_agent_row(session, agent_id)  # raises NotFound
+        get_agent_row(conn, agent_id)  # raises NotFound
     return states[agent_id]
 
 
-def revisions(session: Session, agent_ids: Sequence[str]) -> dict[str, int]:
+def revisions(conn: Connection, agent_ids: Sequence[str]) -> dict[str, int]:
     """Current desired revisions of the given agents (the hub's fallback sweep)."""
     if not agent_ids:
         return {}
-    return dict(session.execute(
-        select(Agent.id, Agent.desired_revision).where(Agent.id.in_(list(agent_ids)))
+    agent = t.agents.c
+    return dict(conn.execute(
+        select(agent.id, agent.desired_revision).where(agent.id.in_(list(agent_ids)))
     ).all())
 
 
-def agent_plugins(session: Session, agent_id: str) -> list[dict[str, Any]]:
+def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
     """Desired and actual, side by side, one entry per plugin name."""
-    get_agent_row(session, agent_id)
+    get_agent_row(conn, agent_id)
+    assigned, v = t.assignments.c, t.plugin_versions.c
     desired = {
-        a.plugin_name: a
-        for a in session.scalars(select(Assignment).where(Assignment.agent_id == agent_id))
+        row.plugin_name: row
+        for row in conn.execute(
+            select(assigned.plugin_name, v.version, assigned.config, assigned.isolation,
+                   assigned.revision, assigned.updated_at)
+            .join(t.plugin_versions, v.id == assigned.version_id)
+            .where(assigned.agent_id == agent_id)
+        )
     }
     actual = {
-        s.plugin_name: s
-        for s in session.scalars(select(PluginState).where(PluginState.agent_id == agent_id))
+        row.plugin_name: row
+        for row in conn.execute(
+            select(t.plugin_states).where(t.plugin_states.c.agent_id == agent_id))
     }
     out = []
     for name in sorted(set(desired) | set(actual)):
@@ -352,7 +379,7 @@ def agent_plugins(session: Session, agent_id: str) -> list[dict[str, Any]]:
         out.append({
             "name": name,
             "desired": None if a is None else {
-                "version": a.version.version, "config": a.config, "isolation": a.isolation,
+                "version": a.version, "config": a.config, "isolation": a.isolation,
                 "revision": a.revision, "updated_at": a.updated_at,
             },
             "actual": None if s is None else {
@@ -361,29 +388,28 @@ def agent_plugins(session: Session, agent_id: str) -> list[dict[str, Any]]:
                 "revision": s.revision, "updated_at": s.updated_at,
             },
             "in_sync": a is not None and s is not None and s.state == "running"
-            and s.version == a.version.version,
+            and s.version == a.version,
         })
     return out
 
 
 def install_outcomes(
-    session: Session, revisions: Mapping[str, int], name: str, version: str
+    conn: Connection, revisions: Mapping[str, int], name: str, version: str
 ) -> dict[str, dict[str, Any] | None]:
     """For each agent, its final report (``running``/``failed``) for ``name@version`` made
     while applying ``revisions[agent]`` or later, or ``None`` while it has not sent one."""
     if not revisions:
         return {}
     ids = list(revisions)
-    # Plain rows, not ORM objects: a ?wait= over a whole fleet re-reads this many times.
+    ps, agent = t.plugin_states.c, t.agents.c
     states = {
         s.agent_id: s
-        for s in session.execute(select(
-            PluginState.agent_id, PluginState.version, PluginState.state, PluginState.error,
-            PluginState.restarts, PluginState.revision,
-        ).where(PluginState.plugin_name == name, PluginState.agent_id.in_(ids)))
+        for s in conn.execute(select(
+            ps.agent_id, ps.version, ps.state, ps.error, ps.restarts, ps.revision,
+        ).where(ps.plugin_name == name, ps.agent_id.in_(ids)))
     }
-    applied = dict(session.execute(
-        select(Agent.id, Agent.applied_revision).where(Agent.id.in_(ids))
+    applied: dict[str, int] = dict(conn.execute(
+        select(agent.id, agent.applied_revision).where(agent.id.in_(ids))
     ).all())
     out: dict[str, dict[str, Any] | None] = {}
     for agent_id, revision in revisions.items():
@@ -404,26 +430,28 @@ def install_outcomes(
     return out
 
 
-def current_states(session: Session, agent_ids: Sequence[str], name: str
+def current_states(conn: Connection, agent_ids: Sequence[str], name: str
                    ) -> dict[str, dict[str, Any]]:
     """What the agents last reported for plugin ``name`` (agents without a report omitted)."""
     return {
         s.agent_id: {"agent": s.agent_id, "plugin": name, "version": s.version,
                      "state": s.state, "error": s.error, "restarts": s.restarts,
                      "revision": s.revision}
-        for s in session.scalars(select(PluginState).where(
-            PluginState.plugin_name == name, PluginState.agent_id.in_(list(agent_ids))
+        for s in conn.execute(select(t.plugin_states).where(
+            t.plugin_states.c.plugin_name == name,
+            t.plugin_states.c.agent_id.in_(list(agent_ids)),
         ))
     }
 
 
-def may_download(session: Session, agent_id: str, sha256: str) -> bool:
+def may_download(conn: Connection, agent_id: str, sha256: str) -> bool:
     """True when a wheel with ``sha256`` is part of the agent's desired state, or of a plugin
     of one of its queued or running jobs."""
-    found = session.scalar(
-        select(Wheel.sha256)
-        .join(Assignment, Assignment.version_id == Wheel.version_id)
-        .where(Assignment.agent_id == agent_id, Wheel.sha256 == sha256)
+    a, w = t.assignments.c, t.plugin_version_wheels.c
+    found = conn.scalar(
+        select(w.sha256)
+        .join(t.assignments, a.version_id == w.version_id)
+        .where(a.agent_id == agent_id, w.sha256 == sha256)
         .limit(1)
     )
-    return found is not None or job_wheel_allowed(session, agent_id, sha256)
+    return found is not None or job_wheel_allowed(conn, agent_id, sha256)

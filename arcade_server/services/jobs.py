@@ -14,7 +14,7 @@ without the job (it restarted mid-job; :func:`agent_connected`), or from the per
 :func:`sweep` when the agent has not been seen for ``job_lost_after`` seconds, or has not
 reported the end of the job by its timeout plus ``job_timeout_grace``.
 
-The sync functions take a session (run by :meth:`Database.run`, one transaction each); the
+The sync functions take a connection (run by :meth:`Database.run`, one transaction each); the
 async ones at the end deliver jobs and cancels to the streams of the agents connected to this
 process (:func:`deliver`, :func:`send_cancel`, :func:`on_connect`, :func:`sweep`).
 """
@@ -31,15 +31,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Connection, Select, select, update
 
 from arcade_core import ArcadeError, InvalidConfig
 from arcade_core._manifest import ISOLATIONS
 from arcade_core.rpc.v1 import pb
 
-from ..db.models import Agent, Job, JobPlugin, PluginVersion
-from ..db.models import PluginVersionWheel as Wheel
+from ..db import tables as t
+from ..db.tables import AnyRow
 from ..errors import Conflict, Invalid, NotFound, ServiceError
 from . import registry
 from .agents import get_agent_row
@@ -301,8 +300,8 @@ def _check_timeout(timeout: Any, default: float, maximum: float) -> float:
     return float(timeout)
 
 
-def _resolve_entry(session: Session, i: int, entry: PluginEntryRequest
-                   ) -> tuple[PluginVersion, dict[str, Any], str]:
+def _resolve_entry(conn: Connection, i: int, entry: PluginEntryRequest
+                   ) -> tuple[AnyRow, dict[str, Any], str]:
     where = f"plugins[{i}] ({entry.plugin!r})"
     if entry.stage not in STAGES:
         raise Invalid(f"{where}: stage {entry.stage!r} is not one of {', '.join(STAGES)}")
@@ -311,7 +310,7 @@ def _resolve_entry(session: Session, i: int, entry: PluginEntryRequest
         raise Invalid(f"{where}: order must be a whole number between -{MAX_ORDER} and "
                       f"{MAX_ORDER}")
     try:
-        version = registry.resolve(session, entry.plugin)
+        version = registry.resolve(conn, entry.plugin)
     except ServiceError as exc:  # unknown plugin, bad spec, no match, disabled: fix the spec
         raise Invalid(f"{where}: {exc.message}") from None
     if entry.config is not None and not isinstance(entry.config, Mapping):
@@ -334,7 +333,73 @@ def _resolve_entry(session: Session, i: int, entry: PluginEntryRequest
     return version, config, isolation
 
 
-def _record_dict(row: JobPlugin) -> dict[str, Any]:
+class _Loaded:
+    """A row read for an update: its columns as attributes, which may be set; :attr:`changed`
+    holds the columns set to a new value, which :func:`_save` writes back."""
+
+    changed: dict[str, Any]
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "changed", {})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        values = self.__dict__["_values"]
+        if name not in values:
+            raise AttributeError(f"no column {name!r}")
+        if values[name] != value:
+            values[name] = value
+            self.__dict__["changed"][name] = value
+
+
+class _LoadedJob(_Loaded):
+    """A ``jobs`` row and its ``job_plugins`` records (in order), read for an update."""
+
+    plugins: list[_Loaded]
+
+    def __init__(self, values: Mapping[str, Any], plugins: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__(values)
+        self.__dict__["plugins"] = [_Loaded(p) for p in plugins]
+
+
+def _load_jobs(conn: Connection, query: Select[Any]) -> list[_LoadedJob]:
+    """Run ``query`` (a select of ``jobs`` rows) and read the jobs' records in one more."""
+    rows = conn.execute(query).all()
+    records: dict[str, list[Mapping[str, Any]]] = {row.id: [] for row in rows}
+    if records:
+        jp = t.job_plugins.c
+        for record in conn.execute(
+            select(t.job_plugins).where(jp.job_id.in_(list(records)))
+            .order_by(jp.job_id, jp.position)
+        ):
+            records[record.job_id].append(dict(record._mapping))
+    return [_LoadedJob(dict(row._mapping), records[row.id]) for row in rows]
+
+
+def _save(conn: Connection, jobs: Iterable[_LoadedJob]) -> None:
+    """Write back the columns changed on ``jobs`` and their records."""
+    jp = t.job_plugins.c
+    for job in jobs:
+        if job.changed:
+            conn.execute(update(t.jobs).where(t.jobs.c.id == job.id).values(**job.changed))
+            job.changed.clear()
+        for record in job.plugins:
+            if record.changed:
+                conn.execute(
+                    update(t.job_plugins)
+                    .where(jp.job_id == job.id, jp.position == record.position)
+                    .values(**record.changed)
+                )
+                record.changed.clear()
+
+
+def _record_dict(row: Any) -> dict[str, Any]:
     return {
         "index": row.position, "plugin": row.plugin_name, "version": row.version,
         "stage": row.stage, "order": row.stage_order, "config": row.config,
@@ -343,7 +408,8 @@ def _record_dict(row: JobPlugin) -> dict[str, Any]:
     }
 
 
-def _job_dict(job: Job, *, full: bool = True) -> dict[str, Any]:
+def _job_dict(job: Any, *, full: bool = True) -> dict[str, Any]:
+    """A job (a ``jobs`` row, with its records when ``full``) as the API shows it."""
     duration = (job.finished_at - job.started_at
                 if job.finished_at is not None and job.started_at is not None else None)
     data: dict[str, Any] = {
@@ -361,14 +427,15 @@ def _job_dict(job: Job, *, full: bool = True) -> dict[str, Any]:
     return data
 
 
-def _get_job_row(session: Session, job_id: str, *, lock: bool = False) -> Job:
-    job = session.get(Job, job_id, with_for_update=lock) if job_id else None
-    if job is None:
+def _get_job_row(conn: Connection, job_id: str, *, lock: bool = False) -> _LoadedJob:
+    query = select(t.jobs).where(t.jobs.c.id == job_id)
+    found = _load_jobs(conn, query.with_for_update() if lock else query) if job_id else []
+    if not found:
         raise NotFound(f"no job with id {job_id!r}; list jobs with GET /api/v1/jobs")
-    return job
+    return found[0]
 
 
-def _finish(job: Job, status: str, error: str, now: float) -> None:
+def _finish(job: _LoadedJob, status: str, error: str, now: float) -> None:
     """End ``job`` on the server's authority: open records are closed as well."""
     job.status = status
     job.error = _clip(error, ERROR_LIMIT)
@@ -383,15 +450,19 @@ def _finish(job: Job, status: str, error: str, now: float) -> None:
             record.completed_at = now
 
 
-def _dispatches(session: Session, jobs: Sequence[Job], now: float) -> list[Dispatch]:
+def _dispatches(conn: Connection, jobs: Sequence[_LoadedJob], now: float) -> list[Dispatch]:
     """Build what to send for ``jobs`` (queued); a job whose plugin version was deleted since
-    it was created ends ``failed`` instead."""
+    it was created ends ``failed`` instead (the caller saves that)."""
     version_ids = {p.version_id for j in jobs for p in j.plugins if p.version_id is not None}
     wheels: dict[int, list[tuple[str, str, int]]] = {}
     if version_ids:
-        for w in session.scalars(select(Wheel).where(Wheel.version_id.in_(version_ids))
-                                 .order_by(Wheel.version_id, Wheel.position)):
-            wheels.setdefault(w.version_id, []).append((w.filename, w.sha256, w.size))
+        w = t.plugin_version_wheels.c
+        for wheel in conn.execute(
+            select(w.version_id, w.filename, w.sha256, w.size)
+            .where(w.version_id.in_(version_ids)).order_by(w.version_id, w.position)
+        ):
+            wheels.setdefault(wheel.version_id, []).append(
+                (wheel.filename, wheel.sha256, wheel.size))
     out: list[Dispatch] = []
     for job in jobs:
         gone = [p for p in job.plugins if p.version_id is None or p.version_id not in wheels]
@@ -416,7 +487,7 @@ def _dispatches(session: Session, jobs: Sequence[Job], now: float) -> list[Dispa
 
 
 def create_job(
-    session: Session,
+    conn: Connection,
     request: JobRequest,
     *,
     default_timeout: float = 3600.0,
@@ -425,42 +496,44 @@ def create_job(
 ) -> CreateResult:
     """Validate ``request`` and store the job ``queued``; return it and what to send."""
     now = time.time() if now is None else now
-    get_agent_row(session, request.agent)
+    get_agent_row(conn, request.agent)
     commands = _check_commands(request.commands)
     env = _check_env(request.env)
     timeout = _check_timeout(request.timeout, default_timeout, max_timeout)
     if len(request.plugins) > MAX_PLUGINS:
         raise Invalid(f"{len(request.plugins)} plugin entries given; at most {MAX_PLUGINS}")
-    resolved = [_resolve_entry(session, i, e) for i, e in enumerate(request.plugins)]
-    job = Job(
-        id=_new_id(), agent_id=request.agent, status="queued", commands=commands, env=env,
-        timeout=timeout, exit_code=None, error="", output_tail="", output_size=0,
-        created_at=now, dispatched_at=None, started_at=None, finished_at=None,
-        cancel_requested_at=None, updated_at=now,
-        plugins=[
-            JobPlugin(
-                position=i, plugin_name=version.plugin_name, version=version.version,
-                version_id=version.id, stage=entry.stage, stage_order=entry.order,
-                config=config, isolation=isolation, status="pending", result=None,
-                error="", started_at=None, completed_at=None,
-            )
-            for i, (entry, (version, config, isolation))
-            in enumerate(zip(request.plugins, resolved, strict=True))
-        ],
-    )
-    session.add(job)
-    session.flush()
-    [dispatch] = _dispatches(session, [job], now)
+    resolved = [_resolve_entry(conn, i, e) for i, e in enumerate(request.plugins)]
+    job_id = _new_id()
+    values = {
+        "id": job_id, "agent_id": request.agent, "status": "queued", "commands": commands,
+        "env": env, "timeout": timeout, "exit_code": None, "error": "", "output_tail": "",
+        "output_size": 0, "created_at": now, "dispatched_at": None, "started_at": None,
+        "finished_at": None, "cancel_requested_at": None, "updated_at": now,
+    }
+    records = [
+        {"job_id": job_id, "position": i, "plugin_name": version.plugin_name,
+         "version": version.version, "version_id": version.id, "stage": entry.stage,
+         "stage_order": entry.order, "config": config, "isolation": isolation,
+         "status": "pending", "result": None, "error": "", "started_at": None,
+         "completed_at": None}
+        for i, (entry, (version, config, isolation))
+        in enumerate(zip(request.plugins, resolved, strict=True))
+    ]
+    conn.execute(t.jobs.insert(), values)
+    if records:
+        conn.execute(t.job_plugins.insert(), records)
+    job = _LoadedJob(values, records)
+    [dispatch] = _dispatches(conn, [job], now)
     return CreateResult(_job_dict(job), dispatch)
 
 
-def get_job(session: Session, job_id: str) -> dict[str, Any]:
+def get_job(conn: Connection, job_id: str) -> dict[str, Any]:
     """One job with its output tail and per-plugin records."""
-    return _job_dict(_get_job_row(session, job_id))
+    return _job_dict(_get_job_row(conn, job_id))
 
 
 def list_jobs(
-    session: Session,
+    conn: Connection,
     *,
     agent: str | None = None,
     status: str | None = None,
@@ -471,19 +544,20 @@ def list_jobs(
         raise Invalid(f"status {status!r} is not one of {', '.join(JOB_STATUSES)}")
     if not 1 <= limit <= LIST_LIMIT:
         raise Invalid(f"limit must be between 1 and {LIST_LIMIT}")
-    query = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)
+    job = t.jobs.c
+    query = select(t.jobs).order_by(job.created_at.desc(), job.id).limit(limit)
     if agent:
-        query = query.where(Job.agent_id == agent)
+        query = query.where(job.agent_id == agent)
     if status:
-        query = query.where(Job.status == status)
-    return [_job_dict(j, full=False) for j in session.scalars(query)]
+        query = query.where(job.status == status)
+    return [_job_dict(j, full=False) for j in conn.execute(query)]
 
 
-def cancel_job(session: Session, job_id: str, *, now: float | None = None) -> CancelResult:
+def cancel_job(conn: Connection, job_id: str, *, now: float | None = None) -> CancelResult:
     """Cancel a job: a queued one ends ``cancelled`` at once; a running one is asked to stop
     (the agent kills its commands and reports ``cancelled``); a finished one is a 409."""
     now = time.time() if now is None else now
-    job = _get_job_row(session, job_id, lock=True)
+    job = _get_job_row(conn, job_id, lock=True)
     if job.status in FINAL_STATUSES:
         raise Conflict(f"job {job.id} already ended {job.status}; only queued or running jobs "
                        "can be cancelled")
@@ -496,25 +570,24 @@ def cancel_job(session: Session, job_id: str, *, now: float | None = None) -> Ca
             job.cancel_requested_at = now
         job.updated_at = now
         notify = True
-    session.flush()
+    _save(conn, [job])
     return CancelResult(_job_dict(job), job.agent_id, notify)
 
 
 # ---------------------------------------------------------------- agent side
 
 
-def mark_dispatched(session: Session, job_ids: Sequence[str], *, now: float | None = None
+def mark_dispatched(conn: Connection, job_ids: Sequence[str], *, now: float | None = None
                     ) -> None:
     """Record that these jobs were handed to their agent's stream."""
     if not job_ids:
         return
     now = time.time() if now is None else now
-    for job in session.scalars(select(Job).where(Job.id.in_(list(job_ids)))):
-        job.dispatched_at = now
+    conn.execute(update(t.jobs).where(t.jobs.c.id.in_(list(job_ids))).values(dispatched_at=now))
 
 
 def agent_connected(
-    session: Session, agent_id: str, known: Iterable[str], *, now: float | None = None
+    conn: Connection, agent_id: str, known: Iterable[str], *, now: float | None = None
 ) -> ConnectResult:
     """An agent registered, saying which jobs it knows (running, waiting, just finished).
 
@@ -524,35 +597,37 @@ def agent_connected(
     """
     now = time.time() if now is None else now
     known_ids = set(known)
-    open_jobs = session.scalars(
-        select(Job).where(Job.agent_id == agent_id, Job.status.in_(("queued", "running")))
-        .order_by(Job.created_at, Job.id)
-        .options(selectinload(Job.plugins))
+    job = t.jobs.c
+    open_jobs = _load_jobs(
+        conn,
+        select(t.jobs).where(job.agent_id == agent_id, job.status.in_(("queued", "running")))
+        .order_by(job.created_at, job.id)
         .with_for_update()
-    ).all()
+    )
     failed: list[str] = []
     cancels: list[str] = []
-    queued: list[Job] = []
-    for job in open_jobs:
-        if job.status == "queued":
-            queued.append(job)
-        elif job.id not in known_ids:
-            _finish(job, "failed", f"agent {agent_id} connected again without this job: it "
+    queued: list[_LoadedJob] = []
+    for loaded in open_jobs:
+        if loaded.status == "queued":
+            queued.append(loaded)
+        elif loaded.id not in known_ids:
+            _finish(loaded, "failed", f"agent {agent_id} connected again without this job: it "
                     "was restarted (or lost the job) while the job ran, so the job's outcome "
                     "is unknown", now)
-            failed.append(job.id)
-        elif job.cancel_requested_at is not None:
-            cancels.append(job.id)
+            failed.append(loaded.id)
+        elif loaded.cancel_requested_at is not None:
+            cancels.append(loaded.id)
     if known_ids:
-        cancels.extend(session.scalars(select(Job.id).where(
-            Job.agent_id == agent_id, Job.id.in_(sorted(known_ids)),
-            Job.status.in_(sorted(FINAL_STATUSES)),
+        cancels.extend(conn.scalars(select(job.id).where(
+            job.agent_id == agent_id, job.id.in_(sorted(known_ids)),
+            job.status.in_(sorted(FINAL_STATUSES)),
         )))
-    dispatches = _dispatches(session, queued, now)
+    dispatches = _dispatches(conn, queued, now)
     sent = {d.job_id for d in dispatches}
-    for job in queued:
-        if job.id in sent:
-            job.dispatched_at = now
+    for loaded in queued:
+        if loaded.id in sent:
+            loaded.dispatched_at = now
+    _save(conn, open_jobs)
     return ConnectResult(tuple(dispatches), tuple(cancels), tuple(failed))
 
 
@@ -566,14 +641,14 @@ def _parse_result(text: str) -> Any:
 
 
 def record_event(
-    session: Session, agent_id: str, event: JobEventData, *, now: float | None = None
+    conn: Connection, agent_id: str, event: JobEventData, *, now: float | None = None
 ) -> EventOutcome:
     """Store what the agent reports about one of its jobs (ignored once the job ended)."""
     now = time.time() if now is None else now
     if event.status not in REPORTED_STATUSES:
         raise Invalid(f"job {event.job_id}: unknown status {event.status!r}; expected one of "
                       f"{', '.join(sorted(REPORTED_STATUSES))}")
-    job = _get_job_row(session, event.job_id, lock=True)
+    job = _get_job_row(conn, event.job_id, lock=True)
     if job.agent_id != agent_id:
         raise Invalid(f"job {job.id} belongs to agent {job.agent_id}, not {agent_id}")
     if job.status in FINAL_STATUSES:
@@ -605,6 +680,7 @@ def record_event(
         for row in job.plugins:  # an entry the agent never got to
             if row.status == "pending":
                 row.status = "skipped"
+    _save(conn, [job])
     return EventOutcome(applied=True)
 
 
@@ -620,7 +696,7 @@ class SweepResult:
 
 
 def fail_lost_jobs(
-    session: Session,
+    conn: Connection,
     *,
     last_seen: Mapping[str, float],
     connected: Iterable[str],
@@ -636,16 +712,17 @@ def fail_lost_jobs(
     """
     now = time.time() if now is None else now
     here = set(connected)
-    rows = session.execute(
-        select(Job, Agent.last_seen).join(Agent, Agent.id == Job.agent_id)
-        .where(Job.status == "running")
-        .options(selectinload(Job.plugins))
-        .with_for_update(of=Job)
-    ).all()
+    agents_seen: dict[str, float | None] = dict(conn.execute(
+        select(t.agents.c.id, t.agents.c.last_seen)
+        .where(t.agents.c.id.in_(select(t.jobs.c.agent_id).where(t.jobs.c.status == "running")))
+    ).all())
+    running = _load_jobs(conn, select(t.jobs).where(t.jobs.c.status == "running")
+                         .with_for_update())
     out: list[tuple[str, str, bool]] = []
     cancels: list[tuple[str, str]] = []
-    for job, db_seen in rows:
+    for job in running:
         agent = job.agent_id
+        db_seen = agents_seen.get(agent)
         if agent in here:
             seen: float | None = now
         else:
@@ -663,10 +740,11 @@ def fail_lost_jobs(
             out.append((job.id, agent, True))
         elif job.cancel_requested_at is not None and agent in here:
             cancels.append((job.id, agent))
+    _save(conn, running)
     return SweepResult(tuple(out), tuple(cancels))
 
 
-def undispatched(session: Session, agent_ids: Iterable[str], *, now: float | None = None
+def undispatched(conn: Connection, agent_ids: Iterable[str], *, now: float | None = None
                  ) -> list[Dispatch]:
     """Queued jobs never handed to a stream whose agent is one of ``agent_ids`` (connected
     here: the job was created on another replica). :func:`deliver` marks the ones it sends."""
@@ -674,36 +752,41 @@ def undispatched(session: Session, agent_ids: Iterable[str], *, now: float | Non
     wanted = set(agent_ids)
     if not wanted:
         return []
-    jobs = [j for j in session.scalars(
-        select(Job).where(Job.status == "queued", Job.dispatched_at.is_(None))
-        .order_by(Job.created_at, Job.id).limit(LIST_LIMIT)
-        .options(selectinload(Job.plugins))
+    job = t.jobs.c
+    jobs = [j for j in _load_jobs(
+        conn,
+        select(t.jobs).where(job.status == "queued", job.dispatched_at.is_(None))
+        .order_by(job.created_at, job.id).limit(LIST_LIMIT)
         .with_for_update()
     ) if j.agent_id in wanted]
-    return _dispatches(session, jobs, now)
+    dispatches = _dispatches(conn, jobs, now)
+    _save(conn, jobs)
+    return dispatches
 
 
-def sweep_needed(session: Session) -> tuple[bool, bool]:
+def sweep_needed(conn: Connection) -> tuple[bool, bool]:
     """``(undispatched queued jobs exist, running jobs exist)``: two cheap reads, so the
     periodic sweep takes no write lock while there is nothing to do."""
-    undispatched_exist = session.scalar(
-        select(Job.id).where(Job.status == "queued", Job.dispatched_at.is_(None)).limit(1)
+    job = t.jobs.c
+    undispatched_exist = conn.scalar(
+        select(job.id).where(job.status == "queued", job.dispatched_at.is_(None)).limit(1)
     ) is not None
-    running_exist = session.scalar(
-        select(Job.id).where(Job.status == "running").limit(1)
+    running_exist = conn.scalar(
+        select(job.id).where(job.status == "running").limit(1)
     ) is not None
     return undispatched_exist, running_exist
 
 
-def job_wheel_allowed(session: Session, agent_id: str, sha256: str) -> bool:
+def job_wheel_allowed(conn: Connection, agent_id: str, sha256: str) -> bool:
     """True when a wheel with ``sha256`` belongs to a plugin of a queued or running job of
     the agent (DownloadWheel's permission for job plugins)."""
-    found = session.scalar(
-        select(Wheel.sha256)
-        .join(JobPlugin, JobPlugin.version_id == Wheel.version_id)
-        .join(Job, Job.id == JobPlugin.job_id)
-        .where(Job.agent_id == agent_id, Job.status.in_(("queued", "running")),
-               Wheel.sha256 == sha256)
+    w, jp, job = t.plugin_version_wheels.c, t.job_plugins.c, t.jobs.c
+    found = conn.scalar(
+        select(w.sha256)
+        .join(t.job_plugins, jp.version_id == w.version_id)
+        .join(t.jobs, job.id == jp.job_id)
+        .where(job.agent_id == agent_id, job.status.in_(("queued", "running")),
+               w.sha256 == sha256)
         .limit(1)
     )
     return found is not None
@@ -799,13 +882,14 @@ async def sweep(state: ServerState) -> int:
     return len(sent) + len(failed.failed)
 
 
-def with_open_jobs(session: Session, agent_ids: Sequence[str]) -> list[bool]:
+def with_open_jobs(conn: Connection, agent_ids: Sequence[str]) -> list[bool]:
     """For each agent, whether it has a queued or running job: one query for all the agents
     connecting at once, so the (write) :func:`agent_connected` runs only for those that do
     (or that report jobs of their own) — not once per agent of a reconnecting fleet."""
     ids = sorted(set(agent_ids))
-    found = set(session.scalars(
-        select(Job.agent_id).where(Job.agent_id.in_(ids), Job.status.in_(("queued", "running")))
+    job = t.jobs.c
+    found = set(conn.scalars(
+        select(job.agent_id).where(job.agent_id.in_(ids), job.status.in_(("queued", "running")))
         .distinct()
     )) if ids else set()
     return [agent_id in found for agent_id in agent_ids]

@@ -17,12 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, delete, select
 
-from ..db.models import Agent, MetricRow
+from ..db import tables as t
 from ..errors import Invalid
-from ._sql import table
 from .agents import get_agent_row
 
 __all__ = ["MetricBatch", "MetricData", "purge", "query", "store_batch", "store_batches"]
@@ -59,20 +57,20 @@ def _rows(batch: MetricBatch) -> list[dict[str, Any]]:
     ]
 
 
-def store_batches(session: Session, batches: Sequence[MetricBatch]) -> list[int]:
+def store_batches(conn: Connection, batches: Sequence[MetricBatch]) -> list[int]:
     """Store several batches; non-finite values are skipped. Returns the rows stored per
     batch."""
     per_batch = [_rows(b) for b in batches]
     rows = [row for batch_rows in per_batch for row in batch_rows]
     if rows:
-        session.execute(table(MetricRow).insert(), rows)
+        conn.execute(t.metrics.insert(), rows)
     dropped: dict[str, int] = {}
     for b in batches:
         if b.dropped:
             dropped[b.agent_id] = dropped.get(b.agent_id, 0) + b.dropped
     if dropped:
-        agents = table(Agent)
-        session.execute(
+        agents = t.agents
+        conn.execute(
             agents.update().where(agents.c.id == bindparam("b_id"))
             .values(metrics_dropped=agents.c.metrics_dropped + bindparam("b_dropped")),
             [{"b_id": agent_id, "b_dropped": n} for agent_id, n in dropped.items()],
@@ -81,7 +79,7 @@ def store_batches(session: Session, batches: Sequence[MetricBatch]) -> list[int]
 
 
 def store_batch(
-    session: Session,
+    conn: Connection,
     agent_id: str,
     metrics: Sequence[MetricData],
     *,
@@ -90,11 +88,11 @@ def store_batch(
 ) -> int:
     """Store one batch; non-finite values are skipped. Returns the number of rows stored."""
     batch = MetricBatch(agent_id, metrics, dropped, time.time() if now is None else now)
-    return store_batches(session, [batch])[0]
+    return store_batches(conn, [batch])[0]
 
 
 def query(
-    session: Session,
+    conn: Connection,
     agent_id: str,
     *,
     name: str | None = None,
@@ -109,24 +107,26 @@ def query(
     ``since`` the first ``limit`` rows at or after it are returned (for tailing); without it,
     the latest ``limit`` rows.
     """
-    get_agent_row(session, agent_id)
+    get_agent_row(conn, agent_id)
     if not 1 <= limit <= max_limit:
         raise Invalid(f"limit must be between 1 and {max_limit}, got {limit}")
-    q = select(MetricRow).where(MetricRow.agent_id == agent_id)
+    m = t.metrics.c
+    q = select(m.plugin, m.name, m.value, m.labels, m.unit, m.timestamp).where(
+        m.agent_id == agent_id)
     if name:
         if name.endswith("*"):
             prefix = name[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            q = q.where(MetricRow.name.like(prefix + "%", escape="\\"))
+            q = q.where(m.name.like(prefix + "%", escape="\\"))
         else:
-            q = q.where(MetricRow.name == name)
+            q = q.where(m.name == name)
     if plugin:
-        q = q.where(MetricRow.plugin == plugin)
+        q = q.where(m.plugin == plugin)
     if since is not None:
-        q = q.where(MetricRow.timestamp >= since).order_by(MetricRow.timestamp, MetricRow.id)
-        rows = list(session.scalars(q.limit(limit)))
+        q = q.where(m.timestamp >= since).order_by(m.timestamp, m.id)
+        rows = list(conn.execute(q.limit(limit)))
     else:
-        q = q.order_by(MetricRow.timestamp.desc(), MetricRow.id.desc())
-        rows = list(reversed(session.scalars(q.limit(limit)).all()))
+        q = q.order_by(m.timestamp.desc(), m.id.desc())
+        rows = list(reversed(conn.execute(q.limit(limit)).all()))
     return [
         {"plugin": r.plugin, "name": r.name, "value": r.value, "labels": r.labels,
          "unit": r.unit, "timestamp": r.timestamp}
@@ -134,10 +134,9 @@ def query(
     ]
 
 
-def purge(session: Session, older_than: float) -> int:
+def purge(conn: Connection, older_than: float) -> int:
     """Delete metric rows with a timestamp before ``older_than``; return how many."""
-    result = session.execute(
-        delete(MetricRow).where(MetricRow.timestamp < older_than)
-        .execution_options(synchronize_session=False)
+    result = conn.execute(
+        delete(t.metrics).where(t.metrics.c.timestamp < older_than)
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Connection, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
 
 from arcade_core import ArcadeError, InvalidSpec, normalize_name, parse_spec
 from arcade_core._manifest import Manifest
 from arcade_core._wheel import WheelInfo, check_requirements, inspect_wheel
 
 from ..db.engine import Database
-from ..db.models import Assignment, Blob, Plugin, PluginState, PluginVersion, PluginVersionWheel
+from ..db.tables import AnyRow, assignments, blobs, plugin_states, plugin_versions, plugins
+from ..db.tables import plugin_version_wheels as wheels_table
 from ..errors import Conflict, Invalid, NotFound
 from ..storage import BlobStore
 from ._sql import insert_ignore
@@ -165,28 +165,37 @@ def store_blobs(store: BlobStore, prepared: PreparedPublish) -> None:
 # ---------------------------------------------------------------- records (one transaction)
 
 
-def _identical(existing: PluginVersion, prepared: PreparedPublish) -> bool:
+def _wheels_of(conn: Connection, version_id: int) -> list[AnyRow]:
+    """The version's wheels, in install order (the plugin wheel first)."""
+    return list(conn.execute(
+        select(wheels_table).where(wheels_table.c.version_id == version_id)
+        .order_by(wheels_table.c.position)
+    ))
+
+
+def _identical(existing: AnyRow, wheels: Sequence[AnyRow], prepared: PreparedPublish
+               ) -> bool:
     return existing.sha256 == prepared.plugin.sha256 and sorted(
-        w.sha256 for w in existing.wheels
+        w.sha256 for w in wheels
     ) == sorted(w.sha256 for w in prepared.wheels)
 
 
-def _find_version(session: Session, name: str, version: str) -> PluginVersion | None:
-    return session.scalars(
-        select(PluginVersion)
-        .where(PluginVersion.plugin_name == name, PluginVersion.version == version)
-        .options(selectinload(PluginVersion.wheels))
+def _find_version(conn: Connection, name: str, version: str) -> AnyRow | None:
+    return conn.execute(
+        select(plugin_versions)
+        .where(plugin_versions.c.plugin_name == name, plugin_versions.c.version == version)
     ).first()
 
 
-def record_version(session: Session, prepared: PreparedPublish) -> PublishResult:
+def record_version(conn: Connection, prepared: PreparedPublish) -> PublishResult:
     """Record the published version; identical re-publish → ``created=False``; different
     content under the same ``name@version`` → :class:`Conflict`."""
     plugin = prepared.plugin
-    existing = _find_version(session, plugin.name, plugin.version)
+    existing = _find_version(conn, plugin.name, plugin.version)
     if existing is not None:
-        if _identical(existing, prepared):
-            return PublishResult(version_dict(existing), False, prepared.ignored)
+        wheels = _wheels_of(conn, existing.id)
+        if _identical(existing, wheels, prepared):
+            return PublishResult(version_dict(existing, wheels), False, prepared.ignored)
         raise Conflict(
             f"{plugin.name}@{plugin.version} is already published with different content "
             f"(plugin wheel sha256 {existing.sha256}); published versions are immutable: "
@@ -195,40 +204,41 @@ def record_version(session: Session, prepared: PreparedPublish) -> PublishResult
         )
     now = time.time()
     insert_ignore(
-        session, Blob,
+        conn, blobs,
         [{"sha256": w.sha256, "size": w.size, "created_at": now} for w in prepared.wheels],
     )
     insert_ignore(
-        session, Plugin, [{"name": plugin.name, "enabled": True, "created_at": now,
-                           "updated_at": now}],
+        conn, plugins, [{"name": plugin.name, "enabled": True, "created_at": now,
+                         "updated_at": now}],
     )
     manifest = plugin.manifest or Manifest()
-    row = PluginVersion(
-        plugin_name=plugin.name,
-        version=plugin.version,
-        summary=plugin.summary or "",
-        description=manifest.description or plugin.summary or "",
-        type=manifest.type,
-        entry_point=plugin.entry_point.value if plugin.entry_point else "",
-        requires_dist=list(plugin.requires_dist),
-        requires_python=plugin.requires_python,
-        manifest=plugin.manifest.to_dict() if plugin.manifest else None,
-        sha256=plugin.sha256,
-        filename=plugin.filename,
-        size=plugin.size,
-        created_at=now,
-        wheels=[
-            PluginVersionWheel(
-                position=i, sha256=w.sha256, filename=w.filename, name=w.name,
-                version=w.version, size=w.size,
-            )
-            for i, w in enumerate(prepared.wheels)
-        ],
-    )
-    session.add(row)
-    session.flush()
-    session.execute(update(Plugin).where(Plugin.name == plugin.name).values(updated_at=now))
-    return PublishResult(version_dict(row), True, prepared.ignored)
+    version_id = conn.execute(
+        plugin_versions.insert().returning(plugin_versions.c.id),
+        {
+            "plugin_name": plugin.name,
+            "version": plugin.version,
+            "summary": plugin.summary or "",
+            "description": manifest.description or plugin.summary or "",
+            "type": manifest.type,
+            "entry_point": plugin.entry_point.value if plugin.entry_point else "",
+            "requires_dist": list(plugin.requires_dist),
+            "requires_python": plugin.requires_python,
+            "manifest": plugin.manifest.to_dict() if plugin.manifest else None,
+            "sha256": plugin.sha256,
+            "filename": plugin.filename,
+            "size": plugin.size,
+            "created_at": now,
+        },
+    ).scalar_one()
+    conn.execute(wheels_table.insert(), [
+        {"version_id": version_id, "position": i, "sha256": w.sha256, "filename": w.filename,
+         "name": w.name, "version": w.version, "size": w.size}
+        for i, w in enumerate(prepared.wheels)
+    ])
+    conn.execute(update(plugins).where(plugins.c.name == plugin.name).values(updated_at=now))
+    row = conn.execute(select(plugin_versions).where(plugin_versions.c.id == version_id)).one()
+    return PublishResult(
+        version_dict(row, _wheels_of(conn, version_id)), True, prepared.ignored)
 
 
 async def publish(db: Database, store: BlobStore, paths: Sequence[Path]) -> PublishResult:
@@ -248,8 +258,9 @@ async def publish(db: Database, store: BlobStore, paths: Sequence[Path]) -> Publ
 # ---------------------------------------------------------------- queries
 
 
-def version_dict(row: PluginVersion, *, agents: list[dict[str, Any]] | None = None
-                 ) -> dict[str, Any]:
+def version_dict(row: AnyRow, wheels: Sequence[AnyRow], *,
+                 agents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A ``plugin_versions`` row and its wheels (in install order) as the API shows them."""
     data: dict[str, Any] = {
         "name": row.plugin_name,
         "version": row.version,
@@ -267,7 +278,7 @@ def version_dict(row: PluginVersion, *, agents: list[dict[str, Any]] | None = No
         "wheels": [
             {"filename": w.filename, "sha256": w.sha256, "size": w.size, "name": w.name,
              "version": w.version}
-            for w in row.wheels
+            for w in wheels
         ],
     }
     if agents is not None:
@@ -275,13 +286,13 @@ def version_dict(row: PluginVersion, *, agents: list[dict[str, Any]] | None = No
     return data
 
 
-def _sort_versions(versions: Sequence[PluginVersion]) -> list[PluginVersion]:
+def _sort_versions(versions: Sequence[AnyRow]) -> list[AnyRow]:
     return sorted(versions, key=lambda v: Version(v.version), reverse=True)
 
 
-def _plugin_dict(plugin: Plugin) -> dict[str, Any]:
-    versions = _sort_versions(plugin.versions)
-    latest = versions[0] if versions else None
+def _plugin_dict(plugin: AnyRow, versions: Sequence[AnyRow]) -> dict[str, Any]:
+    ordered = _sort_versions(versions)
+    latest = ordered[0] if ordered else None
     return {
         "name": plugin.name,
         "enabled": plugin.enabled,
@@ -289,7 +300,7 @@ def _plugin_dict(plugin: Plugin) -> dict[str, Any]:
         "summary": latest.summary if latest else "",
         "description": latest.description if latest else "",
         "type": latest.type if latest else "",
-        "versions": [v.version for v in versions],
+        "versions": [v.version for v in ordered],
         "created_at": plugin.created_at,
         "updated_at": plugin.updated_at,
     }
@@ -300,33 +311,47 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _versions_by_plugin(conn: Connection, names: Sequence[str]) -> dict[str, list[AnyRow]]:
+    """The ``plugin_versions`` rows of the named plugins (one query), by plugin name."""
+    by_plugin: dict[str, list[AnyRow]] = {name: [] for name in names}
+    if names:
+        for row in conn.execute(
+            select(plugin_versions).where(plugin_versions.c.plugin_name.in_(names))
+        ):
+            by_plugin[row.plugin_name].append(row)
+    return by_plugin
+
+
 def list_plugins(
-    session: Session,
+    conn: Connection,
     *,
     type: str | None = None,
     enabled: bool | None = None,
     text: str | None = None,
 ) -> list[dict[str, Any]]:
     """Plugins with their versions (newest first); filters combine with AND."""
-    query = select(Plugin).options(selectinload(Plugin.versions)).order_by(Plugin.name)
+    pv = plugin_versions.c
+    query = select(plugins).order_by(plugins.c.name)
     if enabled is not None:
-        query = query.where(Plugin.enabled == enabled)
+        query = query.where(plugins.c.enabled == enabled)
     if type:
-        query = query.where(Plugin.versions.any(PluginVersion.type == type))
+        query = query.where(plugins.c.name.in_(select(pv.plugin_name).where(pv.type == type)))
     if text:
         pattern = _like(text)
         query = query.where(
             or_(
-                func.lower(Plugin.name).like(pattern, escape="\\"),
-                Plugin.versions.any(
+                func.lower(plugins.c.name).like(pattern, escape="\\"),
+                plugins.c.name.in_(select(pv.plugin_name).where(
                     or_(
-                        func.lower(PluginVersion.summary).like(pattern, escape="\\"),
-                        func.lower(PluginVersion.description).like(pattern, escape="\\"),
+                        func.lower(pv.summary).like(pattern, escape="\\"),
+                        func.lower(pv.description).like(pattern, escape="\\"),
                     )
-                ),
+                )),
             )
         )
-    return [_plugin_dict(p) for p in session.scalars(query)]
+    rows = list(conn.execute(query))
+    versions = _versions_by_plugin(conn, [p.name for p in rows])
+    return [_plugin_dict(p, versions[p.name]) for p in rows]
 
 
 def _normalized(name: str) -> str:
@@ -336,74 +361,73 @@ def _normalized(name: str) -> str:
         raise NotFound(f"no plugin named {name!r}: {exc}") from None
 
 
-def _get_plugin_row(session: Session, name: str) -> Plugin:
+def _get_plugin_row(conn: Connection, name: str) -> tuple[AnyRow, list[AnyRow]]:
+    """The plugin's row and its versions' rows (404 if it is not published)."""
     normalized = _normalized(name)
-    plugin = session.scalars(
-        select(Plugin).where(Plugin.name == normalized).options(selectinload(Plugin.versions))
-    ).first()
+    plugin = conn.execute(select(plugins).where(plugins.c.name == normalized)).first()
     if plugin is None:
         raise NotFound(
             f"no plugin named {normalized!r} is published; list them with GET /api/v1/plugins"
         )
-    return plugin
+    return plugin, _versions_by_plugin(conn, [plugin.name])[plugin.name]
 
 
-def get_plugin(session: Session, name: str) -> dict[str, Any]:
-    plugin = _get_plugin_row(session, name)
-    data = _plugin_dict(plugin)
+def get_plugin(conn: Connection, name: str) -> dict[str, Any]:
+    plugin, versions = _get_plugin_row(conn, name)
+    data = _plugin_dict(plugin, versions)
     data["releases"] = [
         {"version": v.version, "sha256": v.sha256, "size": v.size, "created_at": v.created_at,
          "type": v.type, "summary": v.summary}
-        for v in _sort_versions(plugin.versions)
+        for v in _sort_versions(versions)
     ]
     return data
 
 
-def _get_version_row(session: Session, name: str, version: str) -> PluginVersion:
-    plugin = _get_plugin_row(session, name)
+def _get_version_row(conn: Connection, name: str, version: str) -> AnyRow:
+    plugin, versions = _get_plugin_row(conn, name)
     try:
         wanted = Version(version)
     except InvalidVersion:
         raise NotFound(f"{version!r} is not a PEP 440 version of {plugin.name}") from None
-    for row in plugin.versions:
+    for row in versions:
         if Version(row.version) == wanted:
             return row
-    published = ", ".join(v.version for v in _sort_versions(plugin.versions)) or "none"
+    published = ", ".join(v.version for v in _sort_versions(versions)) or "none"
     raise NotFound(
         f"{plugin.name} has no version {version}; published versions: {published}"
     )
 
 
-def get_version(session: Session, name: str, version: str) -> dict[str, Any]:
+def get_version(conn: Connection, name: str, version: str) -> dict[str, Any]:
     """A version with its manifest, wheels and the agents that should or do run it."""
-    row = _get_version_row(session, name, version)
-    desired = session.scalars(
-        select(Assignment).where(Assignment.version_id == row.id).order_by(Assignment.agent_id)
+    row = _get_version_row(conn, name, version)
+    desired = conn.scalars(
+        select(assignments.c.agent_id).where(assignments.c.version_id == row.id)
+        .order_by(assignments.c.agent_id)
     ).all()
-    actual = {
-        s.agent_id: s
-        for s in session.scalars(
-            select(PluginState).where(
-                PluginState.plugin_name == row.plugin_name, PluginState.version == row.version
+    ps = plugin_states.c
+    actual: dict[str, str] = {
+        s.agent_id: s.state
+        for s in conn.execute(
+            select(ps.agent_id, ps.state).where(
+                ps.plugin_name == row.plugin_name, ps.version == row.version
             )
         )
     }
     agents: list[dict[str, Any]] = []
-    for assignment in desired:
-        state = actual.pop(assignment.agent_id, None)
-        agents.append({"agent": assignment.agent_id, "desired": True,
-                       "state": state.state if state else None})
+    for agent_id in desired:
+        agents.append({"agent": agent_id, "desired": True, "state": actual.pop(agent_id, None)})
     for agent_id, state in sorted(actual.items()):
-        agents.append({"agent": agent_id, "desired": False, "state": state.state})
-    return version_dict(row, agents=agents)
+        agents.append({"agent": agent_id, "desired": False, "state": state})
+    return version_dict(row, _wheels_of(conn, row.id), agents=agents)
 
 
-def delete_version(session: Session, name: str, version: str) -> list[str]:
+def delete_version(conn: Connection, name: str, version: str) -> list[str]:
     """Delete a version that no agent is assigned; return the sha256s of blobs no longer used
     (the caller deletes those files after the commit)."""
-    row = _get_version_row(session, name, version)
-    assigned = session.scalars(
-        select(Assignment.agent_id).where(Assignment.version_id == row.id).limit(20)
+    row = _get_version_row(conn, name, version)
+    assigned = conn.scalars(
+        select(assignments.c.agent_id).where(assignments.c.version_id == row.id).limit(20)
     ).all()
     if assigned:
         raise Conflict(
@@ -411,34 +435,33 @@ def delete_version(session: Session, name: str, version: str) -> list[str]:
             f"({', '.join(assigned)}): uninstall it from them first",
             {"agents": list(assigned)},
         )
-    shas = {w.sha256 for w in row.wheels}
-    plugin_name = row.plugin_name
-    session.delete(row)
-    session.flush()
+    shas = {w.sha256 for w in _wheels_of(conn, row.id)}
+    # The wheel rows go with the version (ON DELETE CASCADE, and explicitly: SQLite enforces
+    # foreign keys only with the pragma the engine sets).
+    conn.execute(delete(wheels_table).where(wheels_table.c.version_id == row.id))
+    conn.execute(delete(plugin_versions).where(plugin_versions.c.id == row.id))
     still_used = set(
-        session.scalars(
-            select(PluginVersionWheel.sha256).where(PluginVersionWheel.sha256.in_(shas))
-        )
+        conn.scalars(select(wheels_table.c.sha256).where(wheels_table.c.sha256.in_(shas)))
     )
     orphans = sorted(shas - still_used)
     if orphans:
-        session.execute(delete(Blob).where(Blob.sha256.in_(orphans)))
-    remaining = session.scalar(
-        select(func.count()).select_from(PluginVersion).where(
-            PluginVersion.plugin_name == plugin_name
+        conn.execute(delete(blobs).where(blobs.c.sha256.in_(orphans)))
+    remaining = conn.scalar(
+        select(func.count()).select_from(plugin_versions).where(
+            plugin_versions.c.plugin_name == row.plugin_name
         )
     )
     if not remaining:
-        session.execute(delete(Plugin).where(Plugin.name == plugin_name))
+        conn.execute(delete(plugins).where(plugins.c.name == row.plugin_name))
     return orphans
 
 
-def set_enabled(session: Session, name: str, enabled: bool) -> dict[str, Any]:
-    plugin = _get_plugin_row(session, name)
-    plugin.enabled = enabled
-    plugin.updated_at = time.time()
-    session.flush()
-    return _plugin_dict(plugin)
+def set_enabled(conn: Connection, name: str, enabled: bool) -> dict[str, Any]:
+    plugin, versions = _get_plugin_row(conn, name)
+    conn.execute(update(plugins).where(plugins.c.name == plugin.name)
+                 .values(enabled=enabled, updated_at=time.time()))
+    plugin = conn.execute(select(plugins).where(plugins.c.name == plugin.name)).one()
+    return _plugin_dict(plugin, versions)
 
 
 # ---------------------------------------------------------------- resolving specs
@@ -449,24 +472,24 @@ def _manifest_from_json(text: str) -> Manifest:
     return Manifest.from_json(text)
 
 
-def manifest_of(row: PluginVersion) -> Manifest:
+def manifest_of(row: AnyRow) -> Manifest:
     """The version's manifest (cached: published versions never change)."""
     if not row.manifest:
         return Manifest()
     return _manifest_from_json(json.dumps(row.manifest, sort_keys=True))
 
 
-def resolve(session: Session, spec_text: str) -> PluginVersion:
-    """The one enabled version that ``spec_text`` (``name``, ``name@1.0``, ``name@>=1,<2``)
-    selects: 422 for a bad spec or no match, 404 for an unknown plugin, 409 if disabled."""
+def resolve(conn: Connection, spec_text: str) -> AnyRow:
+    """The ``plugin_versions`` row of the one enabled version that ``spec_text`` (``name``,
+    ``name@1.0``, ``name@>=1,<2``) selects: 422 for a bad spec or no match, 404 for an unknown
+    plugin, 409 if disabled."""
     try:
         spec = parse_spec(spec_text)
     except InvalidSpec as exc:
         raise Invalid(str(exc)) from None
-    plugin = session.scalars(
-        select(Plugin).where(Plugin.name == spec.name).options(selectinload(Plugin.versions))
-    ).first()
-    if plugin is None or not plugin.versions:
+    plugin = conn.execute(select(plugins).where(plugins.c.name == spec.name)).first()
+    versions = _versions_by_plugin(conn, [spec.name])[spec.name] if plugin is not None else []
+    if plugin is None or not versions:
         raise NotFound(
             f"no plugin named {spec.name!r} is published; publish it with "
             "'arcade publish WHEEL...' or list plugins with 'arcade plugins'"
@@ -476,10 +499,10 @@ def resolve(session: Session, spec_text: str) -> PluginVersion:
             f"plugin {plugin.name!r} is disabled and cannot be newly assigned; enable it with "
             f"POST /api/v1/plugins/{plugin.name}/enable"
         )
-    by_version = {Version(v.version): v for v in plugin.versions}
+    by_version = {Version(v.version): v for v in versions}
     chosen = spec.select(by_version)
     if chosen is None:
-        published = ", ".join(v.version for v in _sort_versions(plugin.versions))
+        published = ", ".join(v.version for v in _sort_versions(versions))
         raise Invalid(
             f"no published version of {plugin.name} matches {spec_text!r}; "
             f"published versions: {published}"

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import httpx
+from sqlalchemy import Connection, Table, select
 
 from arcade_core.rpc.v1 import pb, pb_grpc
 from tests.wheelmaker import make_wheel
@@ -151,3 +152,13 @@ class ProtocolAgent:
 
 def status(name: str, version: str, state: str, **kwargs: Any) -> Any:
     return pb.PluginStatus(name=name, version=version, state=state, **kwargs)
+
+
+def db_row(conn: Connection, table: Table, *key: Any) -> Any:
+    """The row of ``table`` with primary key ``key`` (in the table's key column order), or
+    ``None``: what the tests check after a service call wrote it."""
+    columns = list(table.primary_key.columns)
+    assert len(columns) == len(key), f"{table.name} has a {len(columns)}-column primary key"
+    return conn.execute(
+        select(table).where(*(c == v for c, v in zip(columns, key, strict=True)))
+    ).first()

@@ -131,3 +131,40 @@ def test_bad_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "database_url" in proc.stderr
+
+
+ORM_PROBE = """
+import asyncio, sys
+from pathlib import Path
+import httpx
+from arcade_server.runner import ArcadeServer
+from arcade_server.settings import Settings
+from tests.server.helpers import ProtocolAgent
+
+async def main() -> None:
+    settings = Settings(home=Path(sys.argv[1]), host="127.0.0.1", http_port=0, grpc_port=0)
+    server = ArcadeServer(settings, migrate_in_subprocess=True)
+    await server.start()
+    try:
+        agent = ProtocolAgent(server.grpc_target)
+        await agent.connect()
+        await agent.desired()
+        async with httpx.AsyncClient(base_url=server.http_url + "/api/v1") as api:
+            assert [a["id"] for a in (await api.get("/agents")).json()] == [agent.agent_id]
+            assert (await api.get("/plugins")).json() == []
+            assert (await api.get("/jobs")).json() == []
+        await agent.close()
+    finally:
+        await server.stop()
+    print("ORM", *sorted(m for m in sys.modules if m.startswith("sqlalchemy.orm")))
+
+asyncio.run(main())
+"""
+
+
+def test_a_serving_server_never_imports_the_sqlalchemy_orm(tmp_path: Path) -> None:
+    # The services speak SQLAlchemy Core: the ORM would cost the process ~7 MB for its life.
+    proc = subprocess.run([sys.executable, "-c", ORM_PROBE, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "ORM"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from arcade_server.db.models import Base
+from arcade_server.db.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_online() -> None:

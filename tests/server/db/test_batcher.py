@@ -8,32 +8,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from arcade_server.db.batcher import Batcher
 from arcade_server.db.engine import Database
 
 
 def _rows(db: Database) -> list[tuple[int, str]]:
-    with db.session(write=False) as session:
-        return [(int(r[0]), str(r[1])) for r in session.execute(
+    with db.transaction(write=False) as conn:
+        return [(int(r[0]), str(r[1])) for r in conn.execute(
             text("SELECT id, value FROM items ORDER BY id")).all()]
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path / 'batch.db'}", threads=4)
-    with database.session() as session:
-        session.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, value TEXT NOT NULL "
+    with database.transaction() as conn:
+        conn.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, value TEXT NOT NULL "
                              "CHECK (value != 'bad'))"))
     yield database
     database.close()
 
 
-def _insert(session: Session, items: list[tuple[int, str]]) -> list[int]:
-    session.execute(text("INSERT INTO items (id, value) VALUES (:id, :value)"),
+def _insert(conn: Connection, items: list[tuple[int, str]]) -> list[int]:
+    conn.execute(text("INSERT INTO items (id, value) VALUES (:id, :value)"),
                     [{"id": i, "value": v} for i, v in items])
     return [i for i, _v in items]
 
@@ -44,11 +43,11 @@ async def test_items_submitted_during_a_write_go_together_in_the_next_one(
     gate = threading.Event()
     calls: list[int] = []
 
-    def insert_slowly(session: Session, items: list[tuple[int, str]]) -> list[int]:
+    def insert_slowly(conn: Connection, items: list[tuple[int, str]]) -> list[int]:
         calls.append(len(items))
         if len(calls) == 1:
             gate.wait(5)  # hold the first batch open while the others queue up
-        return _insert(session, items)
+        return _insert(conn, items)
 
     batcher: Batcher[tuple[int, str], int] = Batcher(
         lambda items: db.run(insert_slowly, items), name="items")
@@ -95,9 +94,9 @@ async def test_close_writes_what_was_submitted_then_refuses_more(db: Database) -
 async def test_a_cancelled_submitter_still_gets_its_item_written(db: Database) -> None:
     gate = threading.Event()
 
-    def held(session: Session, items: list[tuple[int, str]]) -> list[int]:
+    def held(conn: Connection, items: list[tuple[int, str]]) -> list[int]:
         gate.wait(5)
-        return _insert(session, items)
+        return _insert(conn, items)
 
     batcher: Batcher[tuple[int, str], int] = Batcher(
         lambda items: db.run(held, items), name="items")

@@ -1,4 +1,4 @@
-"""Migrations from empty, on SQLite and a real PostgreSQL, and the models match them."""
+"""Migrations from empty, on SQLite and a real PostgreSQL, and the tables match them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from arcade_server.db import migrate
 from arcade_server.db.engine import make_engine
-from arcade_server.db.models import Base
+from arcade_server.db.tables import metadata
 from tests.pg import PostgresCluster
 
 
@@ -23,7 +23,7 @@ def _empty_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_upgrade_head_on_an_empty_database_matches_the_models(
+def test_upgrade_head_on_an_empty_database_matches_the_tables(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     engine = make_engine(_empty_url(kind, tmp_path, request))
@@ -32,10 +32,10 @@ def test_upgrade_head_on_an_empty_database_matches_the_models(
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
         tables = set(inspect(engine).get_table_names())
-        assert set(Base.metadata.tables) <= tables
+        assert set(metadata.tables) <= tables
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+            assert compare_metadata(context, metadata) == []
         migrate.upgrade(engine)  # a second start is a no-op
         assert migrate.current_revision(engine) == migrate.head_revision()
     finally:

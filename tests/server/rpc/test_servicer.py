@@ -16,6 +16,7 @@ from arcade_core.rpc.v1 import pb
 from arcade_server.runner import ServerThread
 from tests.server.helpers import (
     ProtocolAgent,
+    db_row,
     dependency_wheel,
     plugin_wheel,
     publish,
@@ -334,10 +335,10 @@ async def test_heartbeats_keep_an_agent_online_and_silence_makes_it_offline(
             finally:
                 await agent.close()
         # Last-seen times were flushed to the database (other replicas see them).
-        from arcade_server.db.models import Agent
+        from arcade_server.db import tables as t
 
-        with server.state.db.session(write=False) as session:
-            row = session.get(Agent, agent.agent_id)
+        with server.state.db.transaction(write=False) as conn:
+            row = db_row(conn, t.agents, agent.agent_id)
             assert row is not None and row.last_seen is not None
             assert time.time() - row.last_seen < 5
     finally:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from arcade_server.db import tables as t
 from arcade_server.db.engine import Database
-from arcade_server.db.models import Agent, Assignment
 from arcade_server.errors import Invalid, NotFound
 from arcade_server.services import agents, assignments, registry
-from tests.server.helpers import dependency_wheel, plugin_wheel, unique
+from tests.server.helpers import db_row, dependency_wheel, plugin_wheel, unique
 
 
 def _publish(db: Database, *paths: Path) -> None:
@@ -41,9 +41,9 @@ def test_assign_bumps_the_revision_and_builds_the_desired_state(
     assert [w.filename.split("-")[0] for w in plugin.wheels] == [
         name.replace("-", "_"), dep.replace("-", "_")]
     assert plugin.config_json == '{"label":"x","threshold":1}'
-    with database.session(write=False) as session:
-        assert assignments.may_download(session, "a1", plugin.wheels[1].sha256)
-        assert not assignments.may_download(session, "a2", plugin.wheels[1].sha256)
+    with database.transaction(write=False) as conn:
+        assert assignments.may_download(conn, "a1", plugin.wheels[1].sha256)
+        assert not assignments.may_download(conn, "a2", plugin.wheels[1].sha256)
 
 
 def test_reassigning_replaces_the_version_and_unassign_removes_it(
@@ -81,8 +81,8 @@ def test_selector_matches_all_labels_and_bumps_every_agent_at_once(
     assert all(len(s.plugins) == 1 for s in states.values())
     removed = database.call(assignments.unassign_selector, {"dc": "east"}, name)
     assert removed.revisions == {"web-1": 3, "db-1": 2}
-    with database.session(write=False) as session:
-        left = session.scalars(select(Assignment.agent_id)).all()
+    with database.transaction(write=False) as conn:
+        left = conn.scalars(select(t.assignments.c.agent_id)).all()
         assert left == ["web-2"]
 
 
@@ -95,8 +95,8 @@ def test_invalid_config_and_isolation_change_nothing(database: Database, tmp_pat
         database.call(assignments.assign, "a1", name, config={"threshold": -5})
     with pytest.raises(Invalid, match="isolation"):
         database.call(assignments.assign, "a1", name, isolation="container")
-    with database.session(write=False) as session:
-        agent = session.get(Agent, "a1")
+    with database.transaction(write=False) as conn:
+        agent = db_row(conn, t.agents, "a1")
         assert agent is not None and agent.desired_revision == 0
     database.call(assignments.assign, "a1", name)
     with pytest.raises(Invalid, match="JSON object"):

@@ -239,11 +239,11 @@ def test_job_wheels_may_be_downloaded_only_while_the_job_is_open(
     name, _ = plugin
     created = _create(database, plugins=[PluginEntryRequest(name, "before")])
     sha = created.dispatch.plugins[0].wheels[1][1]  # the dependency wheel
-    with database.session(write=False) as session:
-        assert assignments.may_download(session, "a1", sha)
+    with database.transaction(write=False) as conn:
+        assert assignments.may_download(conn, "a1", sha)
     database.call(jobs.cancel_job, created.job["id"])
-    with database.session(write=False) as session:
-        assert not assignments.may_download(session, "a1", sha)
+    with database.transaction(write=False) as conn:
+        assert not assignments.may_download(conn, "a1", sha)
 
 
 def test_list_filters_by_agent_and_status_newest_first(
@@ -282,7 +282,7 @@ def test_one_query_tells_which_connecting_agents_have_open_jobs(database: Databa
     finished = _create(database, "a3").job["id"]
     database.call(jobs.record_event, "a3", JobEventData(job_id=finished, status="running"))
     database.call(jobs.record_event, "a3", JobEventData(job_id=finished, status="succeeded"))
-    with database.session(write=False) as session:
-        assert jobs.with_open_jobs(session, ["a1", "a2", "a3", "ghost", "a1"]) == [
+    with database.transaction(write=False) as conn:
+        assert jobs.with_open_jobs(conn, ["a1", "a2", "a3", "ghost", "a1"]) == [
             True, False, False, False, True]
-        assert jobs.with_open_jobs(session, []) == []
+        assert jobs.with_open_jobs(conn, []) == []

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from arcade_server.db import tables as t
 from arcade_server.db.engine import Database
-from arcade_server.db.models import Blob, Plugin, PluginVersion, PluginVersionWheel
 from arcade_server.errors import Conflict, Invalid, NotFound
 from arcade_server.services import registry
 from arcade_server.storage import LocalBlobStore
-from tests.server.helpers import dependency_wheel, plugin_wheel, unique
+from tests.server.helpers import db_row, dependency_wheel, plugin_wheel, unique
 
 
 def _record(db: Database, *paths: Path) -> registry.PublishResult:
@@ -26,13 +26,16 @@ def test_record_version_stores_plugin_version_wheels_and_blobs(
     result = _record(database, plugin_wheel(tmp_path, name, requires=[dep]),
                      dependency_wheel(tmp_path, dep, "2.0"))
     assert result.created is True
-    with database.session(write=False) as session:
-        assert session.scalar(select(func.count()).select_from(Blob)) == 2
-        version = session.scalars(select(PluginVersion)).one()
+    with database.transaction(write=False) as conn:
+        assert conn.scalar(select(func.count()).select_from(t.blobs)) == 2
+        version = conn.execute(select(t.plugin_versions)).one()
         assert (version.plugin_name, version.version, version.type) == (name, "1.0.0",
                                                                          "collector")
-        assert [(w.position, w.name) for w in version.wheels] == [(0, name), (1, dep)]
-        assert session.get(Plugin, name) is not None
+        wheels = conn.execute(select(t.plugin_version_wheels.c.position,
+                                     t.plugin_version_wheels.c.name)
+                              .order_by(t.plugin_version_wheels.c.position)).all()
+        assert [tuple(w) for w in wheels] == [(0, name), (1, dep)]
+        assert db_row(conn, t.plugins, name) is not None
 
 
 def test_identical_record_is_idempotent_and_different_content_conflicts(
@@ -44,8 +47,8 @@ def test_identical_record_is_idempotent_and_different_content_conflicts(
     assert _record(database, wheel).created is False
     with pytest.raises(Conflict, match="different content"):
         _record(database, plugin_wheel(tmp_path / "b", name, summary="other"))
-    with database.session(write=False) as session:
-        assert session.scalar(select(func.count()).select_from(PluginVersion)) == 1
+    with database.transaction(write=False) as conn:
+        assert conn.scalar(select(func.count()).select_from(t.plugin_versions)) == 1
 
 
 def test_shared_dependency_blob_is_stored_once_and_kept_while_used(
@@ -56,14 +59,14 @@ def test_shared_dependency_blob_is_stored_once_and_kept_while_used(
     one, two = unique(), unique()
     _record(database, plugin_wheel(tmp_path, one, requires=[dep]), dep_wheel)
     _record(database, plugin_wheel(tmp_path, two, requires=[dep]), dep_wheel)
-    with database.session(write=False) as session:
-        assert session.scalar(select(func.count()).select_from(Blob)) == 3
+    with database.transaction(write=False) as conn:
+        assert conn.scalar(select(func.count()).select_from(t.blobs)) == 3
     orphans = database.call(registry.delete_version, one, "1.0.0")
     assert len(orphans) == 1  # only the plugin wheel of `one`; the shared dep stays
-    with database.session(write=False) as session:
-        assert session.scalar(select(func.count()).select_from(Blob)) == 2
-        assert session.get(Plugin, one) is None
-        assert session.scalar(select(func.count()).select_from(PluginVersionWheel)) == 2
+    with database.transaction(write=False) as conn:
+        assert conn.scalar(select(func.count()).select_from(t.blobs)) == 2
+        assert db_row(conn, t.plugins, one) is None
+        assert conn.scalar(select(func.count()).select_from(t.plugin_version_wheels)) == 2
 
 
 def test_resolve_picks_the_highest_matching_enabled_version(
@@ -72,31 +75,31 @@ def test_resolve_picks_the_highest_matching_enabled_version(
     name = unique()
     for version in ("1.0.0", "1.4.0", "2.0.0rc1", "2.0.0"):
         _record(database, plugin_wheel(tmp_path / version, name, version))
-    with database.session() as session:
-        assert registry.resolve(session, name).version == "2.0.0"
-        assert registry.resolve(session, f"{name}@<2").version == "1.4.0"
-        assert registry.resolve(session, f"{name}@2.0.0rc1").version == "2.0.0rc1"
+    with database.transaction() as conn:
+        assert registry.resolve(conn, name).version == "2.0.0"
+        assert registry.resolve(conn, f"{name}@<2").version == "1.4.0"
+        assert registry.resolve(conn, f"{name}@2.0.0rc1").version == "2.0.0rc1"
         published = r"published versions: 2\.0\.0, 2\.0\.0rc1, 1\.4\.0, 1\.0\.0"
         with pytest.raises(Invalid, match=published):
-            registry.resolve(session, f"{name}@>=3")
+            registry.resolve(conn, f"{name}@>=3")
         with pytest.raises(Invalid, match="invalid plugin spec"):
-            registry.resolve(session, "bad name@1")
+            registry.resolve(conn, "bad name@1")
         with pytest.raises(NotFound):
-            registry.resolve(session, "missing-plugin")
+            registry.resolve(conn, "missing-plugin")
     database.call(registry.set_enabled, name, False)
-    with database.session() as session, pytest.raises(Conflict, match="disabled"):
-        registry.resolve(session, name)
+    with database.transaction() as conn, pytest.raises(Conflict, match="disabled"):
+        registry.resolve(conn, name)
 
 
 def test_list_and_get_read_back_what_was_recorded(database: Database, tmp_path: Path) -> None:
     name = unique()
     _record(database, plugin_wheel(tmp_path, name, summary="Widget counter"))
-    with database.session(write=False) as session:
-        listed = registry.list_plugins(session, text="WIDGET")
+    with database.transaction(write=False) as conn:
+        listed = registry.list_plugins(conn, text="WIDGET")
         assert [p["name"] for p in listed] == [name]
-        assert registry.list_plugins(session, type="notifier") == []
-        assert registry.get_plugin(session, name)["latest"] == "1.0.0"
-        version = registry.get_version(session, name, "1.0")  # PEP 440 equal to 1.0.0
+        assert registry.list_plugins(conn, type="notifier") == []
+        assert registry.get_plugin(conn, name)["latest"] == "1.0.0"
+        version = registry.get_version(conn, name, "1.0")  # PEP 440 equal to 1.0.0
         assert version["version"] == "1.0.0"
         assert version["agents"] == []
 
