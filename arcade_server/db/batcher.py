@@ -82,14 +82,19 @@ class Batcher(Generic[T, R]):
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                self._writing = True
-                try:
-                    await self._write(batch)
-                finally:
-                    self._writing = False
+            await self._drain()
+
+    async def _drain(self) -> None:
+        # Its own function, so the last batch (up to max_batch items) is released when it
+        # returns, not kept alive while _run waits for the next submit.
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            self._writing = True
+            try:
+                await self._write(batch)
+            finally:
+                self._writing = False
 
     async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _future in batch]

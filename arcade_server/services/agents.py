@@ -272,7 +272,7 @@ def report_status(
     """Store per-plugin statuses (``removed`` deletes the row); a complete report for a
     revision marks that revision applied."""
     report_statuses(conn, [status_update(agent_id, revision, plugins, complete=complete,
-                                            now=now)])
+                                         now=now)])
 
 
 def flush_presence(conn: Connection, seen: Mapping[str, tuple[float, int]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,14 +27,14 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path / 'batch.db'}", threads=4)
     with database.transaction() as conn:
         conn.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, value TEXT NOT NULL "
-                             "CHECK (value != 'bad'))"))
+                          "CHECK (value != 'bad'))"))
     yield database
     database.close()
 
 
 def _insert(conn: Connection, items: list[tuple[int, str]]) -> list[int]:
     conn.execute(text("INSERT INTO items (id, value) VALUES (:id, :value)"),
-                    [{"id": i, "value": v} for i, v in items])
+                 [{"id": i, "value": v} for i, v in items])
     return [i for i, _v in items]
 
 
@@ -108,3 +109,23 @@ async def test_a_cancelled_submitter_still_gets_its_item_written(db: Database) -
         await task
     await batcher.close()
     assert _rows(db) == [(1, "kept")]
+
+
+class _Item:
+    """A submitted item that can be watched with a weak reference."""
+
+
+async def test_a_written_batch_is_not_kept_alive_between_batches() -> None:
+    # Batchers live as long as the server: the last batch (up to max_batch items, e.g. a
+    # rollout's status reports) must not stay referenced while they wait for the next one.
+    async def flush(items: list[_Item]) -> list[None]:
+        return [None] * len(items)
+
+    batcher: Batcher[_Item, None] = Batcher(flush, name="items")
+    item = _Item()
+    watch = weakref.ref(item)
+    await batcher.submit(item)
+    del item
+    await asyncio.sleep(0.01)   # the batcher is back to waiting for the next submit
+    assert watch() is None
+    await batcher.close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +26,8 @@ from tests.server.helpers import (
     status,
     unique,
 )
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 async def test_register_answers_welcome_then_the_current_desired_state(server: ServerThread,
@@ -390,3 +395,55 @@ async def test_a_fleet_wide_rollout_reaches_every_agent_with_batched_writes(
         assert state.blobs.reads - reads_before == 1  # one disk read served the fleet
     finally:
         await asyncio.gather(*(a.close() for a in agents))
+
+
+_AGENTS_SCRIPT = """
+import asyncio, sys
+from arcade_core.rpc.v1 import pb
+from tests.server.helpers import ProtocolAgent, status
+
+async def main() -> None:
+    agents = [ProtocolAgent(sys.argv[1]) for _ in range(3)]
+    for agent in agents:
+        await agent.connect()
+        await agent.desired()
+        agent.report(1, status("held-plugin", "1.0", "running"))
+        agent.send(pb.AgentMessage(metrics=pb.MetricBatch(metrics=[
+            pb.Metric(plugin="cpu", name="cpu.percent", value=1.0, labels={"a": "b"})])))
+    print("sent", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for agent in agents:
+        await agent.close()
+
+asyncio.run(main())
+"""
+
+
+def _live_agent_messages() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is pb.AgentMessage)
+
+
+def test_open_streams_do_not_keep_their_last_message_alive(server: ServerThread) -> None:
+    # A Connect stream lives as long as its agent: holding each stream's last message (a
+    # status report, a metric batch: KBs of protobuf) would cost a fleet MBs for nothing.
+    # The agents run in another process, so every AgentMessage alive here is the server's.
+    state = server.state
+    reports, batches = state.status_reports.items, state.metric_batches.items
+    with subprocess.Popen(
+        [sys.executable, "-c", _AGENTS_SCRIPT, server.grpc_target],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            assert proc.stdout.readline().strip() == "sent"
+            deadline = time.monotonic() + 20
+            while (state.status_reports.items < reports + 3
+                   or state.metric_batches.items < batches + 3):
+                assert time.monotonic() < deadline, "the server did not store the messages"
+                time.sleep(0.05)
+            assert server.state.hub.connected_ids()
+            assert _live_agent_messages() == 0
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=30)
