@@ -265,25 +265,24 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
         raise Invalid("config must be a JSON object")
     get_agent_row(conn, agent_id)
     plugin = _normalize(name)
-    a = t.assignments.c
+    a, v = t.assignments.c, t.plugin_versions.c
     found = conn.execute(
-        select(a.isolation, a.version_id)
+        select(a.isolation, v.plugin_name, v.version, v.manifest)
+        .join(t.plugin_versions, v.id == a.version_id)
         .where(a.agent_id == agent_id, a.plugin_name == plugin)
     ).first()
     if found is None:
         raise NotFound(
             f"plugin {plugin!r} is not assigned to agent {agent_id!r}; install it first"
         )
-    version = conn.execute(
-        select(t.plugin_versions).where(t.plugin_versions.c.id == found.version_id)).one()
-    effective = _validated(version, config)
+    effective = _validated(found, config)
     revisions = _bump(conn, t.agents.c.id == agent_id)
     conn.execute(
         update(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)
         .values(config=effective, revision=revisions[agent_id], updated_at=time.time())
     )
     return AssignResult(
-        {"agent": agent_id, "plugin": plugin, "version": version.version,
+        {"agent": agent_id, "plugin": plugin, "version": found.version,
          "config": effective, "isolation": found.isolation, "revision": revisions[agent_id]},
         revisions,
     )

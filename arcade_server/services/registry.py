@@ -212,8 +212,8 @@ def record_version(conn: Connection, prepared: PreparedPublish) -> PublishResult
                          "updated_at": now}],
     )
     manifest = plugin.manifest or Manifest()
-    version_id = conn.execute(
-        plugin_versions.insert().returning(plugin_versions.c.id),
+    row = conn.execute(
+        plugin_versions.insert().returning(*plugin_versions.c),
         {
             "plugin_name": plugin.name,
             "version": plugin.version,
@@ -229,16 +229,15 @@ def record_version(conn: Connection, prepared: PreparedPublish) -> PublishResult
             "size": plugin.size,
             "created_at": now,
         },
-    ).scalar_one()
-    conn.execute(wheels_table.insert(), [
-        {"version_id": version_id, "position": i, "sha256": w.sha256, "filename": w.filename,
-         "name": w.name, "version": w.version, "size": w.size}
-        for i, w in enumerate(prepared.wheels)
-    ])
+    ).one()
+    stored = conn.execute(
+        wheels_table.insert().returning(*wheels_table.c, sort_by_parameter_order=True),
+        [{"version_id": row.id, "position": i, "sha256": w.sha256, "filename": w.filename,
+          "name": w.name, "version": w.version, "size": w.size}
+         for i, w in enumerate(prepared.wheels)],
+    ).all()
     conn.execute(update(plugins).where(plugins.c.name == plugin.name).values(updated_at=now))
-    row = conn.execute(select(plugin_versions).where(plugin_versions.c.id == version_id)).one()
-    return PublishResult(
-        version_dict(row, _wheels_of(conn, version_id)), True, prepared.ignored)
+    return PublishResult(version_dict(row, stored), True, prepared.ignored)
 
 
 async def publish(db: Database, store: BlobStore, paths: Sequence[Path]) -> PublishResult:
@@ -361,15 +360,23 @@ def _normalized(name: str) -> str:
         raise NotFound(f"no plugin named {name!r}: {exc}") from None
 
 
+def _find_plugin(conn: Connection, name: str) -> tuple[AnyRow, list[AnyRow]] | None:
+    """The row of the plugin with this (normalized) name and its versions' rows, or None."""
+    plugin = conn.execute(select(plugins).where(plugins.c.name == name)).first()
+    if plugin is None:
+        return None
+    return plugin, _versions_by_plugin(conn, [name])[name]
+
+
 def _get_plugin_row(conn: Connection, name: str) -> tuple[AnyRow, list[AnyRow]]:
     """The plugin's row and its versions' rows (404 if it is not published)."""
     normalized = _normalized(name)
-    plugin = conn.execute(select(plugins).where(plugins.c.name == normalized)).first()
-    if plugin is None:
+    found = _find_plugin(conn, normalized)
+    if found is None:
         raise NotFound(
             f"no plugin named {normalized!r} is published; list them with GET /api/v1/plugins"
         )
-    return plugin, _versions_by_plugin(conn, [plugin.name])[plugin.name]
+    return found
 
 
 def get_plugin(conn: Connection, name: str) -> dict[str, Any]:
@@ -458,10 +465,11 @@ def delete_version(conn: Connection, name: str, version: str) -> list[str]:
 
 def set_enabled(conn: Connection, name: str, enabled: bool) -> dict[str, Any]:
     plugin, versions = _get_plugin_row(conn, name)
-    conn.execute(update(plugins).where(plugins.c.name == plugin.name)
-                 .values(enabled=enabled, updated_at=time.time()))
-    plugin = conn.execute(select(plugins).where(plugins.c.name == plugin.name)).one()
-    return _plugin_dict(plugin, versions)
+    updated = conn.execute(
+        update(plugins).where(plugins.c.name == plugin.name)
+        .values(enabled=enabled, updated_at=time.time()).returning(*plugins.c)
+    ).one()
+    return _plugin_dict(updated, versions)
 
 
 # ---------------------------------------------------------------- resolving specs
@@ -487,8 +495,7 @@ def resolve(conn: Connection, spec_text: str) -> AnyRow:
         spec = parse_spec(spec_text)
     except InvalidSpec as exc:
         raise Invalid(str(exc)) from None
-    plugin = conn.execute(select(plugins).where(plugins.c.name == spec.name)).first()
-    versions = _versions_by_plugin(conn, [spec.name])[spec.name] if plugin is not None else []
+    plugin, versions = _find_plugin(conn, spec.name) or (None, [])
     if plugin is None or not versions:
         raise NotFound(
             f"no plugin named {spec.name!r} is published; publish it with "
