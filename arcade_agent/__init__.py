@@ -7,8 +7,9 @@ The public surface is :class:`Agent` (the embedding API), :class:`AgentSettings`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from arcade_core._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .agent import Agent, AgentStatus
@@ -24,14 +25,4 @@ _LAZY = {
 __all__ = ["Agent", "AgentConfigError", "AgentSettings", "AgentStatus"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'arcade_agent' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

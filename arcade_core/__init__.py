@@ -8,8 +8,7 @@ wheel inspection, specs) is loaded on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._exceptions import (
     ArcadeError,
@@ -22,6 +21,7 @@ from ._exceptions import (
     PluginNotFound,
     ProtocolError,
 )
+from ._lazy import lazy_attributes
 from ._markers import hookimpl, hookspec
 from ._types import Event, JobContext, JobResult, Metric
 
@@ -80,14 +80,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'arcade_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
