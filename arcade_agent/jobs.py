@@ -62,8 +62,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arcade_core import ArcadeError, Event, JobContext, JobResult, PluginNotFound
+from arcade_core import ArcadeError, Event, JobContext, JobResult, PluginNotFound, ProtocolError
 from arcade_core.rpc.v1 import pb
+from arcade_core.rpc.v1.convert import from_pb, to_pb
+from arcade_core.states import Isolation, JobStatus, RecordStatus, Stage
 
 if TYPE_CHECKING:
     from arcade_core import Environment, PluginHost
@@ -153,8 +155,9 @@ class _Record:
 
     def to_pb(self) -> pb.JobPluginRecord:
         return pb.JobPluginRecord(
-            index=self.index, plugin=self.plugin, version=self.version, stage=self.stage,
-            order=self.order, status=self.status, result_json=self.result_json,
+            index=self.index, plugin=self.plugin, version=self.version,
+            stage=to_pb(Stage(self.stage)), order=self.order,
+            status=to_pb(RecordStatus(self.status)), result_json=self.result_json,
             error=self.error, started_at=self.started_at, completed_at=self.completed_at,
         )
 
@@ -194,7 +197,7 @@ class _Run:
 
     def event(self) -> pb.JobEvent:
         return pb.JobEvent(
-            job_id=self.job_id, status=self.status,
+            job_id=self.job_id, status=to_pb(JobStatus(self.status)),
             exit_code=self.exit_code or 0, has_exit_code=self.exit_code is not None,
             output_tail=self.output.text(), output_size=self.output.size,
             started_at=self.started_at, finished_at=self.finished_at, error=self.error,
@@ -238,20 +241,25 @@ def _decode(job: pb.Job) -> tuple[list[_Entry], dict[int, _Record]]:
                 config = loaded
             else:
                 problem = "config_json is not a JSON object"
-        if plugin.stage not in STAGE_HOOKS:
-            problem = f"unknown stage {plugin.stage!r}"
+        try:
+            stage = str(from_pb(Stage, plugin.stage) or "")
+            isolation = str(from_pb(Isolation, plugin.isolation) or "")
+        except ProtocolError as exc:
+            stage, isolation, problem = "", "", str(exc)
+        if stage not in STAGE_HOOKS:
+            problem = problem or f"unknown stage {plugin.stage!r}"
         elif not plugin.wheels:
             problem = "the job lists no wheels for it"
         if plugin.index in records:
             problem = f"entry index {plugin.index} appears twice"
         entry = _Entry(
-            index=plugin.index, name=plugin.name, version=plugin.version, stage=plugin.stage,
-            order=plugin.order, config=config, isolation=plugin.isolation,
+            index=plugin.index, name=plugin.name, version=plugin.version, stage=stage,
+            order=plugin.order, config=config, isolation=isolation,
             refs=tuple(plugin.wheels), key=f"job:{job.job_id}:{plugin.index}", problem=problem,
         )
         entries.append(entry)
         records.setdefault(plugin.index, _Record(plugin.index, plugin.name, plugin.version,
-                                                 plugin.stage, plugin.order))
+                                                 stage or Stage.BEFORE, plugin.order))
     return entries, records
 
 

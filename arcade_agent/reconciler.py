@@ -34,9 +34,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from arcade_core import ArcadeError, Event, PluginNotFound
+from arcade_core import ArcadeError, Event, PluginNotFound, ProtocolError
 from arcade_core._memory import release_memory
 from arcade_core.rpc.v1 import pb
+from arcade_core.rpc.v1.convert import from_pb, to_pb
+from arcade_core.states import Isolation, PluginState
 
 from .cache import WheelCache
 from .downloader import Downloader, DownloadError
@@ -73,8 +75,10 @@ class PluginReport:
 
     def to_pb(self) -> pb.PluginStatus:
         return pb.PluginStatus(
-            name=self.name, version=self.version, state=self.state, error=self.error,
-            restarts=self.restarts, isolation=self.isolation, sha256=self.sha256,
+            name=self.name, version=self.version, state=to_pb(PluginState(self.state)),
+            error=self.error, restarts=self.restarts,
+            isolation=to_pb(Isolation(self.isolation) if self.isolation else None),
+            sha256=self.sha256,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,13 +118,17 @@ class _Desired:
             raise ValueError(f"config_json is not valid JSON: {exc}") from None
         if not isinstance(config, dict):
             raise ValueError("config_json is not a JSON object")
+        try:
+            isolation = str(from_pb(Isolation, plugin.isolation) or "")  # "" = the manifest's
+        except ProtocolError as exc:
+            raise ValueError(str(exc)) from None
         wheels = tuple(WheelFile(w.filename, w.sha256, w.size) for w in plugin.wheels)
         if not wheels:
             raise ValueError("the desired state lists no wheels for it")
         return cls(
             name=plugin.name,
             version=plugin.version,
-            isolation=plugin.isolation,  # "" = the manifest's default
+            isolation=isolation,
             config=config,
             interval=plugin.interval,
             wheels=wheels,
@@ -301,7 +309,7 @@ class Reconciler:
             except ValueError as exc:
                 self._set(PluginReport(plugin.name, plugin.version, FAILED,
                                        f"invalid desired state: {exc}",
-                                       isolation=plugin.isolation or "inline"))
+                                       isolation=Isolation.INLINE))
         for name in list(self._failures):
             if name not in wanted or wanted[name].fingerprint() != self._failures[name]:
                 del self._failures[name]

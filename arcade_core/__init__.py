@@ -24,6 +24,7 @@ from ._exceptions import (
 from ._lazy import lazy_attributes
 from ._markers import hookimpl, hookspec
 from ._types import Event, JobContext, JobResult, Metric
+from .states import AgentPresence, Isolation, JobStatus, PluginState, RecordStatus, Stage
 
 if TYPE_CHECKING:
     from ._environment import Environment
@@ -50,6 +51,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AgentPresence",
     "ArcadeError",
     "EntryPoint",
     "Environment",
@@ -59,8 +61,10 @@ __all__ = [
     "InvalidConfig",
     "InvalidSpec",
     "InvalidWheel",
+    "Isolation",
     "JobContext",
     "JobResult",
+    "JobStatus",
     "Manifest",
     "Metric",
     "PluginCallError",
@@ -68,8 +72,11 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFound",
     "PluginSpec",
+    "PluginState",
     "PluginStatus",
     "ProtocolError",
+    "RecordStatus",
+    "Stage",
     "WheelInfo",
     "__version__",
     "hookimpl",

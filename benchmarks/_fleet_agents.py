@@ -257,9 +257,12 @@ class SimAgent:
     def _status(self, name: str, version: str, state: str, error: str = "",
                 sha256: str = "") -> None:
         from arcade_core.rpc.v1 import pb
+        from arcade_core.rpc.v1.convert import to_pb
+        from arcade_core.states import Isolation, PluginState
 
         self.statuses[name] = pb.PluginStatus(
-            name=name, version=version, state=state, error=error, isolation="inline",
+            name=name, version=version, state=to_pb(PluginState(state)), error=error,
+            isolation=to_pb(Isolation.INLINE),
             sha256=sha256,
         )
 

@@ -26,12 +26,15 @@ import grpc
 
 from arcade_core import __version__
 from arcade_core.rpc.v1 import pb, pb_grpc
+from arcade_core.rpc.v1.convert import to_pb
+from arcade_core.states import Isolation, PluginState
 
 from ..errors import ServiceError
 from ..services import agents, assignments, jobs, metrics
 from ..services.assignments import DesiredState
 from ..state import ServerState
 from ..storage import BlobNotFound
+from .convert import wire_word
 from .hub import REPLACED, AgentStream
 
 __all__ = ["AgentService", "desired_to_pb"]
@@ -46,7 +49,8 @@ def desired_to_pb(state: DesiredState) -> pb.ServerMessage:
         revision=state.revision,
         plugins=[
             pb.DesiredPlugin(
-                name=p.name, version=p.version, isolation=p.isolation,
+                name=p.name, version=p.version,
+                isolation=to_pb(Isolation(p.isolation) if p.isolation else None),
                 config_json=p.config_json, interval=p.interval,
                 wheels=[pb.WheelRef(filename=w.filename, sha256=w.sha256, size=w.size)
                         for w in p.wheels],
@@ -58,8 +62,9 @@ def desired_to_pb(state: DesiredState) -> pb.ServerMessage:
 
 def _reported(status: Any) -> agents.ReportedPlugin:
     return agents.ReportedPlugin(
-        name=status.name, version=status.version, state=status.state, error=status.error,
-        restarts=status.restarts, isolation=status.isolation, sha256=status.sha256,
+        name=status.name, version=status.version, state=wire_word(PluginState, status.state),
+        error=status.error, restarts=status.restarts,
+        isolation=wire_word(Isolation, status.isolation), sha256=status.sha256,
     )
 
 

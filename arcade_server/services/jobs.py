@@ -36,10 +36,13 @@ from sqlalchemy import Connection, Select, select, update
 from arcade_core import ArcadeError, InvalidConfig
 from arcade_core._manifest import ISOLATIONS
 from arcade_core.rpc.v1 import pb
+from arcade_core.rpc.v1.convert import to_pb
+from arcade_core.states import Isolation, JobStatus, RecordStatus, Stage
 
 from ..db import tables as t
 from ..db.tables import AnyRow
 from ..errors import Conflict, Invalid, NotFound, ServiceError
+from ..rpc.convert import wire_word
 from . import registry
 from .agents import get_agent_row
 
@@ -163,8 +166,9 @@ class Dispatch:
             timeout=self.timeout,
             plugins=[
                 pb.JobPlugin(
-                    index=e.index, name=e.name, version=e.version, stage=e.stage,
-                    order=e.order, isolation=e.isolation,
+                    index=e.index, name=e.name, version=e.version,
+                    stage=to_pb(Stage(e.stage)), order=e.order,
+                    isolation=to_pb(Isolation(e.isolation) if e.isolation else None),
                     config_json=json.dumps(e.config, sort_keys=True, separators=(",", ":")),
                     wheels=[pb.WheelRef(filename=f, sha256=s, size=n) for f, s, n in e.wheels],
                 )
@@ -796,7 +800,7 @@ def event_from_pb(message: Any) -> JobEventData:
     """Decode a ``JobEvent`` protobuf message."""
     return JobEventData(
         job_id=message.job_id,
-        status=message.status,
+        status=wire_word(JobStatus, message.status),
         exit_code=message.exit_code if message.has_exit_code else None,
         output_tail=message.output_tail,
         output_size=message.output_size,
@@ -804,8 +808,9 @@ def event_from_pb(message: Any) -> JobEventData:
         finished_at=message.finished_at,
         error=message.error,
         plugins=tuple(
-            RecordData(index=r.index, status=r.status, result_json=r.result_json,
-                       error=r.error, started_at=r.started_at, completed_at=r.completed_at)
+            RecordData(index=r.index, status=wire_word(RecordStatus, r.status),
+                       result_json=r.result_json, error=r.error, started_at=r.started_at,
+                       completed_at=r.completed_at)
             for r in message.plugins
         ),
     )

@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 
 from arcade_core.rpc.v1 import pb
+from arcade_core.rpc.v1.convert import to_pb
+from arcade_core.states import Isolation
 from tests.wheelmaker import make_wheel
 
 PROBE = '''\
@@ -78,6 +80,7 @@ def desired_plugin(wheel: Path, name: str, version: str, *, config_json: str = "
                    isolation: str = "inline", interval: float = 0.0,
                    deps: tuple[Path, ...] = ()) -> pb.DesiredPlugin:
     return pb.DesiredPlugin(
-        name=name, version=version, isolation=isolation, config_json=config_json,
+        name=name, version=version,
+        isolation=to_pb(Isolation(isolation) if isolation else None), config_json=config_json,
         interval=interval, wheels=[wheel_ref(wheel), *(wheel_ref(d) for d in deps)],
     )

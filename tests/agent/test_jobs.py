@@ -23,6 +23,8 @@ import pytest
 from arcade_agent.jobs import JobRunner, OutputTail
 from arcade_core import Environment, PluginHost
 from arcade_core.rpc.v1 import pb
+from arcade_core.rpc.v1.convert import from_pb, to_pb
+from arcade_core.states import Isolation, JobStatus, Stage
 
 from .jobkit import hookless_wheel, stager_wheel
 from .plugkit import wheel_ref
@@ -63,8 +65,8 @@ class Harness:
         wheel = wheel or self.stager
         name = wheel.name.split("-")[0]
         return pb.JobPlugin(
-            index=index, name=name, version="1.0.0", stage=stage, order=order,
-            isolation=isolation, wheels=[wheel_ref(wheel)],
+            index=index, name=name, version="1.0.0", stage=to_pb(Stage(stage)), order=order,
+            isolation=to_pb(Isolation(isolation)), wheels=[wheel_ref(wheel)],
             config_json=json.dumps({"log": str(self.log), "tag": f"{stage}{index}", **config}),
         )
 
@@ -144,7 +146,7 @@ async def test_succeeding_job_runs_before_commands_after_on_success_and_notify(
     assert notify["data"]["job_id"] == "job1" and "second" in notify["data"]["output_tail"]
     assert not workdir.exists()                       # the default workdir is removed
     assert [p.key for p in jobs.host.plugins()] == []  # every job instance was unloaded
-    statuses = [e.status for e in jobs.events]
+    statuses = [from_pb(JobStatus, e.status) for e in jobs.events]
     assert statuses[0] == "running" and statuses[-1] == "succeeded"
     assert set(statuses[:-1]) == {"running"}
 
@@ -305,7 +307,7 @@ async def test_a_job_sent_twice_runs_once_and_a_finished_one_is_answered_again(
     jobs.runner.submit(job)
     while len(jobs.events) == count:
         await asyncio.sleep(0.01)
-    assert jobs.events[-1].status == "succeeded" and len(jobs.calls()) == 1
+    assert from_pb(JobStatus, jobs.events[-1].status) == "succeeded" and len(jobs.calls()) == 1
     assert jobs.runner.known() == ["job1"]  # finished a moment ago: listed at Register
 
 
@@ -317,7 +319,7 @@ async def test_undelivered_final_event_is_sent_again_after_reconnect(jobs: Harne
     jobs.runner.resend()
     while len(jobs.events) == count:
         await asyncio.sleep(0.01)
-    assert jobs.events[-1].status == "succeeded"
+    assert from_pb(JobStatus, jobs.events[-1].status) == "succeeded"
 
 
 async def test_close_cancels_running_jobs_and_drops_waiting_ones(host: PluginHost,
@@ -329,7 +331,8 @@ async def test_close_cancels_running_jobs_and_drops_waiting_ones(host: PluginHos
         await asyncio.sleep(0.02)
     await harness.runner.close(grace=5)
     final = harness.final("running")
-    assert final.status == "cancelled" and final.error == "cancelled: the agent is stopping"
+    assert from_pb(JobStatus, final.status) == "cancelled"
+    assert final.error == "cancelled: the agent is stopping"
     assert not any(e.job_id == "waiting" for e in harness.events)
     assert harness.runner.known() == ["running"]
     harness.runner.submit(harness.job("true", job_id="late"))  # refused once closing
@@ -339,8 +342,9 @@ async def test_close_cancels_running_jobs_and_drops_waiting_ones(host: PluginHos
 async def test_invalid_entry_config_and_unknown_stage_fail_the_setup(jobs: Harness) -> None:
     bad_json = jobs.entry(0, "after")
     bad_json.config_json = "{nope"
-    bad_stage = jobs.entry(1, "during")
+    bad_stage = jobs.entry(1, "after")
+    bad_stage.stage = 99  # a stage this agent does not know (a newer server's)
     job = await jobs.run("true", plugins=[bad_json, bad_stage])
     assert job["status"] == "failed"
     assert "config_json is not valid JSON" in job["plugins"][0]["error"]
-    assert "unknown stage 'during'" in job["plugins"][1]["error"]
+    assert "unknown Stage value 99" in job["plugins"][1]["error"]

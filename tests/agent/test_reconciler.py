@@ -17,10 +17,12 @@ import pytest
 
 from arcade_agent.cache import WheelCache
 from arcade_agent.downloader import Downloader
-from arcade_agent.reconciler import Reconciler
+from arcade_agent.reconciler import PluginReport, Reconciler
 from arcade_agent.state import StateStore
 from arcade_core import PluginHost
 from arcade_core.rpc.v1 import pb, pb_grpc
+from arcade_core.rpc.v1.convert import from_pb
+from arcade_core.states import Isolation, PluginState
 
 from .blobserver import BlobService, start
 from .plugkit import crasher_wheel, desired_plugin, probe_wheel
@@ -48,15 +50,19 @@ class Rig:
         out: list[str] = []
         for report in self.reports:
             for p in report.plugins:
-                if p.name == name and (not out or out[-1] != p.state):
-                    out.append(p.state)
+                state = from_pb(PluginState, p.state)
+                if p.name == name and (not out or out[-1] != state):
+                    out.append(str(state))
         return out
 
-    def last(self, name: str) -> pb.PluginStatus:
+    def last(self, name: str) -> PluginReport:
+        """The last status reported for ``name``, decoded from the wire."""
         for report in reversed(self.reports):
             for p in report.plugins:
                 if p.name == name:
-                    return p
+                    return PluginReport(
+                        p.name, p.version, str(from_pb(PluginState, p.state)), p.error,
+                        p.restarts, str(from_pb(Isolation, p.isolation) or ""), p.sha256)
         raise AssertionError(f"no status reported for {name}")
 
     def collect(self, name: str) -> list[float]:

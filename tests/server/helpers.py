@@ -15,6 +15,8 @@ import httpx
 from sqlalchemy import Connection, Table, select
 
 from arcade_core.rpc.v1 import pb, pb_grpc
+from arcade_core.rpc.v1.convert import to_pb
+from arcade_core.states import Isolation, PluginState
 from tests.wheelmaker import make_wheel
 
 SCHEMA_MANIFEST = {
@@ -151,7 +153,9 @@ class ProtocolAgent:
 
 
 def status(name: str, version: str, state: str, **kwargs: Any) -> Any:
-    return pb.PluginStatus(name=name, version=version, state=state, **kwargs)
+    if "isolation" in kwargs:
+        kwargs["isolation"] = to_pb(Isolation(kwargs["isolation"]))
+    return pb.PluginStatus(name=name, version=version, state=to_pb(PluginState(state)), **kwargs)
 
 
 def db_row(conn: Connection, table: Table, *key: Any) -> Any:

@@ -1,10 +1,88 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class PluginState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PLUGIN_STATE_UNSPECIFIED: _ClassVar[PluginState]
+    PLUGIN_STATE_PENDING: _ClassVar[PluginState]
+    PLUGIN_STATE_DOWNLOADING: _ClassVar[PluginState]
+    PLUGIN_STATE_INSTALLING: _ClassVar[PluginState]
+    PLUGIN_STATE_RUNNING: _ClassVar[PluginState]
+    PLUGIN_STATE_RESTARTING: _ClassVar[PluginState]
+    PLUGIN_STATE_FAILED: _ClassVar[PluginState]
+    PLUGIN_STATE_STOPPED: _ClassVar[PluginState]
+    PLUGIN_STATE_REMOVED: _ClassVar[PluginState]
+
+class Isolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ISOLATION_UNSPECIFIED: _ClassVar[Isolation]
+    ISOLATION_INLINE: _ClassVar[Isolation]
+    ISOLATION_PROCESS: _ClassVar[Isolation]
+
+class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATUS_UNSPECIFIED: _ClassVar[JobStatus]
+    JOB_STATUS_QUEUED: _ClassVar[JobStatus]
+    JOB_STATUS_RUNNING: _ClassVar[JobStatus]
+    JOB_STATUS_SUCCEEDED: _ClassVar[JobStatus]
+    JOB_STATUS_FAILED: _ClassVar[JobStatus]
+    JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
+    JOB_STATUS_TIMED_OUT: _ClassVar[JobStatus]
+
+class RecordStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECORD_STATUS_UNSPECIFIED: _ClassVar[RecordStatus]
+    RECORD_STATUS_PENDING: _ClassVar[RecordStatus]
+    RECORD_STATUS_RUNNING: _ClassVar[RecordStatus]
+    RECORD_STATUS_SUCCEEDED: _ClassVar[RecordStatus]
+    RECORD_STATUS_FAILED: _ClassVar[RecordStatus]
+    RECORD_STATUS_SKIPPED: _ClassVar[RecordStatus]
+
+class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STAGE_UNSPECIFIED: _ClassVar[Stage]
+    STAGE_BEFORE: _ClassVar[Stage]
+    STAGE_AFTER: _ClassVar[Stage]
+    STAGE_ON_SUCCESS: _ClassVar[Stage]
+    STAGE_ON_FAILURE: _ClassVar[Stage]
+    STAGE_NOTIFY: _ClassVar[Stage]
+PLUGIN_STATE_UNSPECIFIED: PluginState
+PLUGIN_STATE_PENDING: PluginState
+PLUGIN_STATE_DOWNLOADING: PluginState
+PLUGIN_STATE_INSTALLING: PluginState
+PLUGIN_STATE_RUNNING: PluginState
+PLUGIN_STATE_RESTARTING: PluginState
+PLUGIN_STATE_FAILED: PluginState
+PLUGIN_STATE_STOPPED: PluginState
+PLUGIN_STATE_REMOVED: PluginState
+ISOLATION_UNSPECIFIED: Isolation
+ISOLATION_INLINE: Isolation
+ISOLATION_PROCESS: Isolation
+JOB_STATUS_UNSPECIFIED: JobStatus
+JOB_STATUS_QUEUED: JobStatus
+JOB_STATUS_RUNNING: JobStatus
+JOB_STATUS_SUCCEEDED: JobStatus
+JOB_STATUS_FAILED: JobStatus
+JOB_STATUS_CANCELLED: JobStatus
+JOB_STATUS_TIMED_OUT: JobStatus
+RECORD_STATUS_UNSPECIFIED: RecordStatus
+RECORD_STATUS_PENDING: RecordStatus
+RECORD_STATUS_RUNNING: RecordStatus
+RECORD_STATUS_SUCCEEDED: RecordStatus
+RECORD_STATUS_FAILED: RecordStatus
+RECORD_STATUS_SKIPPED: RecordStatus
+STAGE_UNSPECIFIED: Stage
+STAGE_BEFORE: Stage
+STAGE_AFTER: Stage
+STAGE_ON_SUCCESS: Stage
+STAGE_ON_FAILURE: Stage
+STAGE_NOTIFY: Stage
 
 class AgentMessage(_message.Message):
     __slots__ = ("register", "heartbeat", "status", "metrics", "job_event")
@@ -72,12 +150,12 @@ class PluginStatus(_message.Message):
     SHA256_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
-    state: str
+    state: PluginState
     error: str
     restarts: int
-    isolation: str
+    isolation: Isolation
     sha256: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[str] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PluginState, str]] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class PluginStatusReport(_message.Message):
     __slots__ = ("revision", "plugins", "complete")
@@ -135,14 +213,14 @@ class JobPluginRecord(_message.Message):
     index: int
     plugin: str
     version: str
-    stage: str
+    stage: Stage
     order: int
-    status: str
+    status: RecordStatus
     result_json: str
     error: str
     started_at: float
     completed_at: float
-    def __init__(self, index: _Optional[int] = ..., plugin: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[str] = ..., order: _Optional[int] = ..., status: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., plugin: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., order: _Optional[int] = ..., status: _Optional[_Union[RecordStatus, str]] = ..., result_json: _Optional[str] = ..., error: _Optional[str] = ..., started_at: _Optional[float] = ..., completed_at: _Optional[float] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "status", "exit_code", "has_exit_code", "output_tail", "started_at", "finished_at", "error", "plugins", "output_size")
@@ -157,7 +235,7 @@ class JobEvent(_message.Message):
     PLUGINS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    status: str
+    status: JobStatus
     exit_code: int
     has_exit_code: bool
     output_tail: str
@@ -166,7 +244,7 @@ class JobEvent(_message.Message):
     error: str
     plugins: _containers.RepeatedCompositeFieldContainer[JobPluginRecord]
     output_size: int
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: bool = ..., output_tail: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[JobPluginRecord, _Mapping]]] = ..., output_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., exit_code: _Optional[int] = ..., has_exit_code: bool = ..., output_tail: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[JobPluginRecord, _Mapping]]] = ..., output_size: _Optional[int] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
     __slots__ = ("welcome", "desired", "job", "cancel_job")
@@ -210,11 +288,11 @@ class DesiredPlugin(_message.Message):
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
-    isolation: str
+    isolation: Isolation
     config_json: str
     wheels: _containers.RepeatedCompositeFieldContainer[WheelRef]
     interval: float
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., isolation: _Optional[str] = ..., config_json: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ..., interval: _Optional[float] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., config_json: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ..., interval: _Optional[float] = ...) -> None: ...
 
 class DesiredState(_message.Message):
     __slots__ = ("revision", "plugins")
@@ -237,12 +315,12 @@ class JobPlugin(_message.Message):
     index: int
     name: str
     version: str
-    stage: str
+    stage: Stage
     order: int
     config_json: str
-    isolation: str
+    isolation: Isolation
     wheels: _containers.RepeatedCompositeFieldContainer[WheelRef]
-    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[str] = ..., order: _Optional[int] = ..., config_json: _Optional[str] = ..., isolation: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., order: _Optional[int] = ..., config_json: _Optional[str] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "commands", "env", "timeout", "plugins")

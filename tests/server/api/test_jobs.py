@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 from arcade_core.rpc.v1 import pb
+from arcade_core.rpc.v1.convert import to_pb
+from arcade_core.states import JobStatus, RecordStatus, Stage
 from arcade_server.runner import ServerThread
 from tests.server.conftest import start_server
 from tests.server.helpers import ProtocolAgent, dependency_wheel, plugin_wheel, publish, unique
@@ -47,7 +49,8 @@ async def _until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 
 def _event(job_id: str, status: str, **kwargs: Any) -> pb.AgentMessage:
-    return pb.AgentMessage(job_event=pb.JobEvent(job_id=job_id, status=status, **kwargs))
+    return pb.AgentMessage(job_event=pb.JobEvent(
+        job_id=job_id, status=to_pb(JobStatus(status)), **kwargs))
 
 
 async def test_create_validates_and_says_what_to_fix(
@@ -111,7 +114,7 @@ async def test_job_is_sent_to_the_connected_agent_and_follows_its_events(
         assert (job.job_id, list(job.commands), dict(job.env), job.timeout) == (
             created["id"], ["echo hi"], {"A": "1"}, 9.0)
         assert [(p.index, p.stage, p.order, p.name) for p in job.plugins] == [
-            (0, "before", 0, name), (1, "notify", -1, name)]
+            (0, to_pb(Stage.BEFORE), 0, name), (1, to_pb(Stage.NOTIFY), -1, name)]
         assert [w.sha256 for w in job.plugins[0].wheels] == [
             w["sha256"] for w in published["wheels"]]
         # A job's wheels may be downloaded by its agent (and not by others).
@@ -124,7 +127,8 @@ async def test_job_is_sent_to_the_connected_agent_and_follows_its_events(
         await other.close()
 
         agent.send(_event(job.job_id, "running", started_at=100.0, plugins=[
-            pb.JobPluginRecord(index=0, status="succeeded", result_json='{"env": {"X": "1"}}',
+            pb.JobPluginRecord(index=0, status=to_pb(RecordStatus.SUCCEEDED),
+                               result_json='{"env": {"X": "1"}}',
                                started_at=100.0, completed_at=100.5)]))
 
         def shows_running() -> dict[str, Any] | None:

@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from arcade_core.rpc.v1 import pb
+from arcade_core.rpc.v1.convert import to_pb
+from arcade_core.states import Isolation
 from arcade_server.runner import ServerThread
 from tests.server.helpers import (
     ProtocolAgent,
@@ -95,7 +97,8 @@ async def test_install_pushes_the_new_desired_state_to_the_open_stream(
         assert time.monotonic() - started < 2.0
         assert desired.revision == first.revision + 1 == response.json()["revision"]
         [plugin] = desired.plugins
-        assert (plugin.name, plugin.version, plugin.isolation) == (name, "1.2.0", "inline")
+        assert (plugin.name, plugin.version, plugin.isolation) == (
+            name, "1.2.0", to_pb(Isolation.INLINE))
         assert json.loads(plugin.config_json) == {"threshold": 3, "label": "x"}
         assert plugin.interval == 5
         # Plugin wheel first, then its dependency, with real sha256s and sizes.

@@ -1,0 +1,111 @@
+"""Arcade's shared vocabulary: every state, status, stage and mode, defined once.
+
+The agent, the server, the wire and the operator CLI all speak these words; each is a
+:class:`~enum.StrEnum`, so a value compares equal to (and serializes as) its lowercase text,
+which is what the REST API and the database carry. The protobuf enums of ``arcade.v1`` are
+mapped to these in one place, :mod:`arcade_core.rpc.v1.convert`.
+
+Import them from here or from :mod:`arcade_core`; never compare against a raw string.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "FINAL_JOB_STATUSES",
+    "FINAL_PLUGIN_STATES",
+    "AgentPresence",
+    "Isolation",
+    "JobStatus",
+    "PluginState",
+    "RecordStatus",
+    "Stage",
+]
+
+
+class PluginState(StrEnum):
+    """Where one plugin stands on one agent (reported by the agent, shown to operators).
+
+    ``PENDING`` is the server's word for an assignment the agent has not reported on yet;
+    ``RESTARTING`` is a process plugin whose child the supervisor is bringing back.
+    """
+
+    PENDING = "pending"
+    DOWNLOADING = "downloading"
+    INSTALLING = "installing"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    REMOVED = "removed"
+
+
+#: States after which an install attempt is over (a ``?wait=`` can return).
+FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.FAILED})
+
+
+class Isolation(StrEnum):
+    """How a plugin runs: in the host's process, or in a supervised child process."""
+
+    INLINE = "inline"
+    PROCESS = "process"
+
+
+class JobStatus(StrEnum):
+    """The life of a job: queued on the server, running on its agent, then one final status."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def final(self) -> bool:
+        """True once the job is over (nothing will change it again)."""
+        return self in FINAL_JOB_STATUSES
+
+
+FINAL_JOB_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
+)
+
+
+class RecordStatus(StrEnum):
+    """One plugin entry of a job (its job-plugin record)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Stage(StrEnum):
+    """The stage a job lists a plugin in. ``AFTER``, ``ON_SUCCESS`` and ``ON_FAILURE`` all
+    call the ``after`` hook (the last two only for that outcome); ``NOTIFY`` calls ``notify``
+    with the ``job.finished`` event."""
+
+    BEFORE = "before"
+    AFTER = "after"
+    ON_SUCCESS = "on_success"
+    ON_FAILURE = "on_failure"
+    NOTIFY = "notify"
+
+    @property
+    def hook(self) -> str:
+        """The name of the hook this stage calls."""
+        if self is Stage.BEFORE:
+            return "before"
+        if self is Stage.NOTIFY:
+            return "notify"
+        return "after"
+
+
+class AgentPresence(StrEnum):
+    """Whether an agent has a live stream to the server."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
