@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from arcade_core._lazy import lazy_attributes
+from arcade_core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .agent import Agent, AgentStatus

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from arcade_core import ArcadeError, Event, PluginNotFound, ProtocolError
-from arcade_core._memory import release_memory
+from arcade_core.memory import release_memory
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import from_pb, to_pb
 from arcade_core.states import Isolation, PluginState

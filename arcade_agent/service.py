@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from arcade_core._memory import tune_malloc
+from arcade_core.memory import tune_malloc
 
 from .settings import AgentConfigError, AgentSettings, parse_labels
 
@@ -57,7 +57,7 @@ def setup_logging(level: str) -> None:
 
 def run(settings: AgentSettings) -> None:
     """Run the agent until SIGTERM or SIGINT (blocking), in a process of its own: glibc's
-    allocator is tuned first (:func:`~arcade_core._memory.tune_malloc`)."""
+    allocator is tuned first (:func:`~arcade_core.memory.tune_malloc`)."""
     tune_malloc()
     asyncio.run(_serve(settings))
 

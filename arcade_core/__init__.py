@@ -4,6 +4,13 @@ Plugin authors need only :data:`hookimpl` and the value types (:class:`Metric`,
 :class:`JobContext`, :class:`JobResult`, :class:`Event`); those import nothing but pluggy,
 so a plugin running in a subprocess starts fast. Everything else (the :class:`PluginHost`,
 wheel inspection, specs) is loaded on first use.
+
+Public modules for Arcade's own packages (agent, server) and embedders, each with its
+``__all__``: :mod:`arcade_core.states` (the shared vocabulary, also exported here),
+:mod:`arcade_core.requirements` (offline requirement resolution among published wheels),
+:mod:`arcade_core.memory` (giving memory back to the OS in long-running processes) and
+:mod:`arcade_core.lazy` (PEP 562 lazy package attributes). Modules whose names start with
+``_`` are private: nothing outside ``arcade_core`` imports them.
 """
 
 from __future__ import annotations
@@ -12,34 +19,39 @@ from typing import TYPE_CHECKING
 
 from ._exceptions import (
     ArcadeError,
+    HostClosed,
     InstallError,
+    InvalidCall,
     InvalidConfig,
     InvalidSpec,
     InvalidWheel,
     PluginCallError,
+    PluginInUse,
     PluginLoadError,
     PluginNotFound,
     ProtocolError,
 )
-from ._lazy import lazy_attributes
-from ._markers import hookimpl, hookspec
+from ._markers import PROJECT_NAME, hookimpl, hookspec
 from ._types import Event, JobContext, JobResult, Metric
+from .lazy import lazy_attributes
 from .states import AgentPresence, Isolation, JobStatus, PluginState, RecordStatus, Stage
 
 if TYPE_CHECKING:
     from ._environment import Environment
-    from ._host import HookOutcome, PluginHost, PluginStatus
+    from ._host import PluginHost
+    from ._inspection import inspect_wheel
     from ._manifest import Manifest
     from ._spec import PluginSpec, normalize_name, parse_spec
-    from ._wheel import EntryPoint, WheelInfo, inspect_wheel
+    from ._status import HookOutcome, PluginStatus
+    from ._wheel import EntryPoint, WheelInfo, WheelLimits
 
 __version__ = "0.1.0"
 
 # name -> private module that defines it; imported on first attribute access.
 _LAZY = {
-    "HookOutcome": "_host",
+    "HookOutcome": "_status",
     "PluginHost": "_host",
-    "PluginStatus": "_host",
+    "PluginStatus": "_status",
     "Environment": "_environment",
     "Manifest": "_manifest",
     "PluginSpec": "_spec",
@@ -47,17 +59,21 @@ _LAZY = {
     "normalize_name": "_spec",
     "EntryPoint": "_wheel",
     "WheelInfo": "_wheel",
-    "inspect_wheel": "_wheel",
+    "WheelLimits": "_wheel",
+    "inspect_wheel": "_inspection",
 }
 
 __all__ = [
+    "PROJECT_NAME",
     "AgentPresence",
     "ArcadeError",
     "EntryPoint",
     "Environment",
     "Event",
     "HookOutcome",
+    "HostClosed",
     "InstallError",
+    "InvalidCall",
     "InvalidConfig",
     "InvalidSpec",
     "InvalidWheel",
@@ -69,6 +85,7 @@ __all__ = [
     "Metric",
     "PluginCallError",
     "PluginHost",
+    "PluginInUse",
     "PluginLoadError",
     "PluginNotFound",
     "PluginSpec",
@@ -78,6 +95,7 @@ __all__ = [
     "RecordStatus",
     "Stage",
     "WheelInfo",
+    "WheelLimits",
     "__version__",
     "hookimpl",
     "hookspec",

@@ -149,8 +149,6 @@ def main(argv: list[str] | None = None) -> int:
         kind = message["type"]
         if kind == "call":
             _answer_call(channel, message, impls)
-        elif kind == "ping":
-            channel.send({"type": "pong", "id": message.get("id")})
         elif kind == "shutdown":
             return 0
         else:

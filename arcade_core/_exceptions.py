@@ -10,18 +10,32 @@
 * :class:`PluginLoadError` — a plugin could not be imported, constructed or registered.
 * :class:`PluginNotFound` — a name the host does not know.
 * :class:`PluginCallError` — one plugin's hook call failed (raised, timed out, crashed).
-* :class:`ProtocolError` — a subprocess plugin spoke out of turn.
+* :class:`ProtocolError` — a subprocess plugin spoke out of turn (or its process ended
+  mid-conversation); the host turns it into a :class:`PluginCallError` or a restart.
+* :class:`PluginInUse` — an operation needs a plugin that is still loaded to be unloaded
+  first (uninstalling it); the operator catches it.
+* :class:`InvalidCall` — the embedding code called the host wrongly: an unknown hook, hook
+  arguments that do not match its spec, a timeout or limit that is not positive. A
+  programming error: fix the call.
+* :class:`HostClosed` — the :class:`~arcade_core.PluginHost` was closed; code still using
+  it while shutting down catches it.
+
+Internal signals that never leave ``arcade_core`` (a child's pipe closing, a race won by a
+concurrent installer) are private classes of the modules that raise and catch them.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ArcadeError",
+    "HostClosed",
     "InstallError",
+    "InvalidCall",
     "InvalidConfig",
     "InvalidSpec",
     "InvalidWheel",
     "PluginCallError",
+    "PluginInUse",
     "PluginLoadError",
     "PluginNotFound",
     "ProtocolError",
@@ -68,3 +82,15 @@ class PluginCallError(ArcadeError):
 
 class ProtocolError(ArcadeError):
     """A subprocess plugin sent something the host protocol does not allow."""
+
+
+class PluginInUse(ArcadeError):
+    """A plugin is still loaded where the operation needs it unloaded (e.g. uninstall)."""
+
+
+class InvalidCall(ArcadeError, ValueError):
+    """The host was called wrongly: unknown hook, mismatched arguments, bad timeout."""
+
+
+class HostClosed(ArcadeError, RuntimeError):
+    """The :class:`~arcade_core.PluginHost` (or its worker pool) is closed."""

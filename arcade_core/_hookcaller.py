@@ -9,7 +9,7 @@ Two paths, sharing the per-plugin :class:`CallStats`:
   own ``try``, records calls, errors and latency, and returns the other plugins' results.
   It cannot bound a hanging in-process plugin (that would cost a thread hand-off per call).
 * The bounded path, ``host.call(...)`` (:func:`call_isolated`): in-process
-  implementations run on :class:`WorkerPool` threads and are abandoned after their
+  implementations run on :class:`~arcade_core._pool.WorkerPool` threads and are abandoned after their
   timeout; a plugin whose abandoned call is still running is *stuck* and is not called
   again (by either path) until that call returns. Process plugins
   (:class:`RemotePlugin`) get the timeout passed through to their proxy, which kills the
@@ -23,23 +23,22 @@ from __future__ import annotations
 
 import abc
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 from pluggy import HookCallError
 
 from ._exceptions import PluginLoadError
 
+if TYPE_CHECKING:  # a plugin's child process imports this module, but never the pool
+    from ._pool import Pending, WorkerPool
+
 __all__ = [
     "CallStats",
     "HookExec",
-    "Pending",
     "RemotePlugin",
-    "WorkerPool",
     "call_isolated",
     "check_plugin",
     "describe_error",
@@ -201,120 +200,6 @@ def check_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> list[st
     return sorted(set(hooks))
 
 
-class Pending:
-    """One call handed to a :class:`WorkerPool` thread; the caller waits on it."""
-
-    __slots__ = ("_done", "_lock", "abandoned", "error", "finished_at", "value")
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._lock = threading.Lock()
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.abandoned = False
-        self.finished_at = 0.0
-
-    def wait(self, timeout: float | None, on_abandon: Callable[[], None] | None = None) -> bool:
-        """Wait for the call; on timeout mark it abandoned and return ``False``.
-
-        ``on_abandon`` runs under the same lock the worker takes to finish, so the
-        worker's late-finish callback always sees what it did.
-        """
-        if self._done.wait(timeout):
-            return True
-        with self._lock:
-            if self._done.is_set():
-                return True
-            self.abandoned = True
-            if on_abandon is not None:
-                on_abandon()
-            return False
-
-    def _finish(self, value: Any, error: BaseException | None) -> bool:
-        """Store the outcome; return whether the caller had already given up."""
-        with self._lock:
-            self.value = value
-            self.error = error
-            self.finished_at = time.perf_counter()
-            self._done.set()
-            return self.abandoned
-
-
-#: How much longer than its timeout a concurrent remote call may take (killing a child).
-_REMOTE_SLACK = 5.0
-
-_Task = tuple[Callable[..., Any], tuple[Any, ...], Pending, Callable[[Pending], None] | None]
-
-
-class WorkerPool:
-    """Daemon threads that run plugin calls so the caller can stop waiting.
-
-    A thread is added whenever no idle one is available, so a stuck plugin holds one
-    thread and never starves the others; threads are daemons, so a call that never
-    returns cannot keep the interpreter alive.
-    """
-
-    def __init__(self, name: str = "arcade-call") -> None:
-        self._name = name
-        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-        self._threads = 0
-        self._closed = False
-
-    def submit(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...] = (),
-        on_abandoned_finish: Callable[[Pending], None] | None = None,
-    ) -> Pending:
-        """Run ``fn(*args)`` on a worker; ``on_abandoned_finish`` runs if it ends late."""
-        pending = Pending()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the worker pool is shut down")
-            if self._idle:
-                self._idle -= 1
-            else:
-                self._threads += 1
-                threading.Thread(target=self._work, name=f"{self._name}-{self._threads}",
-                                 daemon=True).start()
-        self._tasks.put((fn, args, pending, on_abandoned_finish))
-        return pending
-
-    def _work(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None:
-                return
-            fn, args, pending, on_late = task
-            try:
-                value, error = fn(*args), None
-            except BaseException as exc:  # delivered to the waiting caller
-                value, error = None, exc
-            if pending._finish(value, error) and on_late is not None:
-                try:
-                    on_late(pending)
-                except Exception:  # pragma: no cover - bookkeeping only
-                    logger.exception("late-call bookkeeping failed")
-            del task, fn, args, pending, on_late, value, error
-            with self._lock:
-                if self._closed:
-                    return
-                self._idle += 1
-
-    def shutdown(self) -> None:
-        """Stop idle threads; busy ones exit when their call returns."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            idle = self._idle
-            self._idle = 0
-        for _ in range(idle):
-            self._tasks.put(None)
-
-
 def _call_impl(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
     args = [kwargs[a] for a in impl.argnames]
     extra = {a: kwargs[a] for a in impl.kwargnames if a in kwargs}
@@ -328,19 +213,16 @@ def call_isolated(
     timeout: float,
     stats: dict[str, CallStats],
     pool: WorkerPool,
-    *,
-    concurrently: bool = False,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Call each target's implementation, isolated and bounded by ``timeout``.
 
     ``targets`` pairs a registration name with its implementation (``None``: the plugin
     does not implement the hook; its result is ``None``). Returns ``(results, errors)``
-    keyed by registration name, in ``targets`` order. Sequential by default (each call
-    gets the full timeout, in order); ``concurrently`` starts them all at once.
+    keyed by registration name, in ``targets`` order. One after another, each call getting
+    the full timeout.
     """
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    waiting: list[tuple[str, CallStats, Pending, float, float]] = []
 
     for name, impl in targets:
         st = stats.get(name)
@@ -355,16 +237,9 @@ def call_isolated(
             errors[name] = st.last_error
             continue
         plugin = impl.plugin
+        started = time.perf_counter()
         if isinstance(plugin, RemotePlugin):
             # The proxy bounds the call itself (and kills its child on timeout).
-            if concurrently:
-                started = time.perf_counter()
-                pending = pool.submit(plugin.invoke, (hook, dict(kwargs), timeout),
-                                      _make_unstick(name, st, hook))
-                # The proxy bounds the call itself; the slack covers killing its child.
-                waiting.append((name, st, pending, started, timeout + _REMOTE_SLACK))
-                continue
-            started = time.perf_counter()
             try:
                 value = plugin.invoke(hook, kwargs, timeout)
             except (Exception, SystemExit) as exc:
@@ -377,18 +252,8 @@ def call_isolated(
             st.calls += 1
             results[name] = value
             continue
-        started = time.perf_counter()
         pending = pool.submit(_call_impl, (impl, kwargs), _make_unstick(name, st, hook))
-        if concurrently:
-            waiting.append((name, st, pending, started, timeout))
-        else:
-            _finish(name, st, pending, started, hook, timeout, timeout, results, errors)
-    for name, st, pending, started, limit in waiting:
-        _finish(name, st, pending, started, hook, timeout, limit, results, errors)
-    if concurrently:
-        order = [name for name, _ in targets]
-        results = {n: results[n] for n in order if n in results}
-        errors = {n: errors[n] for n in order if n in errors}
+        _finish(name, st, pending, started, hook, timeout, results, errors)
     return results, errors
 
 
@@ -399,11 +264,10 @@ def _finish(
     started: float,
     hook: str,
     timeout: float,
-    limit: float,
     results: dict[str, Any],
     errors: dict[str, str],
 ) -> None:
-    remaining = max(0.0, started + limit - time.perf_counter())
+    remaining = max(0.0, started + timeout - time.perf_counter())
 
     def mark_stuck() -> None:
         st.stuck_since = time.monotonic() - (time.perf_counter() - started)

@@ -11,8 +11,10 @@
 * the loaded plugins, each registered under a *key* (the plugin name by default; a job
   may load one plugin under several keys with different configs). In-process plugins
   are imported by :mod:`arcade_core._loader`; process plugins run in supervised children
-  (:mod:`arcade_core._process`) and are represented by a proxy registered in the same
-  manager.
+  (:mod:`arcade_core._process`) and are represented by a proxy (:mod:`arcade_core._proxy`)
+  registered in the same manager;
+* its events and listeners (:mod:`arcade_core._events`); what it reports is in
+  :mod:`arcade_core._status`.
 
 Loading is *make the new one first, then swap*: an upgrade, a config change or an
 isolation change builds the new instance (or starts the new child) while the old one
@@ -27,10 +29,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,13 +40,25 @@ import pluggy
 
 from . import _loader, hookspecs
 from ._environment import Environment, EnvironmentStore
-from ._exceptions import ArcadeError, InvalidConfig, PluginLoadError, PluginNotFound
-from ._hookcaller import CallStats, WorkerPool, call_isolated, check_plugin, make_hookexec
-from ._manifest import ISOLATIONS
+from ._events import HostEvents
+from ._exceptions import (
+    HostClosed,
+    InvalidCall,
+    InvalidConfig,
+    PluginInUse,
+    PluginLoadError,
+    PluginNotFound,
+)
+from ._hookcaller import CallStats, call_isolated, check_plugin, make_hookexec
+from ._hostlib import ensure_host_lib
 from ._markers import PROJECT_NAME
-from ._process import ProcessPlugin, ensure_host_lib, make_proxy
+from ._pool import WorkerPool
+from ._process import ProcessPlugin
+from ._proxy import make_proxy
 from ._spec import normalize_name
+from ._status import HookOutcome, PluginStatus
 from ._types import Event
+from .states import Isolation, PluginState
 
 __all__ = ["ENV_ALLOW", "HookOutcome", "PluginHost", "PluginStatus", "make_plugin_manager"]
 
@@ -66,60 +79,11 @@ def make_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-@dataclass
-class PluginStatus:
-    """What one loaded plugin is doing.
-
-    ``state`` is ``running``, ``restarting`` (process plugins, between a crash and the
-    restart), ``failed`` (restarts exhausted) or ``stopped``. ``calls``/``errors``/
-    ``mean_latency_ms`` count hook calls from both ``host.hook`` and ``host.call``.
-    ``malformed`` counts protocol lines a process plugin's child got wrong.
-    """
-
-    key: str
-    name: str
-    version: str
-    isolation: str
-    state: str
-    restarts: int
-    last_error: str
-    calls: int
-    errors: int
-    mean_latency_ms: float
-    pid: int | None
-    config: dict[str, Any]
-    hooks: list[str] = field(default_factory=list)
-    malformed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key, "name": self.name, "version": self.version,
-            "isolation": self.isolation, "state": self.state, "restarts": self.restarts,
-            "last_error": self.last_error, "calls": self.calls, "errors": self.errors,
-            "mean_latency_ms": self.mean_latency_ms, "pid": self.pid,
-            "config": dict(self.config), "hooks": list(self.hooks),
-            "malformed": self.malformed,
-        }
-
-
-@dataclass
-class HookOutcome:
-    """The result of :meth:`PluginHost.call`: each plugin's return value or its error."""
-
-    results: dict[str, Any]
-    errors: dict[str, str]
-
-    @property
-    def ok(self) -> bool:
-        """True when no plugin failed."""
-        return not self.errors
-
-
 @dataclass(eq=False)
 class _Loaded:
     key: str
     env: Environment
-    isolation: str
+    isolation: Isolation
     config: dict[str, Any]
     obj: object  # what is registered in the PluginManager
     hooks: list[str]
@@ -165,9 +129,9 @@ class PluginHost:
         check_config_schemas: bool = True,
     ) -> None:
         if call_timeout <= 0 or start_timeout <= 0:
-            raise ValueError("call_timeout and start_timeout must be positive seconds")
+            raise InvalidCall("call_timeout and start_timeout must be positive seconds")
         if max_restarts < 0 or restart_backoff < 0 or healthy_period < 0:
-            raise ValueError("max_restarts, restart_backoff and healthy_period must be >= 0")
+            raise InvalidCall("max_restarts, restart_backoff and healthy_period must be >= 0")
         self.home = Path(home).absolute()
         self.home.mkdir(parents=True, exist_ok=True)
         self.call_timeout = call_timeout
@@ -182,16 +146,12 @@ class PluginHost:
         self.pm = make_plugin_manager()
         self.pm._inner_hookexec = make_hookexec(self._stats)
         self._manage = threading.RLock()  # serializes load/unload/reconfigure/close
-        self._lock = threading.Lock()  # guards _loaded/_listeners for short reads/writes
+        self._lock = threading.Lock()  # guards _loaded for short reads/writes
         self._loaded: dict[str, _Loaded] = {}
-        self._listeners: list[Callable[[Event], None]] = []
         self._pool = WorkerPool()
         self._host_lib: Path | None = None
         self._closed = False
-        # Supervisor events are delivered by one thread of their own, so a slow listener
-        # or notify plugin never holds up a restart (or a stop waiting for one).
-        self._events: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
-        self._event_thread: threading.Thread | None = None
+        self._events = HostEvents(after_delivery=self._tell_notify_plugins)
 
     # -- context manager -------------------------------------------------------------------
 
@@ -251,7 +211,7 @@ class PluginHost:
                 in_use = sorted(f"{item.key} ({item.env.key})" for item in self._loaded.values()
                                 if item.env.path in paths)
             if in_use:
-                raise ArcadeError(
+                raise PluginInUse(
                     f"cannot uninstall {plugin}{'@' + version if version else ''}: it is "
                     f"loaded as {', '.join(in_use)}; unload it first"
                 )
@@ -265,7 +225,7 @@ class PluginHost:
         name: str,
         version: str | None = None,
         config: Mapping[str, Any] | None = None,
-        isolation: str | None = None,
+        isolation: Isolation | str | None = None,
         *,
         key: str | None = None,
     ) -> PluginStatus:
@@ -303,16 +263,17 @@ class PluginHost:
         key: str,
         env: Environment,
         config: Mapping[str, Any] | None,
-        isolation: str | None,
+        isolation: Isolation | str | None,
     ) -> PluginStatus:
         if not isinstance(key, str) or not key.strip():
             raise PluginLoadError(f"a plugin key must be a non-empty string, not {key!r}")
         effective = env.manifest.validate_config(config, check=self.check_config_schemas)
-        mode = isolation or env.manifest.isolation or "inline"
-        if mode not in ISOLATIONS:
+        wanted = isolation or env.manifest.isolation or Isolation.INLINE
+        if wanted not in tuple(Isolation):
             raise InvalidConfig(
-                f"isolation {mode!r} is not supported; use one of {', '.join(ISOLATIONS)}"
+                f"isolation {wanted!r} is not supported; use one of {', '.join(Isolation)}"
             )
+        mode = Isolation(wanted)
         with self._manage:
             self._check_open()
             with self._lock:
@@ -322,7 +283,7 @@ class PluginHost:
                 and old.env.path == env.path
                 and old.config == effective
                 and old.isolation == mode
-                and (old.process is None or old.process.state != "failed")
+                and (old.process is None or old.process.state is not PluginState.FAILED)
             ):
                 return self._status(old)
             new = self._make(key, env, effective, mode, replacing=old)
@@ -331,7 +292,7 @@ class PluginHost:
                                 "isolation": mode}
         if old is not None:
             data["previous_version"] = old.env.version
-        self._dispatch(Event("plugin.loaded", data))
+        self._events.dispatch(Event("plugin.loaded", data))
         return self._status(new)
 
     def _make(
@@ -339,12 +300,12 @@ class PluginHost:
         key: str,
         env: Environment,
         config: dict[str, Any],
-        isolation: str,
+        isolation: Isolation,
         *,
         replacing: _Loaded | None,
     ) -> _Loaded:
         """Import and construct (or start) a new instance; nothing registered yet."""
-        if isolation == "process":
+        if isolation is Isolation.PROCESS:
             process = ProcessPlugin(
                 env, key, config,
                 host_lib=self._ensure_host_lib(),
@@ -353,7 +314,7 @@ class PluginHost:
                 max_restarts=self.max_restarts,
                 healthy_period=self.healthy_period,
                 restart_backoff=self.restart_backoff,
-                on_event=self._on_process_event,
+                on_event=self._events.post,
             )
             process.start()
             return _Loaded(key, env, isolation, config, make_proxy(process),
@@ -423,7 +384,7 @@ class PluginHost:
                 self.pm.unregister(name=key)
                 self._stats.pop(key, None)
             self._discard(loaded)
-        self._dispatch(Event("plugin.unloaded", {
+        self._events.dispatch(Event("plugin.unloaded", {
             "key": key, "name": loaded.env.name, "version": loaded.env.version,
             "isolation": loaded.isolation,
         }))
@@ -441,11 +402,7 @@ class PluginHost:
                     self.unload(key)
                 except Exception:
                     logger.exception("unloading %s while closing the host failed", key)
-            with self._lock:
-                thread = self._event_thread
-            if thread is not None:
-                self._events.put(None)  # deliver what is queued, then stop
-                thread.join(timeout=self.call_timeout)
+            self._events.close(timeout=self.call_timeout)
             self._pool.shutdown()
 
     # -- status ----------------------------------------------------------------------------
@@ -473,7 +430,7 @@ class PluginHost:
         if process is not None:
             state = process.state
             restarts = process.restarts
-            if state in ("failed", "restarting"):
+            if state in (PluginState.FAILED, PluginState.RESTARTING):
                 last_error = process.last_error or st.last_error
             else:
                 last_error = st.last_error or process.last_error
@@ -481,7 +438,8 @@ class PluginHost:
             malformed = process.malformed
             hooks = list(process.hooks)
         else:
-            state, restarts, last_error, pid, malformed = "running", 0, st.last_error, None, 0
+            state, restarts, last_error = PluginState.RUNNING, 0, st.last_error
+            pid, malformed = None, 0
             hooks = list(loaded.hooks)
         return PluginStatus(
             key=loaded.key, name=loaded.env.name, version=loaded.env.version,
@@ -499,7 +457,6 @@ class PluginHost:
         *,
         keys: Sequence[str] | None = None,
         timeout: float | None = None,
-        concurrently: bool = False,
         **kwargs: Any,
     ) -> HookOutcome:
         """Call ``hook`` on the selected plugins, each isolated and bounded by a timeout.
@@ -511,12 +468,11 @@ class PluginHost:
         run on worker threads and are abandoned after ``timeout`` (default
         ``call_timeout``); such a plugin is not called again while that call still runs.
         Process plugins time out in their proxy, which kills the child (counted as a
-        crash). ``concurrently`` calls all selected plugins at once instead of one after
-        another.
+        crash). Plugins are called one after another, each with the full timeout.
         """
         caller = getattr(self.pm.hook, hook, None)
         if caller is None or not caller.has_spec():
-            raise ArcadeError(
+            raise InvalidCall(
                 f"unknown hook {hook!r}; Arcade's hooks are {', '.join(hookspecs.HOOK_NAMES)}"
             )
         spec = caller.spec
@@ -529,12 +485,12 @@ class PluginHost:
                 problems.append(f"missing {', '.join(missing)}")
             if unknown:
                 problems.append(f"unexpected {', '.join(unknown)}")
-            raise ArcadeError(
+            raise InvalidCall(
                 f"{hook}() takes ({', '.join(spec.argnames)}): {'; '.join(problems)}"
             )
         limit = self.call_timeout if timeout is None else timeout
         if limit <= 0:
-            raise ValueError(f"timeout must be positive seconds, not {limit!r}")
+            raise InvalidCall(f"timeout must be positive seconds, not {limit!r}")
         impls = caller.get_hookimpls()
         if keys is None:
             targets = [(impl.plugin_name, impl) for impl in reversed(impls)]
@@ -544,8 +500,7 @@ class PluginHost:
             with self._lock:
                 absent = [k for k in keys if k not in self._loaded]
             targets = [(k, by_name.get(k)) for k in keys if k not in absent]
-        results, errors = call_isolated(hook, targets, kwargs, limit, self._stats, self._pool,
-                                        concurrently=concurrently)
+        results, errors = call_isolated(hook, targets, kwargs, limit, self._stats, self._pool)
         if absent:
             # A key unloaded between the caller's look and this call is reported, not raised.
             errors.update((k, f"PluginNotFound: no plugin is loaded as {k!r}") for k in absent)
@@ -562,60 +517,31 @@ class PluginHost:
     def add_listener(self, fn: Callable[[Event], None]) -> None:
         """Hear host events: ``plugin.loaded``, ``plugin.unloaded``, ``plugin.crashed``,
         ``plugin.restarted``, ``plugin.failed``. A listener's exception is logged only."""
-        with self._lock:
-            self._listeners.append(fn)
+        self._events.add_listener(fn)
 
     def remove_listener(self, fn: Callable[[Event], None]) -> None:
         """Stop telling ``fn`` about host events (no error if it was not listening)."""
-        with self._lock:
-            if fn in self._listeners:
-                self._listeners.remove(fn)
+        self._events.remove_listener(fn)
 
-    def _dispatch(self, event: Event) -> None:
+    def _tell_notify_plugins(self, event: Event) -> None:
+        """After a supervisor event: ``notify`` plugins (but the failed one) hear of a
+        ``plugin.failed``."""
+        if event.kind != "plugin.failed" or self._closed:
+            return
+        failed_key = event.data.get("key")
         with self._lock:
-            listeners = list(self._listeners)
-        for fn in listeners:
-            try:
-                fn(event)
-            except Exception:
-                logger.exception("host event listener %r failed on %s", fn, event.kind)
-
-    def _on_process_event(self, kind: str, data: dict[str, Any]) -> None:
-        """From a supervisor thread: queue the event for the event thread."""
-        with self._lock:
-            if self._event_thread is None:
-                self._event_thread = threading.Thread(
-                    target=self._deliver_events, name="arcade-host-events", daemon=True
-                )
-                self._event_thread.start()
-        self._events.put(Event(kind, dict(data)))
-
-    def _deliver_events(self) -> None:
-        """Tell listeners of each supervisor event; ``notify`` plugins hear of failures."""
-        while True:
-            event = self._events.get()
-            if event is None:
-                return
-            self._dispatch(event)
-            if event.kind != "plugin.failed" or self._closed:
-                continue
-            failed_key = event.data.get("key")
-            try:
-                with self._lock:
-                    loaded = set(self._loaded)
-                keys = [impl.plugin_name
-                        for impl in reversed(self.pm.hook.notify.get_hookimpls())
-                        if impl.plugin_name != failed_key and impl.plugin_name in loaded]
-                if keys:
-                    self.call("notify", keys=keys, event=event)
-            except Exception:
-                logger.exception("telling notify plugins about %s failed", event.kind)
+            loaded = set(self._loaded)
+        keys = [impl.plugin_name
+                for impl in reversed(self.pm.hook.notify.get_hookimpls())
+                if impl.plugin_name != failed_key and impl.plugin_name in loaded]
+        if keys:
+            self.call("notify", keys=keys, event=event)
 
     # -- internals -------------------------------------------------------------------------
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ArcadeError("this PluginHost is closed")
+            raise HostClosed("this PluginHost is closed")
 
     def _ensure_host_lib(self) -> Path:
         if self._host_lib is None:

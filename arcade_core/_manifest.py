@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import InvalidConfig, InvalidWheel
+from .states import Isolation
 
-__all__ = ["ISOLATIONS", "MANIFEST_FILENAME", "Manifest"]
+__all__ = ["MANIFEST_FILENAME", "Manifest"]
 
 MANIFEST_FILENAME = "arcade-plugin.json"
-ISOLATIONS = ("inline", "process")
 
 _KEYS = (
     "description",
@@ -167,7 +167,7 @@ class Manifest:
     type: str = "collector"
     config_schema: dict[str, Any] | None = None
     default_config: dict[str, Any] = field(default_factory=dict)
-    isolation: str = "inline"
+    isolation: Isolation = Isolation.INLINE
     interval: float | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     # Compiled validator for config_schema, built on first use and reused per manifest.
@@ -212,11 +212,11 @@ class Manifest:
             raise _fail(
                 "'type' must be a non-empty string such as 'collector', 'job' or 'notifier'"
             )
-        isolation = data.get("isolation", "inline")
-        if isolation not in ISOLATIONS:
+        isolation = data.get("isolation", Isolation.INLINE)
+        if isolation not in tuple(Isolation):
             raise _fail(
                 f"'isolation' is {json.dumps(isolation)}; use one of "
-                f"{', '.join(map(repr, ISOLATIONS))}"
+                f"{', '.join(repr(str(i)) for i in Isolation)}"
             )
         interval = data.get("interval")
         if interval is not None:
@@ -244,7 +244,7 @@ class Manifest:
             type=type_,
             config_schema=schema,
             default_config=default_config,
-            isolation=isolation,
+            isolation=Isolation(isolation),
             interval=interval,
             resources=resources,
         )

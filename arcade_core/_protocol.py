@@ -1,6 +1,6 @@
 """The line protocol between the host and a plugin's subprocess (stdlib only).
 
-Both sides import this module: the host (``_process``) and the child (``_child``), which
+Both sides import this module: the host (``_childprocess``) and the child (``_child``), which
 runs under the plugin environment's own interpreter with nothing but pluggy and a few
 ``arcade_core`` modules on its path. Every message is one JSON object on one line, so the
 channel stays readable in logs (``strace``, a tee, a debugger)::
@@ -11,7 +11,6 @@ channel stays readable in logs (``strace``, a tee, a debugger)::
     host -> child   {"type": "call", "id": 7, "hook": "collect", "kwargs": {}}
     child -> host   {"type": "result", "id": 7, "data": [{"$type": "Metric", ...}]}
     child -> host   {"type": "error", "id": 7, "error": "ValueError: boom"}
-    host -> child   {"type": "ping", "id": 8}          child -> host {"type": "pong", "id": 8}
     host -> child   {"type": "shutdown"}
 
 The host sends ``config`` first (it is the plugin's constructor argument); the child's

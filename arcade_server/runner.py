@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 import uvicorn
 
-from arcade_core._memory import tune_malloc
+from arcade_core.memory import tune_malloc
 from arcade_core.rpc.v1 import pb_grpc
 
 from .api.app import create_app
@@ -222,7 +222,7 @@ def run(settings: Settings) -> None:
     """Blocking: serve until SIGTERM/SIGINT, then shut down cleanly and return.
 
     For the ``arcade server`` process: glibc's allocator is tuned first
-    (:func:`~arcade_core._memory.tune_malloc`)."""
+    (:func:`~arcade_core.memory.tune_malloc`)."""
     tune_malloc()
     asyncio.run(serve(settings, own_process=True))
 

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from arcade_core._memory import release_memory
+from arcade_core.memory import release_memory
 
 from .blobcache import BlobCache
 from .db.batcher import Batcher
@@ -137,7 +137,7 @@ class ServerState:
     async def release_memory(self) -> bool:
         """Called every ``memory_release_interval``: once a burst of agent traffic has gone
         quiet for a whole interval, collect garbage and trim the heap in a thread
-        (:func:`~arcade_core._memory.release_memory`); ``True`` if it did.
+        (:func:`~arcade_core.memory.release_memory`); ``True`` if it did.
 
         A rollout to 1,000 agents leaves ~5-10 MB of freed heap (gRPC calls, messages) that
         glibc would otherwise keep for the life of the process (``benchmarks/fleet.py``).

@@ -20,7 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from arcade_core import ArcadeError
-from arcade_core._wheel import HOST_PROVIDED
+from arcade_core.requirements import HOST_PROVIDED
 
 __all__ = [
     "WheelhouseError",

@@ -18,8 +18,7 @@ import pluggy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arcade_core import PluginHost, hookspecs
-from arcade_core._markers import PROJECT_NAME
+from arcade_core import PROJECT_NAME, PluginHost, hookspecs
 from benchmarks._util import median, print_table
 from tests.wheelmaker import make_wheel
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from arcade_core import hookspecs
-from arcade_core._markers import PROJECT_NAME
+from arcade_core import PROJECT_NAME, hookspecs
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "plugin-authoring.md"

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, or_, select, update
 
 from arcade_core import ArcadeError, InvalidConfig, normalize_name
-from arcade_core._manifest import ISOLATIONS
+from arcade_core.states import Isolation
 
 from ..db import tables as t
 from ..db.tables import AnyRow
@@ -92,8 +92,8 @@ class AssignResult:
 
 def _isolation(value: str | None, default: str) -> str:
     isolation = value or default
-    if isolation not in ISOLATIONS:
-        raise Invalid(f"isolation {value!r} is not supported; use one of {', '.join(ISOLATIONS)}")
+    if isolation not in tuple(Isolation):
+        raise Invalid(f"isolation {value!r} is not supported; use one of {', '.join(Isolation)}")
     return isolation
 
 

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Select, select, update
 
 from arcade_core import ArcadeError, InvalidConfig
-from arcade_core._manifest import ISOLATIONS
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import to_pb
 from arcade_core.states import Isolation, JobStatus, RecordStatus, Stage
@@ -331,9 +330,9 @@ def _resolve_entry(conn: Connection, i: int, entry: PluginEntryRequest
         raise Invalid(f"{where}: cannot validate config for {version.plugin_name}: {exc}") \
             from None
     isolation = entry.isolation or manifest.isolation or "inline"
-    if isolation not in ISOLATIONS:
+    if isolation not in tuple(Isolation):
         raise Invalid(f"{where}: isolation {entry.isolation!r} is not supported; use one of "
-                      f"{', '.join(ISOLATIONS)}")
+                      f"{', '.join(Isolation)}")
     return version, config, isolation
 
 

@@ -23,9 +23,16 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import Connection, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from arcade_core import ArcadeError, InvalidSpec, normalize_name, parse_spec
-from arcade_core._manifest import Manifest
-from arcade_core._wheel import WheelInfo, check_requirements, inspect_wheel
+from arcade_core import (
+    ArcadeError,
+    InvalidSpec,
+    Manifest,
+    WheelInfo,
+    inspect_wheel,
+    normalize_name,
+    parse_spec,
+)
+from arcade_core.requirements import check_requirements
 
 from ..db.engine import Database
 from ..db.tables import AnyRow, assignments, blobs, plugin_states, plugin_versions, plugins

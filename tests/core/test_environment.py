@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from arcade_core import InstallError, InvalidWheel, PluginNotFound
+from arcade_core import EntryPoint, InstallError, InvalidWheel, PluginNotFound, inspect_wheel
 from arcade_core._environment import ENV_FILENAME, Environment, EnvironmentStore, WheelRecord
-from arcade_core._wheel import EntryPoint, inspect_wheel
 from tests.wheelmaker import make_wheel
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from arcade_core import (
-    ArcadeError,
     Event,
+    HostClosed,
+    InvalidCall,
     InvalidConfig,
     JobContext,
     PluginHost,
+    PluginInUse,
     PluginLoadError,
     PluginNotFound,
 )
@@ -340,7 +342,7 @@ def test_uninstall_is_refused_while_loaded(host: PluginHost, tmp_path: Path) -> 
     install(host, tmp_path, "host-uninst", "1.0.0", metric_plugin(1.0))
     host.load("host-uninst", key="job-1")
 
-    with pytest.raises(ArcadeError, match=r"loaded as job-1 \(host-uninst@1.0.0\); unload"):
+    with pytest.raises(PluginInUse, match=r"loaded as job-1 \(host-uninst@1.0.0\); unload"):
         host.uninstall("host-uninst")
 
     host.unload("job-1")
@@ -348,13 +350,22 @@ def test_uninstall_is_refused_while_loaded(host: PluginHost, tmp_path: Path) -> 
     assert host.installed() == []
 
 
+def test_timeouts_and_limits_must_be_positive(host: PluginHost, tmp_path: Path) -> None:
+    with pytest.raises(InvalidCall, match="call_timeout and start_timeout must be positive"):
+        PluginHost(tmp_path / "other", call_timeout=0)
+    with pytest.raises(InvalidCall, match="max_restarts, restart_backoff and healthy_period"):
+        PluginHost(tmp_path / "other", max_restarts=-1)
+    with pytest.raises(InvalidCall, match="timeout must be positive seconds, not 0"):
+        host.call("collect", timeout=0)
+
+
 def test_call_checks_the_hook_and_its_arguments(host: PluginHost, tmp_path: Path) -> None:
     install(host, tmp_path, "host-args", "1.0.0", NOTIFY)
     host.load("host-args")
 
-    with pytest.raises(ArcadeError, match="unknown hook 'colect'"):
+    with pytest.raises(InvalidCall, match="unknown hook 'colect'"):
         host.call("colect")
-    with pytest.raises(ArcadeError, match=r"before\(\) takes \(job\): missing job"):
+    with pytest.raises(InvalidCall, match=r"before\(\) takes \(job\): missing job"):
         host.call("before")
 
     outcome = host.call("before", keys=["ghost", "host-args"],
@@ -405,7 +416,7 @@ def test_closed_host_refuses_to_load(tmp_path: Path) -> None:
     host_.close()
 
     assert host_.plugins() == [] and "host_closed" not in sys.modules
-    with pytest.raises(ArcadeError, match="closed"):
+    with pytest.raises(HostClosed, match="closed"):
         host_.load("host-closed")
 
 

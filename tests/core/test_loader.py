@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from arcade_core import PluginLoadError, _loader
+from arcade_core import EntryPoint, PluginLoadError, _loader
 from arcade_core._environment import Environment, EnvironmentStore
-from arcade_core._wheel import EntryPoint
 from tests.core.hostkit import metric_plugin, plugin_wheel
 
 HELPER = "VALUE = {value}\n"

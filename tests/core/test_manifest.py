@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from arcade_core import InvalidConfig, InvalidWheel
-from arcade_core._manifest import ISOLATIONS, MANIFEST_FILENAME, Manifest
+from arcade_core import InvalidConfig, InvalidWheel, Isolation, Manifest
+from arcade_core._manifest import MANIFEST_FILENAME
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -39,7 +39,8 @@ def test_empty_manifest_gives_the_defaults() -> None:
     default = Manifest()
     assert (default.type, default.isolation, default.interval) == ("collector", "inline", None)
     assert MANIFEST_FILENAME == "arcade-plugin.json"
-    assert ISOLATIONS == ("inline", "process")
+    assert default.isolation is Isolation.INLINE
+    assert Manifest.from_json('{"isolation": "process"}').isolation is Isolation.PROCESS
 
 
 def test_full_manifest_round_trips_through_to_dict() -> None:

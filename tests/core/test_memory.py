@@ -8,7 +8,7 @@ import platform
 import psutil
 import pytest
 
-from arcade_core._memory import release_memory
+from arcade_core.memory import release_memory
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
@@ -30,7 +30,7 @@ def test_release_memory_returns_freed_heap_to_the_os() -> None:
 
 _BURST = """
 import sys, psutil
-from arcade_core._memory import tune_malloc
+from arcade_core.memory import tune_malloc
 if sys.argv[1] == "tuned":
     assert tune_malloc() is True
 big = bytearray(8 * 2**20)   # freed at once: glibc's own threshold rises past 256 KiB

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from arcade_core import Event, JobContext, JobResult, PluginHost, PluginLoadError
-from arcade_core._process import ensure_host_lib
+from arcade_core._hostlib import ensure_host_lib
 from tests.core.hostkit import (
     HEADER,
     Recorder,

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from arcade_core import InstallError, InvalidWheel, __version__
-from arcade_core._wheel import (
-    HOST_PROVIDED,
+from arcade_core import (
     EntryPoint,
+    InstallError,
+    InvalidWheel,
     WheelInfo,
     WheelLimits,
-    check_requirements,
+    __version__,
     inspect_wheel,
 )
+from arcade_core.requirements import HOST_PROVIDED, check_requirements
 from tests.wheelmaker import make_wheel
 
 PLUGGY = importlib.metadata.version("pluggy")

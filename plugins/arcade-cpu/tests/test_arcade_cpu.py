@@ -12,8 +12,7 @@ from types import ModuleType
 import psutil
 import pytest
 
-from arcade_core import InvalidConfig, Metric
-from arcade_core._manifest import Manifest
+from arcade_core import InvalidConfig, Manifest, Metric
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_cpu" / "arcade-plugin.json"
@@ -114,7 +113,7 @@ def test_manifest_refuses_a_config_of_the_wrong_shape() -> None:
 def test_built_wheel_declares_entry_point_manifest_and_psutil(
     builtin_wheels: dict[str, Path],
 ) -> None:
-    from arcade_core._wheel import inspect_wheel
+    from arcade_core import inspect_wheel
 
     info = inspect_wheel(builtin_wheels["arcade-cpu"])
     assert (info.name, info.version) == ("arcade-cpu", "1.0.0")

@@ -9,8 +9,7 @@ from types import ModuleType
 import psutil
 import pytest
 
-from arcade_core import InvalidConfig, Metric
-from arcade_core._manifest import Manifest
+from arcade_core import InvalidConfig, Manifest, Metric
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_memory" / "arcade-plugin.json"
@@ -73,7 +72,7 @@ def test_manifest_parses_and_its_defaults_validate() -> None:
 def test_built_wheel_declares_entry_point_manifest_and_psutil(
     builtin_wheels: dict[str, Path],
 ) -> None:
-    from arcade_core._wheel import inspect_wheel
+    from arcade_core import inspect_wheel
 
     info = inspect_wheel(builtin_wheels["arcade-memory"])
     assert (info.name, info.version) == ("arcade-memory", "1.0.0")

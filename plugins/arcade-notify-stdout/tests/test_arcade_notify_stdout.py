@@ -11,8 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from arcade_core import Event, InvalidConfig
-from arcade_core._manifest import Manifest
+from arcade_core import Event, InvalidConfig, Manifest
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_notify_stdout" / "arcade-plugin.json"
@@ -80,7 +79,7 @@ def test_manifest_parses_and_its_defaults_validate() -> None:
 
 
 def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> None:
-    from arcade_core._wheel import inspect_wheel
+    from arcade_core import inspect_wheel
 
     info = inspect_wheel(builtin_wheels["arcade-notify-stdout"])
     assert info.entry_point is not None

@@ -17,8 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from arcade_core import Event, InvalidConfig, PluginLoadError
-from arcade_core._manifest import Manifest
+from arcade_core import Event, InvalidConfig, Manifest, PluginLoadError
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_notify_webhook" / "arcade-plugin.json"
@@ -294,7 +293,7 @@ def test_manifest_requires_an_http_url_and_fills_in_defaults() -> None:
 
 
 def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> None:
-    from arcade_core._wheel import inspect_wheel
+    from arcade_core import inspect_wheel
 
     info = inspect_wheel(builtin_wheels["arcade-notify-webhook"])
     assert (info.name, info.version) == ("arcade-notify-webhook", "1.0.0")

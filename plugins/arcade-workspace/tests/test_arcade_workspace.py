@@ -14,8 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from arcade_core import InvalidConfig, JobContext, JobResult
-from arcade_core._manifest import Manifest
+from arcade_core import InvalidConfig, JobContext, JobResult, Manifest
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_workspace" / "arcade-plugin.json"
@@ -267,7 +266,7 @@ def test_manifest_parses_and_its_defaults_validate() -> None:
 
 
 def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> None:
-    from arcade_core._wheel import inspect_wheel
+    from arcade_core import inspect_wheel
 
     info = inspect_wheel(builtin_wheels["arcade-workspace"])
     assert (info.name, info.version) == ("arcade-workspace", "1.0.0")
