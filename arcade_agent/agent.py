@@ -38,6 +38,7 @@ from .cache import CacheStats, WheelCache
 from .collector import Collector, MetricBuffer
 from .connection import Connection
 from .downloader import Downloader, DownloadStats
+from .errors import AgentNotStarted
 from .jobs import JobRunner
 from .reconciler import Reconciler
 from .settings import AgentSettings
@@ -98,7 +99,7 @@ class Agent:
     @property
     def host(self) -> PluginHost:
         if self._host is None:
-            raise RuntimeError("the agent is not started")
+            raise AgentNotStarted("the agent is not started")
         return self._host
 
     @property
@@ -108,37 +109,37 @@ class Agent:
     @property
     def connection(self) -> Connection:
         if self._connection is None:
-            raise RuntimeError("the agent is not started")
+            raise AgentNotStarted("the agent is not started")
         return self._connection
 
     @property
     def reconciler(self) -> Reconciler:
         if self._reconciler is None:
-            raise RuntimeError("the agent is not started")
+            raise AgentNotStarted("the agent is not started")
         return self._reconciler
 
     @property
     def collector(self) -> Collector:
         if self._collector is None:
-            raise RuntimeError("the agent is not started")
+            raise AgentNotStarted("the agent is not started")
         return self._collector
 
     @property
     def downloader(self) -> Downloader:
         if self._downloader is None:
-            raise RuntimeError("the agent is not started")
+            raise AgentNotStarted("the agent is not started")
         return self._downloader
 
     @property
     def cache(self) -> WheelCache:
         if self._cache is None:
-            raise RuntimeError("the agent is not started")
+            raise AgentNotStarted("the agent is not started")
         return self._cache
 
     @property
     def jobs(self) -> JobRunner:
         if self._jobs is None:
-            raise RuntimeError("the agent is not started")
+            raise AgentNotStarted("the agent is not started")
         return self._jobs
 
     # ------------------------------------------------------------------ lifecycle

@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InvalidWheelRef
+
 __all__ = ["CacheStats", "WheelCache"]
 
 log = logging.getLogger(__name__)
@@ -132,7 +134,7 @@ class WheelCache:
         """
         _check_sha256(sha256)
         if "/" in filename or "\\" in filename or filename in ("", ".", ".."):
-            raise ValueError(f"invalid wheel filename {filename!r}")
+            raise InvalidWheelRef(f"invalid wheel filename {filename!r}")
         directory = self.root / sha256
         directory.mkdir(exist_ok=True)
         target = directory / filename
@@ -218,4 +220,4 @@ class WheelCache:
 
 def _check_sha256(sha256: str) -> None:
     if not _SHA256.match(sha256):
-        raise ValueError(f"invalid sha256 {sha256!r}: expected 64 lower-case hex digits")
+        raise InvalidWheelRef(f"invalid sha256 {sha256!r}: expected 64 lower-case hex digits")

@@ -31,10 +31,10 @@ from typing import Any, BinaryIO
 
 import grpc
 
-from arcade_core import ArcadeError
 from arcade_core.rpc.v1 import pb, pb_grpc
 
 from .cache import WheelCache
+from .errors import DownloadError, HashMismatch
 
 __all__ = ["DownloadError", "DownloadStats", "Downloader", "HashMismatch"]
 
@@ -54,29 +54,6 @@ _TRANSIENT = frozenset({
     grpc.StatusCode.ABORTED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 })
-
-
-class DownloadError(ArcadeError):
-    """A wheel could not be downloaded (refused by the server, or failed after retries)."""
-
-    def __init__(self, filename: str, sha256: str, message: str) -> None:
-        super().__init__(f"download of {filename} (sha256 {sha256[:12]}…) failed: {message}")
-        self.filename = filename
-        self.sha256 = sha256
-
-
-class HashMismatch(DownloadError):
-    """The bytes the server sent do not hash to the sha256 the desired state named."""
-
-    def __init__(self, filename: str, expected: str, actual: str) -> None:
-        ArcadeError.__init__(
-            self,
-            f"wheel {filename} refused: sha256 mismatch (expected {expected}, got {actual}); "
-            "the blob on the server is corrupt or was altered",
-        )
-        self.filename = filename
-        self.sha256 = expected
-        self.actual = actual
 
 
 @dataclass(frozen=True, slots=True)

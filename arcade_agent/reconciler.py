@@ -28,21 +28,22 @@ or failed for good) update the statuses and are reported too.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from arcade_core import ArcadeError, Event, PluginNotFound, ProtocolError
+from arcade_core import ArcadeError, Event, PluginNotFound
 from arcade_core.memory import release_memory
 from arcade_core.rpc.v1 import pb
-from arcade_core.rpc.v1.convert import from_pb, to_pb
 from arcade_core.states import Isolation, PluginState
 
 from .cache import WheelCache
-from .downloader import Downloader, DownloadError
-from .state import AppliedPlugin, AppliedState, StateStore, WheelFile
+from .desired import DesiredPlugin
+from .downloader import Downloader
+from .errors import DownloadError, InvalidDesiredPlugin, InvalidWheelRef
+from .report import PluginReport, with_host_status
+from .state import AppliedPlugin, AppliedState, StateStore
 
 if TYPE_CHECKING:
     from arcade_core import Environment, PluginHost
@@ -50,91 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["PluginReport", "Reconciler"]
 
 log = logging.getLogger(__name__)
-
-DOWNLOADING = "downloading"
-INSTALLING = "installing"
-RUNNING = "running"
-FAILED = "failed"
-REMOVED = "removed"
-STOPPED = "stopped"
-RESTARTING = "restarting"
-FINAL_STATES = frozenset({RUNNING, FAILED, REMOVED, STOPPED})
-
-
-@dataclass(frozen=True, slots=True)
-class PluginReport:
-    """The agent's view of one plugin, as reported to the server."""
-
-    name: str
-    version: str
-    state: str
-    error: str = ""
-    restarts: int = 0
-    isolation: str = "inline"
-    sha256: str = ""
-
-    def to_pb(self) -> pb.PluginStatus:
-        return pb.PluginStatus(
-            name=self.name, version=self.version, state=to_pb(PluginState(self.state)),
-            error=self.error, restarts=self.restarts,
-            isolation=to_pb(Isolation(self.isolation) if self.isolation else None),
-            sha256=self.sha256,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "version": self.version, "state": self.state,
-            "error": self.error, "restarts": self.restarts, "isolation": self.isolation,
-            "sha256": self.sha256,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _Desired:
-    """One desired plugin, decoded from the wire."""
-
-    name: str
-    version: str
-    isolation: str
-    config: dict[str, Any]
-    interval: float
-    wheels: tuple[WheelFile, ...]
-    refs: tuple[pb.WheelRef, ...]
-
-    @property
-    def sha256(self) -> str:
-        return self.wheels[0].sha256 if self.wheels else ""
-
-    def fingerprint(self) -> str:
-        return json.dumps(
-            [self.version, self.sha256, self.isolation, self.config], sort_keys=True, default=str
-        )
-
-    @classmethod
-    def from_pb(cls, plugin: pb.DesiredPlugin) -> _Desired:
-        try:
-            config = json.loads(plugin.config_json) if plugin.config_json else {}
-        except ValueError as exc:
-            raise ValueError(f"config_json is not valid JSON: {exc}") from None
-        if not isinstance(config, dict):
-            raise ValueError("config_json is not a JSON object")
-        try:
-            isolation = str(from_pb(Isolation, plugin.isolation) or "")  # "" = the manifest's
-        except ProtocolError as exc:
-            raise ValueError(str(exc)) from None
-        wheels = tuple(WheelFile(w.filename, w.sha256, w.size) for w in plugin.wheels)
-        if not wheels:
-            raise ValueError("the desired state lists no wheels for it")
-        return cls(
-            name=plugin.name,
-            version=plugin.version,
-            isolation=isolation,
-            config=config,
-            interval=plugin.interval,
-            wheels=wheels,
-            refs=tuple(plugin.wheels),
-        )
-
 
 class _Superseded(Exception):
     """A newer desired state arrived; stop working on this one."""
@@ -194,8 +110,8 @@ class Reconciler:
         """What really runs: the applied plugins as the host sees them (for ``Register``)."""
         out = []
         for plugin in sorted(self.state.plugins.values(), key=lambda p: p.name):
-            report = PluginReport(plugin.name, plugin.version, RUNNING, isolation=plugin.isolation,
-                                  sha256=plugin.sha256)
+            report = PluginReport(plugin.name, plugin.version, PluginState.RUNNING,
+                                  isolation=plugin.isolation, sha256=plugin.sha256)
             out.append(self._refresh(report))
         return out
 
@@ -254,12 +170,12 @@ class Reconciler:
                 )
             except ArcadeError as exc:
                 log.error("could not load %s@%s from disk: %s", plugin.name, plugin.version, exc)
-                self._set(PluginReport(plugin.name, plugin.version, FAILED, str(exc),
+                self._set(PluginReport(plugin.name, plugin.version, PluginState.FAILED, str(exc),
                                        isolation=plugin.isolation, sha256=plugin.sha256))
                 del self.state.plugins[plugin.name]
                 continue
             log.info("restored %s@%s from disk", plugin.name, plugin.version)
-            self._set(PluginReport(plugin.name, plugin.version, RUNNING,
+            self._set(PluginReport(plugin.name, plugin.version, PluginState.RUNNING,
                                    isolation=plugin.isolation, sha256=plugin.sha256))
         self._plugins_changed()
         self.cache.set_pinned(self.state.pinned_wheels())
@@ -300,14 +216,14 @@ class Reconciler:
         self._complete = False
         # Statuses of plugins removed by an earlier revision are no longer news.
         for name, status in list(self._statuses.items()):
-            if status.state == REMOVED:
+            if status.state is PluginState.REMOVED:
                 del self._statuses[name]
-        wanted: dict[str, _Desired] = {}
+        wanted: dict[str, DesiredPlugin] = {}
         for plugin in desired.plugins:
             try:
-                wanted[plugin.name] = _Desired.from_pb(plugin)
-            except ValueError as exc:
-                self._set(PluginReport(plugin.name, plugin.version, FAILED,
+                wanted[plugin.name] = DesiredPlugin.from_pb(plugin)
+            except InvalidDesiredPlugin as exc:
+                self._set(PluginReport(plugin.name, plugin.version, PluginState.FAILED,
                                        f"invalid desired state: {exc}",
                                        isolation=Isolation.INLINE))
         for name in list(self._failures):
@@ -344,7 +260,7 @@ class Reconciler:
         await asyncio.to_thread(release_memory)
         log.info("applied desired revision %d (%d plugins)", desired.revision, len(wanted))
 
-    async def _apply_plugin(self, d: _Desired) -> None:
+    async def _apply_plugin(self, d: DesiredPlugin) -> None:
         current = self.state.plugins.get(d.name)
         loaded = current is not None and self._loaded(d.name)
         if current is not None and loaded and (current.version, current.sha256) == (
@@ -360,15 +276,15 @@ class Reconciler:
         def mark_downloading() -> None:
             nonlocal downloading
             downloading = True
-            self._set(PluginReport(d.name, d.version, DOWNLOADING, isolation=d.isolation,
-                                   sha256=d.sha256))
+            self._set(PluginReport(d.name, d.version, PluginState.DOWNLOADING,
+                                   isolation=d.isolation, sha256=d.sha256))
 
         old = current if loaded else None
         try:
             env = await self._until_superseded(
                 self.ensure_environment(d.name, d.version, d.refs, on_download=mark_downloading)
             )
-        except DownloadError as exc:
+        except (DownloadError, InvalidWheelRef) as exc:  # the server may fix it: retry
             self._fail(d, str(exc), old, remember=False)
             return
         except ArcadeError as exc:  # InstallError, InvalidWheel
@@ -376,45 +292,46 @@ class Reconciler:
             return
         self._check_superseded()
         if downloading:
-            self._set(PluginReport(d.name, d.version, INSTALLING, isolation=d.isolation,
+            self._set(PluginReport(d.name, d.version, PluginState.INSTALLING, isolation=d.isolation,
                                    sha256=d.sha256))
         try:
             host_status = await asyncio.to_thread(self.host.load, d.name, d.version, d.config,
-                                                  d.isolation or None)
+                                                  d.isolation)
         except ArcadeError as exc:  # PluginLoadError, InvalidConfig, PluginNotFound
             self._fail(d, f"load failed: {exc}", old)
             if old is None or old.version != d.version:
                 await self._discard_env(d.name, d.version)
             return
         interval = d.interval or (env.manifest.interval or 0.0)
-        d = replace(d, isolation=host_status.isolation)
-        applied = AppliedPlugin(d.name, d.version, d.sha256, d.isolation, d.config, interval,
+        isolation = host_status.isolation
+        applied = AppliedPlugin(d.name, d.version, d.sha256, isolation, d.config, interval,
                                 d.wheels)
         self.state.plugins[d.name] = applied
         self._failures.pop(d.name, None)
-        self._set(self._refresh(PluginReport(d.name, d.version, RUNNING, isolation=d.isolation,
-                                             sha256=d.sha256)))
+        self._set(self._refresh(PluginReport(d.name, d.version, PluginState.RUNNING,
+                                             isolation=isolation, sha256=d.sha256)))
         self._plugins_changed()
         if current is not None and current.version != d.version:
             await self._discard_env(current.name, current.version)
             log.info("upgraded %s %s -> %s", d.name, current.version, d.version)
         else:
-            log.info("loaded %s@%s (%s)", d.name, d.version, d.isolation)
+            log.info("loaded %s@%s (%s)", d.name, d.version, isolation)
         await self._save()
 
-    async def _adjust(self, current: AppliedPlugin, d: _Desired) -> None:
+    async def _adjust(self, current: AppliedPlugin, d: DesiredPlugin) -> None:
         """Same version already loaded: apply config, isolation and interval changes."""
-        if not d.isolation:  # no preference: keep what runs (the manifest's default)
-            d = replace(d, isolation=current.isolation)
-        if current.isolation != d.isolation:
+        # No preference: keep what runs (the manifest's default).
+        isolation = d.isolation or current.isolation
+        d = replace(d, isolation=isolation)
+        if current.isolation != isolation:
             if self._failures.get(d.name) == d.fingerprint():
                 return
             try:
                 # The host builds the new instance (or child) first and swaps it in only if
                 # that worked: a failure leaves the plugin running the way it was.
-                await asyncio.to_thread(self.host.load, d.name, d.version, d.config, d.isolation)
+                await asyncio.to_thread(self.host.load, d.name, d.version, d.config, isolation)
             except ArcadeError as exc:
-                self._fail(d, f"switching to {d.isolation} isolation failed: {exc}", current)
+                self._fail(d, f"switching to {isolation} isolation failed: {exc}", current)
                 return
         elif current.config != d.config:
             if self._failures.get(d.name) == d.fingerprint():
@@ -425,14 +342,14 @@ class Reconciler:
                 self._fail(d, f"reconfigure failed: {exc}", current)
                 return
         interval = d.interval or current.interval
-        updated = replace(current, config=d.config, isolation=d.isolation, interval=interval)
+        updated = replace(current, config=d.config, isolation=isolation, interval=interval)
         if updated != current:
             self.state.plugins[d.name] = updated
             self._plugins_changed()
             await self._save()
         self._failures.pop(d.name, None)
-        status = self._refresh(PluginReport(d.name, d.version, RUNNING, isolation=d.isolation,
-                                            sha256=d.sha256))
+        status = self._refresh(PluginReport(d.name, d.version, PluginState.RUNNING,
+                                            isolation=isolation, sha256=d.sha256))
         if self._statuses.get(d.name) != status:
             self._set(status)
 
@@ -443,13 +360,14 @@ class Reconciler:
                 await asyncio.to_thread(self.host.unload, name)
             await self._discard_env(name, plugin.version)
         except ArcadeError as exc:
-            self._set(PluginReport(name, plugin.version, FAILED, f"remove failed: {exc}",
-                                   isolation=plugin.isolation, sha256=plugin.sha256))
+            self._set(PluginReport(name, plugin.version, PluginState.FAILED,
+                                   f"remove failed: {exc}", isolation=plugin.isolation,
+                                   sha256=plugin.sha256))
             return
         del self.state.plugins[name]
         self._plugins_changed()
-        self._set(PluginReport(name, plugin.version, REMOVED, isolation=plugin.isolation,
-                               sha256=plugin.sha256))
+        self._set(PluginReport(name, plugin.version, PluginState.REMOVED,
+                               isolation=plugin.isolation, sha256=plugin.sha256))
         log.info("removed %s@%s", name, plugin.version)
         await self._save()
 
@@ -461,14 +379,14 @@ class Reconciler:
         except ArcadeError as exc:
             log.warning("could not delete the environment of %s@%s: %s", name, version, exc)
 
-    def _fail(self, d: _Desired, error: str, old: AppliedPlugin | None,
+    def _fail(self, d: DesiredPlugin, error: str, old: AppliedPlugin | None,
               *, remember: bool = True) -> None:
         if old is not None and self._loaded(old.name):
             error += f" ({old.name} {old.version} keeps running)"
         if remember:
             self._failures[d.name] = d.fingerprint()
         log.error("plugin %s@%s: %s", d.name, d.version, error)
-        self._set(PluginReport(d.name, d.version, FAILED, error, isolation=d.isolation,
+        self._set(PluginReport(d.name, d.version, PluginState.FAILED, error, isolation=d.isolation,
                                sha256=d.sha256))
 
     # ------------------------------------------------------------------ supersede
@@ -503,7 +421,7 @@ class Reconciler:
 
     def _refresh(self, report: PluginReport) -> PluginReport:
         """``report`` with the host's live state (restarts, failed, restarting) folded in."""
-        if report.state != RUNNING:
+        if report.state is not PluginState.RUNNING:
             return report
         applied = self.state.plugins.get(report.name)
         if applied is None or applied.version != report.version:
@@ -511,14 +429,8 @@ class Reconciler:
         try:
             status = self.host.status(report.name)
         except PluginNotFound:
-            return replace(report, state=STOPPED)
-        # The server knows no "restarting": a plugin being restarted by its supervisor is
-        # still assigned and running as far as the fleet goes; restarts and the error say more.
-        state = status.state if status.state in (FAILED, STOPPED) else RUNNING
-        error = status.last_error or "" if status.state in (FAILED, RESTARTING, STOPPED) else ""
-        if status.state == RESTARTING and error:
-            error = f"restarting after: {error}"
-        return replace(report, state=state, restarts=status.restarts, error=error)
+            return with_host_status(report, None)
+        return with_host_status(report, status)
 
     def _host_event(self, event: Event) -> None:
         key = str(event.data.get("key") or event.data.get("name") or "")
@@ -526,7 +438,7 @@ class Reconciler:
         applied = self.state.plugins.get(key)
         if current is None or applied is None:
             return
-        self._set(self._refresh(PluginReport(key, applied.version, RUNNING,
+        self._set(self._refresh(PluginReport(key, applied.version, PluginState.RUNNING,
                                              isolation=applied.isolation,
                                              sha256=applied.sha256)))
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from arcade_core.memory import tune_malloc
 
-from .settings import AgentConfigError, AgentSettings, parse_labels
+from .errors import AgentConfigError
+from .settings import AgentSettings, parse_labels
 
 __all__ = ["EXIT_BAD_CONFIG", "load_settings", "run", "setup_logging"]
 

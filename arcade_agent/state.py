@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arcade_core.states import Isolation
+
 __all__ = ["AppliedPlugin", "AppliedState", "StateStore", "WheelFile"]
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class AppliedPlugin:
     name: str
     version: str
     sha256: str
-    isolation: str
+    isolation: Isolation
     config: dict[str, Any] = field(default_factory=dict)
     interval: float = 0.0
     wheels: tuple[WheelFile, ...] = ()
@@ -71,7 +73,7 @@ class AppliedPlugin:
             name=str(data["name"]),
             version=str(data["version"]),
             sha256=str(data.get("sha256") or ""),
-            isolation=str(data.get("isolation") or "inline"),
+            isolation=Isolation(data.get("isolation") or Isolation.INLINE),
             config=dict(data.get("config") or {}),
             interval=float(data.get("interval") or 0.0),
             wheels=tuple(WheelFile.from_dict(w) for w in data.get("wheels") or ()),

@@ -9,8 +9,8 @@ Two paths, sharing the per-plugin :class:`CallStats`:
   own ``try``, records calls, errors and latency, and returns the other plugins' results.
   It cannot bound a hanging in-process plugin (that would cost a thread hand-off per call).
 * The bounded path, ``host.call(...)`` (:func:`call_isolated`): in-process
-  implementations run on :class:`~arcade_core._pool.WorkerPool` threads and are abandoned after their
-  timeout; a plugin whose abandoned call is still running is *stuck* and is not called
+  implementations run on :class:`~arcade_core._pool.WorkerPool` threads and are abandoned
+  after their timeout; a plugin whose abandoned call is still running is *stuck* and is not called
   again (by either path) until that call returns. Process plugins
   (:class:`RemotePlugin`) get the timeout passed through to their proxy, which kills the
   child when it expires.

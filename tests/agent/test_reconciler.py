@@ -60,9 +60,10 @@ class Rig:
         for report in reversed(self.reports):
             for p in report.plugins:
                 if p.name == name:
-                    return PluginReport(
-                        p.name, p.version, str(from_pb(PluginState, p.state)), p.error,
-                        p.restarts, str(from_pb(Isolation, p.isolation) or ""), p.sha256)
+                    state = from_pb(PluginState, p.state)
+                    assert state is not None
+                    return PluginReport(p.name, p.version, state, p.error, p.restarts,
+                                        from_pb(Isolation, p.isolation), p.sha256)
         raise AssertionError(f"no status reported for {name}")
 
     def collect(self, name: str) -> list[float]:
