@@ -43,29 +43,32 @@ Each status change and each record change is sent to the server as a ``JobEvent`
 the whole picture (status, exit code, output tail, every record), so any one event is enough
 to bring the server up to date. After a reconnect the latest event of every running job, and
 of jobs finished in the last minute, is sent again; the server ignores what it already has.
+
+A run's data (entries, records, its ``JobEvent``) is in :mod:`arcade_agent.job_run`; running
+its commands is :mod:`arcade_agent.job_commands`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
 import shutil
-import signal
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arcade_core import ArcadeError, Event, JobContext, JobResult, PluginNotFound, ProtocolError
+from arcade_core import ArcadeError, Event, JobContext, JobResult, PluginNotFound
 from arcade_core.rpc.v1 import pb
-from arcade_core.rpc.v1.convert import from_pb, to_pb
-from arcade_core.states import Isolation, JobStatus, RecordStatus, Stage
+from arcade_core.states import JobStatus, RecordStatus, Stage
+
+from .errors import AgentConfigError, AgentError, InvalidBeforeResult
+from .job_commands import OUTPUT_LIMIT, OutputTail, run_commands
+from .job_run import Entry, Run, decode, merge_before, result_json, sorted_entries
 
 if TYPE_CHECKING:
     from arcade_core import Environment, PluginHost
@@ -74,14 +77,9 @@ __all__ = ["JobRunner", "OutputTail"]
 
 log = logging.getLogger(__name__)
 
-#: The hook each stage calls.
-STAGE_HOOKS = {"before": "before", "after": "after", "on_success": "after",
-               "on_failure": "after", "notify": "notify"}
-AFTER_STAGES = ("after", "on_success", "on_failure")
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+#: The stages that call ``after`` (``on_success``/``on_failure`` only for that outcome).
+AFTER_STAGES = (Stage.AFTER, Stage.ON_SUCCESS, Stage.ON_FAILURE)
 
-#: Bytes of output kept per job (the end of it).
-OUTPUT_LIMIT = 64 * 1024
 #: Output tail sent with the ``job.finished`` event to ``notify`` plugins.
 NOTIFY_OUTPUT = 4096
 #: Seconds between output updates sent while commands run.
@@ -97,200 +95,6 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 EnsureEnvironment = Callable[[str, str, Sequence[pb.WheelRef]], Awaitable["Environment"]]
 Send = Callable[[pb.AgentMessage], Awaitable[bool]]
-
-
-class OutputTail:
-    """The last ``limit`` bytes of a job's output, and how many bytes there were in all."""
-
-    def __init__(self, limit: int = OUTPUT_LIMIT) -> None:
-        self.limit = limit
-        self.size = 0
-        self._buf = bytearray()
-
-    def add(self, data: bytes) -> None:
-        self.size += len(data)
-        self._buf += data
-        if len(self._buf) > self.limit:
-            del self._buf[: len(self._buf) - self.limit]
-
-    def text(self, limit: int | None = None) -> str:
-        data = bytes(self._buf if limit is None else self._buf[-limit:])
-        return data.decode("utf-8", "replace")
-
-
-@dataclass(slots=True)
-class _Entry:
-    """One plugin entry of a job, decoded from the wire (``problem``: why it cannot run)."""
-
-    index: int
-    name: str
-    version: str
-    stage: str
-    order: int
-    config: dict[str, Any]
-    isolation: str
-    refs: tuple[pb.WheelRef, ...]
-    key: str
-    problem: str = ""
-
-    @property
-    def hook(self) -> str:
-        return STAGE_HOOKS.get(self.stage, "")
-
-
-@dataclass(slots=True)
-class _Record:
-    """What happened to one entry, as reported to the server."""
-
-    index: int
-    plugin: str
-    version: str
-    stage: str
-    order: int
-    status: str = "pending"
-    result_json: str = ""
-    error: str = ""
-    started_at: float = 0.0
-    completed_at: float = 0.0
-
-    def to_pb(self) -> pb.JobPluginRecord:
-        return pb.JobPluginRecord(
-            index=self.index, plugin=self.plugin, version=self.version,
-            stage=to_pb(Stage(self.stage)), order=self.order,
-            status=to_pb(RecordStatus(self.status)), result_json=self.result_json,
-            error=self.error, started_at=self.started_at, completed_at=self.completed_at,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index, "plugin": self.plugin, "version": self.version,
-            "stage": self.stage, "order": self.order, "status": self.status,
-            "result": json.loads(self.result_json) if self.result_json else None,
-            "error": self.error, "started_at": self.started_at or None,
-            "completed_at": self.completed_at or None,
-        }
-
-
-@dataclass(eq=False)
-class _Run:
-    """One job on this agent, from arrival to its final event."""
-
-    job_id: str
-    commands: list[str]
-    env: dict[str, str]
-    timeout: float
-    entries: list[_Entry]
-    records: dict[int, _Record]
-    output: OutputTail
-    status: str = "queued"
-    exit_code: int | None = None
-    error: str = ""
-    started_at: float = 0.0
-    finished_at: float = 0.0
-    finished_mono: float = 0.0
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    cancel_reason: str = ""
-    delivered: bool = False
-    task: asyncio.Task[None] | None = None
-    loaded: dict[int, str] = field(default_factory=dict)
-    emit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def event(self) -> pb.JobEvent:
-        return pb.JobEvent(
-            job_id=self.job_id, status=to_pb(JobStatus(self.status)),
-            exit_code=self.exit_code or 0, has_exit_code=self.exit_code is not None,
-            output_tail=self.output.text(), output_size=self.output.size,
-            started_at=self.started_at, finished_at=self.finished_at, error=self.error,
-            plugins=[self.records[i].to_pb() for i in sorted(self.records)],
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id, "status": self.status, "exit_code": self.exit_code,
-            "error": self.error, "started_at": self.started_at or None,
-            "finished_at": self.finished_at or None, "output_size": self.output.size,
-            "plugins": [self.records[i].to_dict() for i in sorted(self.records)],
-        }
-
-
-def _sorted(entries: Sequence[_Entry]) -> list[_Entry]:
-    return sorted(entries, key=lambda e: (e.order, e.index))
-
-
-def _to_json(value: Any) -> str:
-    if value is None:
-        return ""
-    try:
-        return json.dumps(value, sort_keys=True, default=str)
-    except (TypeError, ValueError) as exc:
-        return json.dumps(f"<result not JSON: {exc}>")
-
-
-def _decode(job: pb.Job) -> tuple[list[_Entry], dict[int, _Record]]:
-    entries: list[_Entry] = []
-    records: dict[int, _Record] = {}
-    for plugin in job.plugins:
-        problem = ""
-        config: dict[str, Any] = {}
-        try:
-            loaded = json.loads(plugin.config_json) if plugin.config_json else {}
-        except ValueError as exc:
-            problem = f"config_json is not valid JSON: {exc}"
-        else:
-            if isinstance(loaded, dict):
-                config = loaded
-            else:
-                problem = "config_json is not a JSON object"
-        try:
-            stage = str(from_pb(Stage, plugin.stage) or "")
-            isolation = str(from_pb(Isolation, plugin.isolation) or "")
-        except ProtocolError as exc:
-            stage, isolation, problem = "", "", str(exc)
-        if stage not in STAGE_HOOKS:
-            problem = problem or f"unknown stage {plugin.stage!r}"
-        elif not plugin.wheels:
-            problem = "the job lists no wheels for it"
-        if plugin.index in records:
-            problem = f"entry index {plugin.index} appears twice"
-        entry = _Entry(
-            index=plugin.index, name=plugin.name, version=plugin.version, stage=stage,
-            order=plugin.order, config=config, isolation=isolation,
-            refs=tuple(plugin.wheels), key=f"job:{job.job_id}:{plugin.index}", problem=problem,
-        )
-        entries.append(entry)
-        records.setdefault(plugin.index, _Record(plugin.index, plugin.name, plugin.version,
-                                                 stage or Stage.BEFORE, plugin.order))
-    return entries, records
-
-
-def _merge_before(value: Any, env: dict[str, str], outputs: dict[str, Any], workdir: str
-                  ) -> str:
-    """Apply what a ``before`` hook returned; raise ``ValueError`` for a wrong shape."""
-    if value is None:
-        return workdir
-    if not isinstance(value, Mapping):
-        raise ValueError(f"before() returned a {type(value).__name__}; it must return None or "
-                         "a dict with any of env, workdir and outputs")
-    extra = value.get("env") or {}
-    if not isinstance(extra, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in extra.items()
-    ):
-        raise ValueError("before() returned an env that is not a mapping of str to str")
-    new_workdir = value.get("workdir")
-    if new_workdir is not None and (not isinstance(new_workdir, str) or not new_workdir):
-        raise ValueError("before() returned a workdir that is not a non-empty path string")
-    more = value.get("outputs") or {}
-    if not isinstance(more, Mapping):
-        raise ValueError("before() returned outputs that are not a mapping")
-    env.update(extra)
-    outputs.update(more)
-    # A relative workdir is taken from the current one (an absolute one replaces it).
-    return os.path.join(workdir, new_workdir) if new_workdir else workdir
-
-
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class JobRunner:
@@ -316,7 +120,7 @@ class JobRunner:
         kill_grace: float = KILL_GRACE,
     ) -> None:
         if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+            raise AgentConfigError("concurrency must be at least 1")
         self.host = host
         self._ensure = ensure_environment
         self._send = send
@@ -328,8 +132,8 @@ class JobRunner:
         self.progress_interval = progress_interval
         self.kill_grace = kill_grace
         self._slots = asyncio.Semaphore(concurrency)
-        self._active: dict[str, _Run] = {}
-        self._finished: OrderedDict[str, _Run] = OrderedDict()
+        self._active: dict[str, Run] = {}
+        self._finished: OrderedDict[str, Run] = OrderedDict()
         self._done = asyncio.Condition()
         self._closing = False
         self.started_total = 0
@@ -347,14 +151,14 @@ class JobRunner:
         job_id = job.job_id
         if job_id in self._active:
             run = self._active[job_id]
-            if run.status != "queued":
+            if run.status is not JobStatus.QUEUED:
                 self._spawn_emit(run)
             return
         if job_id in self._finished:
             self._spawn_emit(self._finished[job_id])
             return
-        entries, records = _decode(job)
-        run = _Run(job_id=job_id, commands=list(job.commands), env=dict(job.env),
+        entries, records = decode(job)
+        run = Run(job_id=job_id, commands=list(job.commands), env=dict(job.env),
                    timeout=job.timeout, entries=entries, records=records,
                    output=OutputTail(self.output_limit))
         self._active[job_id] = run
@@ -384,7 +188,7 @@ class JobRunner:
         """Send the latest event of running and recently finished jobs again (on reconnect)."""
         now = time.monotonic()
         for run in self._active.values():
-            if run.status != "queued":
+            if run.status is not JobStatus.QUEUED:
                 self._spawn_emit(run)
         for run in self._finished.values():
             if not run.delivered or now - run.finished_mono < RESEND_WINDOW:
@@ -409,8 +213,8 @@ class JobRunner:
         """Stop taking jobs, cancel running ones (their after/notify entries get ``grace``
         seconds), and drop waiting ones (the server still has them queued)."""
         self._closing = True
-        waiting = [r for r in self._active.values() if r.status == "queued"]
-        running = [r for r in self._active.values() if r.status != "queued"]
+        waiting = [r for r in self._active.values() if r.status is JobStatus.QUEUED]
+        running = [r for r in self._active.values() if r.status is not JobStatus.QUEUED]
         for run in waiting:
             if run.task is not None:
                 run.task.cancel()
@@ -426,7 +230,7 @@ class JobRunner:
 
     # ------------------------------------------------------------------ one job
 
-    async def _main(self, run: _Run) -> None:
+    async def _main(self, run: Run) -> None:
         started = False
         try:
             async with self._slots:
@@ -444,8 +248,8 @@ class JobRunner:
                 async with self._done:
                     self._done.notify_all()
 
-    async def _run(self, run: _Run) -> None:
-        run.status = "running"
+    async def _run(self, run: Run) -> None:
+        run.status = JobStatus.RUNNING
         run.started_at = time.time()
         log.info("job %s started (%d command(s), %d plugin entr%s)", run.job_id,
                  len(run.commands), len(run.entries), "y" if len(run.entries) == 1 else "ies")
@@ -455,26 +259,26 @@ class JobRunner:
             if not _JOB_ID.match(run.job_id):
                 raise _JobAbort(f"invalid job id {run.job_id!r}")
             if run.cancel.is_set():  # cancelled while it waited for a slot
-                run.status, run.error = "cancelled", run.cancel_reason or "cancelled"
+                run.status, run.error = JobStatus.CANCELLED, run.cancel_reason or "cancelled"
                 self._skip_pending(run)
                 return
             await self._emit(run)
             own_workdir = await asyncio.to_thread(_fresh_dir, workdir_default)
             result = await self._stages(run, str(workdir_default))
-            run.status = result.status
+            run.status = JobStatus(result.status)
             run.exit_code = result.exit_code
             run.error = result.error
         except _JobAbort as exc:
-            run.status, run.error = "failed", str(exc)
+            run.status, run.error = JobStatus.FAILED, str(exc)
             self._skip_pending(run)
         except asyncio.CancelledError:
-            run.status = "cancelled"
+            run.status = JobStatus.CANCELLED
             run.error = run.error or "cancelled: the agent stopped before the job ended"
             self._skip_pending(run)
             raise
         except Exception as exc:  # a bug or the host closing: the job fails, the agent goes on
             log.exception("job %s failed inside the agent", run.job_id)
-            run.status = "failed"
+            run.status = JobStatus.FAILED
             run.error = f"the agent could not run the job: {type(exc).__name__}: {exc}"
             self._skip_pending(run)
         finally:
@@ -486,28 +290,28 @@ class JobRunner:
             with contextlib.suppress(Exception):
                 await self._emit(run)
 
-    async def _stages(self, run: _Run, workdir: str) -> JobResult:
+    async def _stages(self, run: Run, workdir: str) -> JobResult:
         setup_error = await self._prepare(run)
         env: dict[str, str] = dict(run.env)
         outputs: dict[str, Any] = {}
         abort = setup_error
 
         # before
-        for entry in _sorted([e for e in run.entries if e.stage == "before"]):
+        for entry in sorted_entries([e for e in run.entries if e.stage is Stage.BEFORE]):
             record = run.records[entry.index]
-            if record.status != "pending":
+            if record.status is not RecordStatus.PENDING:
                 continue  # failed while being prepared
             if abort or run.cancel.is_set():
-                record.status = "skipped"
+                record.status = RecordStatus.SKIPPED
                 continue
             ctx = JobContext(job_id=run.job_id, commands=list(run.commands), env=dict(env),
-                             workdir=workdir, stage="before", plugin_config=dict(entry.config),
+                             workdir=workdir, stage=Stage.BEFORE, plugin_config=dict(entry.config),
                              outputs=dict(outputs))
-            value, error = await self._call_entry(run, entry, "before", job=ctx)
+            value, error = await self._call_entry(run, entry, Stage.BEFORE.hook, job=ctx)
             if error is None:
                 try:
-                    workdir = _merge_before(value, env, outputs, workdir)
-                except ValueError as exc:
+                    workdir = merge_before(value, env, outputs, workdir)
+                except InvalidBeforeResult as exc:
                     error = str(exc)
                     self._complete(run, entry, error=error)
             if error is not None:
@@ -518,36 +322,40 @@ class JobRunner:
         # commands
         if run.cancel.is_set():
             now = time.time()
-            result = JobResult(run.job_id, "cancelled", None, run.output.text(), now, now,
+            result = JobResult(run.job_id, JobStatus.CANCELLED, None, run.output.text(), now, now,
                                run.cancel_reason or "cancelled")
         elif abort:
             now = time.time()
-            result = JobResult(run.job_id, "failed", None, "", now, now, abort)
+            result = JobResult(run.job_id, JobStatus.FAILED, None, "", now, now, abort)
         else:
             command_env = {**os.environ, **env, "ARCADE_JOB_ID": run.job_id}
-            result = await self._commands(run, command_env, workdir)
+            result = await run_commands(
+                run, command_env, workdir, kill_grace=self.kill_grace,
+                progress_interval=self.progress_interval, emit=lambda: self._emit(run),
+            )
         run.exit_code = result.exit_code
         run.error = result.error
         await self._emit(run)
 
         # after / on_success / on_failure
-        applicable = {"after", "on_success" if result.succeeded else "on_failure"}
-        for entry in _sorted([e for e in run.entries if e.stage in AFTER_STAGES]):
+        applicable = {Stage.AFTER, Stage.ON_SUCCESS if result.succeeded else Stage.ON_FAILURE}
+        for entry in sorted_entries([e for e in run.entries if e.stage in AFTER_STAGES]):
             record = run.records[entry.index]
-            if record.status != "pending":
+            if record.status is not RecordStatus.PENDING:
                 continue
             if entry.stage not in applicable:
-                record.status = "skipped"
+                record.status = RecordStatus.SKIPPED
                 continue
+            assert entry.stage is not None
             ctx = JobContext(job_id=run.job_id, commands=list(run.commands), env=dict(env),
                              workdir=workdir, stage=entry.stage,
                              plugin_config=dict(entry.config), outputs=dict(outputs))
-            await self._call_entry(run, entry, "after", job=ctx, result=result)
+            await self._call_entry(run, entry, entry.stage.hook, job=ctx, result=result)
             await self._emit(run)
 
         # notify
-        notify = [e for e in _sorted(run.entries) if e.stage == "notify"
-                  and run.records[e.index].status == "pending"]
+        notify = [e for e in sorted_entries(run.entries) if e.stage is Stage.NOTIFY
+                  and run.records[e.index].status is RecordStatus.PENDING]
         if notify:
             event = Event("job.finished", {
                 "job_id": run.job_id, "agent_id": self.agent_id, "status": result.status,
@@ -559,26 +367,26 @@ class JobRunner:
                 "plugins": [{"index": r.index, "plugin": r.plugin, "stage": r.stage,
                              "status": r.status, "error": r.error}
                             for r in (run.records[i] for i in sorted(run.records))
-                            if r.stage != "notify"],
+                            if r.stage is not Stage.NOTIFY],
             })
             for entry in notify:
-                await self._call_entry(run, entry, "notify", event=event)
+                await self._call_entry(run, entry, Stage.NOTIFY.hook, event=event)
                 await self._emit(run)
         return result
 
     # ------------------------------------------------------------------ plugins
 
-    async def _prepare(self, run: _Run) -> str:
+    async def _prepare(self, run: Run) -> str:
         """Install and load every entry; return why the job cannot run ("" when it can)."""
 
-        async def prepare(entry: _Entry) -> str:
+        async def prepare(entry: Entry) -> str:
             if entry.problem:
                 return entry.problem
             try:
                 await self._ensure(entry.name, entry.version, entry.refs)
                 status = await asyncio.to_thread(
                     self.host.load, entry.name, entry.version, entry.config,
-                    entry.isolation or None, key=entry.key,
+                    entry.isolation, key=entry.key,
                 )
             except ArcadeError as exc:
                 return str(exc)
@@ -605,11 +413,11 @@ class JobRunner:
         return ("job plugin setup failed, so the commands were skipped: "
                 + "; ".join(failures))
 
-    async def _call_entry(self, run: _Run, entry: _Entry, hook: str, **kwargs: Any
+    async def _call_entry(self, run: Run, entry: Entry, hook: str, **kwargs: Any
                           ) -> tuple[Any, str | None]:
         """Call one entry's hook (bounded, isolated); record and return (value, error)."""
         record = run.records[entry.index]
-        record.status = "running"
+        record.status = RecordStatus.RUNNING
         record.started_at = time.time()
         await self._emit(run)
         try:
@@ -628,27 +436,27 @@ class JobRunner:
         self._complete(run, entry, error=error, value=value)
         return value, error
 
-    def _complete(self, run: _Run, entry: _Entry, *, error: str | None = None,
+    def _complete(self, run: Run, entry: Entry, *, error: str | None = None,
                   value: Any = None, now: float | None = None) -> None:
         record = run.records[entry.index]
         record.completed_at = time.time() if now is None else now
         if error is not None:
-            record.status = "failed"
+            record.status = RecordStatus.FAILED
             record.error = error
         else:
-            record.status = "succeeded"
-            record.result_json = _to_json(value)
+            record.status = RecordStatus.SUCCEEDED
+            record.result_json = result_json(value)
 
-    def _skip_pending(self, run: _Run) -> None:
+    def _skip_pending(self, run: Run) -> None:
         for record in run.records.values():
-            if record.status == "pending":
-                record.status = "skipped"
-            elif record.status == "running":
-                record.status = "failed"
+            if record.status is RecordStatus.PENDING:
+                record.status = RecordStatus.SKIPPED
+            elif record.status is RecordStatus.RUNNING:
+                record.status = RecordStatus.FAILED
                 record.error = record.error or "interrupted: the job stopped during this call"
                 record.completed_at = time.time()
 
-    async def _cleanup(self, run: _Run, workdir: Path | None) -> None:
+    async def _cleanup(self, run: Run, workdir: Path | None) -> None:
         for key in run.loaded.values():
             try:
                 await asyncio.to_thread(self.host.unload, key)
@@ -660,111 +468,19 @@ class JobRunner:
         if workdir is not None:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    # ------------------------------------------------------------------ commands
-
-    async def _commands(self, run: _Run, env: dict[str, str], workdir: str) -> JobResult:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + run.timeout if run.timeout > 0 else None
-        started = time.time()
-        status, error = "succeeded", ""
-        exit_code: int | None = 0
-        progress = asyncio.create_task(self._progress(run))
-        try:
-            for number, command in enumerate(run.commands, 1):
-                run.output.add(f"$ {command}\n".encode())
-                try:
-                    proc = await asyncio.create_subprocess_shell(
-                        command, stdin=asyncio.subprocess.DEVNULL,
-                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                        cwd=workdir, env=env, start_new_session=True,
-                    )
-                except OSError as exc:
-                    status, exit_code = "failed", None
-                    error = f"command {number} could not start in {workdir}: {exc}"
-                    break
-                stopped = await self._wait_command(run, proc, deadline)
-                if stopped == "cancelled":
-                    status, exit_code = "cancelled", None
-                    error = run.cancel_reason or "cancelled"
-                    break
-                if stopped == "timed_out":
-                    status, exit_code = "timed_out", None
-                    error = (f"the commands did not finish within the job's timeout of "
-                             f"{run.timeout:g}s; command {number} was killed")
-                    break
-                code = proc.returncode if proc.returncode is not None else -1
-                exit_code = code if code >= 0 else 128 - code
-                if exit_code != 0:
-                    status = "failed"
-                    error = (f"command {number} of {len(run.commands)} exited with code "
-                             f"{exit_code}: {command}")
-                    break
-        finally:
-            progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await progress
-        return JobResult(run.job_id, status, exit_code, run.output.text(), started,
-                         time.time(), error)
-
-    async def _wait_command(self, run: _Run, proc: asyncio.subprocess.Process,
-                            deadline: float | None) -> str:
-        """Wait for one command, pumping its output; return "" when it exited by itself, or
-        ``cancelled``/``timed_out`` when its group had to be stopped."""
-        loop = asyncio.get_running_loop()
-        assert proc.stdout is not None
-        reader = asyncio.create_task(self._pump(proc.stdout, run.output))
-        exited = asyncio.create_task(proc.wait())
-        cancelled = asyncio.create_task(run.cancel.wait())
-        outcome = ""
-        try:
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            done, _ = await asyncio.wait({exited, cancelled}, timeout=remaining,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if exited not in done:
-                outcome = "cancelled" if run.cancel.is_set() else "timed_out"
-                _kill_group(proc.pid, signal.SIGTERM)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(exited), self.kill_grace)
-        finally:
-            cancelled.cancel()
-            # Whatever the command left running in its group goes with it (and so the
-            # pipe closes and the reader ends).
-            _kill_group(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                await exited
-            try:
-                await asyncio.wait_for(reader, 5.0)
-            except TimeoutError:  # a process outside the group holds the pipe open
-                log.warning("job %s: output of a command still open after it ended; "
-                            "stopped reading it", run.job_id)
-        return outcome
-
-    @staticmethod
-    async def _pump(stream: asyncio.StreamReader, output: OutputTail) -> None:
-        while data := await stream.read(65536):
-            output.add(data)
-
-    async def _progress(self, run: _Run) -> None:
-        sent = run.output.size
-        while True:
-            await asyncio.sleep(self.progress_interval)
-            if run.output.size != sent:
-                sent = run.output.size
-                await self._emit(run)
-
     # ------------------------------------------------------------------ events
 
-    async def _emit(self, run: _Run) -> None:
+    async def _emit(self, run: Run) -> None:
         async with run.emit_lock:
             message = pb.AgentMessage(job_event=run.event())
             run.delivered = await self._send(message)
 
-    def _spawn_emit(self, run: _Run) -> None:
+    def _spawn_emit(self, run: Run) -> None:
         task = asyncio.ensure_future(self._emit(run))
         task.add_done_callback(_log_failure)
 
 
-class _JobAbort(Exception):
+class _JobAbort(AgentError):
     """The job cannot run at all (reported as its error)."""
 
 

@@ -16,7 +16,7 @@ process-wide (one lock, one table), whichever :class:`~arcade_core.PluginHost` a
   good once v1 is released.
 
 In-process plugins share one module namespace: two *different* versions of a plugin
-cannot be imported side by side (that is what ``isolation="process"`` is for), and the
+cannot be imported side by side (that is what ``Isolation.PROCESS`` is for), and the
 import of one is refused with a message that says so.
 
 The child process imports this module too (:func:`load_target`, :func:`instantiate`), so

@@ -10,6 +10,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .states import JobStatus
+
 __all__ = ["Event", "JobContext", "JobResult", "Metric"]
 
 
@@ -78,7 +80,9 @@ class JobContext:
 class JobResult:
     """The outcome of a job's commands, given to ``after`` hooks.
 
-    ``status`` is one of ``succeeded``, ``failed``, ``timed_out``, ``cancelled``.
+    ``status`` is a final :class:`~arcade_core.JobStatus`: ``succeeded``, ``failed``,
+    ``timed_out`` or ``cancelled`` (a plain string in a plugin's child process; the two
+    compare equal).
     """
 
     job_id: str
@@ -91,7 +95,8 @@ class JobResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "succeeded"
+        """True when every command exited 0."""
+        return self.status == JobStatus.SUCCEEDED
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

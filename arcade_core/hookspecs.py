@@ -53,7 +53,7 @@ def after(job: JobContext, result: JobResult) -> dict[str, Any] | None:
     """See the outcome of a job after its commands ran (or were skipped).
 
     When: after the commands, for the job's ``after`` entries always, ``on_success``
-    entries when ``result.status == "succeeded"`` and ``on_failure`` entries otherwise.
+    entries when ``result.succeeded`` and ``on_failure`` entries otherwise.
 
     Arguments: ``job`` — the :class:`~arcade_core.JobContext`; ``result`` — the
     :class:`~arcade_core.JobResult` (status, exit code, output tail, timing).
