@@ -13,7 +13,8 @@ interpreter start and ensurepip seconds::
 The wheels are inspected first (hostile or broken ones are refused), the plugin's
 requirements are resolved among the given wheels (``arcade`` and ``pluggy`` come from the
 host and are never installed), and the wheels are unpacked with the ``installer`` library
-while every byte is checked against the wheel's ``RECORD`` — in one pass, so nothing is
+(:mod:`arcade_core._unpacker`) while every byte is checked against the wheel's ``RECORD``
+(:mod:`arcade_core._record`) — in one pass, so nothing is
 decompressed twice. No bytecode is compiled, pip is never run and the network is never
 touched. Everything is built in ``<root>/.tmp-*`` and renamed into place in one step, so a
 crash leaves only a temp directory (swept on the next start), never a half environment that

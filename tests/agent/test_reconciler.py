@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,15 +325,16 @@ async def test_process_plugin_that_crashes_ends_failed_after_restarts(
     crasher = crasher_wheel(tmp_path / "w")
     rig.publish(crasher)
     await rig.apply(1, desired_plugin(crasher, "crasher", "1.0.0", isolation="process"))
-    for _ in range(8):
-        rig.host.call("collect", keys=["crasher"], timeout=2)
-        await asyncio.sleep(0.15)
-        if rig.host.status("crasher").state == "failed":
-            break
-    for _ in range(100):
+    # Each collect kills the child; the supervisor restarts it (3 times) in the background.
+    # Wait on the outcome, not for a number of rounds: a loaded machine starts children slowly.
+    deadline = time.monotonic() + 60
+    while rig.host.status("crasher").state is not PluginState.FAILED:
+        assert time.monotonic() < deadline, rig.host.status("crasher")
+        await asyncio.to_thread(rig.host.call, "collect", keys=["crasher"], timeout=2)
+        await asyncio.sleep(0.05)
+    while rig.last("crasher").state is not PluginState.FAILED:
+        assert time.monotonic() < deadline, rig.last("crasher")
         await asyncio.sleep(0.02)
-        if rig.last("crasher").state == "failed":
-            break
     status = rig.last("crasher")
     assert status.state == "failed" and status.restarts == 3
 
