@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 PLUGIN_GROUP = "arcade.plugins"
-HOST_PROVIDED: frozenset[str] = frozenset({"arcade", "pluggy"})
+HOST_PROVIDED: frozenset[str] = frozenset({"arcade", "arcade-fleet", "pluggy"})
 
 _MiB = 1024 * 1024
 _CHUNK = 256 * 1024
