@@ -1,32 +1,40 @@
-"""``python -m arcade_agent``: the same options as ``arcade agent``, parsed with argparse.
+"""``arcade agent`` and ``python -m arcade_agent``: run an agent until SIGTERM/SIGINT.
 
-A long-running agent started this way (e.g. by systemd) does not load typer, rich or the
-operator CLI's HTTP client.
+The ``arcade`` dispatcher (:mod:`arcade_core.commands`) imports only this module for
+``arcade agent``, so a long-running agent never loads the operator CLI or the server.
+Importing it checks that the ``agent`` extra is installed (without importing it), so
+``arcade agent`` without it says which extra to install instead of a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from arcade_core.commands import parser as make_parser
+from arcade_core.commands import require
+
+__all__ = ["main"]
+
+require("grpc", "google.protobuf")
 
 
 def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_agent") -> int:
     """Parse the options, run the agent until SIGTERM/SIGINT, return the exit status."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Run an Arcade agent: connect to the server, apply its desired state, "
+    parser = make_parser(
+        prog, "Run an Arcade agent: connect to the server, apply its desired state, "
         "ship metrics.",
     )
-    parser.add_argument("--server", "-s", help="the server's gRPC address HOST:PORT "
-                        "(env ARCADE_AGENT_SERVER; default 127.0.0.1:9090)")
-    parser.add_argument("--home", type=Path, help="the agent's directory (env "
-                        "ARCADE_AGENT_HOME; default ~/.arcade/agent)")
-    parser.add_argument("--id", dest="agent_id", help="the agent id (default: derived from "
-                        "the host, persisted in HOME)")
-    parser.add_argument("--label", "-l", action="append", help="KEY=VALUE (repeatable)")
-    parser.add_argument("--config", "-c", type=Path, help="a TOML or YAML settings file")
-    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    arg = parser.add_argument
+    arg("--server", "-s", metavar="HOST:PORT", help="the server's gRPC address HOST:PORT "
+        "(env ARCADE_AGENT_SERVER; default 127.0.0.1:9090)")
+    arg("--home", type=Path, metavar="DIR", help="the agent's directory (env "
+        "ARCADE_AGENT_HOME; default ~/.arcade/agent)")
+    arg("--id", dest="agent_id", metavar="ID", help="the agent id (default: derived from "
+        "the host, persisted in HOME)")
+    arg("--label", "-l", action="append", metavar="KEY=VALUE", help="KEY=VALUE (repeatable)")
+    arg("--config", "-c", type=Path, metavar="FILE", help="a TOML or YAML settings file")
+    arg("--log-level", default="info", metavar="LEVEL", help="debug, info, warning or error")
     args = parser.parse_args(argv)
 
     from .service import EXIT_BAD_CONFIG, load_settings, run, setup_logging

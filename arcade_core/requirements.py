@@ -23,7 +23,10 @@ __all__ = ["HOST_PROVIDED", "check_requirements"]
 
 #: Projects the host provides to every plugin: a requirement on them is checked against the
 #: host's own version, and a wheel of them is never installed into a plugin environment.
-HOST_PROVIDED: frozenset[str] = frozenset({"arcade", "pluggy"})
+#: ``arcade-fleet`` is this distribution's name; ``arcade`` is still accepted for plugins
+#: written before the rename (the name on the public index is an unrelated project, so a
+#: plugin that lists it must never have it fetched or installed).
+HOST_PROVIDED: frozenset[str] = frozenset({"arcade", "arcade-fleet", "pluggy"})
 
 
 @cache
@@ -32,7 +35,9 @@ def _host_versions() -> dict[str, Version]:
 
     from . import __version__
 
-    return {"arcade": Version(__version__), "pluggy": Version(dist_version("pluggy"))}
+    arcade = Version(__version__)
+    return {"arcade": arcade, "arcade-fleet": arcade,
+            "pluggy": Version(dist_version("pluggy"))}
 
 
 def _describe_req(req: Requirement) -> str:

@@ -50,7 +50,6 @@ BUILTIN_PLUGINS_DIR: Final[Path] = Path(__file__).resolve().parent.parent / "plu
 """``plugins/`` of the source checkout this package runs from (it exists only there)."""
 
 # Requirements that the host provides to every plugin; never fetched as dependency wheels.
-_HOST_PROVIDED: Final = frozenset({"arcade", "pluggy"})
 
 # Build backends whose hooks may run in this interpreter: importing them changes nothing
 # global, and their hooks only read the source tree and write the output directory.
@@ -88,8 +87,8 @@ def builtin_plugin_sources(plugins_dir: Path | None = None) -> dict[str, Path]:
         raise PluginBuildError(
             f"the built-in plugins' sources are not at {root}: they ship only with a source "
             "checkout of Arcade (git clone the repository and run from it), not with an "
-            "installed arcade package; build and publish plugin wheels from their own sources "
-            "instead"
+            "installed arcade-fleet package; build and publish plugin wheels from their own "
+            "sources instead"
         )
     sources: dict[str, Path] = {}
     for pyproject in sorted(root.glob("*/pyproject.toml")):

@@ -7,15 +7,18 @@ It does, in order, and says so as it goes:
 2. builds the built-in plugins into real wheels and gathers their dependency wheels
    (:mod:`arcade_server.builtin`; psutil is fetched with pip once, then cached);
 3. publishes them through the REST API, as an operator would;
-4. starts a local agent in this process (the :class:`arcade_agent.Agent` embedding API);
+4. starts a local agent, ``python -m arcade_agent`` in a child process, as on any machine of
+   a fleet (its log: ``HOME/agent.log``), and waits until the server reports it connected;
 5. installs ``arcade-cpu@1.0.0`` and ``arcade-memory@1.0.0`` on it through the REST API and
    waits until the agent reports them ``running``;
 6. shows the agent's metrics as the server stored them (read back from
-   ``GET /api/v1/agents/{id}/metrics``): a live table on a terminal, a plain table per refresh
-   otherwise, until Ctrl+C or for ``--seconds``.
+   ``GET /api/v1/agents/{id}/metrics``): a table redrawn in place on a terminal, a plain table
+   per refresh otherwise, until Ctrl+C or for ``--seconds``.
 
 Nothing here is a shortcut: the data path is the product's (REST → desired state → gRPC
 stream → download with sha256 check → plugin environment → collect → metric batches → SQL).
+It needs the ``server`` and ``agent`` extras; the agent runs in its own process, so the server
+package never imports the agent.
 """
 
 from __future__ import annotations
@@ -24,16 +27,25 @@ import asyncio
 import contextlib
 import logging
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from arcade_core.commands import parser as make_parser
+from arcade_core.commands import require
 
-__all__ = ["QUICKSTART_PLUGINS", "QuickstartError", "default_home", "run_quickstart"]
+from .cli._output import Table, styled
+
+if TYPE_CHECKING:
+    from .client import ArcadeClient
+
+__all__ = ["QUICKSTART_PLUGINS", "QuickstartError", "default_home", "main", "run_quickstart"]
+
+# The server extra and the agent's (its child process): said before anything starts.
+require("fastapi", "uvicorn", "sqlalchemy", "httpx", "build", "grpc", "google.protobuf")
 
 log = logging.getLogger("arcade.quickstart")
 
@@ -56,6 +68,37 @@ def default_home() -> Path:
     return Path.cwd() / ".arcade" / "quickstart"
 
 
+def main(argv: list[str] | None = None, *, prog: str = "arcade quickstart") -> int:
+    """``arcade quickstart``: parse the options, run, return the exit status."""
+    parser = make_parser(prog, "Run everything locally: server, built-in plugins, an agent, "
+                         "live metrics.")
+    parser.add_argument("--home", type=Path, help="where the quick start keeps its server, "
+                        "agent and wheels (default ./.arcade/quickstart)")
+    parser.add_argument("--seconds", type=float, help="stop after this many seconds of "
+                        "metrics (default: until Ctrl+C)")
+    parser.add_argument("--http-port", type=int, help="REST port (default 8080, or any free "
+                        "one if taken; 0 = any)")
+    parser.add_argument("--grpc-port", type=int, help="gRPC port (default 9090, or any free "
+                        "one if taken; 0 = any)")
+    parser.add_argument("--interval", type=float, default=2.0,
+                        help="collect and refresh interval, seconds")
+    args = parser.parse_args(argv)
+    if (args.seconds is not None and args.seconds <= 0) or args.interval <= 0:
+        return _error("--seconds and --interval must be positive", 2)
+    try:
+        run_quickstart(home=args.home, seconds=args.seconds, http_port=args.http_port,
+                       grpc_port=args.grpc_port, interval=args.interval)
+    except QuickstartError as exc:
+        return _error(str(exc), 1)
+    return 0
+
+
+def _error(message: str, code: int) -> int:
+    sys.stdout.flush()
+    sys.stderr.write(f"{styled('error:', 'bold red', sys.stderr)} {message}\n")
+    return code
+
+
 def run_quickstart(
     *,
     home: Path | None = None,
@@ -63,21 +106,19 @@ def run_quickstart(
     http_port: int | None = None,
     grpc_port: int | None = None,
     interval: float = 2.0,
-    console: Console | None = None,
+    out: TextIO | None = None,
 ) -> None:
     """Run the quick start (blocking) until Ctrl+C/SIGTERM, or for ``seconds``.
 
     ``http_port``/``grpc_port`` ``None`` try 8080/9090 and fall back to any free port when
     those are taken; 0 means any free port. Raises :class:`QuickstartError`.
     """
-    console = console or Console(highlight=False)
-    asyncio.run(_main(home or default_home(), seconds, http_port, grpc_port, interval, console))
+    screen = _Screen(sys.stdout if out is None else out)
+    asyncio.run(_main(home or default_home(), seconds, http_port, grpc_port, interval, screen))
 
 
 async def _main(home: Path, seconds: float | None, http_port: int | None,
-                grpc_port: int | None, interval: float, console: Console) -> None:
-    from arcade_agent import Agent, AgentSettings
-
+                grpc_port: int | None, interval: float, screen: _Screen) -> None:
     from .builtin import PluginBuildError, build_builtin_wheels, builtin_dependency_wheels
     from .client import ApiError, ArcadeClient
     from .wheelhouse import WheelhouseError
@@ -87,44 +128,37 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    step = _Steps(console)
+    step = _Steps(screen)
+    bold = screen.bold
 
     with step("Starting the Arcade server (SQLite + local blob store)"):
         server = await asyncio.to_thread(_start_server, home / "server", http_port, grpc_port)
     try:
-        console.print(f"  REST API  [bold]{server.http_url}/api/v1[/]   "
-                      f"docs: [bold]{server.http_url}/docs[/]")
-        console.print(f"  gRPC      [bold]{server.grpc_target}[/]   data: {home / 'server'}")
+        screen.say(f"  REST API  {bold(server.http_url + '/api/v1')}   "
+                   f"docs: {bold(server.http_url + '/docs')}")
+        screen.say(f"  gRPC      {bold(server.grpc_target)}   data: {home / 'server'}")
         client = ArcadeClient(server.http_url, timeout=60.0)
         try:
             with step("Building the built-in plugins into wheels"):
                 wheels = await asyncio.to_thread(build_builtin_wheels, home / "wheels")
-            console.print("  " + ", ".join(sorted(p.name for p in wheels.values())))
+            screen.say("  " + ", ".join(sorted(p.name for p in wheels.values())))
             with step("Gathering their dependency wheels (pip download, cached)"):
                 deps = {name: await asyncio.to_thread(builtin_dependency_wheels, [wheel])
                         for name, wheel in wheels.items()}
-            console.print("  " + (", ".join(sorted({p.name for d in deps.values() for p in d}))
-                                  or "none needed"))
+            screen.say("  " + (", ".join(sorted({p.name for d in deps.values() for p in d}))
+                               or "none needed"))
             with step("Publishing them through the REST API (POST /api/v1/plugins)"):
                 for name, wheel in sorted(wheels.items()):
                     status, body = await asyncio.to_thread(client.publish,
                                                            [wheel, *deps[name]])
                     what = "published" if status == 201 else "already published"
-                    console.print(f"  {body.get('name', name)}@{body.get('version', '?')}: "
-                                  f"{what}")
+                    screen.say(f"  {body.get('name', name)}@{body.get('version', '?')}: {what}")
 
-            settings = AgentSettings(
-                server=server.grpc_target, home=home / "agent", agent_id=AGENT_ID,
-                labels={"quickstart": "true"}, collect_interval=interval,
-                collect_interval_override=interval,
-                reconnect_initial=0.2, reconnect_max=2.0,
-            )
-            with step(f"Starting a local agent {AGENT_ID!r} (embedded, home "
-                      f"{settings.home})"):
-                agent = Agent(settings)
-                await agent.start()
+            with step(f"Starting a local agent {AGENT_ID!r} (python -m arcade_agent, home "
+                      f"{home / 'agent'})"):
+                agent = _start_agent(home, server.grpc_target, interval)
             try:
-                await agent.wait_connected(30)
+                await _wait_connected(client, agent, home / "agent.log", 30.0)
                 for spec in QUICKSTART_PLUGINS:
                     with step(f"Installing {spec} on {AGENT_ID!r} "
                               f"(POST /api/v1/agents/{AGENT_ID}/plugins)"):
@@ -140,16 +174,16 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
                         if state == "failed":
                             raise QuickstartError(f"{spec} failed on the agent: "
                                                   f"{outcome.get('error')}")
-                        console.print(f"  {spec}: {state} (HTTP {status})")
-                console.print(
-                    f"\n[bold]Live metrics[/] from GET {server.http_url}/api/v1/agents/"
+                        screen.say(f"  {spec}: {state} (HTTP {status})")
+                screen.say(
+                    f"\n{bold('Live metrics')} from GET {server.http_url}/api/v1/agents/"
                     f"{AGENT_ID}/metrics (every {interval:g}s; "
                     + (f"for {seconds:g}s" if seconds else "Ctrl+C to stop") + ")"
                 )
-                await _show_metrics(client, console, interval, seconds, stop)
+                await _show_metrics(client, screen, interval, seconds, stop)
             finally:
                 with step("Stopping the agent"):
-                    await agent.stop()
+                    await asyncio.to_thread(_stop_agent, agent)
         except ApiError as exc:
             raise QuickstartError(f"the REST API refused a step: {exc.message}") from None
         except (PluginBuildError, WheelhouseError) as exc:
@@ -165,10 +199,53 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
             await asyncio.to_thread(server.stop)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    console.print(
-        "\nDone. Next: run [bold]arcade server[/] and [bold]arcade agent --server "
-        "HOST:9090[/] on your machines, then [bold]arcade publish[/] / [bold]arcade install[/]."
+    screen.say(
+        f"\nDone. Next: run {bold('arcade server')} and {bold('arcade agent --server HOST:9090')}"
+        f" on your machines, then {bold('arcade publish')} / {bold('arcade install')}."
     )
+
+
+def _start_agent(home: Path, server: str, interval: float) -> subprocess.Popen[bytes]:
+    """``python -m arcade_agent`` with short intervals, logging to ``HOME/agent.log``."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "agent.toml"
+    config.write_text(f"collect_interval = {interval}\ncollect_interval_override = {interval}\n"
+                      "reconnect_initial = 0.2\nreconnect_max = 2.0\n", encoding="utf-8")
+    with open(home / "agent.log", "ab") as logfile:
+        return subprocess.Popen(
+            [sys.executable, "-m", "arcade_agent", "--server", server, "--home",
+             str(home / "agent"), "--id", AGENT_ID, "--label", "quickstart=true",
+             "--config", str(config), "--log-level", "warning"],
+            stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+        )
+
+
+async def _wait_connected(client: ArcadeClient, agent: subprocess.Popen[bytes], logfile: Path,
+                          timeout: float) -> None:
+    from .client import ApiError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if agent.poll() is not None:
+            tail = logfile.read_text("utf-8", "replace")[-2000:]
+            raise QuickstartError(f"the agent exited with status {agent.returncode}:\n{tail}")
+        with contextlib.suppress(ApiError):  # 404 until it has registered
+            if (await asyncio.to_thread(client.agent, AGENT_ID)).get("connected"):
+                return
+        if time.monotonic() > deadline:
+            raise QuickstartError(f"the agent did not connect within {timeout:g}s; its log: "
+                                  f"{logfile}")
+        await asyncio.sleep(0.1)
+
+
+def _stop_agent(agent: subprocess.Popen[bytes]) -> None:
+    if agent.poll() is None:
+        agent.terminate()
+    try:
+        agent.wait(30)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        agent.wait()
 
 
 def _start_server(home: Path, http_port: int | None, grpc_port: int | None) -> Any:
@@ -190,23 +267,17 @@ def _start_server(home: Path, http_port: int | None, grpc_port: int | None) -> A
         return attempt(http_port or 0, grpc_port or 0)
 
 
-async def _show_metrics(client: Any, console: Console, interval: float,
+async def _show_metrics(client: ArcadeClient, screen: _Screen, interval: float,
                         seconds: float | None, stop: asyncio.Event) -> None:
     deadline = time.monotonic() + seconds if seconds else None
-    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
-    with live if live is not None else contextlib.nullcontext():
-        while not stop.is_set():
-            rows = await asyncio.to_thread(client.metrics, AGENT_ID, limit=500)
-            table = _table(rows)
-            if live is not None:
-                live.update(table, refresh=True)
-            else:
-                console.print(table)
-            remaining = deadline - time.monotonic() if deadline is not None else interval
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(interval, remaining))
+    while not stop.is_set():
+        rows = await asyncio.to_thread(client.metrics, AGENT_ID, limit=500)
+        screen.redraw(_table(rows).render(stream=screen.out))
+        remaining = deadline - time.monotonic() if deadline is not None else interval
+        if remaining <= 0:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(interval, remaining))
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
@@ -238,21 +309,48 @@ def _value(value: float, unit: str) -> str:
     return f"{value:,.2f}"
 
 
+class _Screen:
+    """Where the quick start writes: lines, and a table redrawn in place on a terminal
+    (printed anew per refresh otherwise, so a log keeps every one)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.terminal = out.isatty()
+        self._drawn = 0  # lines of the last table drawn in place
+
+    def bold(self, text: str) -> str:
+        return styled(text, "bold", self.out)
+
+    def say(self, text: str) -> None:
+        self._drawn = 0
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def redraw(self, text: str) -> None:
+        if self.terminal and self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")  # back to the table's first line
+        self.out.write(text)
+        self.out.flush()
+        self._drawn = text.count("\n")
+
+
 class _Steps:
     """Prints one line per step, and how long it took or why it failed."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self, screen: _Screen) -> None:
+        self.screen = screen
         self.n = 0
 
     @contextlib.contextmanager
     def __call__(self, text: str) -> Iterator[None]:
         self.n += 1
         started = time.perf_counter()
-        self.console.print(f"[bold cyan]{self.n}.[/] {text} ...")
+        out = self.screen.out
+        self.screen.say(f"{styled(f'{self.n}.', 'bold cyan', out)} {text} ...")
         try:
             yield
         except Exception as exc:
-            self.console.print(f"   [red]failed:[/] {exc}")
+            self.screen.say(f"   {styled('failed:', 'red', out)} {exc}")
             raise
-        self.console.print(f"   [green]done[/] in {time.perf_counter() - started:.2f}s")
+        self.screen.say(f"   {styled('done', 'green', out)} in "
+                        f"{time.perf_counter() - started:.2f}s")

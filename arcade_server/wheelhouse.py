@@ -94,7 +94,7 @@ def download_wheels(requirements: Sequence[str], dest: Path | None = None) -> li
 
 def requirements_of(wheel: Path) -> list[str]:
     """``Requires-Dist`` of ``wheel`` that apply to this interpreter, without the projects the
-    plugin host provides (``arcade``, ``pluggy``) and without extras-only requirements."""
+    plugin host provides (``arcade-fleet``, ``pluggy``) and without extras-only requirements."""
     try:
         with zipfile.ZipFile(wheel) as archive:
             metadata_name = next(

@@ -1,97 +1,124 @@
-"""The ``arcade`` operator commands against a real server (typer's CliRunner, real HTTP)."""
+"""The ``arcade`` operator commands against a real server (in-process through the ``arcade``
+dispatcher and its entry points, real HTTP)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from arcade_server.cli import app
+from arcade_core.commands import main
 from arcade_server.runner import ServerThread
 from arcade_server.services import agents
 from tests.server.helpers import plugin_wheel, unique
 from tests.wheelmaker import make_wheel
 
-runner = CliRunner()
+Arcade = Callable[..., tuple[int, str, str]]
 
 
-def arcade(server: ServerThread, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, [*args, "--api", server.http_url], env={"COLUMNS": "250"})
-    return result.exit_code, result.stdout, result.stderr
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.delenv("ARCADE_API", raising=False)
 
 
-def test_publish_then_list_and_show_plugins(server: ServerThread, tmp_path: Path) -> None:
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Arcade:
+    """Run ``arcade ARGS...`` in this process: (exit status, stdout, stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+@pytest.fixture
+def arcade(run: Arcade, server: ServerThread
+           ) -> Arcade:
+    """``arcade ARGS... --api <the test server>``."""
+    return lambda *args: run(*args, "--api", server.http_url)
+
+
+def test_publish_then_list_and_show_plugins(arcade: Arcade, tmp_path: Path) -> None:
     name = unique()
     wheel = plugin_wheel(tmp_path, name, "1.0.0", summary="cli test plugin")
-    code, out, err = arcade(server, "publish", str(wheel))
+    code, out, err = arcade("publish", str(wheel))
     assert code == 0, err
     assert f"published: {name}@1.0.0" in out
-    code, out, _ = arcade(server, "publish", str(wheel))
+    code, out, _ = arcade("publish", str(wheel))
     assert code == 0 and "already published (identical)" in out
-    code, out, _ = arcade(server, "plugins")
+    code, out, _ = arcade("plugins")
     assert code == 0 and name in out
-    code, out, _ = arcade(server, "plugins", name)
+    code, out, _ = arcade("plugins", name)
     assert code == 0 and "1.0.0" in out
-    code, out, _ = arcade(server, "plugins", "--json")
+    code, out, _ = arcade("plugins", "--json")
     assert name in [p["name"] for p in json.loads(out)]
-    code, out, _ = arcade(server, "publish", str(wheel), "--validate", "--json")
+    code, out, _ = arcade("publish", str(wheel), "--validate", "--json")
     assert code == 0 and json.loads(out)["valid"] is True
 
 
-def test_publish_errors_are_one_line_without_traceback(server: ServerThread,
+def test_publish_errors_are_one_line_without_traceback(arcade: Arcade,
                                                        tmp_path: Path) -> None:
     bad = make_wheel(tmp_path, unique(), extra_members={"../evil.py": b""})
-    code, out, err = arcade(server, "publish", str(bad))
+    code, out, err = arcade("publish", str(bad))
     assert code == 1
     assert err.startswith("error: ")
     assert "evil.py" in err
     assert "Traceback" not in err + out
-    code, _, err = arcade(server, "publish", str(tmp_path / "missing.whl"))
+    code, _, err = arcade("publish", str(tmp_path / "missing.whl"))
     assert code == 2 and "is not a file" in err
 
 
-def test_install_uninstall_and_config_through_the_cli(server: ServerThread,
+def test_install_uninstall_and_config_through_the_cli(arcade: Arcade, server: ServerThread,
                                                       tmp_path: Path) -> None:
     name = unique()
     agent_id = unique("agent")
     server.state.db.call(agents.register, agents.AgentInfo(agent_id=agent_id,
                                                            labels={"team": "cli"}))
-    arcade(server, "publish", str(plugin_wheel(tmp_path, name, "1.0.0")))
-    code, out, err = arcade(server, "install", f"{name}@1.0.0", "--agent", agent_id,
+    arcade("publish", str(plugin_wheel(tmp_path, name, "1.0.0")))
+    code, out, err = arcade("install", f"{name}@1.0.0", "--agent", agent_id,
                             "--config", '{"threshold": 2}', "--json")
     assert code == 0, err
     body = json.loads(out)
     assert (body["version"], body["config"]["threshold"], body["revision"]) == ("1.0.0", 2, 1)
-    code, out, _ = arcade(server, "config", name, '{"label": "z"}', "--agent", agent_id)
+    code, out, _ = arcade("config", name, '{"label": "z"}', "--agent", agent_id)
     assert code == 0 and '"label": "z"' in out and "revision 2" in out
-    code, out, _ = arcade(server, "status", "--agent", agent_id)
+    code, out, _ = arcade("status", "--agent", agent_id)
     assert code == 0 and name in out
-    code, out, _ = arcade(server, "agents")
+    code, out, _ = arcade("agents")
     assert code == 0 and agent_id in out and "team=cli" in out
-    code, out, _ = arcade(server, "agents", "--json")
+    code, out, _ = arcade("agents", "--json")
     assert agent_id in [a["id"] for a in json.loads(out)]
-    code, out, err = arcade(server, "install", name, "--selector", "team=cli")
+    code, out, err = arcade("install", name, "--selector", "team=cli")
     assert code == 0, err
     assert "1 agent(s)" in out
-    code, out, _ = arcade(server, "uninstall", name, "--agent", agent_id)
+    code, out, _ = arcade("uninstall", name, "--agent", agent_id)
     assert code == 0 and "removed" in out
-    code, _, err = arcade(server, "uninstall", name, "--agent", agent_id)
+    code, _, err = arcade("uninstall", name, "--agent", agent_id)
     assert code == 1 and "is not assigned" in err
 
 
-def test_install_with_wait_times_out_with_a_clear_error(server: ServerThread,
+def test_install_with_wait_times_out_with_a_clear_error(arcade: Arcade, server: ServerThread,
                                                         tmp_path: Path) -> None:
     name = unique()
     agent_id = unique("agent")
     server.state.db.call(agents.register, agents.AgentInfo(agent_id=agent_id))
-    arcade(server, "publish", str(plugin_wheel(tmp_path, name)))
-    code, _, err = arcade(server, "install", name, "--agent", agent_id, "--wait", "0.3")
+    arcade("publish", str(plugin_wheel(tmp_path, name)))
+    code, _, err = arcade("install", name, "--agent", agent_id, "--wait", "0.3")
     assert code == 1
     assert "timed out after 0.3s" in err
 
@@ -107,51 +134,99 @@ def test_install_with_wait_times_out_with_a_clear_error(server: ServerThread,
         (["install", "x@1", "--selector", "novalue"], "key=value"),
     ],
 )
-def test_bad_usage_exits_2_with_the_reason(server: ServerThread, args: list[str],
+def test_bad_usage_exits_2_with_the_reason(arcade: Arcade, args: list[str],
                                            message: str) -> None:
-    code, _, err = arcade(server, *args)
+    code, _, err = arcade(*args)
     assert code == 2
     assert message in err
 
 
-def test_server_errors_are_printed_as_one_line(server: ServerThread) -> None:
-    code, _, err = arcade(server, "install", "ghost-plugin", "--agent", "ghost-agent")
+def test_server_errors_are_printed_as_one_line(arcade: Arcade) -> None:
+    code, _, err = arcade("install", "ghost-plugin", "--agent", "ghost-agent")
     assert code == 1
     assert err.strip() == "error: no agent with id 'ghost-agent' has registered; list agents " \
                           "with GET /api/v1/agents"
 
 
-def test_unreachable_api_is_reported_clearly() -> None:
+def test_unreachable_api_is_reported_clearly(run: Arcade,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = runner.invoke(app, ["plugins", "--api", f"http://127.0.0.1:{port}"])
-    assert result.exit_code == 1
-    assert f"cannot reach the Arcade API at http://127.0.0.1:{port}" in result.stderr
-    env_result = runner.invoke(app, ["agents"], env={"ARCADE_API": f"http://127.0.0.1:{port}"})
-    assert "cannot reach the Arcade API" in env_result.stderr
+    code, _, err = run("plugins", "--api", f"http://127.0.0.1:{port}")
+    assert code == 1
+    assert f"cannot reach the Arcade API at http://127.0.0.1:{port}" in err
+    monkeypatch.setenv("ARCADE_API", f"http://127.0.0.1:{port}")
+    code, _, err = run("agents")
+    assert code == 1 and "cannot reach the Arcade API" in err
 
 
-def test_importing_the_cli_does_not_import_the_server_stack() -> None:
+def test_the_cli_imports_neither_the_server_the_agent_nor_httpx_for_help() -> None:
     code = (
-        "import sys, arcade_server.cli\n"
-        "heavy = [m for m in ('fastapi', 'sqlalchemy', 'grpc', 'uvicorn') if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
+        "import sys\n"
+        "import arcade_server.cli._agents, arcade_server.cli._jobs, arcade_server.cli._plugins\n"
+        "from arcade_core.commands import main\n"
+        "try:\n"
+        "    main(['status', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('fastapi', 'sqlalchemy', 'grpc', 'uvicorn', 'arcade_agent', 'httpx', 'typer',\n"
+        "         'rich', 'importlib.metadata')\n"
+        "print('LOADED', *[m for m in heavy if m in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert result.stdout.strip() == ""
+    assert "usage: arcade status" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "LOADED"
+
+
+def test_help_shows_json_as_a_plain_flag(run: Arcade) -> None:
+    for command in ("status", "plugins", "jobs", "install"):
+        code, out, _ = run(command, "--help")
+        assert code == 0 and f"usage: arcade {command}" in out
+        assert re.search(r"\n  --json +print JSON \(for scripts\)\n", out), out
+
+
+def test_tables_are_boxed_and_wrap_to_the_terminal(
+    arcade: Arcade, server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent_id = unique("agent")
+    server.state.db.call(agents.register, agents.AgentInfo(
+        agent_id=agent_id, labels={"team": "a-rather-long-team-name", "zone": "eu-west"}))
+    code, out, _ = arcade("agents", "--label", "zone=eu-west")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("┏━") and lines[1].startswith("┃ id")
+    assert lines[2].startswith("┡━") and lines[-1].startswith("└─")
+    assert f"│ {agent_id} " in out and "online" in out, out
+    assert len({len(line) for line in lines}) == 1  # every line of the box is as wide
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = arcade("agents", "--label", "zone=eu-west")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 60
+
+
+def test_run_usage_errors(arcade: Arcade) -> None:
+    code, _, err = arcade("run", "--", "true")
+    assert code == 2 and "--agent ID is required" in err
+    code, _, err = arcade("run", "--agent", "a")
+    assert code == 2 and "give the command after --" in err
+    code, _, err = arcade("run", "--agent", "a", "--plugin", "p@1:before", "--config-for",
+                          "q", "{}", "--", "true")
+    assert code == 2 and "no --plugin entry uses 'q'" in err
+    code, _, err = arcade("run", "--agent", "a", "--plugin", "p@1:before", "--config-for",
+                          "p", "[1]", "--", "true")
+    assert code == 2 and "must be a JSON object" in err
 
 
 def test_publish_fetch_deps_adds_the_dependency_wheels(
-    server: ServerThread, tmp_path: Path, dependency_wheelhouse: Path
+    arcade: Arcade, tmp_path: Path, dependency_wheelhouse: Path
 ) -> None:
     from arcade_server.wheelhouse import download_wheels
 
     download_wheels(["six"], dependency_wheelhouse)  # cached after the first run
     name = unique()
     wheel = plugin_wheel(tmp_path, name, requires=["six>=1.10", "pluggy>=1"])
-    code, out, err = arcade(server, "publish", str(wheel), "--fetch-deps", "--wheelhouse",
+    code, out, err = arcade("publish", str(wheel), "--fetch-deps", "--wheelhouse",
                             str(dependency_wheelhouse), "--json")
     assert code == 0, err
     body = json.loads(out)

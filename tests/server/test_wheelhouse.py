@@ -20,7 +20,8 @@ def test_requirements_of_skips_host_provided_extras_only_and_foreign_markers(
 ) -> None:
     wheel = make_wheel(
         tmp_path, "needy", requires=[
-            "six>=1.10", "pluggy>=1", "arcade>=0.1", 'rich; extra == "pretty"',
+            "six>=1.10", "pluggy>=1", "arcade>=0.1", "arcade-fleet>=0.1",
+            'rich; extra == "pretty"',
             'colorama; sys_platform == "win32"',
         ],
     )

@@ -1,0 +1,200 @@
+"""The agent and desired-state commands: ``arcade agents``, ``status``, ``install``,
+``uninstall``, ``config`` and ``metrics``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ._app import Command, client, parse_json_object, parse_selector
+from ._output import Cell, Table, ago, fail, print_json
+
+__all__ = ["agents", "config", "install", "metrics", "status", "uninstall"]
+
+
+def _agents_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--label", action="append", metavar="KEY=VALUE",
+                   help="key=value filter (repeatable)")
+
+
+def _agents(args: argparse.Namespace) -> None:
+    with client(args.api) as api:
+        items = api.agents(labels=parse_selector(args.label))
+    if args.as_json:
+        print_json(items)
+        return
+    if not items:
+        print("no agents have connected yet: arcade agent --server HOST:PORT")
+        return
+    table = Table.of("id", "status", "hostname", "ip", "os/arch", "labels", "revision",
+                     "last seen")
+    for a in items:
+        status = Cell("online", "green") if a["online"] else Cell("offline", "red")
+        labels = ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items()))
+        table.add_row(a["id"], status, a["hostname"], a["ip"], f"{a['os']}/{a['arch']}", labels,
+                      f"{a['applied_revision']}/{a['desired_revision']}", ago(a["last_seen"]))
+    table.print()
+
+
+agents = Command("agents", "List agents with their status (online/offline) and revisions.",
+                 _agents_args, _agents)
+
+
+def _status_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--agent", required=True, metavar="ID", help="agent id")
+
+
+def _status(args: argparse.Namespace) -> None:
+    with client(args.api) as api:
+        items = api.agent_plugins(args.agent)
+    if args.as_json:
+        print_json(items)
+        return
+    table = Table.of("plugin", "desired", "actual", "state", "restarts", "error")
+    for p in items:
+        d, a = p["desired"], p["actual"]
+        table.add_row(p["name"], d["version"] if d else "-", a["version"] if a else "-",
+                      a["state"] if a else "pending", str(a["restarts"]) if a else "",
+                      (a["error"] or "")[:80] if a else "")
+    table.print()
+
+
+status = Command("status", "Show an agent's plugins: desired and actual side by side.",
+                 _status_args, _status)
+
+
+def _install_report(status: int, body: dict[str, Any], wait: float | None) -> int:
+    state = body.get("state")
+    target = body.get("agent") or f"{body.get('matched', 0)} agent(s)"
+    print(f"{body['plugin']}@{body['version']} assigned to {target}"
+          + (f" (revision {body['revision']})" if "revision" in body else ""))
+    if "states" in body:
+        print(f"running: {body.get('running', 0)}, failed: {body.get('failed', 0)}, "
+              f"pending: {body['matched'] - body.get('running', 0) - body.get('failed', 0)}")
+        if body.get("failed"):
+            sys.stdout.flush()
+            for agent_id, outcome in sorted(body["states"].items()):
+                if outcome and outcome["state"] == "failed":
+                    sys.stderr.write(f"{agent_id}: failed: {outcome['error']}\n")
+            return 1
+    elif wait and status == 200 and state:
+        if state["state"] == "failed":
+            fail(f"{body['plugin']}@{body['version']} failed on {body['agent']}: "
+                 f"{state['error'] or 'no error text'}")
+        print(f"{body['agent']}: {state['state']}")
+    if wait and status == 202:
+        fail(f"timed out after {wait:g}s waiting for the agent(s) to report running or failed")
+    return 0
+
+
+def _target_args(p: argparse.ArgumentParser, selector_help: str) -> None:
+    p.add_argument("--agent", metavar="ID", help="agent id")
+    p.add_argument("--selector", action="append", metavar="KEY=VALUE", help=selector_help)
+
+
+def _install_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC", help="NAME@VERSION, NAME@RANGE or NAME")
+    _target_args(p, "key=value label selector (repeat to AND; 'all' alone = every agent)")
+    p.add_argument("--config", metavar="JSON", help="config as a JSON object")
+    p.add_argument("--isolation", help="inline or process [default: the plugin manifest's]")
+    p.add_argument("--wait", type=float, metavar="SECONDS",
+                   help="seconds to wait for running/failed")
+
+
+def _selector(items: list[str]) -> dict[str, str]:
+    return {} if items == ["all"] else parse_selector(items)
+
+
+def _install(args: argparse.Namespace) -> int:
+    if (args.agent is None) == (args.selector is None):
+        fail("give exactly one of --agent ID or --selector k=v", 2)
+    if args.isolation is not None and args.isolation not in ("inline", "process"):
+        fail("--isolation must be 'inline' or 'process'", 2)
+    cfg = parse_json_object(args.config, "--config") if args.config is not None else None
+    options = {"config": cfg, "isolation": args.isolation, "wait": args.wait}
+    with client(args.api) as api:
+        if args.agent is not None:
+            status, body = api.install(args.agent, args.spec, **options)
+        else:
+            status, body = api.install_selector(_selector(args.selector), args.spec, **options)
+    if args.as_json:
+        print_json(body)
+        failed = (body.get("state") or {}).get("state") == "failed" or body.get("failed")
+        return 1 if failed or (args.wait and status == 202) else 0
+    return _install_report(status, body, args.wait)
+
+
+install = Command("install", "Install a plugin version on one agent or on every agent "
+                  "matching a selector.", _install_args, _install)
+
+
+def _uninstall_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", metavar="NAME", help="plugin name")
+    _target_args(p, "key=value")
+
+
+def _uninstall(args: argparse.Namespace) -> None:
+    if (args.agent is None) == (args.selector is None):
+        fail("give exactly one of --agent ID or --selector k=v", 2)
+    with client(args.api) as api:
+        if args.agent is not None:
+            body = api.uninstall(args.agent, args.name)
+        else:
+            body = api.uninstall_selector(_selector(args.selector), args.name)
+    if args.as_json:
+        print_json(body)
+    elif args.agent is not None:
+        print(f"{body['plugin']} removed from {args.agent} (revision {body['revision']})")
+    else:
+        print(f"{body['plugin']} removed from {body['matched']} agent(s)")
+
+
+uninstall = Command("uninstall", "Remove a plugin from an agent's desired state (or from "
+                    "every matching agent).", _uninstall_args, _uninstall)
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", metavar="NAME", help="plugin name")
+    p.add_argument("config", metavar="CONFIG", help="the new config, a JSON object")
+    p.add_argument("--agent", required=True, metavar="ID", help="agent id")
+
+
+def _config(args: argparse.Namespace) -> None:
+    cfg = parse_json_object(args.config, "the config")
+    with client(args.api) as api:
+        body = api.set_config(args.agent, args.name, cfg)
+    if args.as_json:
+        print_json(body)
+    else:
+        print(f"{body['plugin']} on {args.agent}: config {json.dumps(body['config'])} "
+              f"(revision {body['revision']})")
+
+
+config = Command("config", "Replace the config of a plugin assigned to an agent (validated "
+                 "against its schema).", _config_args, _config)
+
+
+def _metrics_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--agent", required=True, metavar="ID", help="agent id")
+    p.add_argument("--name", help="metric name or prefix*")
+    p.add_argument("--limit", type=int, default=50)
+
+
+def _metrics(args: argparse.Namespace) -> None:
+    with client(args.api) as api:
+        items = api.metrics(args.agent, name=args.name, limit=args.limit)
+    if args.as_json:
+        print_json(items)
+        return
+    table = Table.of("time", "plugin", "name", "value", "unit", "labels")
+    for m in items:
+        table.add_row(time.strftime("%H:%M:%S", time.localtime(m["timestamp"])), m["plugin"],
+                      m["name"], f"{m['value']:.4g}", m["unit"],
+                      ",".join(f"{k}={v}" for k, v in sorted(m["labels"].items())))
+    table.print()
+
+
+metrics = Command("metrics", "Show an agent's latest stored metrics.", _metrics_args, _metrics)

@@ -1,0 +1,173 @@
+"""Each kind of user installs only what they run: the install profiles of ``arcade-fleet``.
+
+The project's wheel is built once per session; each profile is a fresh venv (without pip:
+the outer pip installs into it with ``--python``) filled offline from a cached wheelhouse
+(``$ARCADE_WHEELHOUSE/profiles`` or ``<repo>/.cache/wheelhouse/profiles``, filled with
+``pip download`` on the first run only):
+
+* base (``arcade-fleet``): embeds a ``PluginHost``, installs a real plugin wheel, collects;
+* ``[agent]``: ``arcade agent --help``;
+* ``[cli]``: ``arcade status --help``, and a request that fails cleanly;
+
+and in none of them is FastAPI or SQLAlchemy installed or imported; a command whose extra is
+missing says which one in one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.wheelmaker import make_wheel
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parent.parent
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+HEAVY = ("fastapi", "sqlalchemy", "uvicorn", "alembic")
+PROBE = f"""
+import importlib.util, sys
+from arcade_core.commands import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print("EXIT", code)
+print("LOADED", *sorted(m for m in {HEAVY!r} + ("grpc", "httpx", "arcade_agent")
+                         if m in sys.modules))
+print("INSTALLED", *sorted(m for m in {HEAVY!r} if importlib.util.find_spec(m)))
+"""
+
+
+def _wheelhouse() -> Path:
+    base = Path(os.environ.get("ARCADE_WHEELHOUSE") or REPO / ".cache" / "wheelhouse")
+    return base / "profiles"
+
+
+def _pip(*args: str) -> None:
+    proc = subprocess.run([*PIP, *args], capture_output=True, text=True, timeout=600,
+                          check=False)
+    if proc.returncode:
+        raise AssertionError(f"pip {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+@pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(the project's wheel, the wheelhouse holding every dependency wheel it may need)."""
+    wheelhouse = _wheelhouse()
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    base = tmp_path_factory.mktemp("profiles")
+    source = base / "src"  # a copy: building in the checkout would leave build/ behind
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for package in ("arcade_core", "arcade_agent", "arcade_server"):
+        shutil.copytree(REPO / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    offline = ["--no-index", "--find-links", str(wheelhouse)]
+    try:  # offline first: after the first run everything is there
+        _pip("wheel", "--no-deps", *offline, "-w", str(base / "dist"), str(source))
+    except AssertionError:
+        _pip("download", "-d", str(wheelhouse), "setuptools>=77")
+        _pip("wheel", "--no-deps", *offline, "-w", str(base / "dist"), str(source))
+    (wheel,) = (base / "dist").glob("arcade_fleet-*.whl")
+    wanted = f"{wheel}[agent,cli]"
+    constraints = ["-c", str(REPO / "constraints.txt")]
+    try:
+        _pip("download", *offline, *constraints, "-d", str(wheelhouse), wanted)
+    except AssertionError:
+        _pip("download", *constraints, "-d", str(wheelhouse), wanted)
+    yield wheel, wheelhouse
+
+
+def _venv(tmp_path: Path, wheel: Path, wheelhouse: Path, extras: str) -> Path:
+    venv = tmp_path / f"venv-{extras or 'base'}"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    target = f"{wheel}[{extras}]" if extras else str(wheel)
+    _pip("--python", str(venv / "bin" / "python"), "install", "--no-index", "--find-links",
+         str(wheelhouse), "-c", str(REPO / "constraints.txt"), target)
+    return venv
+
+
+def _probe(venv: Path, *args: str) -> tuple[int, list[str], list[str], str, str]:
+    """Run ``arcade ARGS`` in the venv's Python: (exit, loaded, installed, stdout, stderr)."""
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", PROBE, *args],
+                          capture_output=True, text=True, timeout=120, check=True,
+                          cwd=venv, env={k: v for k, v in os.environ.items()
+                                         if k not in ("PYTHONPATH", "ARCADE_API")})
+    lines = proc.stdout.strip().splitlines()
+    code = int(lines[-3].split()[1])
+    return code, lines[-2].split()[1:], lines[-1].split()[1:], proc.stdout, proc.stderr
+
+
+def _needs(extra: str, command: str) -> str:
+    return (f"error: arcade {command} needs the '{extra}' extra: pip install "
+            f"'arcade-fleet[{extra}]'")
+
+
+def test_base_install_embeds_a_plugin_host(tmp_path: Path,
+                                           project_wheel: tuple[Path, Path]) -> None:
+    venv = _venv(tmp_path, *project_wheel, "")
+    plugin = make_wheel(tmp_path / "wheels", "profile-probe", "1.0.0")
+    script = (
+        "import sys\n"
+        "from arcade_core import PluginHost\n"
+        f"with PluginHost({str(tmp_path / 'home')!r}) as host:\n"
+        f"    host.install([{str(plugin)!r}])\n"
+        "    host.load('profile-probe')\n"
+        "    metrics = [m for ms in host.hook.collect() for m in ms]\n"
+        "print('METRICS', len(metrics), metrics[0].name)\n"
+        f"print('LOADED', *sorted(m for m in {HEAVY!r} + ('grpc', 'httpx') "
+        "if m in sys.modules))\n"
+    )
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True,
+                          text=True, timeout=120, check=True, cwd=tmp_path)
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("METRICS 1 "), proc.stdout + proc.stderr
+    assert lines[-1] == "LOADED"
+    code, loaded, installed, _, err = _probe(venv, "server")
+    assert (code, err.strip().splitlines()) == (2, [err.strip()])  # one line, no traceback
+    assert err.startswith(_needs("server", "server"))
+    code, _, _, _, err = _probe(venv, "status", "--agent", "x")
+    assert code == 2 and err.startswith(_needs("cli", "status"))
+    code, _, _, _, err = _probe(venv, "agent")
+    assert code == 2 and err.startswith(_needs("agent", "agent"))
+    assert installed == [] and loaded == []
+
+
+def test_agent_install_runs_arcade_agent(tmp_path: Path,
+                                         project_wheel: tuple[Path, Path]) -> None:
+    venv = _venv(tmp_path, *project_wheel, "agent")
+    proc = subprocess.run([str(venv / "bin" / "arcade"), "agent", "--help"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and "usage: arcade agent" in proc.stdout, proc.stderr
+    code, loaded, installed, out, _ = _probe(venv, "agent", "--help")
+    assert code == 0 and "--server HOST:PORT" in out
+    assert loaded == ["arcade_agent"] and installed == []
+    code, _, _, _, err = _probe(venv, "status", "--agent", "x")
+    assert code == 2 and err.startswith(_needs("cli", "status"))
+
+
+def test_cli_install_runs_the_operator_commands(tmp_path: Path,
+                                                project_wheel: tuple[Path, Path]) -> None:
+    venv = _venv(tmp_path, *project_wheel, "cli")
+    proc = subprocess.run([str(venv / "bin" / "arcade"), "status", "--help"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and "usage: arcade status" in proc.stdout, proc.stderr
+    code, loaded, installed, _, _ = _probe(venv, "status", "--help")
+    assert code == 0 and loaded == [] and installed == []
+    # A real request (nothing listens there): httpx is installed, the error is one line.
+    code, loaded, _, _, err = _probe(venv, "status", "--agent", "x", "--api",
+                                     "http://127.0.0.1:9")
+    assert code == 1 and err.startswith("error: cannot reach the Arcade API"), err
+    assert loaded == ["httpx"]
+    code, _, _, _, err = _probe(venv, "server")
+    assert (code, len(err.strip().splitlines())) == (2, 1)
+    assert err.startswith(_needs("server", "server"))
