@@ -524,8 +524,9 @@ def test_extra_requested_later_adds_its_requirements(tmp_path: Path) -> None:
 
 
 def test_host_provided_requirements_are_checked_but_never_installed(tmp_path: Path) -> None:
-    assert frozenset({"arcade", "pluggy"}) == HOST_PROVIDED
-    plugin = info_of(tmp_path, "plug", requires=("pluggy>=1.5", "arcade", "Arcade>=0.1"),
+    assert frozenset({"arcade", "arcade-fleet", "pluggy"}) == HOST_PROVIDED
+    plugin = info_of(tmp_path, "plug",
+                     requires=("pluggy>=1.5", "arcade", "Arcade>=0.1", "arcade-fleet>=0.1"),
                      plugin=True)
     pluggy_wheel = info_of(tmp_path, "pluggy", PLUGGY)
     assert check_requirements(plugin, [pluggy_wheel]) == [plugin]
