@@ -2,7 +2,8 @@
 schema of :mod:`arcade_server.api.schemas`).
 
 Service errors keep their status (404, 409, 413, 422); request validation errors are 422 with
-the first problem in ``error`` and all of them (``loc``, ``msg``, ``type``) in ``detail``; an
+the first problem in ``error`` and all of them (``loc``, ``msg``, ``type``) in ``detail``; a
+JSON body that cannot even be decoded is 400; an
 unknown route is 404 and a method the path does not support is 405 with ``Allow`` listing
 those it does; anything unexpected is logged and answered 500 without a traceback.
 """
@@ -10,6 +11,7 @@ those it does; anything unexpected is logged and answered 500 without a tracebac
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +19,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
 
 from ..errors import ServiceError
 
@@ -47,16 +48,20 @@ def _problems(errors: Any) -> list[dict[str, Any]]:
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """The methods of the routes for ``path`` (the most specific templates only, as OpenAPI
-    matches a concrete path such as ``/plugins/validate`` before ``/plugins/{name}``)."""
+    """The methods the API document lists for ``path`` (HEAD with GET), from the most
+    specific matching templates only: like OpenAPI, a concrete path such as
+    ``/plugins/validate`` is matched before ``/plugins/{name}``."""
     found: list[tuple[int, set[str]]] = []
-    for route in app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
-            found.append((len(route.param_convertors), set(route.methods)))
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\{[^}]*\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            found.append((template.count("{"), {m.upper() for m in operations}))
     if not found:
         return []
     fewest = min(params for params, _ in found)
     methods = set().union(*(m for params, m in found if params == fewest))
+    if "GET" in methods:
+        methods.add("HEAD")
     return sorted(methods, key=lambda m: (*_METHOD_ORDER, m).index(m))
 
 
@@ -85,6 +90,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = (f"no route {path!r}: the API is under /api/v1 (its description is at "
                        "/openapi.json, browsable at /docs)")
+        elif exc.status_code == 400 and message == "There was an error parsing the body":
+            message = ("the request body cannot be read as JSON (it must be UTF-8 encoded "
+                       "JSON); send a JSON object")
         elif exc.status_code == 405:
             allowed = allowed_methods(app, path) or headers.get("Allow", "").split(", ")
             headers["Allow"] = ", ".join(allowed)

@@ -3,7 +3,8 @@
 Routers are built once per process, but some limits are settings (``max_wait``,
 ``job_max_timeout``, ``metric_query_limit``, ``max_upload_bytes``): :func:`install_openapi`
 makes ``/openapi.json`` state this server's values, so the document is true for the server
-that serves it. The document is built on first request and cached.
+that serves it (and documents the 400 FastAPI answers for an undecodable JSON body). The
+document is built on first request and cached.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from fastapi.openapi.utils import get_openapi
 
 from ..settings import Settings
 
-__all__ = ["install_openapi", "state_limits"]
+__all__ = ["ERROR_REF", "install_openapi", "state_limits"]
+
+ERROR_REF = "#/components/schemas/Error"
 
 
 def _number_schemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -32,7 +35,8 @@ def _set_maximum(schema: dict[str, Any], maximum: float | int) -> None:
 
 
 def state_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Write the settings' limits into ``document`` (in place) and return it."""
+    """Write the settings' limits into ``document`` (in place) and return it; operations
+    with a JSON body also get their 400 (a body that is not UTF-8 JSON at all)."""
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
@@ -41,7 +45,13 @@ def state_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]
                     _set_maximum(schema, settings.max_wait)
                 elif name == "limit" and path.endswith("/metrics"):
                     _set_maximum(schema, settings.metric_query_limit)
-            if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
+            content = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                operation["responses"].setdefault("400", {
+                    "description": "the body cannot be decoded as JSON",
+                    "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+                })
+            if "multipart/form-data" in content:
                 operation["requestBody"]["description"] = (
                     f"at most {settings.max_upload_bytes} bytes in all (max_upload_bytes)")
     job = document.get("components", {}).get("schemas", {}).get("JobCreateRequest")
