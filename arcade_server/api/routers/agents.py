@@ -16,7 +16,7 @@ import contextlib
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from arcade_core.states import AgentPresence
 
@@ -40,6 +40,7 @@ from ..schemas import (
     errors,
     stated,
 )
+from ..schemas.requests import PLUGIN_NAME_PATTERN
 
 router = APIRouter(tags=["agents"])
 
@@ -49,6 +50,9 @@ Wait = Annotated[
     Query(description="seconds to wait for the agent(s) to report running or failed, "
           "at most the server's max_wait", json_schema_extra=stated(minimum=0)),
 ]
+
+PluginName = Annotated[str, Path(description="the plugin's name",
+                                 json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN))]
 
 _UNKNOWN_AGENT = "no agent with this id has registered"
 _RESOLVE_404 = "unknown agent, or no plugin of that name is published"
@@ -181,7 +185,7 @@ async def install(agent_id: str, body: InstallRequest, state: State, response: R
                summary="Uninstall a plugin from one agent", response_model=UninstallResult,
                responses=errors(s404="unknown agent, or the plugin is not assigned to it",
                                 s422="not a valid plugin name"))
-async def uninstall(agent_id: str, name: str, state: State) -> dict[str, Any]:
+async def uninstall(agent_id: str, name: PluginName, state: State) -> dict[str, Any]:
     result = await state.db.run(assignments.unassign, agent_id, name)
     await state.hub.push(result.revisions)
     return result.body
@@ -192,7 +196,7 @@ async def uninstall(agent_id: str, name: str, state: State) -> dict[str, Any]:
             responses=errors(s404="unknown agent, or the plugin is not assigned to it",
                              s422="not a valid plugin name, or the config is refused"))
 async def set_config(
-    agent_id: str, name: str, state: State,
+    agent_id: str, name: PluginName, state: State,
     config: Annotated[dict[str, Any], Body(description="the new config (a JSON object)")],
 ) -> dict[str, Any]:
     result = await state.db.run(assignments.set_config, agent_id, name, config)

@@ -26,6 +26,7 @@ from .common import stated
 
 __all__ = [
     "LABEL_KEY_PATTERN",
+    "PLUGIN_NAME_PATTERN",
     "InstallRequest",
     "JobCreateRequest",
     "JobPluginRequest",
@@ -35,6 +36,8 @@ __all__ = [
 
 #: What ``services.agents.validate_labels`` accepts as a label key (values: ≤ 500 chars).
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
+#: A project name as ``arcade_core.normalize_name`` accepts it (PEP 508).
+PLUGIN_NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
 _NO_NUL = r"^[^\x00]*$"
 
 Selector = Annotated[dict[str, str], Field(
@@ -75,7 +78,8 @@ class SelectorRemoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     selector: Selector
-    plugin: str = Field(description="the plugin's name")
+    plugin: str = Field(description="the plugin's name",
+                        json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN))
 
 
 Command = Annotated[str, Field(json_schema_extra=stated(
