@@ -27,6 +27,7 @@ from .common import stated
 __all__ = [
     "LABEL_KEY_PATTERN",
     "PLUGIN_NAME_PATTERN",
+    "SPEC_PATTERN",
     "InstallRequest",
     "JobCreateRequest",
     "JobPluginRequest",
@@ -38,6 +39,10 @@ __all__ = [
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
 #: A project name as ``arcade_core.normalize_name`` accepts it (PEP 508).
 PLUGIN_NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
+#: What ``arcade_core.parse_spec`` can accept: a name, then optionally ``@`` and a version or
+#: range (checked by the service); surrounding whitespace is stripped.
+SPEC_PATTERN = (r"^[\s\x1c-\x1f\x85]*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])"
+                r"[\s\x1c-\x1f\x85]*(@[\s\S]*)?$")
 _NO_NUL = r"^[^\x00]*$"
 
 Selector = Annotated[dict[str, str], Field(
@@ -57,7 +62,8 @@ class InstallRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plugin: str = Field(description="name, name@1.2.0 or name@>=1.2,<2",
-                        examples=["arcade-cpu@1.0.0"])
+                        examples=["arcade-cpu@1.0.0"],
+                        json_schema_extra=stated(pattern=SPEC_PATTERN))
     config: dict[str, Any] | None = Field(
         default=None, description="plugin config; validated, defaults applied"
     )
@@ -92,7 +98,8 @@ class JobPluginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plugin: str = Field(description="name, name@1.2.0 or name@>=1.2,<2",
-                        examples=["arcade-workspace@1.0.0"])
+                        examples=["arcade-workspace@1.0.0"],
+                        json_schema_extra=stated(pattern=SPEC_PATTERN))
     stage: str = Field(description="before, after, on_success, on_failure or notify",
                        examples=["before"],
                        json_schema_extra=stated(enum=[s.value for s in Stage]))
