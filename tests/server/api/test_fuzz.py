@@ -26,10 +26,12 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.server.api.live import LiveServer
 
-pytestmark = pytest.mark.e2e
+#: The work is CPU-bound (hypothesis generating cases): about 30 s on an idle machine, several
+#: times that on a loaded one, hence its own timeout rather than the suite's 120 s.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
-#: Test cases per operation and generation mode: 23 operations x 2 modes x this, in < 60 s.
-EXAMPLES = 12
+#: Test cases per operation and generation mode: 23 operations x 2 modes x this.
+EXAMPLES = 8
 CHECKS: list[Any] = [
     not_a_server_error,
     status_code_conformance,
