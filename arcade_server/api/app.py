@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -18,7 +17,9 @@ from arcade_core import __version__
 from ..settings import Settings
 from ..state import ServerState
 from .errors import install_error_handlers
+from .openapi import install_openapi
 from .routers import agents, jobs, plugins
+from .schemas import Health, errors
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -55,12 +56,12 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
     app.include_router(agents.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
 
-    @app.get(f"{API_PREFIX}/health", tags=["server"], summary="Liveness and a few counters")
-    async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "version": __version__,
-            "connected_agents": len(state.hub.connected_ids()),
-        }
+    @app.get(f"{API_PREFIX}/health", tags=["server"], summary="Liveness and a few counters",
+             response_model=Health, responses=errors())
+    async def health() -> Health:
+        return Health(status="ok", version=__version__,
+                      connected_agents=len(state.hub.connected_ids()))
+
+    install_openapi(app, state.settings)
 
     return app

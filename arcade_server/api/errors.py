@@ -1,13 +1,17 @@
-"""Error responses: every error is JSON ``{"error": "...", "detail": ...}``.
+"""Error responses: every error is JSON ``{"error": "...", "detail": ...}`` (the ``Error``
+schema of :mod:`arcade_server.api.schemas`).
 
 Service errors keep their status (404, 409, 413, 422); request validation errors are 422 with
-the first problem in ``error`` and all of them in ``detail``; anything unexpected is logged and
-answered 500 without a traceback.
+the first problem in ``error`` and all of them (``loc``, ``msg``, ``type``) in ``detail``; a
+JSON body that cannot even be decoded is 400; an
+unknown route is 404 and a method the path does not support is 405 with ``Allow`` listing
+those it does; anything unexpected is logged and answered 500 without a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,9 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ServiceError
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["allowed_methods", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("arcade.server.api")
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(status: int, error: str, detail: Any = None,
@@ -35,6 +41,30 @@ def _location(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def _problems(errors: Any) -> list[dict[str, Any]]:
+    """The validation problems without the echoed input (which may be large) or doc links."""
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+             "type": str(e.get("type", ""))} for e in errors]
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the API document lists for ``path`` (HEAD with GET), from the most
+    specific matching templates only: like OpenAPI, a concrete path such as
+    ``/plugins/validate`` is matched before ``/plugins/{name}``."""
+    found: list[tuple[int, set[str]]] = []
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\{[^}]*\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            found.append((template.count("{"), {m.upper() for m in operations}))
+    if not found:
+        return []
+    fewest = min(params for params, _ in found)
+    methods = set().union(*(m for params, m in found if params == fewest))
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods, key=lambda m: (*_METHOD_ORDER, m).index(m))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
@@ -46,14 +76,29 @@ def install_error_handlers(app: FastAPI) -> None:
         if errors:
             first = errors[0]
             message = f"invalid request: {_location(first.get('loc', ()))}: {first.get('msg')}"
+            if len(errors) > 1:
+                message += f" (and {len(errors) - 1} more problem(s), listed in detail)"
         else:
             message = "invalid request"
-        return error_response(422, message, errors)
+        return error_response(422, message, _problems(errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), None,
-                              headers=getattr(exc, "headers", None))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        message = str(exc.detail)
+        path = request.url.path
+        if exc.status_code == 404 and message == "Not Found":
+            message = (f"no route {path!r}: the API is under /api/v1 (its description is at "
+                       "/openapi.json, browsable at /docs)")
+        elif exc.status_code == 400 and message == "There was an error parsing the body":
+            message = ("the request body cannot be read as JSON (it must be UTF-8 encoded "
+                       "JSON); send a JSON object")
+        elif exc.status_code == 405:
+            allowed = allowed_methods(app, path) or headers.get("Allow", "").split(", ")
+            headers["Allow"] = ", ".join(allowed)
+            message = (f"method {request.method} is not allowed on {path}; "
+                       f"use {', '.join(allowed)}")
+        return error_response(exc.status_code, message, None, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

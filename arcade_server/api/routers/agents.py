@@ -16,22 +16,49 @@ import contextlib
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+
+from arcade_core.states import AgentPresence
 
 from ...errors import Invalid
 from ...services import agents, assignments, metrics
 from ...state import ServerState
 from ..deps import get_state
-from ..schemas import InstallRequest, SelectorInstallRequest, SelectorRemoveRequest
+from ..schemas import (
+    Agent,
+    AgentDetail,
+    AgentPlugin,
+    ConfigResult,
+    InstallRequest,
+    InstallResult,
+    Metric,
+    SelectorInstallRequest,
+    SelectorInstallResult,
+    SelectorRemoveRequest,
+    SelectorRemoveResult,
+    UninstallResult,
+    errors,
+    stated,
+)
+from ..schemas.requests import PLUGIN_NAME_PATTERN
 
 router = APIRouter(tags=["agents"])
 
 State = Annotated[ServerState, Depends(get_state)]
 Wait = Annotated[
     float | None,
-    Query(description="seconds to wait for the agent(s) to report running or failed"),
+    Query(description="seconds to wait for the agent(s) to report running or failed, "
+          "at most the server's max_wait", json_schema_extra=stated(minimum=0)),
 ]
+
+PluginName = Annotated[str, Path(description="the plugin's name",
+                                 json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN))]
+
+_UNKNOWN_AGENT = "no agent with this id has registered"
+_RESOLVE_404 = "unknown agent, or no plugin of that name is published"
+_RESOLVE_409 = "the plugin is disabled"
+_RESOLVE_422 = ("bad spec, no published version matches, bad config or isolation, or wait "
+                "over max_wait")
 
 
 def _parse_labels(values: list[str] | None) -> dict[str, str]:
@@ -89,11 +116,14 @@ async def _await_outcomes(
 # ---------------------------------------------------------------- agents
 
 
-@router.get("/agents", summary="List agents with online/offline status")
+@router.get("/agents", summary="List agents with online/offline status",
+            response_model=list[Agent], responses=errors(s422="a label is not key=value"))
 async def list_agents(
     state: State,
-    label: Annotated[list[str] | None, Query(description="key=value; repeat to AND")] = None,
-    status: Annotated[str | None, Query(pattern="^(online|offline)$")] = None,
+    label: Annotated[list[str] | None, Query(
+        description="key=value; repeat to AND",
+        json_schema_extra=stated(items={"type": "string", "pattern": "^[^=]+="}))] = None,
+    status: AgentPresence | None = None,
 ) -> list[dict[str, Any]]:
     labels = _parse_labels(label)
     return await state.db.read(
@@ -102,7 +132,8 @@ async def list_agents(
     )
 
 
-@router.get("/agents/{agent_id}", summary="One agent")
+@router.get("/agents/{agent_id}", summary="One agent", response_model=AgentDetail,
+            responses=errors(s404=_UNKNOWN_AGENT))
 async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
     return await state.db.read(
         agents.get_agent, agent_id, last_seen=state.presence.last_seen(agent_id),
@@ -111,7 +142,8 @@ async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
     )
 
 
-@router.get("/agents/{agent_id}/plugins", summary="Desired and actual plugins side by side")
+@router.get("/agents/{agent_id}/plugins", summary="Desired and actual plugins side by side",
+            response_model=list[AgentPlugin], responses=errors(s404=_UNKNOWN_AGENT))
 async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
     return await state.db.read(assignments.agent_plugins, agent_id)
 
@@ -120,11 +152,15 @@ async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
     "/agents/{agent_id}/plugins",
     status_code=202,
     summary="Install name@spec on one agent",
-    responses={200: {"description": "the agent reported running or failed within ?wait"},
-               404: {}, 409: {}, 422: {}},
+    response_model=InstallResult,
+    response_description="assigned and pushed; the agent has not reported on it yet (or "
+    "?wait ran out)",
+    responses={200: {"model": InstallResult,
+                     "description": "the agent reported running or failed within ?wait"},
+               **errors(s404=_RESOLVE_404, s409=_RESOLVE_409, s422=_RESOLVE_422)},
 )
-async def install(agent_id: str, body: InstallRequest, state: State,
-                  wait: Wait = None) -> JSONResponse:
+async def install(agent_id: str, body: InstallRequest, state: State, response: Response,
+                  wait: Wait = None) -> dict[str, Any]:
     seconds = _check_wait(state, wait)
     result = await state.db.run(
         assignments.assign, agent_id, body.plugin, config=body.config, isolation=body.isolation
@@ -138,24 +174,29 @@ async def install(agent_id: str, body: InstallRequest, state: State,
         )
         if done:
             out["state"] = outcomes[agent_id]
-            return JSONResponse(out, status_code=200)
+            response.status_code = 200
+            return out
     current = await state.db.read(assignments.current_states, [agent_id], out["plugin"])
     out["state"] = current.get(agent_id)
-    return JSONResponse(out, status_code=202)
+    return out
 
 
 @router.delete("/agents/{agent_id}/plugins/{name}", status_code=202,
-               summary="Uninstall a plugin from one agent")
-async def uninstall(agent_id: str, name: str, state: State) -> dict[str, Any]:
+               summary="Uninstall a plugin from one agent", response_model=UninstallResult,
+               responses=errors(s404="unknown agent, or the plugin is not assigned to it",
+                                s422="not a valid plugin name"))
+async def uninstall(agent_id: str, name: PluginName, state: State) -> dict[str, Any]:
     result = await state.db.run(assignments.unassign, agent_id, name)
     await state.hub.push(result.revisions)
     return result.body
 
 
 @router.put("/agents/{agent_id}/plugins/{name}/config", status_code=202,
-            summary="Replace an assigned plugin's config")
+            summary="Replace an assigned plugin's config", response_model=ConfigResult,
+            responses=errors(s404="unknown agent, or the plugin is not assigned to it",
+                             s422="not a valid plugin name, or the config is refused"))
 async def set_config(
-    agent_id: str, name: str, state: State,
+    agent_id: str, name: PluginName, state: State,
     config: Annotated[dict[str, Any], Body(description="the new config (a JSON object)")],
 ) -> dict[str, Any]:
     result = await state.db.run(assignments.set_config, agent_id, name, config)
@@ -163,7 +204,10 @@ async def set_config(
     return result.body
 
 
-@router.get("/agents/{agent_id}/metrics", summary="Stored metrics of one agent, oldest first")
+@router.get("/agents/{agent_id}/metrics", summary="Stored metrics of one agent, oldest first",
+            response_model=list[Metric],
+            responses=errors(s404=_UNKNOWN_AGENT,
+                             s422="limit over the server's metric_query_limit"))
 async def agent_metrics(
     agent_id: str,
     state: State,
@@ -186,10 +230,16 @@ async def agent_metrics(
     status_code=202,
     tags=["assignments"],
     summary="Install name@spec on every agent matching a label selector ({} = all)",
-    responses={200: {"description": "every matched agent reported within ?wait"}},
+    response_model=SelectorInstallResult,
+    response_model_exclude_unset=True,
+    response_description="assigned and pushed (with ?wait: not every agent reported in time)",
+    responses={200: {"model": SelectorInstallResult,
+                     "description": "every matched agent reported within ?wait"},
+               **errors(s404="no plugin of that name is published", s409=_RESOLVE_409,
+                        s422=_RESOLVE_422)},
 )
-async def install_selector(body: SelectorInstallRequest, state: State,
-                           wait: Wait = None) -> JSONResponse:
+async def install_selector(body: SelectorInstallRequest, state: State, response: Response,
+                           wait: Wait = None) -> dict[str, Any]:
     seconds = _check_wait(state, wait)
     result = await state.db.run(
         assignments.assign_selector, body.selector, body.plugin,
@@ -204,12 +254,15 @@ async def install_selector(body: SelectorInstallRequest, state: State,
         out["states"] = outcomes
         out["running"] = sum(1 for o in outcomes.values() if o and o["state"] == "running")
         out["failed"] = sum(1 for o in outcomes.values() if o and o["state"] == "failed")
-        return JSONResponse(out, status_code=200 if done else 202)
-    return JSONResponse(out, status_code=202)
+        if done:
+            response.status_code = 200
+    return out
 
 
 @router.post("/assignments/remove", status_code=202, tags=["assignments"],
-             summary="Uninstall a plugin from every agent matching a label selector")
+             summary="Uninstall a plugin from every agent matching a label selector",
+             response_model=SelectorRemoveResult,
+             responses=errors(s422="not a valid plugin name or selector"))
 async def remove_selector(body: SelectorRemoveRequest, state: State) -> dict[str, Any]:
     result = await state.db.run(assignments.unassign_selector, body.selector, body.plugin)
     await state.hub.push(result.revisions)

@@ -6,13 +6,20 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
-from ...errors import NotFound
+from ...errors import Invalid, NotFound
 from ...services import registry
 from ...state import ServerState
 from ..deps import get_state
-from ..errors import error_response
+from ..schemas import (
+    PluginDetail,
+    PluginSummary,
+    PublishedVersion,
+    Release,
+    ValidateResult,
+    VersionDetail,
+    errors,
+)
 from ..uploads import receive_wheels
 
 router = APIRouter(prefix="/plugins", tags=["plugins"])
@@ -41,14 +48,27 @@ _UPLOAD_DOC: dict[str, Any] = {
 }
 
 
+_UNKNOWN = "no plugin of that name is published"
+_UNKNOWN_VERSION = "no plugin of that name is published, or it has no such version"
+
+
 @router.post(
     "",
     status_code=201,
     openapi_extra=_UPLOAD_DOC,
     summary="Publish a plugin wheel with its dependency wheels",
-    responses={200: {"description": "identical re-publish"}, 409: {}, 413: {}, 422: {}},
+    response_model=PublishedVersion,
+    responses={
+        200: {"model": PublishedVersion, "description": "identical re-publish"},
+        **errors(
+            s409="name@version is already published with other content",
+            s413="the upload is over the server's max_upload_bytes",
+            s422="not multipart, not wheels, or the wheels are refused (error says why; "
+            "detail.problems lists every problem)",
+        ),
+    },
 )
-async def publish(request: Request, state: State) -> JSONResponse:
+async def publish(request: Request, response: Response, state: State) -> dict[str, Any]:
     """201 new version, 200 identical re-publish, 409 same ``name@version`` with other content,
     413 over ``max_upload_bytes``, 422 invalid (the reason says what to fix)."""
     settings = state.settings
@@ -60,11 +80,24 @@ async def publish(request: Request, state: State) -> JSONResponse:
     body = dict(result.version)
     body["created"] = result.created
     body["ignored"] = list(result.ignored)
-    return JSONResponse(body, status_code=201 if result.created else 200)
+    if not result.created:
+        response.status_code = 200
+    return body
 
 
-@router.post("/validate", openapi_extra=_UPLOAD_DOC, summary="Dry-run a publish")
-async def validate(request: Request, state: State) -> JSONResponse:
+@router.post(
+    "/validate",
+    openapi_extra=_UPLOAD_DOC,
+    summary="Dry-run a publish",
+    response_model=ValidateResult,
+    response_model_exclude_unset=True,
+    responses=errors(
+        s413="the upload is over the server's max_upload_bytes",
+        s422="not multipart, not wheels, or the wheels are refused: detail is "
+        "{valid: false, problems: [...]}",
+    ),
+)
+async def validate(request: Request, state: State) -> dict[str, Any]:
     """What publishing these wheels would record (200), or every problem found (422)."""
     settings = state.settings
     uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes)
@@ -73,7 +106,7 @@ async def validate(request: Request, state: State) -> JSONResponse:
     finally:
         await asyncio.to_thread(uploaded.cleanup)
     if prepared is None:
-        return error_response(422, "; ".join(problems), {"valid": False, "problems": problems})
+        raise Invalid("; ".join(problems), {"valid": False, "problems": problems})
     existing: dict[str, Any] | None
     try:
         existing = await state.db.read(
@@ -87,12 +120,13 @@ async def validate(request: Request, state: State) -> JSONResponse:
             note = "already published with identical content (publishing would answer 200)"
         else:
             note = "already published with different content (publishing would answer 409)"
-        return JSONResponse({"valid": existing["sha256"] == prepared.plugin.sha256,
-                             "would_record": would, "existing": note})
-    return JSONResponse({"valid": True, "would_record": would})
+        return {"valid": existing["sha256"] == prepared.plugin.sha256,
+                "would_record": would, "existing": note}
+    return {"valid": True, "would_record": would}
 
 
-@router.get("", summary="List plugins")
+@router.get("", summary="List plugins", response_model=list[PluginSummary],
+            responses=errors())
 async def list_plugins(
     state: State,
     type: Annotated[str | None, Query(description="manifest type, e.g. collector")] = None,
@@ -102,24 +136,35 @@ async def list_plugins(
     return await state.db.read(registry.list_plugins, type=type, enabled=enabled, text=text)
 
 
-@router.get("/{name}", summary="A plugin with its versions and the latest one")
+@router.get("/{name}", summary="A plugin with its versions and the latest one",
+            response_model=PluginDetail, responses=errors(s404=_UNKNOWN))
 async def get_plugin(name: str, state: State) -> dict[str, Any]:
     return await state.db.read(registry.get_plugin, name)
 
 
-@router.get("/{name}/versions", summary="The versions of a plugin, newest first")
+@router.get("/{name}/versions", summary="The versions of a plugin, newest first",
+            response_model=list[Release], responses=errors(s404=_UNKNOWN))
 async def list_versions(name: str, state: State) -> list[dict[str, Any]]:
     plugin = await state.db.read(registry.get_plugin, name)
     releases: list[dict[str, Any]] = plugin["releases"]
     return releases
 
 
-@router.get("/{name}/versions/{version}", summary="One version: manifest, wheels, agents")
+@router.get("/{name}/versions/{version}", summary="One version: manifest, wheels, agents",
+            response_model=VersionDetail, responses=errors(s404=_UNKNOWN_VERSION))
 async def get_version(name: str, version: str, state: State) -> dict[str, Any]:
     return await state.db.read(registry.get_version, name, version)
 
 
-@router.delete("/{name}/versions/{version}", status_code=204, responses={409: {}})
+@router.delete(
+    "/{name}/versions/{version}",
+    status_code=204,
+    summary="Delete a version no agent is assigned",
+    response_class=Response,
+    responses={204: {"description": "deleted (no body)"},
+               **errors(s404=_UNKNOWN_VERSION,
+                        s409="agents are assigned this version: uninstall it first")},
+)
 async def delete_version(name: str, version: str, state: State) -> Response:
     """Delete a version no agent is assigned (409 while assigned); unused blobs go too."""
     orphans = await state.db.run(registry.delete_version, name, version)
@@ -128,11 +173,13 @@ async def delete_version(name: str, version: str, state: State) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{name}/enable", summary="Allow new assignments of the plugin")
+@router.post("/{name}/enable", summary="Allow new assignments of the plugin",
+             response_model=PluginSummary, responses=errors(s404=_UNKNOWN))
 async def enable(name: str, state: State) -> dict[str, Any]:
     return await state.db.run(registry.set_enabled, name, True)
 
 
-@router.post("/{name}/disable", summary="Refuse new assignments (running ones stay)")
+@router.post("/{name}/disable", summary="Refuse new assignments (running ones stay)",
+             response_model=PluginSummary, responses=errors(s404=_UNKNOWN))
 async def disable(name: str, state: State) -> dict[str, Any]:
     return await state.db.run(registry.set_enabled, name, False)

@@ -1,0 +1,85 @@
+"""The REST API's typed contract: request bodies, response bodies and the one error body.
+
+Every route declares its response model, so ``/openapi.json`` describes every body; every
+error is :class:`Error`.
+"""
+
+from __future__ import annotations
+
+from .agents import (
+    ActualPlugin,
+    Agent,
+    AgentDetail,
+    AgentPlugin,
+    ConfigResult,
+    DesiredPlugin,
+    InstallOutcome,
+    InstallResult,
+    Metric,
+    SelectorInstallResult,
+    SelectorRemoveResult,
+    UninstallResult,
+)
+from .common import ERROR_STATUSES, Error, Health, errors, stated
+from .jobs import CancelledJob, CreatedJob, Job, JobRecord, JobSummary
+from .plugins import (
+    Manifest,
+    PluginDetail,
+    PluginSummary,
+    PluginVersion,
+    PublishedVersion,
+    Release,
+    ValidateResult,
+    VersionAgent,
+    VersionDetail,
+    Wheel,
+    WouldRecord,
+)
+from .requests import (
+    InstallRequest,
+    JobCreateRequest,
+    JobPluginRequest,
+    SelectorInstallRequest,
+    SelectorRemoveRequest,
+)
+
+__all__ = [
+    "ERROR_STATUSES",
+    "ActualPlugin",
+    "Agent",
+    "AgentDetail",
+    "AgentPlugin",
+    "CancelledJob",
+    "ConfigResult",
+    "CreatedJob",
+    "DesiredPlugin",
+    "Error",
+    "Health",
+    "InstallOutcome",
+    "InstallRequest",
+    "InstallResult",
+    "Job",
+    "JobCreateRequest",
+    "JobPluginRequest",
+    "JobRecord",
+    "JobSummary",
+    "Manifest",
+    "Metric",
+    "PluginDetail",
+    "PluginSummary",
+    "PluginVersion",
+    "PublishedVersion",
+    "Release",
+    "SelectorInstallRequest",
+    "SelectorInstallResult",
+    "SelectorRemoveRequest",
+    "SelectorRemoveResult",
+    "UninstallResult",
+    "ValidateResult",
+    "VersionAgent",
+    "VersionDetail",
+    "Wheel",
+    "WouldRecord",
+    "errors",
+    "stated",
+]

@@ -1,0 +1,165 @@
+"""Response bodies of ``/api/v1/agents`` and ``/api/v1/assignments``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from arcade_core.states import AgentPresence, Isolation, PluginState
+
+__all__ = [
+    "ActualPlugin",
+    "Agent",
+    "AgentDetail",
+    "AgentPlugin",
+    "ConfigResult",
+    "DesiredPlugin",
+    "InstallOutcome",
+    "InstallResult",
+    "Metric",
+    "SelectorInstallResult",
+    "SelectorRemoveResult",
+    "UninstallResult",
+]
+
+
+class Agent(BaseModel):
+    """An agent as it registered, with its presence and revisions."""
+
+    id: str
+    hostname: str
+    ip: str
+    os: str
+    arch: str
+    agent_version: str
+    python_version: str
+    labels: dict[str, str]
+    status: AgentPresence
+    online: bool
+    last_seen: float | None = Field(description="seconds since the epoch")
+    registered_at: float
+    desired_revision: int = Field(description="bumped by every change of its plugins")
+    applied_revision: int = Field(description="the last revision the agent fully applied")
+    metrics_dropped: int
+
+
+class AgentDetail(Agent):
+    """``GET /agents/{agent_id}``."""
+
+    connected: bool = Field(description="the agent has an open stream to this server process")
+
+
+class DesiredPlugin(BaseModel):
+    """What the agent should run."""
+
+    version: str
+    config: dict[str, Any]
+    isolation: Isolation
+    revision: int
+    updated_at: float
+
+
+class ActualPlugin(BaseModel):
+    """What the agent last reported."""
+
+    version: str
+    state: PluginState
+    error: str
+    restarts: int
+    isolation: Isolation | Literal[""] = Field(description="empty when the agent did not say")
+    sha256: str
+    revision: int
+    updated_at: float
+
+
+class AgentPlugin(BaseModel):
+    """One plugin of an agent: desired and actual side by side."""
+
+    name: str
+    desired: DesiredPlugin | None
+    actual: ActualPlugin | None
+    in_sync: bool = Field(description="running the desired version")
+
+
+class InstallOutcome(BaseModel):
+    """An agent's report for the plugin being installed."""
+
+    agent: str
+    plugin: str
+    version: str
+    state: PluginState
+    error: str
+    restarts: int
+    revision: int
+
+
+class InstallResult(BaseModel):
+    """``POST /agents/{agent_id}/plugins``: what was assigned and where the agent stands."""
+
+    agent: str
+    plugin: str
+    version: str = Field(description="the version the spec resolved to")
+    config: dict[str, Any] = Field(description="the effective config (defaults applied)")
+    isolation: Isolation
+    revision: int = Field(description="the agent's new desired revision")
+    connected: bool = Field(description="the change was pushed to an open stream")
+    state: InstallOutcome | None = Field(
+        description="the agent's last report for the plugin (with ?wait: for this version)")
+
+
+class UninstallResult(BaseModel):
+    """``DELETE /agents/{agent_id}/plugins/{name}``."""
+
+    agent: str
+    plugin: str
+    removed: bool
+    revision: int
+
+
+class ConfigResult(BaseModel):
+    """``PUT /agents/{agent_id}/plugins/{name}/config``."""
+
+    agent: str
+    plugin: str
+    version: str
+    config: dict[str, Any] = Field(description="the effective config (defaults applied)")
+    isolation: Isolation
+    revision: int
+
+
+class SelectorInstallResult(BaseModel):
+    """``POST /assignments``; ``states``, ``running`` and ``failed`` only with ``?wait``
+    when agents matched."""
+
+    selector: dict[str, str]
+    plugin: str
+    version: str
+    config: dict[str, Any]
+    isolation: Isolation
+    matched: int
+    agents: list[str]
+    states: dict[str, InstallOutcome | None] | None = Field(
+        default=None, description="per agent: its final report, or null while it has none")
+    running: int | None = None
+    failed: int | None = None
+
+
+class SelectorRemoveResult(BaseModel):
+    """``POST /assignments/remove``."""
+
+    selector: dict[str, str]
+    plugin: str
+    matched: int
+    agents: list[str]
+
+
+class Metric(BaseModel):
+    """One stored metric value."""
+
+    plugin: str
+    name: str
+    value: float
+    labels: dict[str, str]
+    unit: str
+    timestamp: float = Field(description="seconds since the epoch")

@@ -1,0 +1,72 @@
+"""What every route shares: the one :class:`Error` body, the ``responses=`` tables, and
+:func:`stated` for limits the services enforce.
+
+Every error the API answers (a service error, request validation, an unknown route, a wrong
+method, an upload over the limit, a bug) is ``{"error": "...", "detail": ...}``: ``error`` says
+what is wrong and what to do, ``detail`` is JSON-ready extra data or ``null``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ERROR_STATUSES", "Error", "Health", "errors", "stated"]
+
+
+class Error(BaseModel):
+    """Every error answer of the API (4xx and 5xx)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"error": "no agent with id 'web-1' has registered; list agents with GET /api/v1/agents",
+         "detail": None},
+    ]})
+
+    error: str = Field(description="what is wrong and what to do about it")
+    detail: Any = Field(
+        description="extra data, or null: for request validation (422) the list of problems, "
+        "each {loc, msg, type}; for a refused upload {problems: [...]}; for 413 "
+        "{max_upload_bytes}; for a conflict what it clashes with"
+    )
+
+
+#: What each error status means, unless a route says more.
+ERROR_STATUSES: dict[int, str] = {
+    400: "the request cannot be understood",
+    404: "the agent, plugin, version, assignment or job does not exist",
+    405: "the method is not allowed on this path (the Allow header lists those that are)",
+    409: "the request conflicts with the current state",
+    413: "the upload is over the server's max_upload_bytes",
+    422: "the request is invalid: a parameter or body field is missing or wrong, or its "
+    "content is refused (error says which and what to fix)",
+}
+
+
+def errors(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for these error statuses, each with the :class:`Error` body.
+
+    422 is always included (every route validates its input). ``described`` gives a route's
+    own description of a status, keyed ``s404`` etc.
+    """
+    codes = sorted({*statuses, 422, *(int(key[1:]) for key in described)})
+    return {
+        code: {"model": Error,
+               "description": described.get(f"s{code}") or ERROR_STATUSES.get(code, "error")}
+        for code in codes
+    }
+
+
+def stated(**keywords: Any) -> dict[str, Any]:
+    """``Field(json_schema_extra=stated(maxItems=100))``: a JSON Schema limit the service
+    checks (with a message saying what to fix), stated in the document so it is true; pydantic
+    does not check it a second time."""
+    return keywords
+
+
+class Health(BaseModel):
+    """``GET /api/v1/health``: the server is up."""
+
+    status: Literal["ok"]
+    version: str
+    connected_agents: int = Field(description="agents with an open stream to this process")

@@ -1,0 +1,145 @@
+"""Request bodies of the REST API (pydantic): what the OpenAPI page at ``/docs`` shows.
+
+Limits the services check with their own messages (command counts, env names, label keys,
+stages) are stated with :func:`~.common.stated`, so the document is true without a second
+check here; limits set by the server's settings (``max_wait``, ``job_max_timeout``,
+``metric_query_limit``) are written into the document by :mod:`arcade_server.api.openapi`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from arcade_core.states import Isolation, Stage
+
+from ...services.jobs import (
+    MAX_COMMAND_CHARS,
+    MAX_COMMANDS,
+    MAX_ENV,
+    MAX_ENV_VALUE,
+    MAX_ORDER,
+    MAX_PLUGINS,
+)
+from .common import stated
+
+__all__ = [
+    "LABEL_KEY_PATTERN",
+    "PLUGIN_NAME_PATTERN",
+    "SPEC_PATTERN",
+    "InstallRequest",
+    "JobCreateRequest",
+    "JobPluginRequest",
+    "SelectorInstallRequest",
+    "SelectorRemoveRequest",
+]
+
+#: What ``services.agents.validate_labels`` accepts as a label key (values: ≤ 500 chars).
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
+#: A project name as ``arcade_core.normalize_name`` accepts it (PEP 508).
+PLUGIN_NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
+#: What ``arcade_core.parse_spec`` can accept: a name, then optionally ``@`` and a version or
+#: range (checked by the service); surrounding whitespace is stripped.
+SPEC_PATTERN = (r"^[\s\x1c-\x1f\x85]*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])"
+                r"[\s\x1c-\x1f\x85]*(@[\s\S]*)?$")
+_NO_NUL = r"^[^\x00]*$"
+
+Selector = Annotated[dict[str, str], Field(
+    default_factory=dict,
+    description="labels an agent must all have ({} = every agent)",
+    examples=[{"role": "web"}],
+    json_schema_extra=stated(
+        propertyNames={"pattern": LABEL_KEY_PATTERN},
+        additionalProperties={"type": "string", "maxLength": 500},
+    ),
+)]
+
+
+class InstallRequest(BaseModel):
+    """Install ``name@spec`` on one agent (upgrade, downgrade or reconfigure if present)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plugin: str = Field(description="name, name@1.2.0 or name@>=1.2,<2",
+                        examples=["arcade-cpu@1.0.0"],
+                        json_schema_extra=stated(pattern=SPEC_PATTERN))
+    config: dict[str, Any] | None = Field(
+        default=None, description="plugin config; validated, defaults applied"
+    )
+    isolation: Isolation | None = Field(
+        default=None, description="default: the plugin manifest's isolation"
+    )
+
+
+class SelectorInstallRequest(InstallRequest):
+    """Install on every agent whose labels include all of ``selector`` ({} = every agent)."""
+
+    selector: Selector
+
+
+class SelectorRemoveRequest(BaseModel):
+    """Uninstall ``plugin`` from every agent matching ``selector`` that has it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    selector: Selector
+    plugin: str = Field(description="the plugin's name",
+                        json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN))
+
+
+Command = Annotated[str, Field(json_schema_extra=stated(
+    minLength=1, maxLength=MAX_COMMAND_CHARS, pattern=_NO_NUL))]
+
+
+class JobPluginRequest(BaseModel):
+    """One plugin entry: its own instance, with its own config, for the job's duration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plugin: str = Field(description="name, name@1.2.0 or name@>=1.2,<2",
+                        examples=["arcade-workspace@1.0.0"],
+                        json_schema_extra=stated(pattern=SPEC_PATTERN))
+    stage: str = Field(description="before, after, on_success, on_failure or notify",
+                       examples=["before"],
+                       json_schema_extra=stated(enum=[s.value for s in Stage]))
+    order: int = Field(default=0, description="entries of a stage run in this order "
+                       "(then in list order)",
+                       json_schema_extra=stated(minimum=-MAX_ORDER, maximum=MAX_ORDER))
+    config: dict[str, Any] | None = Field(
+        default=None, description="this entry's config; validated, defaults applied"
+    )
+    isolation: str | None = Field(
+        default=None, description="inline or process (default: the plugin manifest's)",
+        json_schema_extra=stated(enum=[*(i.value for i in Isolation), None]),
+    )
+
+
+class JobCreateRequest(BaseModel):
+    """A job: shell commands run one after another on one agent (stopping at the first that
+    fails), with plugin entries around them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str = Field(description="the agent's id")
+    commands: list[Command] = Field(
+        description="shell commands", examples=[["make test"]],
+        json_schema_extra=stated(minItems=1, maxItems=MAX_COMMANDS),
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="added to the agent's environment for the commands",
+        json_schema_extra=stated(
+            maxProperties=MAX_ENV,
+            propertyNames={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+            additionalProperties={"type": "string", "maxLength": MAX_ENV_VALUE,
+                                  "pattern": _NO_NUL},
+        ),
+    )
+    timeout: float | None = Field(
+        default=None, description="seconds the commands may run, above 0 and at most the "
+        "server's job_max_timeout (default: the server's job_default_timeout)",
+        json_schema_extra=stated(exclusiveMinimum=0),
+    )
+    plugins: list[JobPluginRequest] = Field(
+        default_factory=list, json_schema_extra=stated(maxItems=MAX_PLUGINS))
