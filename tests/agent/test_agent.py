@@ -16,7 +16,6 @@ from arcade_agent import Agent, AgentSettings
 from arcade_server.client import ArcadeClient
 from arcade_server.runner import ServerThread
 from arcade_server.settings import Settings
-
 from tests.waiting import DEADLINE, until
 
 from .plugkit import probe_wheel

@@ -24,7 +24,6 @@ from arcade_core import Environment, PluginHost
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import from_pb, to_pb
 from arcade_core.states import Isolation, JobStatus, Stage
-
 from tests.waiting import DEADLINE, until
 
 from .jobkit import hookless_wheel, stager_wheel
