@@ -18,6 +18,7 @@ from arcade_core._hookcaller import (
     make_hookexec,
 )
 from arcade_core._host import make_plugin_manager
+from tests.waiting import DEADLINE, until_sync
 
 
 class Good:
@@ -42,7 +43,7 @@ class Exiting:
 
 
 class Blocking:
-    """collect() waits until released (or 10 s), like a plugin stuck on I/O."""
+    """collect() waits until released (or a minute), like a plugin stuck on I/O."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -51,7 +52,7 @@ class Blocking:
     @hookimpl
     def collect(self) -> list[Metric]:
         self.calls += 1
-        self.release.wait(10.0)
+        self.release.wait(DEADLINE)
         return [Metric("late", 1.0, timestamp=0.0)]
 
 
@@ -162,10 +163,9 @@ def test_hanging_impl_is_abandoned_after_its_timeout_and_skipped_while_stuck(
     assert isinstance(blocking, Blocking)
     targets = [(impl.plugin_name, impl) for impl in pm.hook.collect.get_hookimpls()]
 
-    start = time.monotonic()
-    results, errors = call_isolated("collect", targets, {}, 0.1, stats, pool)
-    assert time.monotonic() - start < 2.0
-    assert list(results) == ["good"] and "did not return within 0.1s" in errors["stuck"]
+    # "stuck" blocks until released: that the call returns at all shows it was abandoned.
+    results, errors = call_isolated("collect", targets, {}, 1.0, stats, pool)
+    assert list(results) == ["good"] and "did not return within 1s" in errors["stuck"]
     assert stats["stuck"].stuck_since > 0
 
     # While the abandoned call still runs, neither path calls the plugin again.
@@ -175,29 +175,30 @@ def test_hanging_impl_is_abandoned_after_its_timeout_and_skipped_while_stuck(
     assert blocking.calls == 1
 
     blocking.release.set()
-    deadline = time.monotonic() + 5
-    while stats["stuck"].stuck_since and time.monotonic() < deadline:
-        time.sleep(0.01)
-    results, errors = call_isolated("collect", targets, {}, 1.0, stats, pool)
+    until_sync(lambda: not stats["stuck"].stuck_since, what="the stuck call to return")
+    results, errors = call_isolated("collect", targets, {}, DEADLINE, stats, pool)
     assert errors == {} and results["stuck"][0].name == "late"
     assert blocking.calls == 2
 
 
 def test_concurrent_calls_are_bounded_by_one_timeout_not_the_sum(pool: WorkerPool) -> None:
-    slow = [Blocking() for _ in range(3)]
+    slow = [Blocking() for _ in range(5)]
     pm, stats = managed(*[(f"s{i}", p) for i, p in enumerate(slow)], ("good", Good(1.0)))
     targets = [(impl.plugin_name, impl) for impl in pm.hook.collect.get_hookimpls()]
+    timeout = 0.5
     try:
         start = time.monotonic()
-        results, errors = call_isolated("collect", targets, {}, 0.3, stats, pool,
+        results, errors = call_isolated("collect", targets, {}, timeout, stats, pool,
                                         concurrently=True)
         elapsed = time.monotonic() - start
     finally:
         for p in slow:
             p.release.set()
 
-    assert elapsed < 0.8  # one timeout, not the 0.9 s of three
-    assert sorted(errors) == ["s0", "s1", "s2"] and list(results) == ["good"]
+    # One timeout, not the sum of five: measured against the 2.5 s of the sum, with a
+    # second to spare for a busy machine (the figure itself is benchmarks' business).
+    assert elapsed < 3 * timeout
+    assert sorted(errors) == [f"s{i}" for i in range(5)] and list(results) == ["good"]
 
 
 def test_results_follow_the_order_of_the_targets(pool: WorkerPool) -> None:
@@ -212,12 +213,12 @@ def test_results_follow_the_order_of_the_targets(pool: WorkerPool) -> None:
 
 def test_worker_pool_adds_a_thread_when_every_worker_is_busy(pool: WorkerPool) -> None:
     gate = threading.Event()
-    first = pool.submit(gate.wait, (5.0,))
+    first = pool.submit(gate.wait, (DEADLINE,))
     second = pool.submit(lambda: "free")
 
-    assert second.wait(2.0) and second.value == "free"
+    assert second.wait(DEADLINE) and second.value == "free"
     gate.set()
-    assert first.wait(2.0) and first.value is True
+    assert first.wait(DEADLINE) and first.value is True
 
 
 def test_missing_hook_argument_is_the_callers_error_not_the_plugins() -> None:

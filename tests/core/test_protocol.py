@@ -20,6 +20,7 @@ from arcade_core._protocol import (
     to_wire,
     write_all,
 )
+from tests.waiting import DEADLINE
 
 
 @pytest.fixture
@@ -99,10 +100,10 @@ def test_line_reader_times_out_without_a_full_line(pipe: tuple[int, int]) -> Non
     start = time.monotonic()
     with pytest.raises(TimeoutError):
         reader.read_line(0.05)
-    assert 0.04 <= time.monotonic() - start < 2.0
+    assert time.monotonic() - start >= 0.04  # it did wait
 
     os.write(write_fd, b" line\n")
-    assert reader.read_line(1.0) == b"partial line\n"
+    assert reader.read_line(DEADLINE) == b"partial line\n"
 
 
 def test_line_reader_drops_an_overlong_line(pipe: tuple[int, int],
