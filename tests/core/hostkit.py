@@ -70,10 +70,10 @@ def install(host: PluginHost, tmp_path: Path, name: str, version: str = "1.0.0",
 
 def make_host(tmp_path: Path, **kwargs: Any) -> PluginHost:
     options: dict[str, Any] = {
-        "call_timeout": 5.0,
+        "call_timeout": DEADLINE,
         "restart_backoff": 0.01,
         "healthy_period": 60.0,
-        "start_timeout": 20.0,
+        "start_timeout": DEADLINE,
         "allow": None,
     }
     options.update(kwargs)

@@ -26,6 +26,7 @@ from tests.core.hostkit import (
     metric_plugin,
     plugin_wheel,
 )
+from tests.waiting import DEADLINE
 
 __all__ = ["host"]  # the fixture
 
@@ -423,7 +424,7 @@ def test_management_and_calls_from_many_threads_stay_consistent(
         try:
             for n in range(15):
                 host.load(f"host-thread{i}", config={"k": str(n)})
-                host.call("collect", timeout=2.0)
+                host.call("collect", timeout=DEADLINE)  # a timeout would count an error
                 if n % 3 == 0:
                     host.unload(f"host-thread{i}")
         except BaseException as exc:  # pragma: no cover - reported below
@@ -440,9 +441,9 @@ def test_management_and_calls_from_many_threads_stay_consistent(
     for t in workers:
         t.start()
     for t in workers:
-        t.join(30)
+        t.join(DEADLINE)
     stop.set()
-    caller.join(5)
+    caller.join(DEADLINE)
 
     assert errors == []
     assert sorted(p.key for p in host.plugins()) == [f"host-thread{i}" for i in range(4)]

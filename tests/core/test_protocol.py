@@ -124,13 +124,13 @@ def test_write_all_delivers_more_than_a_pipe_buffer(pipe: tuple[int, int]) -> No
 
     def drain() -> None:
         reader = LineReader(read_fd)
-        line = reader.read_line(10.0)
+        line = reader.read_line(DEADLINE)
         assert line is not None
         received.extend(line)
 
     thread = threading.Thread(target=drain)
     thread.start()
     write_all(write_fd, payload)
-    thread.join(10.0)
+    thread.join(DEADLINE)
 
     assert bytes(received) == payload

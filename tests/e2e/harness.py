@@ -33,7 +33,7 @@ heartbeat_interval = 1
 reconnect_initial = 0.1
 reconnect_max = 0.5
 restart_backoff = 0.05
-call_timeout = 5
+call_timeout = 30
 download_retries = 2
 download_timeout = 30
 """
