@@ -54,6 +54,7 @@ def _settings(tmp_path: Path, target: str, **kw: Any) -> AgentSettings:
                          labels={"role": "test"}, **kw)
 
 
+@pytest.mark.e2e
 async def test_embedded_agent_registers_installs_and_reports(
     server: ServerThread, client: ArcadeClient, tmp_path: Path
 ) -> None:
@@ -81,6 +82,7 @@ async def test_embedded_agent_registers_installs_and_reports(
         await until(lambda: agent.status().metrics_sent > 0, what="metrics_sent > 0")
 
 
+@pytest.mark.e2e
 async def test_metrics_buffer_while_disconnected_and_report_drops(tmp_path: Path) -> None:
     port = _free_port()
     home = tmp_path / "server"

@@ -20,6 +20,8 @@ import pytest
 from tests.server.helpers import ProtocolAgent
 from tests.waiting import DEADLINE
 
+pytestmark = pytest.mark.e2e  # real server processes
+
 LISTENING = re.compile(r"REST (http://\S+) .*gRPC (\S+);")
 
 

@@ -225,6 +225,7 @@ async def test_agent_back_without_its_running_job_fails_it_and_known_jobs_surviv
         await again.close()
 
 
+@pytest.mark.e2e
 async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: Path) -> None:
     settings = {"heartbeat_interval": 0.2, "offline_after": 0.5, "job_lost_after": 1.0,
                 "job_sweep_interval": 0.2}

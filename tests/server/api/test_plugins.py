@@ -216,6 +216,7 @@ def _race(url: str, wheels: list[Path]) -> list[int]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.e2e
 def test_concurrent_publishes_of_one_version_have_one_winner_and_no_corrupt_state(
     tmp_path: Path, request: pytest.FixtureRequest, backend: str
 ) -> None:

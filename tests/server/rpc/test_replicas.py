@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from arcade_server.runner import ServerThread
 from tests.pg import PostgresCluster
@@ -15,6 +16,7 @@ from tests.server.conftest import start_server
 from tests.server.helpers import ProtocolAgent, plugin_wheel, publish, status, unique
 
 
+@pytest.mark.e2e
 async def test_changes_and_reports_cross_replicas_sharing_one_database(
     tmp_path: Path, postgres: PostgresCluster
 ) -> None:

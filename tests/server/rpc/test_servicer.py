@@ -321,6 +321,7 @@ async def test_download_wheel_is_denied_to_agents_without_it_and_not_found_for_u
         await agent.close()
 
 
+@pytest.mark.e2e
 async def test_heartbeats_keep_an_agent_online_and_silence_makes_it_offline(
     tmp_path: Path,
 ) -> None:
@@ -447,6 +448,7 @@ def _live_agent_messages() -> int:
     return sum(1 for o in gc.get_objects() if type(o) is pb.AgentMessage)
 
 
+@pytest.mark.e2e
 def test_open_streams_do_not_keep_their_last_message_alive(server: ServerThread) -> None:
     # A Connect stream lives as long as its agent: holding each stream's last message (a
     # status report, a metric batch: KBs of protobuf) would cost a fleet MBs for nothing.
