@@ -72,6 +72,7 @@ class ProtocolAgent:
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+        self._closed = False
         self.call: Any = None
 
     async def _requests(self) -> AsyncIterator[Any]:
@@ -143,6 +144,10 @@ class ProtocolAgent:
         return [chunk async for chunk in call]
 
     async def close(self) -> None:
+        """End the stream and close the channel (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         self._outbox.put_nowait(None)
         if self.call is not None:
             self.call.cancel()

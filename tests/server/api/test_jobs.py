@@ -203,14 +203,17 @@ async def test_agent_back_without_its_running_job_fails_it_and_known_jobs_surviv
 ) -> None:
     agent = await _connected(server)
     ids = []
-    for _ in range(2):
-        ids.append((await asyncio.to_thread(api.post, "/jobs", json={
-            "agent": agent.agent_id, "commands": ["sleep 60"]})).json()["id"])
-        await _next(agent, "job")
-    for job_id in ids:
-        agent.send(_event(job_id, "running", started_at=time.time()))
-    await _until(lambda: all(api.get(f"/jobs/{i}").json()["status"] == "running" for i in ids))
-    await agent.close()
+    try:
+        for _ in range(2):
+            ids.append((await asyncio.to_thread(api.post, "/jobs", json={
+                "agent": agent.agent_id, "commands": ["sleep 60"]})).json()["id"])
+            await _next(agent, "job")
+        for job_id in ids:
+            agent.send(_event(job_id, "running", started_at=time.time()))
+        await _until(lambda: all(api.get(f"/jobs/{i}").json()["status"] == "running"
+                                 for i in ids))
+    finally:
+        await agent.close()
     again = await _connected(server, agent.agent_id, jobs=[ids[1]])
     try:
         lost = (await asyncio.to_thread(api.get, f"/jobs/{ids[0]}")).json()
