@@ -6,10 +6,9 @@ import asyncio
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -17,10 +16,9 @@ from arcade_agent import Agent, AgentSettings
 from arcade_server.client import ArcadeClient
 from arcade_server.runner import ServerThread
 from arcade_server.settings import Settings
+from tests.waiting import DEADLINE, until
 
 from .plugkit import probe_wheel
-
-T = TypeVar("T")
 
 
 def _free_port() -> int:
@@ -35,16 +33,6 @@ def _server(home: Path, grpc_port: int = 0) -> ServerThread:
                                  wait_poll_interval=0.2, shutdown_grace=0.5)).start()
 
 
-async def _until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(check)
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ServerThread]:
     thread = await asyncio.to_thread(_server, tmp_path / "server")
@@ -54,56 +42,69 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerThread]:
         await asyncio.to_thread(thread.stop)
 
 
+@pytest.fixture
+def client(server: ServerThread) -> Iterator[ArcadeClient]:
+    with ArcadeClient(server.http_url) as api:  # closed even when the test fails
+        yield api
+
+
 def _settings(tmp_path: Path, target: str, **kw: Any) -> AgentSettings:
     return AgentSettings(server=target, home=tmp_path / "agent", agent_id="embedded",
                          reconnect_initial=0.05, reconnect_max=0.3, restart_backoff=0.05,
                          labels={"role": "test"}, **kw)
 
 
-async def test_embedded_agent_registers_installs_and_reports(server: ServerThread,
-                                                             tmp_path: Path) -> None:
-    client = ArcadeClient(server.http_url)
+@pytest.mark.e2e
+async def test_embedded_agent_registers_installs_and_reports(
+    server: ServerThread, client: ArcadeClient, tmp_path: Path
+) -> None:
     wheel = probe_wheel(tmp_path / "w")
     await asyncio.to_thread(client.publish, [wheel])
     async with Agent(_settings(tmp_path, server.grpc_target, collect_interval=0.1)) as agent:
-        await agent.wait_connected(10)
+        await agent.wait_connected(DEADLINE)
         assert agent.connection.heartbeat_interval == 0.5       # taken from Welcome
         info = await asyncio.to_thread(client.agent, "embedded")
         assert info["labels"] == {"role": "test"} and info["online"]
         status, body = await asyncio.to_thread(client.install, "embedded", "probe@1.0.0",
-                                               wait=10)
+                                               wait=DEADLINE)
         assert status == 200 and body["state"]["state"] == "running"
-        await _until(lambda: client.metrics("embedded", name="probe.major"))
+        # The install answers on the plugin's "running" report, sent while the agent is
+        # still finishing the revision (saving its state): the revision counts as applied
+        # only once that is done.
+        await agent.reconciler.wait_applied(body["revision"], timeout=DEADLINE)
+        await until(lambda: client.metrics("embedded", name="probe.major"), blocking=True,
+                    what="probe.major on the server")
         snapshot = agent.status()
         assert snapshot.connected and snapshot.applied_revision == body["revision"]
         assert [(p["name"], p["state"]) for p in snapshot.plugins] == [("probe", "running")]
         assert snapshot.downloads is not None and snapshot.downloads.downloads == 1
         assert snapshot.cache is not None and snapshot.cache.pinned == 1
-        await _until(lambda: agent.status().metrics_sent > 0)
-    client.close()
+        await until(lambda: agent.status().metrics_sent > 0, what="metrics_sent > 0")
 
 
+@pytest.mark.e2e
 async def test_metrics_buffer_while_disconnected_and_report_drops(tmp_path: Path) -> None:
     port = _free_port()
     home = tmp_path / "server"
     server = await asyncio.to_thread(_server, home, port)
     client = ArcadeClient(server.http_url)
-    await asyncio.to_thread(client.publish, [probe_wheel(tmp_path / "w")])
     agent = Agent(_settings(tmp_path, server.grpc_target, metric_buffer=5,
                             collect_interval_override=0.05))
-    await agent.start()
     try:
-        await agent.wait_connected(10)
-        await asyncio.to_thread(client.install, "embedded", "probe@1.0.0", wait=10)
+        await asyncio.to_thread(client.publish, [probe_wheel(tmp_path / "w")])
+        await agent.start()
+        await agent.wait_connected(DEADLINE)
+        await asyncio.to_thread(client.install, "embedded", "probe@1.0.0", wait=DEADLINE)
         await asyncio.to_thread(server.stop)
-        await _until(lambda: not agent.status().connected)
-        await _until(lambda: agent.status().metrics_dropped >= 10)
+        await until(lambda: not agent.status().connected, what="the agent to disconnect")
+        await until(lambda: agent.status().metrics_dropped >= 10, what="10 dropped metrics")
         assert agent.status().metrics_buffered == 5            # bounded while disconnected
         server = await asyncio.to_thread(_server, home, port)
         client.close()
         client = ArcadeClient(server.http_url)
-        await agent.wait_connected(10)
-        info = await _until(lambda: (i := client.agent("embedded"))["metrics_dropped"] and i)
+        await agent.wait_connected(DEADLINE)
+        info = await until(lambda: (i := client.agent("embedded"))["metrics_dropped"] and i,
+                           blocking=True, what="the server to hear of the drops")
         assert info["metrics_dropped"] >= 10                   # the server heard of the drops
     finally:
         await agent.stop()

@@ -12,7 +12,6 @@ import hashlib
 import itertools
 import json
 import os
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from arcade_core import Environment, PluginHost
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import from_pb, to_pb
 from arcade_core.states import Isolation, JobStatus, Stage
+from tests.waiting import DEADLINE, until
 
 from .jobkit import hookless_wheel, stager_wheel
 from .plugkit import wheel_ref
@@ -44,7 +44,7 @@ class Harness:
         self._wheels = {hashlib.sha256(p.read_bytes()).hexdigest(): p
                         for p in (self.stager, self.hookless)}
         self.installs = 0
-        options = {"concurrency": 2, "call_timeout": 10.0, "progress_interval": 0.05,
+        options = {"concurrency": 2, "call_timeout": DEADLINE, "progress_interval": 0.05,
                    "kill_grace": 0.3, **runner}
         self.runner = JobRunner(host, self._ensure, self._send, home=tmp_path / "jobs",
                                 agent_id="agent-1", **options)
@@ -70,14 +70,14 @@ class Harness:
             config_json=json.dumps({"log": str(self.log), "tag": f"{stage}{index}", **config}),
         )
 
-    async def run(self, *commands: str, timeout: float = 20.0, job_id: str = "job1",
+    async def run(self, *commands: str, timeout: float = DEADLINE, job_id: str = "job1",
                   plugins: Sequence[pb.JobPlugin] = (), env: dict[str, str] | None = None,
-                  wait: float = 30.0) -> dict[str, Any]:
+                  wait: float = DEADLINE) -> dict[str, Any]:
         self.runner.submit(self.job(*commands, timeout=timeout, job_id=job_id,
                                     plugins=plugins, env=env))
         return await self.runner.wait(job_id, wait)
 
-    def job(self, *commands: str, timeout: float = 20.0, job_id: str = "job1",
+    def job(self, *commands: str, timeout: float = DEADLINE, job_id: str = "job1",
             plugins: Sequence[pb.JobPlugin] = (), env: dict[str, str] | None = None) -> pb.Job:
         return pb.Job(job_id=job_id, commands=list(commands), env=env or {}, timeout=timeout,
                       plugins=list(plugins))
@@ -93,7 +93,7 @@ class Harness:
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[PluginHost]:
-    with PluginHost(tmp_path / "home", call_timeout=10, restart_backoff=0.05,
+    with PluginHost(tmp_path / "home", call_timeout=DEADLINE, restart_backoff=0.05,
                     max_restarts=1) as plugin_host:
         yield plugin_host
 
@@ -188,31 +188,32 @@ async def test_raising_before_fails_the_job_and_skips_the_commands(jobs: Harness
 
 async def test_timeout_kills_the_whole_process_group(jobs: Harness, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
-    # The shell starts a child that ignores SIGTERM: only SIGKILL of the group ends it.
-    command = (f"(trap '' TERM; sleep 30) & echo $! > {pids}; echo started; wait")
-    started = time.monotonic()
-    job = await jobs.run(command, timeout=0.5, plugins=[jobs.entry(0, "on_failure")])
-    assert time.monotonic() - started < 5
-    assert job["status"] == "timed_out" and job["exit_code"] is None
-    assert "did not finish within the job's timeout of 0.5s" in job["error"]
-    assert "started" in jobs.final().output_tail
-    child = int(pids.read_text())
-    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
-    assert jobs.calls()[0]["status"] == "timed_out"
+    # The shell starts a child that ignores SIGTERM: only SIGKILL of the group ends it. It
+    # would sleep past the wait's deadline: the job ends only if the timeout kills it.
+    command = (f"(trap '' TERM; sleep {3 * DEADLINE:g}) & echo $! > {pids}; echo started; "
+               "wait")
+    try:
+        job = await jobs.run(command, timeout=2, plugins=[jobs.entry(0, "on_failure")])
+        assert job["status"] == "timed_out" and job["exit_code"] is None
+        assert "did not finish within the job's timeout of 2s" in job["error"]
+        assert "started" in jobs.final().output_tail
+        child = int(pids.read_text())
+        assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+        assert jobs.calls()[0]["status"] == "timed_out"
+    finally:
+        if pids.exists() and psutil.pid_exists(child := int(pids.read_text())):
+            psutil.Process(child).kill()  # only when the test failed
 
 
 async def test_cancel_kills_a_running_command_and_runs_on_failure(jobs: Harness) -> None:
     jobs.runner.submit(jobs.job("echo go; sleep 30", plugins=[jobs.entry(0, "on_failure"),
                                                                jobs.entry(1, "notify")]))
 
-    async def output_seen() -> None:
-        while not any("go" in e.output_tail for e in jobs.events):
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(output_seen(), 10)
+    await until(lambda: any("go" in e.output_tail for e in jobs.events),
+                what="the command's output")
     assert jobs.runner.known() == ["job1"]
     assert jobs.runner.cancel("job1", "cancelled by the operator")
-    job = await jobs.runner.wait("job1", 10)
+    job = await jobs.runner.wait("job1", DEADLINE)
     assert job["status"] == "cancelled" and job["error"] == "cancelled by the operator"
     assert _statuses(job) == {"on_failure0": "succeeded", "notify1": "succeeded"}
     assert jobs.calls()[-1]["data"]["status"] == "cancelled"
@@ -286,7 +287,7 @@ async def test_jobs_beyond_the_concurrency_wait_for_a_slot(host: PluginHost,
         for n in range(3):
             harness.runner.submit(harness.job("sleep 0.2", job_id=f"j{n}"))
         assert sorted(harness.runner.known()) == ["j0", "j1", "j2"]
-        results = [await harness.runner.wait(f"j{n}", 20) for n in range(3)]
+        results = [await harness.runner.wait(f"j{n}", DEADLINE) for n in range(3)]
     finally:
         await harness.runner.close()
     spans = sorted((r["started_at"], r["finished_at"]) for r in results)
@@ -300,13 +301,12 @@ async def test_a_job_sent_twice_runs_once_and_a_finished_one_is_answered_again(
     job = jobs.job("echo once", plugins=[jobs.entry(0, "before")])
     jobs.runner.submit(job)
     jobs.runner.submit(job)
-    await jobs.runner.wait("job1", 20)
+    await jobs.runner.wait("job1", DEADLINE)
     assert [c["hook"] for c in jobs.calls()] == ["before"]
     assert jobs.installs == 1
     count = len(jobs.events)
     jobs.runner.submit(job)
-    while len(jobs.events) == count:
-        await asyncio.sleep(0.01)
+    await until(lambda: len(jobs.events) > count, what="the finished job's event again")
     assert from_pb(JobStatus, jobs.events[-1].status) == "succeeded" and len(jobs.calls()) == 1
     assert jobs.runner.known() == ["job1"]  # finished a moment ago: listed at Register
 
@@ -317,8 +317,7 @@ async def test_undelivered_final_event_is_sent_again_after_reconnect(jobs: Harne
     jobs.connected = True
     count = len(jobs.events)
     jobs.runner.resend()
-    while len(jobs.events) == count:
-        await asyncio.sleep(0.01)
+    await until(lambda: len(jobs.events) > count, what="the final event sent again")
     assert from_pb(JobStatus, jobs.events[-1].status) == "succeeded"
 
 
@@ -327,9 +326,11 @@ async def test_close_cancels_running_jobs_and_drops_waiting_ones(host: PluginHos
     harness = Harness(host, tmp_path, concurrency=1)
     harness.runner.submit(harness.job("echo go; sleep 30", job_id="running"))
     harness.runner.submit(harness.job("true", job_id="waiting"))
-    while not any(e.job_id == "running" and "go" in e.output_tail for e in harness.events):
-        await asyncio.sleep(0.02)
-    await harness.runner.close(grace=5)
+    try:
+        await until(lambda: any(e.job_id == "running" and "go" in e.output_tail
+                                for e in harness.events), what="the running job's output")
+    finally:
+        await harness.runner.close(grace=5)
     final = harness.final("running")
     assert from_pb(JobStatus, final.status) == "cancelled"
     assert final.error == "cancelled: the agent is stopping"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from arcade_core import PluginHost
 from arcade_core.rpc.v1 import pb, pb_grpc
 from arcade_core.rpc.v1.convert import from_pb
 from arcade_core.states import Isolation, PluginState
+from tests.waiting import DEADLINE, until
 
 from .blobserver import BlobService, start
 from .plugkit import crasher_wheel, desired_plugin, probe_wheel
@@ -43,8 +43,9 @@ class Rig:
 
     async def apply(self, revision: int, *plugins: pb.DesiredPlugin) -> None:
         self.reconciler.submit(pb.DesiredState(revision=revision, plugins=list(plugins)))
-        await self.reconciler.wait_applied(revision, timeout=30)
-        await asyncio.sleep(0)  # let the coalesced report go out
+        await self.reconciler.wait_applied(revision, timeout=DEADLINE)
+        await until(lambda: any(r.revision >= revision and r.complete for r in self.reports),
+                    what=f"the complete report of revision {revision}")
 
     def states(self, name: str) -> list[str]:
         """Every state reported for ``name``, in order, without repeats."""
@@ -76,7 +77,7 @@ class Rig:
 async def _rig(home: Path, service: BlobService, target: str) -> tuple[Rig, grpc.aio.Channel]:
     channel = grpc.aio.insecure_channel(target)
     stub = pb_grpc.AgentServiceStub(channel)
-    host = PluginHost(home, call_timeout=5.0, restart_backoff=0.01)
+    host = PluginHost(home, call_timeout=DEADLINE, restart_backoff=0.01)
     cache = WheelCache(home / "cache" / "wheels", 1 << 30)
     store = StateStore(home / "state.json")
     downloader = Downloader(lambda: stub, "agent-t", cache, retry_backoff=0.01)
@@ -273,10 +274,7 @@ async def test_newer_desired_state_supersedes_one_in_flight(rig: Rig, tmp_path: 
     rig.service.chunk_delay = 0.02  # the slow wheel takes seconds to arrive
     rig.reconciler.submit(pb.DesiredState(revision=1, plugins=[
         desired_plugin(slow, "slow", "1.0.0")]))
-    for _ in range(200):
-        if rig.service.requests:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: rig.service.requests, what="the slow download to start")
     rig.service.chunk_size = 1 << 20
     rig.service.chunk_delay = 0
     await rig.apply(2, desired_plugin(fast, "fast", "1.0.0"))
@@ -325,16 +323,16 @@ async def test_process_plugin_that_crashes_ends_failed_after_restarts(
     crasher = crasher_wheel(tmp_path / "w")
     rig.publish(crasher)
     await rig.apply(1, desired_plugin(crasher, "crasher", "1.0.0", isolation="process"))
-    # Each collect kills the child; the supervisor restarts it (3 times) in the background.
-    # Wait on the outcome, not for a number of rounds: a loaded machine starts children slowly.
-    deadline = time.monotonic() + 60
-    while rig.host.status("crasher").state is not PluginState.FAILED:
-        assert time.monotonic() < deadline, rig.host.status("crasher")
-        await asyncio.to_thread(rig.host.call, "collect", keys=["crasher"], timeout=2)
-        await asyncio.sleep(0.05)
-    while rig.last("crasher").state is not PluginState.FAILED:
-        assert time.monotonic() < deadline, rig.last("crasher")
-        await asyncio.sleep(0.02)
+
+    def crash_until_failed() -> bool:
+        # Each collect kills the child; the supervisor restarts it until it gives up.
+        state = rig.host.status("crasher").state
+        if state == "running":
+            rig.host.call("collect", keys=["crasher"], timeout=DEADLINE)
+        return state == "failed"
+
+    await until(crash_until_failed, blocking=True, what="the crasher to fail for good")
+    await until(lambda: rig.last("crasher").state == "failed", what="the failure reported")
     status = rig.last("crasher")
     assert status.state == "failed" and status.restarts == 3
 

@@ -8,7 +8,6 @@ tiny backoffs so supervision tests stay fast.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import psutil
 import pytest
 
 from arcade_core import Event, PluginHost
+from tests.waiting import DEADLINE, until_sync
 from tests.wheelmaker import make_wheel
 
 HEADER = "from arcade_core import hookimpl, Metric, Event, JobContext, JobResult\n"
@@ -70,10 +70,10 @@ def install(host: PluginHost, tmp_path: Path, name: str, version: str = "1.0.0",
 
 def make_host(tmp_path: Path, **kwargs: Any) -> PluginHost:
     options: dict[str, Any] = {
-        "call_timeout": 5.0,
+        "call_timeout": DEADLINE,
         "restart_backoff": 0.01,
         "healthy_period": 60.0,
-        "start_timeout": 20.0,
+        "start_timeout": DEADLINE,
         "allow": None,
     }
     options.update(kwargs)
@@ -101,13 +101,9 @@ class Recorder:
         return [e.kind for e in self.events if key is None or e.data.get("key") == key]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = DEADLINE, what: str = "") -> None:
     """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.01)
+    until_sync(predicate, timeout=timeout, what=what or repr(predicate))
 
 
 def child_pids() -> set[int]:

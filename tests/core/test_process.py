@@ -272,10 +272,9 @@ def test_call_past_its_timeout_kills_and_restarts_the_child(
     first_pid = host.status("proc-slow").pid
     assert first_pid is not None
 
-    start = time.monotonic()
+    # The plugin would answer in 30 s: the call returns because the child was killed.
     outcome = host.call("collect", timeout=0.3)
 
-    assert time.monotonic() - start < 3.0
     assert "did not answer within 0.3s; the process was killed" in outcome.errors["proc-slow"]
     assert not pid_alive(first_pid)
     wait_for(lambda: host.status("proc-slow").state == "running", what="the restart")
@@ -390,7 +389,7 @@ def test_child_exits_when_its_parent_dies(tmp_path: Path) -> None:
         assert pid_alive(child_pid)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
-        wait_for(lambda: not pid_alive(child_pid), timeout=5.0, what="the orphan to exit")
+        wait_for(lambda: not pid_alive(child_pid), what="the orphan to exit")
     finally:
         if parent.poll() is None:
             parent.kill()

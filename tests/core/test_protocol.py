@@ -20,6 +20,7 @@ from arcade_core._protocol import (
     to_wire,
     write_all,
 )
+from tests.waiting import DEADLINE
 
 
 @pytest.fixture
@@ -99,10 +100,10 @@ def test_line_reader_times_out_without_a_full_line(pipe: tuple[int, int]) -> Non
     start = time.monotonic()
     with pytest.raises(TimeoutError):
         reader.read_line(0.05)
-    assert 0.04 <= time.monotonic() - start < 2.0
+    assert time.monotonic() - start >= 0.04  # it did wait
 
     os.write(write_fd, b" line\n")
-    assert reader.read_line(1.0) == b"partial line\n"
+    assert reader.read_line(DEADLINE) == b"partial line\n"
 
 
 def test_line_reader_drops_an_overlong_line(pipe: tuple[int, int],
@@ -123,13 +124,13 @@ def test_write_all_delivers_more_than_a_pipe_buffer(pipe: tuple[int, int]) -> No
 
     def drain() -> None:
         reader = LineReader(read_fd)
-        line = reader.read_line(10.0)
+        line = reader.read_line(DEADLINE)
         assert line is not None
         received.extend(line)
 
     thread = threading.Thread(target=drain)
     thread.start()
     write_all(write_fd, payload)
-    thread.join(10.0)
+    thread.join(DEADLINE)
 
     assert bytes(received) == payload

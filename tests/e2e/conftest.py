@@ -1,6 +1,7 @@
 """Fixtures for end-to-end tests: real server and agent processes, torn down cleanly.
 
-Process logs are printed at teardown; pytest shows them only when a test fails.
+Process logs are printed at teardown; pytest shows them only when a test fails. Every test
+under this directory is marked ``e2e`` (``-m "not e2e"`` leaves them out).
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ from pathlib import Path
 import pytest
 
 from .harness import AgentProc, Server
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of this directory ``e2e`` (the hook sees the whole session's items)."""
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="module")

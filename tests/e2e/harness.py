@@ -13,12 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from tests.waiting import DEADLINE, until_sync
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ heartbeat_interval = 1
 reconnect_initial = 0.1
 reconnect_max = 0.5
 restart_backoff = 0.05
-call_timeout = 5
+call_timeout = 30
 download_retries = 2
 download_timeout = 30
 """
@@ -50,17 +51,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05,
-               what: str = "condition") -> T:
+def wait_until(check: Callable[[], T | None], timeout: float = DEADLINE,
+               interval: float = 0.05, what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    value = until_sync(check, timeout=timeout, interval=interval, what=what)
+    assert value is not None
+    return value
 
 
 class Proc:
@@ -86,7 +82,7 @@ class Proc:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self, timeout: float = 15.0) -> int | None:
+    def stop(self, timeout: float = DEADLINE) -> int | None:
         """SIGTERM, then SIGKILL if it does not exit in ``timeout``; returns the exit code."""
         if self.proc is None:
             return None
@@ -102,7 +98,7 @@ class Proc:
         """SIGKILL the whole process group (a crash: no cleanup runs)."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+            self.proc.wait(DEADLINE)
 
 
 class Server(Proc):
@@ -136,7 +132,7 @@ class Server(Proc):
             except httpx.TransportError:
                 return False
 
-        wait_until(healthy, 30, what="the server to answer /health")
+        wait_until(healthy, what="the server to answer /health")
         return self
 
     def publish(self, *wheels: Path) -> dict[str, Any]:
@@ -147,7 +143,7 @@ class Server(Proc):
         body: dict[str, Any] = response.json()
         return body
 
-    def install(self, agent: str, spec: str, *, wait: float = 30.0, **body: Any) -> Any:
+    def install(self, agent: str, spec: str, *, wait: float = DEADLINE, **body: Any) -> Any:
         response = self.http.post(f"/agents/{agent}/plugins", params={"wait": wait},
                                   json={"plugin": spec, **body}, timeout=wait + 30)
         assert response.status_code in (200, 202), response.text

@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 
 from tests.agent.plugkit import crasher_wheel, probe_wheel
+from tests.waiting import DEADLINE
 
 from .harness import AgentProc, Server, wait_until
 
@@ -104,7 +105,7 @@ def test_crashing_process_plugin_fails_after_three_restarts_others_keep_reportin
         actual = (server.plugins("e2e-crash").get("crasher") or {}).get("actual") or {}
         return actual if actual.get("state") == "failed" else None
 
-    actual = wait_until(failed, 30, what="the crasher to be reported failed")
+    actual = wait_until(failed, what="the crasher to be reported failed")
     assert actual["restarts"] == 3 and actual["isolation"] == "process"
     assert actual["error"]
     after = time.time()
@@ -117,7 +118,7 @@ def test_crashing_process_plugin_fails_after_three_restarts_others_keep_reportin
     children = psutil.Process(agent.proc.pid).children(recursive=True)
     assert children, "the process-isolated plugin runs in a child of the agent"
     assert agent.stop() == 0
-    _gone, alive = psutil.wait_procs(children, timeout=5)
+    _gone, alive = psutil.wait_procs(children, timeout=DEADLINE)
     assert alive == []
 
 
@@ -186,7 +187,7 @@ def test_agent_started_before_the_server_connects_when_it_appears(
 ) -> None:
     server = start_server()                         # created (ports chosen), not started
     agent = start_agent(server.grpc_target, "e2e-early")
-    wait_until(lambda: agent.log().count("retrying in") >= 3, 20,
+    wait_until(lambda: agent.log().count("retrying in") >= 3,
                what="the agent to retry several times")
     assert agent.alive
     server.start()

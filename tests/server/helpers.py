@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Table, select
 from arcade_core.rpc.v1 import pb, pb_grpc
 from arcade_core.rpc.v1.convert import to_pb
 from arcade_core.states import Isolation, PluginState
+from tests.waiting import DEADLINE
 from tests.wheelmaker import make_wheel
 
 SCHEMA_MANIFEST = {
@@ -71,6 +72,7 @@ class ProtocolAgent:
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+        self._closed = False
         self.call: Any = None
 
     async def _requests(self) -> AsyncIterator[Any]:
@@ -111,14 +113,14 @@ class ProtocolAgent:
         assert message.WhichOneof("body") == "welcome", message
         return message.welcome
 
-    async def recv(self, timeout: float = 10.0) -> Any:
+    async def recv(self, timeout: float = DEADLINE) -> Any:
         item = await asyncio.wait_for(self._inbox.get(), timeout)
         if isinstance(item, BaseException):
             self._inbox.put_nowait(item)
             raise item
         return item
 
-    async def desired(self, timeout: float = 10.0) -> Any:
+    async def desired(self, timeout: float = DEADLINE) -> Any:
         while True:
             message = await self.recv(timeout)
             if message.WhichOneof("body") == "desired":
@@ -142,6 +144,10 @@ class ProtocolAgent:
         return [chunk async for chunk in call]
 
     async def close(self) -> None:
+        """End the stream and close the channel (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         self._outbox.put_nowait(None)
         if self.call is not None:
             self.call.cancel()

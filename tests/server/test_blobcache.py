@@ -13,6 +13,7 @@ import pytest
 
 from arcade_server.blobcache import BlobCache
 from arcade_server.storage import BlobNotFound, LocalBlobStore
+from tests.waiting import DEADLINE, until
 
 
 class CountingStore(LocalBlobStore):
@@ -26,7 +27,7 @@ class CountingStore(LocalBlobStore):
 
     def open(self, sha256: str):  # type: ignore[no-untyped-def]
         self.opens += 1
-        self.gate.wait(5)
+        self.gate.wait(DEADLINE)
         return super().open(sha256)
 
 
@@ -42,7 +43,7 @@ async def test_concurrent_downloads_of_one_wheel_read_it_once(tmp_path: Path) ->
     cache = BlobCache(store)
     store.gate.clear()                        # the first read is slow: everyone piles up
     readers = [asyncio.create_task(cache.get(sha)) for _ in range(200)]
-    await asyncio.sleep(0.05)
+    await until(lambda: store.opens == 1, what="the first read to start")
     store.gate.set()
     assert all(blob == data for blob in await asyncio.gather(*readers))
     assert await cache.get(sha) == data

@@ -18,6 +18,9 @@ import httpx
 import pytest
 
 from tests.server.helpers import ProtocolAgent
+from tests.waiting import DEADLINE
+
+pytestmark = pytest.mark.e2e  # real server processes
 
 LISTENING = re.compile(r"REST (http://\S+) .*gRPC (\S+);")
 
@@ -53,7 +56,7 @@ class _Output:
             self._lines.append("")  # EOF marker
             self._changed.notify_all()
 
-    def wait_listening(self, timeout: float = 30) -> tuple[str, str]:
+    def wait_listening(self, timeout: float = DEADLINE) -> tuple[str, str]:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
@@ -67,7 +70,7 @@ class _Output:
                 self._changed.wait(left)
         raise AssertionError("server did not report where it listens:\n" + self.text())
 
-    def text(self, timeout: float = 20) -> str:
+    def text(self, timeout: float = DEADLINE) -> str:
         self._thread.join(timeout)
         with self._changed:
             return "".join(self._lines)
@@ -81,7 +84,7 @@ def test_server_process_serves_both_ports_and_stops_cleanly_on_signal(
     out = _Output(proc)
     try:
         http_url, grpc_target = out.wait_listening()
-        assert httpx.get(f"{http_url}/api/v1/health").json()["status"] == "ok"
+        assert httpx.get(f"{http_url}/api/v1/health", timeout=30).json()["status"] == "ok"
 
         async def register() -> None:
             agent = ProtocolAgent(grpc_target)
@@ -93,7 +96,7 @@ def test_server_process_serves_both_ports_and_stops_cleanly_on_signal(
 
         asyncio.run(register())
         proc.send_signal(sig)
-        proc.wait(timeout=20)
+        proc.wait(timeout=DEADLINE)
         output = out.text()
         assert proc.returncode == 0, output
         assert "Arcade server stopped" in output
@@ -140,6 +143,7 @@ import httpx
 from arcade_server.runner import ArcadeServer
 from arcade_server.settings import Settings
 from tests.server.helpers import ProtocolAgent
+from tests.waiting import DEADLINE
 
 async def main() -> None:
     settings = Settings(home=Path(sys.argv[1]), host="127.0.0.1", http_port=0, grpc_port=0)
@@ -149,7 +153,7 @@ async def main() -> None:
         agent = ProtocolAgent(server.grpc_target)
         await agent.connect()
         await agent.desired()
-        async with httpx.AsyncClient(base_url=server.http_url + "/api/v1") as api:
+        async with httpx.AsyncClient(base_url=server.http_url + "/api/v1", timeout=30) as api:
             assert [a["id"] for a in (await api.get("/agents")).json()] == [agent.agent_id]
             assert (await api.get("/plugins")).json() == []
             assert (await api.get("/jobs")).json() == []

@@ -15,6 +15,7 @@ from arcade_server.settings import Settings
 from arcade_server.state import ServerState, migrate_database
 
 
+@pytest.mark.e2e
 async def test_a_child_process_brings_a_new_database_to_the_newest_schema(
     tmp_path: Path,
 ) -> None:
@@ -28,6 +29,7 @@ async def test_a_child_process_brings_a_new_database_to_the_newest_schema(
     await migrate_database(url)                  # at head already: nothing to do, no error
 
 
+@pytest.mark.e2e
 async def test_a_failed_child_migration_says_why(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -35,6 +37,7 @@ async def test_a_failed_child_migration_says_why(tmp_path: Path) -> None:
         await migrate_database(f"sqlite:///{blocker / 'sub' / 'arcade.db'}")
 
 
+@pytest.mark.e2e
 async def test_a_server_state_that_migrates_in_a_child_starts_and_serves(tmp_path: Path) -> None:
     state = ServerState(Settings(home=tmp_path / "home"), migrate_in_subprocess=True)
     await state.start()
@@ -48,6 +51,7 @@ async def test_a_server_state_that_migrates_in_a_child_starts_and_serves(tmp_pat
         await state.close()
 
 
+@pytest.mark.e2e
 def test_settle_gc_freezes_what_lives_for_the_whole_process() -> None:
     code = (
         "import gc; from arcade_server.runner import settle_gc, _GC_GEN0\n"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from arcade_core import Event, InvalidConfig, Manifest
+from tests.waiting import until_sync
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_notify_stdout" / "arcade-plugin.json"
@@ -124,11 +124,14 @@ def test_loaded_in_a_child_process_notify_succeeds_without_touching_our_stdout(
         assert host.status("arcade-notify-stdout").calls == 1
         # The child's stdout is the protocol channel: the plugin's line goes to its stderr
         # and from there to the host's log (or this process's stderr), never to our stdout.
-        deadline = time.monotonic() + 5.0
         seen = ""
-        while time.monotonic() < deadline and "event {" not in seen:
-            time.sleep(0.02)
+
+        def heard() -> bool:
+            nonlocal seen
             seen += capfd.readouterr().err
             seen += "".join(r.getMessage() for r in caplog.records)
+            return "event {" in seen
+
+        until_sync(heard, what="the plugin's line on stderr or in the log")
     assert "event {" not in capfd.readouterr().out
     assert '"kind":"job.finished"' in seen

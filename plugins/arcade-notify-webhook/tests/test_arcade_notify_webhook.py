@@ -18,6 +18,7 @@ from types import ModuleType
 import pytest
 
 from arcade_core import Event, InvalidConfig, Manifest, PluginLoadError
+from tests.waiting import DEADLINE
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_notify_webhook" / "arcade-plugin.json"
@@ -100,7 +101,7 @@ class Receiver:
         self.closing.set()
         self.server.shutdown()
         self.server.server_close()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=DEADLINE)
 
 
 @pytest.fixture
@@ -221,15 +222,14 @@ def test_a_redirect_is_not_followed(plugin_module: ModuleType, receiver: Receive
 
 
 def test_the_timeout_bounds_each_attempt(plugin_module: ModuleType, receiver: Receiver) -> None:
-    receiver.default = Reply(delay=5.0)
+    receiver.default = Reply(delay=3600.0)  # never in time (closing the receiver ends it)
     plugin = plugin_module.NotifyWebhook(_config(receiver.url, timeout=0.3, retries=1,
                                                  backoff=0.0))
     started = time.monotonic()
     with pytest.raises(plugin_module.DeliveryError,
                        match=r"gave up after 2 attempts: 1: no answer within 0\.3 s \(timeout\)"):
         plugin.notify(_event())
-    elapsed = time.monotonic() - started
-    assert 0.6 <= elapsed < 2.0
+    assert time.monotonic() - started >= 0.6  # each attempt waited its 0.3 s
     assert len(receiver.requests) == 2
 
 

@@ -18,6 +18,7 @@ from arcade_core.states import JobStatus, RecordStatus, Stage
 from arcade_server.runner import ServerThread
 from tests.server.conftest import start_server
 from tests.server.helpers import ProtocolAgent, dependency_wheel, plugin_wheel, publish, unique
+from tests.waiting import DEADLINE, until
 
 
 async def _connected(server: ServerThread, agent_id: str | None = None,
@@ -31,21 +32,16 @@ async def _connected(server: ServerThread, agent_id: str | None = None,
     return agent
 
 
-async def _next(agent: ProtocolAgent, kind: str, timeout: float = 5.0) -> Any:
+async def _next(agent: ProtocolAgent, kind: str, timeout: float = DEADLINE) -> Any:
     while True:
         message = await agent.recv(timeout)
         if message.WhichOneof("body") == kind:
             return getattr(message, kind)
 
 
-async def _until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(check)
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
+async def _until(check: Callable[[], Any]) -> Any:
+    """``check`` (blocking: it calls the API) polled in a thread until truthy."""
+    return await until(check, blocking=True)
 
 
 def _event(job_id: str, status: str, **kwargs: Any) -> pb.AgentMessage:
@@ -207,14 +203,17 @@ async def test_agent_back_without_its_running_job_fails_it_and_known_jobs_surviv
 ) -> None:
     agent = await _connected(server)
     ids = []
-    for _ in range(2):
-        ids.append((await asyncio.to_thread(api.post, "/jobs", json={
-            "agent": agent.agent_id, "commands": ["sleep 60"]})).json()["id"])
-        await _next(agent, "job")
-    for job_id in ids:
-        agent.send(_event(job_id, "running", started_at=time.time()))
-    await _until(lambda: all(api.get(f"/jobs/{i}").json()["status"] == "running" for i in ids))
-    await agent.close()
+    try:
+        for _ in range(2):
+            ids.append((await asyncio.to_thread(api.post, "/jobs", json={
+                "agent": agent.agent_id, "commands": ["sleep 60"]})).json()["id"])
+            await _next(agent, "job")
+        for job_id in ids:
+            agent.send(_event(job_id, "running", started_at=time.time()))
+        await _until(lambda: all(api.get(f"/jobs/{i}").json()["status"] == "running"
+                                 for i in ids))
+    finally:
+        await agent.close()
     again = await _connected(server, agent.agent_id, jobs=[ids[1]])
     try:
         lost = (await asyncio.to_thread(api.get, f"/jobs/{ids[0]}")).json()
@@ -229,14 +228,16 @@ async def test_agent_back_without_its_running_job_fails_it_and_known_jobs_surviv
         await again.close()
 
 
+@pytest.mark.e2e
 async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: Path) -> None:
     settings = {"heartbeat_interval": 0.2, "offline_after": 0.5, "job_lost_after": 1.0,
                 "job_sweep_interval": 0.2}
     home = tmp_path / "home"
     server = await asyncio.to_thread(start_server, home, **settings)
+    agent: ProtocolAgent | None = None
     try:
         agent = await _connected(server)
-        with httpx.Client(base_url=server.http_url + "/api/v1") as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
             job_id = (await asyncio.to_thread(api.post, "/jobs", json={
                 "agent": agent.agent_id, "commands": ["sleep 60"]})).json()["id"]
             await _next(agent, "job")
@@ -245,7 +246,7 @@ async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: 
         await asyncio.to_thread(server.stop)
         await agent.close()
         server = await asyncio.to_thread(start_server, home, **settings)
-        with httpx.Client(base_url=server.http_url + "/api/v1") as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
             body = (await asyncio.to_thread(api.get, f"/jobs/{job_id}")).json()
             assert body["status"] in ("running", "failed")  # the record survived the restart
 
@@ -253,8 +254,10 @@ async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: 
                 data: dict[str, Any] = api.get(f"/jobs/{job_id}").json()
                 return data if data["status"] == "failed" else None
 
-            lost = await _until(failed, timeout=10)
+            lost = await _until(failed)
             assert f"agent {agent.agent_id} has not been seen" in lost["error"]
             assert lost["finished_at"] is not None
     finally:
+        if agent is not None:
+            await agent.close()
         await asyncio.to_thread(server.stop)

@@ -15,6 +15,7 @@ from arcade_server.runner import ServerThread
 from tests.pg import PostgresCluster
 from tests.server.conftest import start_server
 from tests.server.helpers import dependency_wheel, plugin_wheel, publish, unique, upload
+from tests.waiting import DEADLINE
 from tests.wheelmaker import make_wheel
 
 
@@ -176,7 +177,7 @@ def test_uploads_over_the_limit_are_refused_with_413(tmp_path: Path) -> None:
             f"{module}/__init__.py": "class Plugin:\n    def __init__(self, c):\n        pass\n",
             f"{module}/blob.bin": os.urandom(200 * 1024),
         })
-        with httpx.Client(base_url=server.http_url + "/api/v1") as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
             declared = upload(api, big)
             assert declared.status_code == 413
             assert "max_upload_bytes" in declared.json()["error"]
@@ -203,7 +204,7 @@ def _race(url: str, wheels: list[Path]) -> list[int]:
     def one(i: int) -> None:
         with httpx.Client(base_url=url, timeout=30) as client:
             files = [("wheels", (wheels[i].name, wheels[i].read_bytes()))]
-            barrier.wait()
+            barrier.wait(DEADLINE)  # all post at once (a failed thread breaks it)
             statuses[i] = client.post("/plugins", files=files).status_code
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(wheels))]
@@ -215,6 +216,7 @@ def _race(url: str, wheels: list[Path]) -> list[int]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.e2e
 def test_concurrent_publishes_of_one_version_have_one_winner_and_no_corrupt_state(
     tmp_path: Path, request: pytest.FixtureRequest, backend: str
 ) -> None:
@@ -232,7 +234,7 @@ def test_concurrent_publishes_of_one_version_have_one_winner_and_no_corrupt_stat
         statuses = _race(url, different)
         assert sorted(statuses) == [201, 409, 409, 409]
         winner = different[statuses.index(201)]
-        with httpx.Client(base_url=url) as api:
+        with httpx.Client(base_url=url, timeout=30) as api:
             version = api.get(f"/plugins/{name}/versions/1.0.0").json()
             assert version["sha256"] == hashlib.sha256(winner.read_bytes()).hexdigest()
             assert len(version["wheels"]) == 1
@@ -334,7 +336,7 @@ def test_disabled_plugin_cannot_be_enabled_when_unknown(api: httpx.Client) -> No
 
 
 def test_openapi_and_docs_are_served(server: ServerThread) -> None:
-    spec = httpx.get(server.http_url + "/openapi.json").json()
+    spec = httpx.get(server.http_url + "/openapi.json", timeout=30).json()
     assert "/api/v1/plugins" in spec["paths"]
     assert "/api/v1/agents/{agent_id}/plugins" in spec["paths"]
-    assert httpx.get(server.http_url + "/docs").status_code == 200
+    assert httpx.get(server.http_url + "/docs", timeout=30).status_code == 200

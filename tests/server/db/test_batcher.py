@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from arcade_server.db.batcher import Batcher
 from arcade_server.db.engine import Database
+from tests.waiting import DEADLINE, until
 
 
 def _rows(db: Database) -> list[tuple[int, str]]:
@@ -47,15 +48,15 @@ async def test_items_submitted_during_a_write_go_together_in_the_next_one(
     def insert_slowly(conn: Connection, items: list[tuple[int, str]]) -> list[int]:
         calls.append(len(items))
         if len(calls) == 1:
-            gate.wait(5)  # hold the first batch open while the others queue up
+            gate.wait(DEADLINE)  # hold the first batch open while the others queue up
         return _insert(conn, items)
 
     batcher: Batcher[tuple[int, str], int] = Batcher(
         lambda items: db.run(insert_slowly, items), name="items")
     first = asyncio.create_task(batcher.submit((0, "first")))
-    await asyncio.sleep(0.05)
+    await until(lambda: calls == [1], what="the first batch to be written")
     rest = [asyncio.create_task(batcher.submit((i, f"v{i}"))) for i in range(1, 51)]
-    await asyncio.sleep(0.05)
+    await until(lambda: len(batcher._pending) == 50, what="the others to queue up")
     gate.set()
     assert await first == 0
     assert await asyncio.gather(*rest) == list(range(1, 51))
@@ -95,14 +96,17 @@ async def test_close_writes_what_was_submitted_then_refuses_more(db: Database) -
 async def test_a_cancelled_submitter_still_gets_its_item_written(db: Database) -> None:
     gate = threading.Event()
 
+    writing = threading.Event()
+
     def held(conn: Connection, items: list[tuple[int, str]]) -> list[int]:
-        gate.wait(5)
+        writing.set()
+        gate.wait(DEADLINE)
         return _insert(conn, items)
 
     batcher: Batcher[tuple[int, str], int] = Batcher(
         lambda items: db.run(held, items), name="items")
     task = asyncio.create_task(batcher.submit((1, "kept")))
-    await asyncio.sleep(0.05)
+    await until(writing.is_set, what="the batch to be written")
     task.cancel()                                # e.g. the agent's stream went away
     gate.set()
     with pytest.raises(asyncio.CancelledError):
@@ -126,6 +130,6 @@ async def test_a_written_batch_is_not_kept_alive_between_batches() -> None:
     watch = weakref.ref(item)
     await batcher.submit(item)
     del item
-    await asyncio.sleep(0.01)   # the batcher is back to waiting for the next submit
-    assert watch() is None
+    # Once the batcher is back to waiting for the next submit, nothing holds the item.
+    await until(lambda: watch() is None, what="the written item to be released")
     await batcher.close()

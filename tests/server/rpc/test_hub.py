@@ -12,6 +12,7 @@ from arcade_server.errors import NotFound
 from arcade_server.rpc.hub import Hub
 from arcade_server.services import agents
 from arcade_server.services.assignments import DesiredPlugin, DesiredState, WheelRef
+from tests.waiting import DEADLINE
 
 SHA_A, SHA_B, SHA_C = "a" * 64, "b" * 64, "c" * 64
 
@@ -71,7 +72,7 @@ async def test_a_waiter_learns_which_of_its_agents_reported(database: Database) 
                 await asyncio.wait_for(waiter.wait(), 0.05)
             hub.status_reported("a2")
             hub.status_reported("a1")
-            await asyncio.wait_for(waiter.wait(), 1)
+            await asyncio.wait_for(waiter.wait(), DEADLINE)
             assert waiter.take() == {"a1", "a2"}
             assert waiter.take() == set()
         hub.status_reported("a1")                              # after the wait: no error

