@@ -1,24 +1,48 @@
-"""Errors the service functions raise on purpose, each mapped to one HTTP status and one gRPC code.
+"""The server's exceptions: one root, :class:`ServerError`, under :class:`arcade_core.ArcadeError`.
 
-REST answers them as ``{"error": message, "detail": detail}``; gRPC aborts with the code.
-Anything else escaping a handler is a bug (500), never the answer to bad input.
+* :class:`ServiceError` and its subclasses are raised on purpose by the service functions for
+  input a caller got wrong; each maps to one HTTP status and one gRPC code. REST answers them
+  as ``{"error": message, "detail": detail}`` (:mod:`arcade_server.api.errors`); gRPC aborts
+  with the code (:mod:`arcade_server.rpc.servicer`). Anything else escaping a handler is a bug
+  (500), never the answer to bad input.
+* :class:`MigrationError`: the database could not be brought to the current schema. Caught by
+  whoever starts the server (``arcade server`` prints it and exits non-zero).
+* :class:`StartupError`: a listener of the server could not start. Caught like
+  :class:`MigrationError`.
+* :class:`BatcherError`: a group-commit batcher refused an item (it is closed: the server is
+  shutting down) or lost its result (a flush function bug). It fails only the request that
+  submitted the item; the stream handlers that submit log it with the rest of their errors.
+
+The last three are also :class:`RuntimeError`\\ s, as they were before they had names.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from arcade_core import ArcadeError
+
 __all__ = [
+    "BatcherError",
     "Conflict",
     "Invalid",
+    "MigrationError",
     "NotFound",
     "PayloadTooLarge",
+    "ServerError",
     "ServiceError",
+    "StartupError",
 ]
 
 
-class ServiceError(Exception):
-    """Base: ``message`` says what is wrong and what to do; ``detail`` is JSON-ready extra data."""
+class ServerError(ArcadeError):
+    """Root of every error the Arcade server raises on purpose."""
+
+
+class ServiceError(ServerError):
+    """A request the service layer refuses: ``message`` says what is wrong and what to do;
+    ``detail`` is JSON-ready extra data. Mapped to :attr:`status_code` (REST) and
+    :attr:`grpc_code` (the name of a ``grpc.StatusCode``)."""
 
     status_code = 400
     grpc_code = "INVALID_ARGUMENT"
@@ -30,7 +54,7 @@ class ServiceError(Exception):
 
 
 class NotFound(ServiceError):
-    """An unknown agent, plugin, version or assignment."""
+    """An unknown agent, plugin, version, assignment or job."""
 
     status_code = 404
     grpc_code = "NOT_FOUND"
@@ -38,7 +62,7 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     """The request clashes with the current state (republish with other content, delete of an
-    assigned version, install of a disabled plugin)."""
+    assigned version, install of a disabled plugin, cancel of a finished job)."""
 
     status_code = 409
     grpc_code = "FAILED_PRECONDITION"
@@ -56,3 +80,17 @@ class PayloadTooLarge(ServiceError):
 
     status_code = 413
     grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class MigrationError(ServerError, RuntimeError):
+    """Applying the database migrations failed (or was attempted in an unsupported way)."""
+
+
+class StartupError(ServerError, RuntimeError):
+    """A listener (REST or gRPC) stopped while the server was starting."""
+
+
+class BatcherError(ServerError, RuntimeError):
+    """A :class:`~arcade_server.db.batcher.Batcher` could not give an item its result: the
+    batcher was closed (server shutdown), or its flush function returned the wrong number of
+    results."""

@@ -26,6 +26,7 @@ from arcade_core.memory import tune_malloc
 from arcade_core.rpc.v1 import pb_grpc
 
 from .api.app import create_app
+from .errors import StartupError
 from .rpc.servicer import AgentService
 from .settings import Settings
 from .state import ServerState
@@ -145,7 +146,7 @@ class ArcadeServer:
             while not self._uvicorn.started:
                 if self._uvicorn_task.done():
                     self._uvicorn_task.result()
-                    raise RuntimeError("the REST server stopped while starting")
+                    raise StartupError("the REST server stopped while starting")
                 await asyncio.sleep(0.01)
         except BaseException:
             await self.stop()

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import ServerError
+
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_home"]
 
 ENV_PREFIX = "ARCADE_SERVER_"
@@ -35,8 +37,9 @@ _SIZE_UNITS = {
 }
 
 
-class SettingsError(ValueError):
-    """A setting has a value the server cannot use; the message names the setting."""
+class SettingsError(ServerError, ValueError):
+    """A setting has a value the server cannot use; the message names the setting. Caught by
+    ``arcade server`` (``__main__``), which prints it and exits 2."""
 
 
 def default_home() -> Path:

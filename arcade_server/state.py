@@ -1,11 +1,16 @@
 """Everything one server process shares between REST and gRPC, and its background loops.
 
 :class:`ServerState` owns the database, the blob store, the stream hub and the presence
-table. :meth:`ServerState.start` applies migrations (in a thread, or in a child process for
-``arcade server``: :func:`migrate_database`) and starts five small
-loops: flush last-seen times, sweep revisions changed by other replicas, expire old
-metrics, sweep jobs (send queued ones created elsewhere, fail those whose agent is
-gone), and release memory after bursts (:meth:`ServerState.release_memory`).
+table, and wires them together: services announce changes through
+:attr:`ServerState.notifier` (a :class:`~arcade_server.services.notifier.Notifier`; today the
+hub, :class:`~arcade_server.rpc.hub.Hub`, which holds this process's agent streams), so the
+services never know about streams.
+
+:meth:`ServerState.start` applies migrations (in a thread, or in a child process for
+``arcade server``: :func:`migrate_database`) and starts five small loops: flush last-seen
+times, sweep revisions changed by other replicas, expire old metrics, sweep jobs (send queued
+ones created elsewhere, fail those whose agent is gone), and release memory after bursts
+(:meth:`ServerState.release_memory`).
 :meth:`ServerState.close` stops them and flushes what is left.
 
 Registrations, status reports and metric batches from agents go through
@@ -28,9 +33,11 @@ from arcade_core.memory import release_memory
 from .blobcache import BlobCache
 from .db.batcher import Batcher
 from .db.engine import Database
+from .errors import MigrationError
 from .presence import Presence
 from .rpc.hub import Hub
 from .services import agents, jobs, metrics
+from .services.notifier import Notifier
 from .settings import Settings
 from .storage import LocalBlobStore
 
@@ -41,7 +48,9 @@ log = logging.getLogger("arcade.server")
 
 async def migrate_database(url: str) -> None:
     """Apply the migrations to ``url`` in a child process (``python -m
-    arcade_server.db.migrate``, the URL on its stdin); raise RuntimeError with its message.
+    arcade_server.db.migrate``, the URL on its stdin); raise
+    :class:`~arcade_server.errors.MigrationError` with its message (``arcade server`` reports
+    it and exits).
 
     A serving process that migrates itself keeps Alembic, Mako and Pygments imported for
     its whole life (~13 MB of RSS, a tenth of a 1,000-agent server); a child frees them."""
@@ -53,7 +62,7 @@ async def migrate_database(url: str) -> None:
     out, err = await proc.communicate(url.encode() + b"\n")
     if proc.returncode != 0:
         text = (err or out).decode(errors="replace").strip().splitlines()
-        raise RuntimeError(
+        raise MigrationError(
             "database migration failed: " + (text[-1] if text else f"exit {proc.returncode}"))
 
 
@@ -71,6 +80,8 @@ class ServerState:
         self.blobs = BlobCache(self.store)
         self.presence = Presence()
         self.hub = Hub(self.db)
+        #: Where services announce changes agents must hear about (see the module docstring).
+        self.notifier: Notifier = self.hub
         db = self.db
         self.registrations: Batcher[agents.AgentInfo, None] = Batcher(
             lambda infos: db.run(agents.register_many, infos), name="registrations")
@@ -126,7 +137,12 @@ class ServerState:
         await self.hub.sweep()
 
     async def _sweep_jobs(self) -> None:
-        await jobs.sweep(self)
+        settings = self.settings
+        await jobs.sweep(
+            self.db, self.notifier, connected=self.hub.connected_ids(),
+            last_seen=self.presence.snapshot(), lost_after=settings.job_lost_after,
+            grace=settings.job_timeout_grace,
+        )
 
     def _burst_count(self) -> int:
         """Agent messages that come in bursts: registrations, status reports, small-wheel

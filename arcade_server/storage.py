@@ -18,18 +18,21 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import ServerError
+
 __all__ = ["BlobCorrupt", "BlobNotFound", "BlobStore", "LocalBlobStore"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COPY_CHUNK = 1024 * 1024
 
 
-class BlobNotFound(LookupError):
-    """No blob with that sha256 in the store."""
+class BlobNotFound(ServerError, LookupError):
+    """No blob with that sha256 in the store. Caught by ``DownloadWheel`` (``NOT_FOUND``)."""
 
 
-class BlobCorrupt(ValueError):
-    """Content written to the store did not hash to the expected sha256."""
+class BlobCorrupt(ServerError, ValueError):
+    """Content written to the store did not hash to the expected sha256. Raised to whoever
+    stores the blob (a publish fails with it; the partial file is removed)."""
 
 
 def check_sha256(sha256: str) -> str:

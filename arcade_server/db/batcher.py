@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from ..errors import BatcherError
+
 __all__ = ["Batcher"]
 
 log = logging.getLogger("arcade.server.db")
@@ -65,7 +67,7 @@ class Batcher(Generic[T, R]):
         """Queue ``item`` for the next batch and return its result once the batch is written
         (or raise the error writing it alone raised)."""
         if self._closed:
-            raise RuntimeError(f"{self.name}: the batcher is closed")
+            raise BatcherError(f"{self.name}: the batcher is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
@@ -117,7 +119,7 @@ class Batcher(Generic[T, R]):
                 await self._write([one])
             return
         if len(results) != len(batch):  # a flush function bug: never leave a submitter hanging
-            error = RuntimeError(
+            error = BatcherError(
                 f"{self.name}: flush returned {len(results)} results for {len(batch)} items")
             for _item, future in batch:
                 if not future.done():

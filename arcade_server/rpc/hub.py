@@ -1,9 +1,13 @@
 """The per-process registry of open agent streams, and the waits on agent reports.
 
-When an assignment changes, the REST handler calls :meth:`Hub.push` with the agents whose
-revision moved; the hub builds their desired states in a few queries and hands each one to
-the agent's open stream at once (a queue: no polling in the hot path). A stream never sends
-a revision older than one it already sent, so concurrent pushes cannot reorder states.
+The hub is the server's :class:`~arcade_server.services.notifier.Notifier`: services announce
+changes through it and it turns them into messages on the open streams of this process.
+When an assignment changes, the REST handler calls :meth:`Hub.desired_changed` (alias
+:meth:`Hub.push`) with the agents whose revision moved; the hub builds their desired states
+in a few queries and hands each one to the agent's open stream at once (a queue: no polling
+in the hot path). A stream never sends a revision older than one it already sent, so
+concurrent pushes cannot reorder states. Jobs (:meth:`Hub.jobs_dispatched`) and cancels
+(:meth:`Hub.job_cancelled`) are queued on the stream the same way.
 
 Several replicas: a change made on another replica reaches this one's streams through
 :meth:`Hub.sweep`, a cheap periodic comparison of the revisions in the database with the ones
@@ -16,7 +20,7 @@ interval as well (the report may have arrived at another replica).
 
 At fleet scale two reads are answered without a query per agent: the desired state a new
 stream starts with (:meth:`Hub.desired`: agents connecting together share the few queries of
-one :func:`~arcade_server.services.assignments.desired_states` call), and ``DownloadWheel``'s
+one :func:`~arcade_server.services.desired_reads.desired_states` call), and ``DownloadWheel``'s
 permission check (:meth:`Hub.allows_download`: a wheel of the desired state this process last
 queued for the agent's open stream; anything else is still checked in the database).
 """
@@ -25,15 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ..db.batcher import Batcher
 from ..db.engine import Database
 from ..errors import NotFound
-from ..services import assignments
-from ..services.assignments import DesiredState
+from ..services import desired as desired_reads
+from ..services.desired import DesiredState
+from ..services.dispatch import Dispatch
+from .convert import cancel_to_pb, job_to_pb
 
 __all__ = ["AgentStream", "Hub", "Replaced", "Waiter"]
 
@@ -156,12 +162,12 @@ class Hub:
             self._read_desired, name="desired state reads")
 
     async def _read_desired(self, agent_ids: list[str]) -> list[DesiredState | None]:
-        states = await self._db.read(assignments.desired_states, agent_ids)
+        states = await self._db.read(desired_reads.desired_states, agent_ids)
         return [states.get(agent_id) for agent_id in agent_ids]
 
     async def desired(self, agent_id: str) -> DesiredState:
         """The agent's current desired state (reads for agents connecting together are
-        batched into one :func:`~arcade_server.services.assignments.desired_states`)."""
+        batched into one :func:`~arcade_server.services.desired_reads.desired_states`)."""
         state = await self.desired_reads.submit(agent_id)
         if state is None:
             raise NotFound(f"no agent with id {agent_id!r} has registered")
@@ -215,7 +221,7 @@ class Hub:
         local = [agent_id for agent_id in agent_ids if agent_id in self._streams]
         if not local:
             return 0
-        states = await self._db.read(assignments.desired_states, local)
+        states = await self._db.read(desired_reads.desired_states, local)
         sent = 0
         for agent_id, state in states.items():
             stream = self._streams.get(agent_id)
@@ -223,13 +229,38 @@ class Hub:
                 sent += 1
         return sent
 
+    # ---------------------------------------------------------------- Notifier
+
+    async def desired_changed(self, agent_ids: Iterable[str]) -> int:
+        """:meth:`Notifier.desired_changed`: :meth:`push`."""
+        return await self.push(agent_ids)
+
+    async def jobs_dispatched(self, dispatches: Sequence[Dispatch]) -> list[str]:
+        """Queue each job on its agent's stream if that agent is connected to this process;
+        return the ids of the jobs queued."""
+        sent: list[str] = []
+        for dispatch in dispatches:
+            stream = self._streams.get(dispatch.agent_id)
+            if stream is not None and not stream.closed:
+                stream.send(job_to_pb(dispatch))
+                sent.append(dispatch.job_id)
+        return sent
+
+    def job_cancelled(self, agent_id: str, job_id: str) -> bool:
+        """Queue a cancel of ``job_id`` on the agent's stream here; True if there is one."""
+        stream = self._streams.get(agent_id)
+        if stream is None or stream.closed:
+            return False
+        stream.send(cancel_to_pb(job_id))
+        return True
+
     async def sweep(self) -> int:
         """Push to connected agents whose revision in the database moved past what they got
         (changes made by another replica)."""
         ids = self.connected_ids()
         if not ids:
             return 0
-        current = await self._db.read(assignments.revisions, ids)
+        current = await self._db.read(desired_reads.revisions, ids)
         stale = [
             agent_id for agent_id, revision in current.items()
             if (stream := self._streams.get(agent_id)) is not None

@@ -26,15 +26,20 @@ import grpc
 
 from arcade_core import __version__
 from arcade_core.rpc.v1 import pb, pb_grpc
-from arcade_core.rpc.v1.convert import to_pb
-from arcade_core.states import Isolation, PluginState
 
 from ..errors import ServiceError
-from ..services import agents, assignments, jobs, metrics
-from ..services.assignments import DesiredState
+from ..services import agents, desired, jobs, metrics
+from ..services.desired import DesiredState
 from ..state import ServerState
 from ..storage import BlobNotFound
-from .convert import wire_word
+from .convert import (
+    agent_info_from_pb,
+    cancel_to_pb,
+    desired_to_pb,
+    event_from_pb,
+    job_to_pb,
+    reported_from_pb,
+)
 from .hub import REPLACED, AgentStream
 
 __all__ = ["AgentService", "desired_to_pb"]
@@ -42,39 +47,6 @@ __all__ = ["AgentService", "desired_to_pb"]
 log = logging.getLogger("arcade.server.rpc")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def desired_to_pb(state: DesiredState) -> pb.ServerMessage:
-    return pb.ServerMessage(desired=pb.DesiredState(
-        revision=state.revision,
-        plugins=[
-            pb.DesiredPlugin(
-                name=p.name, version=p.version,
-                isolation=to_pb(Isolation(p.isolation) if p.isolation else None),
-                config_json=p.config_json, interval=p.interval,
-                wheels=[pb.WheelRef(filename=w.filename, sha256=w.sha256, size=w.size)
-                        for w in p.wheels],
-            )
-            for p in state.plugins
-        ],
-    ))
-
-
-def _reported(status: Any) -> agents.ReportedPlugin:
-    return agents.ReportedPlugin(
-        name=status.name, version=status.version, state=wire_word(PluginState, status.state),
-        error=status.error, restarts=status.restarts,
-        isolation=wire_word(Isolation, status.isolation), sha256=status.sha256,
-    )
-
-
-def _agent_info(reg: Any) -> agents.AgentInfo:
-    return agents.AgentInfo(
-        agent_id=reg.agent_id, hostname=reg.hostname, ip=reg.ip, os=reg.os, arch=reg.arch,
-        agent_version=reg.agent_version, python_version=reg.python_version,
-        labels=dict(reg.labels), plugins=[_reported(p) for p in reg.plugins],
-        applied_revision=reg.applied_revision,
-    )
 
 
 def _grpc_code(error: ServiceError) -> grpc.StatusCode:
@@ -115,7 +87,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
             # for agents that have jobs (most of a reconnecting fleet has none: one batched
             # read tells, instead of a write transaction per agent).
             if known_jobs or await state.open_jobs.submit(agent_id):
-                for job_message in await jobs.on_connect(state, agent_id, known_jobs):
+                for job_message in await self._job_messages(agent_id, known_jobs):
                     stream.send(job_message)
             reader = asyncio.create_task(self._read(agent_id, context, stream))
             while True:
@@ -139,6 +111,15 @@ class AgentService(pb_grpc.AgentServiceServicer):
             state.hub.detach(stream)
             log.info("agent %s disconnected", agent_id)
 
+    async def _job_messages(self, agent_id: str, known: list[str]) -> list[pb.ServerMessage]:
+        """Settle an agent's jobs as it registers; return the jobs and cancels to send it."""
+        result = await self.state.db.run(jobs.agent_connected, agent_id, known)
+        for job_id in result.failed:
+            log.warning("job %s failed: agent %s came back without it", job_id, agent_id)
+        messages = [job_to_pb(d) for d in result.dispatches]
+        messages.extend(cancel_to_pb(job_id) for job_id in result.cancels)
+        return messages
+
     async def _register(
         self, context: grpc.aio.ServicerContext
     ) -> tuple[str, list[str]] | None:
@@ -153,7 +134,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 "the first message on Connect must be Register (agent id, host facts, labels, "
                 "installed plugins)",
             )
-        info = _agent_info(first.register)
+        info = agent_info_from_pb(first.register)
         try:
             # Validated here, so a bad registration never fails a whole batch.
             await self.state.registrations.submit(agents.validate_registration(info))
@@ -195,7 +176,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 report = message.status
                 await state.status_reports.submit(agents.status_update(
                     agent_id, report.revision,
-                    [_reported(p) for p in report.plugins], complete=report.complete,
+                    [reported_from_pb(p) for p in report.plugins], complete=report.complete,
                 ))
                 state.presence.touch(agent_id, report.revision)
                 state.hub.status_reported(agent_id)
@@ -212,7 +193,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
             elif kind == "register":
                 log.warning("agent %s sent Register on an open stream; ignored", agent_id)
             elif kind == "job_event":
-                await jobs.handle_event(state, agent_id, message.job_event)
+                event = event_from_pb(message.job_event)
+                outcome = await state.db.run(jobs.record_event, agent_id, event)
+                if outcome.cancel:  # a running report for a job that already ended
+                    state.hub.job_cancelled(agent_id, event.job_id)
         except ServiceError as exc:
             log.warning("agent %s sent a bad %s message: %s", agent_id, kind, exc)
 
@@ -244,7 +228,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         # The wheels of the state just pushed to the agent's stream are known here; anything
         # else (a job's wheel, a stream on another replica) is checked in the database.
         allowed = state.hub.allows_download(request.agent_id, sha256) or await state.db.read(
-            assignments.may_download, request.agent_id, sha256)
+            desired.may_download, request.agent_id, sha256)
         if not allowed:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,

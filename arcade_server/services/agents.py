@@ -23,13 +23,15 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from arcade_core.states import AgentPresence, PluginState
+
 from ..db import tables as t
 from ..db.tables import AnyRow
 from ..errors import Invalid, NotFound
 from ._sql import upsert
 
 __all__ = [
-    "PLUGIN_STATES",
+    "REPORTED_STATES",
     "AgentInfo",
     "ReportedPlugin",
     "StatusUpdate",
@@ -48,10 +50,9 @@ __all__ = [
     "validate_registration",
 ]
 
-PLUGIN_STATES = frozenset(
-    {"downloading", "installing", "running", "failed", "removed", "stopped", "pending"}
-)
-FINAL_STATES = frozenset({"running", "failed"})
+#: The plugin states an agent may report: every :class:`~arcade_core.states.PluginState`
+#: but ``restarting``, which the agent reports as ``running`` (with its restarts and error).
+REPORTED_STATES = frozenset(PluginState) - {PluginState.RESTARTING}
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
@@ -116,10 +117,10 @@ def _state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int,
                 ) -> list[dict[str, Any]]:
     rows = []
     for p in plugins:
-        if p.state not in PLUGIN_STATES:
+        if p.state not in REPORTED_STATES:
             raise Invalid(
                 f"plugin {p.name!r}: unknown state {p.state!r}; expected one of "
-                f"{', '.join(sorted(PLUGIN_STATES))}"
+                f"{', '.join(sorted(REPORTED_STATES))}"
             )
         rows.append({
             "agent_id": agent_id, "plugin_name": _clip(p.name, 200),
@@ -173,7 +174,7 @@ def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | 
         for agent_id, (info, _labels) in latest.items()
         for row in {r["plugin_name"]: r for r in _state_rows(
             agent_id, info.plugins, info.applied_revision, now)}.values()
-        if row["state"] != "removed"
+        if row["state"] != PluginState.REMOVED
     ]
     labels_table, states_table = t.agent_labels, t.plugin_states
     conn.execute(labels_table.delete().where(labels_table.c.agent_id.in_(ids)))
@@ -230,8 +231,8 @@ def report_statuses(conn: Connection, updates: Sequence[StatusUpdate]) -> list[N
             applied[update_.agent_id] = update_.revision
     states = t.plugin_states
     removed = [{"b_agent": agent_id, "b_plugin": plugin}
-               for (agent_id, plugin), row in final.items() if row["state"] == "removed"]
-    kept = [row for row in final.values() if row["state"] != "removed"]
+               for (agent_id, plugin), row in final.items() if row["state"] == PluginState.REMOVED]
+    kept = [row for row in final.values() if row["state"] != PluginState.REMOVED]
     if removed:
         conn.execute(
             states.delete().where(states.c.agent_id == bindparam("b_agent"),
@@ -307,7 +308,7 @@ def agent_dict(
         "agent_version": agent.agent_version,
         "python_version": agent.python_version,
         "labels": dict(agent.labels or {}),
-        "status": "online" if online else "offline",
+        "status": AgentPresence.ONLINE if online else AgentPresence.OFFLINE,
         "online": online,
         "last_seen": seen,
         "registered_at": agent.registered_at,

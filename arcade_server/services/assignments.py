@@ -1,19 +1,21 @@
-"""Desired state: which plugin versions each agent should run, with config and isolation.
+"""Assignments: which plugin versions each agent should run, with config and isolation.
 
 Every change bumps the agent's ``desired_revision`` in the same transaction, so the revision
 an agent applies always names one exact plugin list. A selector change (labels, or every agent
 when the selector is empty) matches and bumps all agents with ONE ``UPDATE … RETURNING`` and
 upserts their assignments in one batch: a fleet-wide install is a handful of statements.
+Each change returns the bumped revisions; the caller announces them
+(:meth:`~arcade_server.services.notifier.Notifier.desired_changed`).
 
-:func:`desired_states` builds the full desired list of several agents in a few queries (for
-pushes after a fleet-wide change); :func:`may_download` is the DownloadWheel permission check.
+The reads live beside: :mod:`~arcade_server.services.desired` (the desired state an agent is
+sent, the download permission) and :mod:`~arcade_server.services.plugin_states` (what agents
+report); their names are re-exported here for the REST routers.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +29,17 @@ from ..db.tables import AnyRow
 from ..errors import Invalid, NotFound
 from . import registry
 from ._sql import upsert
-from .agents import FINAL_STATES, get_agent_row, validate_labels
-from .jobs import job_wheel_allowed
+from .agents import get_agent_row, validate_labels
+from .desired import (
+    DesiredPlugin,
+    DesiredState,
+    WheelRef,
+    desired_state,
+    desired_states,
+    may_download,
+    revisions,
+)
+from .plugin_states import agent_plugins, current_states, install_outcomes
 
 __all__ = [
     "AssignResult",
@@ -49,33 +60,7 @@ __all__ = [
     "unassign_selector",
 ]
 
-
-@dataclass(frozen=True)
-class WheelRef:
-    filename: str
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class DesiredPlugin:
-    name: str
-    version: str
-    isolation: str
-    config: Mapping[str, Any]
-    wheels: tuple[WheelRef, ...]
-    interval: float
-
-    @property
-    def config_json(self) -> str:
-        return json.dumps(self.config, sort_keys=True, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class DesiredState:
-    agent_id: str
-    revision: int
-    plugins: tuple[DesiredPlugin, ...]
+_ISOLATIONS = frozenset(Isolation)
 
 
 @dataclass(frozen=True)
@@ -90,11 +75,11 @@ class AssignResult:
 # ---------------------------------------------------------------- helpers
 
 
-def _isolation(value: str | None, default: str) -> str:
+def _isolation(value: str | None, default: str) -> Isolation:
     isolation = value or default
-    if isolation not in tuple(Isolation):
+    if isolation not in _ISOLATIONS:
         raise Invalid(f"isolation {value!r} is not supported; use one of {', '.join(Isolation)}")
-    return isolation
+    return Isolation(isolation)
 
 
 def _validated(version: AnyRow, config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -145,7 +130,7 @@ def _selector_clause(selector: Mapping[str, str]) -> Any:
 
 def _assignment_rows(
     revisions: Mapping[str, int], version: AnyRow, config: dict[str, Any],
-    isolation: str, now: float,
+    isolation: Isolation, now: float,
 ) -> list[dict[str, Any]]:
     return [
         {"agent_id": agent_id, "plugin_name": version.plugin_name, "version_id": version.id,
@@ -168,7 +153,7 @@ def _assign_where(
     config: Mapping[str, Any] | None,
     isolation: str | None,
     now: float | None,
-) -> tuple[AnyRow, dict[str, Any], str, dict[str, int]]:
+) -> tuple[AnyRow, dict[str, Any], Isolation, dict[str, int]]:
     """Resolve ``spec``, validate ``config``, then assign it to the agents matching ``where``
     (their revisions bumped in this transaction); returns what was assigned and the revisions."""
     now = time.time() if now is None else now
@@ -286,171 +271,3 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
          "config": effective, "isolation": found.isolation, "revision": revisions[agent_id]},
         revisions,
     )
-
-
-# ---------------------------------------------------------------- reads
-
-
-def desired_states(conn: Connection, agent_ids: Iterable[str]) -> dict[str, DesiredState]:
-    """The full desired state of each agent, in three queries whatever the number of agents."""
-    ids = list(dict.fromkeys(agent_ids))
-    if not ids:
-        return {}
-    agent = t.agents.c
-    revision_of = dict(conn.execute(
-        select(agent.id, agent.desired_revision).where(agent.id.in_(ids))
-    ).all())
-    a, v, w = t.assignments.c, t.plugin_versions.c, t.plugin_version_wheels.c
-    rows = conn.execute(
-        select(a.agent_id, a.plugin_name, a.isolation, a.config, a.version_id, v.version,
-               v.manifest)
-        .join(t.plugin_versions, v.id == a.version_id)
-        .where(a.agent_id.in_(list(revision_of)))
-        .order_by(a.agent_id, a.plugin_name)
-    ).all()
-    # Each version's wheels and interval once, however many agents run it.
-    wheels_of: dict[int, list[WheelRef]] = {row.version_id: [] for row in rows}
-    if wheels_of:
-        for wheel in conn.execute(
-            select(w.version_id, w.filename, w.sha256, w.size)
-            .where(w.version_id.in_(list(wheels_of)))
-            .order_by(w.version_id, w.position)
-        ):
-            wheels_of[wheel.version_id].append(WheelRef(wheel.filename, wheel.sha256, wheel.size))
-    cache: dict[int, tuple[tuple[WheelRef, ...], float]] = {}
-    plugins: dict[str, list[DesiredPlugin]] = {agent_id: [] for agent_id in revision_of}
-    for row in rows:
-        if row.version_id not in cache:
-            cache[row.version_id] = (
-                tuple(wheels_of[row.version_id]),
-                float(registry.manifest_of(row).interval or 0.0),
-            )
-        wheels, interval = cache[row.version_id]
-        plugins[row.agent_id].append(DesiredPlugin(
-            name=row.plugin_name, version=row.version, isolation=row.isolation,
-            config=row.config, wheels=wheels, interval=interval,
-        ))
-    return {
-        agent_id: DesiredState(agent_id, revision_of[agent_id], tuple(plugins[agent_id]))
-        for agent_id in revision_of
-    }
-
-
-def desired_state(conn: Connection, agent_id: str) -> DesiredState:
-    states = desired_states(conn, [agent_id])
-    if agent_id not in states:
-        get_agent_row(conn, agent_id)  # raises NotFound
-    return states[agent_id]
-
-
-def revisions(conn: Connection, agent_ids: Sequence[str]) -> dict[str, int]:
-    """Current desired revisions of the given agents (the hub's fallback sweep)."""
-    if not agent_ids:
-        return {}
-    agent = t.agents.c
-    return dict(conn.execute(
-        select(agent.id, agent.desired_revision).where(agent.id.in_(list(agent_ids)))
-    ).all())
-
-
-def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
-    """Desired and actual, side by side, one entry per plugin name."""
-    get_agent_row(conn, agent_id)
-    assigned, v = t.assignments.c, t.plugin_versions.c
-    desired = {
-        row.plugin_name: row
-        for row in conn.execute(
-            select(assigned.plugin_name, v.version, assigned.config, assigned.isolation,
-                   assigned.revision, assigned.updated_at)
-            .join(t.plugin_versions, v.id == assigned.version_id)
-            .where(assigned.agent_id == agent_id)
-        )
-    }
-    actual = {
-        row.plugin_name: row
-        for row in conn.execute(
-            select(t.plugin_states).where(t.plugin_states.c.agent_id == agent_id))
-    }
-    out = []
-    for name in sorted(set(desired) | set(actual)):
-        a = desired.get(name)
-        s = actual.get(name)
-        out.append({
-            "name": name,
-            "desired": None if a is None else {
-                "version": a.version, "config": a.config, "isolation": a.isolation,
-                "revision": a.revision, "updated_at": a.updated_at,
-            },
-            "actual": None if s is None else {
-                "version": s.version, "state": s.state, "error": s.error,
-                "restarts": s.restarts, "isolation": s.isolation, "sha256": s.sha256,
-                "revision": s.revision, "updated_at": s.updated_at,
-            },
-            "in_sync": a is not None and s is not None and s.state == "running"
-            and s.version == a.version,
-        })
-    return out
-
-
-def install_outcomes(
-    conn: Connection, revisions: Mapping[str, int], name: str, version: str
-) -> dict[str, dict[str, Any] | None]:
-    """For each agent, its final report (``running``/``failed``) for ``name@version`` made
-    while applying ``revisions[agent]`` or later, or ``None`` while it has not sent one."""
-    if not revisions:
-        return {}
-    ids = list(revisions)
-    ps, agent = t.plugin_states.c, t.agents.c
-    states = {
-        s.agent_id: s
-        for s in conn.execute(select(
-            ps.agent_id, ps.version, ps.state, ps.error, ps.restarts, ps.revision,
-        ).where(ps.plugin_name == name, ps.agent_id.in_(ids)))
-    }
-    applied: dict[str, int] = dict(conn.execute(
-        select(agent.id, agent.applied_revision).where(agent.id.in_(ids))
-    ).all())
-    out: dict[str, dict[str, Any] | None] = {}
-    for agent_id, revision in revisions.items():
-        state = states.get(agent_id)
-        if (
-            state is None
-            or state.version != version
-            or state.state not in FINAL_STATES
-            or (state.revision < revision and applied.get(agent_id, 0) < revision)
-        ):
-            out[agent_id] = None
-        else:
-            out[agent_id] = {
-                "agent": agent_id, "plugin": name, "version": state.version,
-                "state": state.state, "error": state.error, "restarts": state.restarts,
-                "revision": state.revision,
-            }
-    return out
-
-
-def current_states(conn: Connection, agent_ids: Sequence[str], name: str
-                   ) -> dict[str, dict[str, Any]]:
-    """What the agents last reported for plugin ``name`` (agents without a report omitted)."""
-    return {
-        s.agent_id: {"agent": s.agent_id, "plugin": name, "version": s.version,
-                     "state": s.state, "error": s.error, "restarts": s.restarts,
-                     "revision": s.revision}
-        for s in conn.execute(select(t.plugin_states).where(
-            t.plugin_states.c.plugin_name == name,
-            t.plugin_states.c.agent_id.in_(list(agent_ids)),
-        ))
-    }
-
-
-def may_download(conn: Connection, agent_id: str, sha256: str) -> bool:
-    """True when a wheel with ``sha256`` is part of the agent's desired state, or of a plugin
-    of one of its queued or running jobs."""
-    a, w = t.assignments.c, t.plugin_version_wheels.c
-    found = conn.scalar(
-        select(w.sha256)
-        .join(t.assignments, a.version_id == w.version_id)
-        .where(a.agent_id == agent_id, w.sha256 == sha256)
-        .limit(1)
-    )
-    return found is not None or job_wheel_allowed(conn, agent_id, sha256)

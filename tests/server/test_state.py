@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from arcade_server.db import migrate
+from arcade_server.errors import MigrationError
 from arcade_server.settings import Settings
 from arcade_server.state import ServerState, migrate_database
 
@@ -33,7 +34,7 @@ async def test_a_child_process_brings_a_new_database_to_the_newest_schema(
 async def test_a_failed_child_migration_says_why(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(RuntimeError, match=r"database migration failed: .+"):
+    with pytest.raises(MigrationError, match=r"database migration failed: .+"):
         await migrate_database(f"sqlite:///{blocker / 'sub' / 'arcade.db'}")
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arcade_core.states import Isolation, Stage
 
-from ...services.jobs import (
+from ...services.job_requests import (
     MAX_COMMAND_CHARS,
     MAX_COMMANDS,
     MAX_ENV,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 
 from arcade_server.db.tables import metadata
+from arcade_server.errors import MigrationError
 
 config = context.config
 target_metadata = metadata
@@ -14,7 +15,7 @@ target_metadata = metadata
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError(
+        raise MigrationError(
             "run Arcade's migrations through arcade_server.db.migrate.upgrade(), "
             "which passes the connection"
         )
@@ -29,5 +30,5 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise RuntimeError("offline (SQL script) migrations are not supported")
+    raise MigrationError("offline (SQL script) migrations are not supported")
 run_migrations_online()

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from arcade_server.db.batcher import Batcher
 from arcade_server.db.engine import Database
+from arcade_server.errors import BatcherError
 from tests.waiting import DEADLINE, until
 
 
@@ -89,7 +90,7 @@ async def test_close_writes_what_was_submitted_then_refuses_more(db: Database) -
     assert len(_rows(db)) == 30
     assert batcher.largest <= 7                  # max_batch splits a long queue
     assert all(task.done() for task in pending)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(BatcherError, match="closed"):
         await batcher.submit((99, "late"))
 
 

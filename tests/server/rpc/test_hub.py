@@ -1,5 +1,6 @@
 """The hub's fleet-scale shortcuts: batched desired-state reads, the in-memory download
-permission, and status waits that say which agents reported."""
+permission, and status waits that say which agents reported; and the hub as the server's
+Notifier (desired states, jobs and cancels queued on the streams of this process)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import asyncio
 
 import pytest
 
+from arcade_core.states import Isolation, Stage
 from arcade_server.db.engine import Database
 from arcade_server.errors import NotFound
 from arcade_server.rpc.hub import Hub
 from arcade_server.services import agents
 from arcade_server.services.assignments import DesiredPlugin, DesiredState, WheelRef
+from arcade_server.services.dispatch import Dispatch, DispatchEntry
+from arcade_server.services.notifier import Notifier
 from tests.waiting import DEADLINE
 
 SHA_A, SHA_B, SHA_C = "a" * 64, "b" * 64, "c" * 64
@@ -76,5 +80,35 @@ async def test_a_waiter_learns_which_of_its_agents_reported(database: Database) 
             assert waiter.take() == {"a1", "a2"}
             assert waiter.take() == set()
         hub.status_reported("a1")                              # after the wait: no error
+    finally:
+        await hub.close()
+
+
+async def test_the_hub_queues_jobs_and_cancels_only_on_streams_open_here(
+    database: Database,
+) -> None:
+    await database.run(agents.register_many, [agents.AgentInfo(agent_id="a1")])
+    hub = Hub(database)
+    notifier: Notifier = hub
+    try:
+        stream = hub.attach("a1")
+        stream.offer(await hub.desired("a1"))
+        assert (await stream.next()).revision == 0
+        entry = DispatchEntry(0, "p", "1.0", Stage.BEFORE, 3, {"k": 1}, Isolation.PROCESS,
+                              (("p-1.0-py3-none-any.whl", SHA_A, 10),))
+        here = Dispatch("j1", "a1", ("true",), {"CI": "1"}, 30.0, (entry,))
+        elsewhere = Dispatch("j2", "a2", ("true",), {}, 30.0, ())
+        assert await notifier.jobs_dispatched([here, elsewhere]) == ["j1"]
+        job = (await stream.next()).job
+        assert (job.job_id, list(job.commands), dict(job.env), job.timeout) == \
+            ("j1", ["true"], {"CI": "1"}, 30.0)
+        assert [(p.name, p.order, p.config_json, p.wheels[0].sha256) for p in job.plugins] == \
+            [("p", 3, '{"k":1}', SHA_A)]
+        assert notifier.job_cancelled("a1", "j1") and not notifier.job_cancelled("a2", "j2")
+        assert (await stream.next()).cancel_job.job_id == "j1"
+        assert await notifier.desired_changed(["a1", "a2"]) == 0  # revision 0 was sent already
+        hub.detach(stream)
+        assert not notifier.job_cancelled("a1", "j1")
+        assert await notifier.jobs_dispatched([here]) == []
     finally:
         await hub.close()

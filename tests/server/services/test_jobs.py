@@ -11,6 +11,7 @@ import pytest
 
 from arcade_server.db.engine import Database
 from arcade_server.errors import Conflict, Invalid, NotFound
+from arcade_server.rpc.convert import job_to_pb
 from arcade_server.services import agents, assignments, jobs, registry
 from arcade_server.services.jobs import JobEventData, JobRequest, PluginEntryRequest, RecordData
 from tests.server.helpers import dependency_wheel, plugin_wheel, unique
@@ -61,7 +62,7 @@ def test_create_validates_and_queues_with_one_pending_record_per_entry(
     first = dispatch.plugins[0]
     assert [w[0].split("-")[0] for w in first.wheels] == [name.replace("-", "_"),
                                                          dep.replace("-", "_")]
-    message = dispatch.to_pb()
+    message = job_to_pb(dispatch)
     assert json.loads(message.job.plugins[1].config_json) == {"threshold": 3, "label": "x"}
     assert database.call(jobs.get_job, job["id"]) == job
 

@@ -1,0 +1,110 @@
+"""Plugin states: what agents report running, beside what they should run.
+
+:func:`agent_plugins` shows one agent's desired and actual plugins side by side;
+:func:`install_outcomes` and :func:`current_states` answer the ``?wait=`` of installs (has
+each agent finished installing, and how did it go).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from arcade_core.states import FINAL_PLUGIN_STATES, PluginState
+
+from ..db import tables as t
+from .agents import get_agent_row
+
+__all__ = ["agent_plugins", "current_states", "install_outcomes"]
+
+
+def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
+    """Desired and actual, side by side, one entry per plugin name."""
+    get_agent_row(conn, agent_id)
+    assigned, v = t.assignments.c, t.plugin_versions.c
+    desired = {
+        row.plugin_name: row
+        for row in conn.execute(
+            select(assigned.plugin_name, v.version, assigned.config, assigned.isolation,
+                   assigned.revision, assigned.updated_at)
+            .join(t.plugin_versions, v.id == assigned.version_id)
+            .where(assigned.agent_id == agent_id)
+        )
+    }
+    actual = {
+        row.plugin_name: row
+        for row in conn.execute(
+            select(t.plugin_states).where(t.plugin_states.c.agent_id == agent_id))
+    }
+    out = []
+    for name in sorted(set(desired) | set(actual)):
+        a = desired.get(name)
+        s = actual.get(name)
+        out.append({
+            "name": name,
+            "desired": None if a is None else {
+                "version": a.version, "config": a.config, "isolation": a.isolation,
+                "revision": a.revision, "updated_at": a.updated_at,
+            },
+            "actual": None if s is None else {
+                "version": s.version, "state": s.state, "error": s.error,
+                "restarts": s.restarts, "isolation": s.isolation, "sha256": s.sha256,
+                "revision": s.revision, "updated_at": s.updated_at,
+            },
+            "in_sync": a is not None and s is not None and s.state == PluginState.RUNNING
+            and s.version == a.version,
+        })
+    return out
+
+
+def install_outcomes(
+    conn: Connection, revisions: Mapping[str, int], name: str, version: str
+) -> dict[str, dict[str, Any] | None]:
+    """For each agent, its final report (``running``/``failed``) for ``name@version`` made
+    while applying ``revisions[agent]`` or later, or ``None`` while it has not sent one."""
+    if not revisions:
+        return {}
+    ids = list(revisions)
+    ps, agent = t.plugin_states.c, t.agents.c
+    states = {
+        s.agent_id: s
+        for s in conn.execute(select(
+            ps.agent_id, ps.version, ps.state, ps.error, ps.restarts, ps.revision,
+        ).where(ps.plugin_name == name, ps.agent_id.in_(ids)))
+    }
+    applied: dict[str, int] = dict(conn.execute(
+        select(agent.id, agent.applied_revision).where(agent.id.in_(ids))
+    ).all())
+    out: dict[str, dict[str, Any] | None] = {}
+    for agent_id, revision in revisions.items():
+        state = states.get(agent_id)
+        if (
+            state is None
+            or state.version != version
+            or state.state not in FINAL_PLUGIN_STATES
+            or (state.revision < revision and applied.get(agent_id, 0) < revision)
+        ):
+            out[agent_id] = None
+        else:
+            out[agent_id] = {
+                "agent": agent_id, "plugin": name, "version": state.version,
+                "state": state.state, "error": state.error, "restarts": state.restarts,
+                "revision": state.revision,
+            }
+    return out
+
+
+def current_states(conn: Connection, agent_ids: Sequence[str], name: str
+                   ) -> dict[str, dict[str, Any]]:
+    """What the agents last reported for plugin ``name`` (agents without a report omitted)."""
+    return {
+        s.agent_id: {"agent": s.agent_id, "plugin": name, "version": s.version,
+                     "state": s.state, "error": s.error, "restarts": s.restarts,
+                     "revision": s.revision}
+        for s in conn.execute(select(t.plugin_states).where(
+            t.plugin_states.c.plugin_name == name,
+            t.plugin_states.c.agent_id.in_(list(agent_ids)),
+        ))
+    }

@@ -1,0 +1,235 @@
+"""Publishing plugin versions: inspect uploaded wheels, store them, record the version.
+
+Publishing is split so no step blocks the event loop and the database transaction stays
+short: :func:`inspect_upload` (blocking: reads the wheels, never runs their code) →
+:func:`store_blobs` (blocking: content-addressed, verified copies) → :func:`record_version`
+(one transaction). :func:`publish` runs the three from async code. Two concurrent publishes
+of the same ``name@version`` race on a unique constraint: the loser's transaction rolls back
+and it answers as a re-publish would (200 if identical, 409 otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from arcade_core import ArcadeError, Manifest, WheelInfo, inspect_wheel
+from arcade_core.requirements import check_requirements
+
+from ..db.engine import Database
+from ..db.tables import AnyRow, blobs, plugin_versions, plugins
+from ..db.tables import plugin_version_wheels as wheels_table
+from ..errors import Conflict, Invalid
+from ..storage import BlobStore
+from ._sql import insert_ignore
+from ._versions import version_dict, wheels_of
+
+__all__ = [
+    "PreparedPublish",
+    "PublishResult",
+    "inspect_upload",
+    "publish",
+    "record_version",
+    "store_blobs",
+    "validate_upload",
+]
+
+
+@dataclass(frozen=True)
+class PreparedPublish:
+    """An upload that passed inspection: the plugin and the wheels to record, in install
+    order (plugin first); ``ignored`` are uploaded wheels nothing requires."""
+
+    plugin: WheelInfo
+    wheels: tuple[WheelInfo, ...]
+    ignored: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        plugin = self.plugin
+        return {
+            "name": plugin.name,
+            "version": plugin.version,
+            "summary": plugin.summary,
+            "entry_point": plugin.entry_point.value if plugin.entry_point else "",
+            "requires_dist": list(plugin.requires_dist),
+            "requires_python": plugin.requires_python,
+            "manifest": plugin.manifest.to_dict() if plugin.manifest else None,
+            "sha256": plugin.sha256,
+            "filename": plugin.filename,
+            "size": plugin.size,
+            "wheels": [_wheel_info_dict(w) for w in self.wheels],
+            "ignored": list(self.ignored),
+        }
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: dict[str, Any]
+    created: bool
+    ignored: tuple[str, ...] = field(default=())
+
+
+def _wheel_info_dict(info: WheelInfo) -> dict[str, Any]:
+    return {
+        "filename": info.filename,
+        "sha256": info.sha256,
+        "size": info.size,
+        "name": info.name,
+        "version": info.version,
+    }
+
+
+# ---------------------------------------------------------------- inspection (blocking)
+
+
+def _about(filename: str, exc: Exception) -> str:
+    """The error text, prefixed with the file it is about unless it already names it."""
+    text = str(exc)
+    return text if filename in text else f"{filename}: {text}"
+
+
+def validate_upload(paths: Sequence[Path]) -> tuple[PreparedPublish | None, list[str]]:
+    """Inspect uploaded wheels; return the prepared publish or every problem found."""
+    problems: list[str] = []
+    infos: list[WheelInfo] = []
+    if not paths:
+        return None, ["no wheels uploaded: send the plugin wheel (and its dependency wheels) "
+                      "as multipart files in fields named 'wheels'"]
+    for path in paths:
+        try:
+            infos.append(inspect_wheel(path, plugin=False))
+        except ArcadeError as exc:
+            problems.append(_about(path.name, exc))
+    plugins = [info for info in infos if info.is_plugin]
+    if not problems and not plugins:
+        # Say why each wheel is not a plugin (no entry point, or several of them).
+        for info in infos:
+            try:
+                inspect_wheel(info.path, plugin=True)
+            except ArcadeError as exc:
+                problems.append(_about(info.filename, exc))
+        problems.append(
+            "none of the uploaded wheels is an Arcade plugin: the plugin wheel must declare "
+            "exactly one entry point in the group 'arcade.plugins'"
+        )
+    if len(plugins) > 1:
+        problems.append(
+            f"{len(plugins)} plugin wheels uploaded ({', '.join(p.filename for p in plugins)}): "
+            "publish one plugin at a time, with its dependency wheels"
+        )
+    if problems or len(plugins) != 1:
+        return None, problems
+    plugin = plugins[0]
+    dependencies = [info for info in infos if not info.is_plugin]
+    try:
+        wheels = check_requirements(plugin, dependencies)
+    except ArcadeError as exc:
+        return None, [str(exc)]
+    needed = {w.sha256 for w in wheels}
+    ignored = tuple(info.filename for info in dependencies if info.sha256 not in needed)
+    return PreparedPublish(plugin, tuple(wheels), ignored), []
+
+
+def inspect_upload(paths: Sequence[Path]) -> PreparedPublish:
+    """Like :func:`validate_upload`, raising :class:`Invalid` (422) listing the problems."""
+    prepared, problems = validate_upload(paths)
+    if prepared is None:
+        raise Invalid("; ".join(problems), {"problems": problems})
+    return prepared
+
+
+def store_blobs(store: BlobStore, prepared: PreparedPublish) -> None:
+    """Copy each wheel into the blob store (once per sha256, hash verified while written)."""
+    for wheel in prepared.wheels:
+        store.put_path(wheel.path, wheel.sha256)
+
+
+# ---------------------------------------------------------------- records (one transaction)
+
+
+def _identical(existing: AnyRow, wheels: Sequence[AnyRow], prepared: PreparedPublish
+               ) -> bool:
+    return existing.sha256 == prepared.plugin.sha256 and sorted(
+        w.sha256 for w in wheels
+    ) == sorted(w.sha256 for w in prepared.wheels)
+
+
+def _find_version(conn: Connection, name: str, version: str) -> AnyRow | None:
+    return conn.execute(
+        select(plugin_versions)
+        .where(plugin_versions.c.plugin_name == name, plugin_versions.c.version == version)
+    ).first()
+
+
+def record_version(conn: Connection, prepared: PreparedPublish) -> PublishResult:
+    """Record the published version; identical re-publish → ``created=False``; different
+    content under the same ``name@version`` → :class:`Conflict`."""
+    plugin = prepared.plugin
+    existing = _find_version(conn, plugin.name, plugin.version)
+    if existing is not None:
+        wheels = wheels_of(conn, existing.id)
+        if _identical(existing, wheels, prepared):
+            return PublishResult(version_dict(existing, wheels), False, prepared.ignored)
+        raise Conflict(
+            f"{plugin.name}@{plugin.version} is already published with different content "
+            f"(plugin wheel sha256 {existing.sha256}); published versions are immutable: "
+            "bump the version and publish again",
+            {"name": plugin.name, "version": plugin.version, "sha256": existing.sha256},
+        )
+    now = time.time()
+    insert_ignore(
+        conn, blobs,
+        [{"sha256": w.sha256, "size": w.size, "created_at": now} for w in prepared.wheels],
+    )
+    insert_ignore(
+        conn, plugins, [{"name": plugin.name, "enabled": True, "created_at": now,
+                         "updated_at": now}],
+    )
+    manifest = plugin.manifest or Manifest()
+    row = conn.execute(
+        plugin_versions.insert().returning(*plugin_versions.c),
+        {
+            "plugin_name": plugin.name,
+            "version": plugin.version,
+            "summary": plugin.summary or "",
+            "description": manifest.description or plugin.summary or "",
+            "type": manifest.type,
+            "entry_point": plugin.entry_point.value if plugin.entry_point else "",
+            "requires_dist": list(plugin.requires_dist),
+            "requires_python": plugin.requires_python,
+            "manifest": plugin.manifest.to_dict() if plugin.manifest else None,
+            "sha256": plugin.sha256,
+            "filename": plugin.filename,
+            "size": plugin.size,
+            "created_at": now,
+        },
+    ).one()
+    stored = conn.execute(
+        wheels_table.insert().returning(*wheels_table.c, sort_by_parameter_order=True),
+        [{"version_id": row.id, "position": i, "sha256": w.sha256, "filename": w.filename,
+          "name": w.name, "version": w.version, "size": w.size}
+         for i, w in enumerate(prepared.wheels)],
+    ).all()
+    conn.execute(update(plugins).where(plugins.c.name == plugin.name).values(updated_at=now))
+    return PublishResult(version_dict(row, stored), True, prepared.ignored)
+
+
+async def publish(db: Database, store: BlobStore, paths: Sequence[Path]) -> PublishResult:
+    """Inspect, store and record uploaded wheels (from async code, never blocking the loop)."""
+    prepared = await asyncio.to_thread(inspect_upload, paths)
+    await asyncio.to_thread(store_blobs, store, prepared)
+    try:
+        result = await db.run(record_version, prepared)
+    except IntegrityError:
+        # A concurrent publish of the same name@version won the race: answer as a re-publish.
+        result = await db.run(record_version, prepared)
+    # A concurrent delete may have removed a blob file we found already present: restore it.
+    await asyncio.to_thread(store_blobs, store, prepared)
+    return result
