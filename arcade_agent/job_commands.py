@@ -12,42 +12,15 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from arcade_core import JobResult
 from arcade_core.states import JobStatus
 
-if TYPE_CHECKING:
-    from .job_run import Run
+from .job_run import OutputTail, Run
 
-__all__ = ["OUTPUT_LIMIT", "OutputTail", "run_commands"]
+__all__ = ["run_commands"]
 
 log = logging.getLogger("arcade_agent.jobs")
-
-#: Bytes of output kept per job (the end of it).
-OUTPUT_LIMIT = 64 * 1024
-
-
-class OutputTail:
-    """The last ``limit`` bytes of a job's output, and how many bytes there were in all."""
-
-    def __init__(self, limit: int = OUTPUT_LIMIT) -> None:
-        self.limit = limit
-        self.size = 0
-        self._buf = bytearray()
-
-    def add(self, data: bytes) -> None:
-        """Append ``data``, dropping the oldest bytes beyond the limit."""
-        self.size += len(data)
-        self._buf += data
-        if len(self._buf) > self.limit:
-            del self._buf[: len(self._buf) - self.limit]
-
-    def text(self, limit: int | None = None) -> str:
-        """The kept tail (its last ``limit`` bytes), decoded leniently."""
-        data = bytes(self._buf if limit is None else self._buf[-limit:])
-        return data.decode("utf-8", "replace")
-
 
 def _kill_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):

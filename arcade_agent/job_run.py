@@ -16,9 +16,43 @@ from arcade_core.rpc.v1.convert import from_pb, to_pb
 from arcade_core.states import Isolation, JobStatus, RecordStatus, Stage
 
 from .errors import InvalidBeforeResult
-from .job_commands import OutputTail
 
-__all__ = ["Entry", "Record", "Run", "decode", "merge_before", "result_json", "sorted_entries"]
+__all__ = [
+    "OUTPUT_LIMIT",
+    "Entry",
+    "OutputTail",
+    "Record",
+    "Run",
+    "decode",
+    "merge_before",
+    "result_json",
+    "sorted_entries",
+]
+
+#: Bytes of output kept per job (the end of it).
+OUTPUT_LIMIT = 64 * 1024
+
+
+class OutputTail:
+    """The last ``limit`` bytes of a job's output, and how many bytes there were in all."""
+
+    def __init__(self, limit: int = OUTPUT_LIMIT) -> None:
+        self.limit = limit
+        self.size = 0
+        self._buf = bytearray()
+
+    def add(self, data: bytes) -> None:
+        """Append ``data``, dropping the oldest bytes beyond the limit."""
+        self.size += len(data)
+        self._buf += data
+        if len(self._buf) > self.limit:
+            del self._buf[: len(self._buf) - self.limit]
+
+    def text(self, limit: int | None = None) -> str:
+        """The kept tail (its last ``limit`` bytes), decoded leniently."""
+        data = bytes(self._buf if limit is None else self._buf[-limit:])
+        return data.decode("utf-8", "replace")
+
 
 
 @dataclass(slots=True)

@@ -67,8 +67,17 @@ from arcade_core.rpc.v1 import pb
 from arcade_core.states import JobStatus, RecordStatus, Stage
 
 from .errors import AgentConfigError, AgentError, InvalidBeforeResult
-from .job_commands import OUTPUT_LIMIT, OutputTail, run_commands
-from .job_run import Entry, Run, decode, merge_before, result_json, sorted_entries
+from .job_commands import run_commands
+from .job_run import (
+    OUTPUT_LIMIT,
+    Entry,
+    OutputTail,
+    Run,
+    decode,
+    merge_before,
+    result_json,
+    sorted_entries,
+)
 
 if TYPE_CHECKING:
     from arcade_core import Environment, PluginHost

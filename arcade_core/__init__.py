@@ -33,6 +33,7 @@ from ._exceptions import (
 )
 from ._markers import PROJECT_NAME, hookimpl, hookspec
 from ._types import Event, JobContext, JobResult, Metric
+from ._version import __version__
 from .lazy import lazy_attributes
 from .states import AgentPresence, Isolation, JobStatus, PluginState, RecordStatus, Stage
 
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from ._status import HookOutcome, PluginStatus
     from ._wheel import EntryPoint, WheelInfo, WheelLimits
 
-__version__ = "0.1.0"
 
 # name -> private module that defines it; imported on first attribute access.
 _LAZY = {

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pluggy
 
-import arcade_core
-
 __all__ = ["child_environment", "ensure_host_lib"]
 
 
@@ -27,7 +25,7 @@ def ensure_host_lib(home: Path) -> Path:
     """
     target = home / "host-lib"
     wanted = {
-        "arcade_core": os.path.realpath(os.path.dirname(arcade_core.__file__)),
+        "arcade_core": os.path.realpath(os.path.dirname(__file__)),
         "pluggy": os.path.realpath(os.path.dirname(pluggy.__file__)),
     }
 

@@ -33,7 +33,7 @@ HOST_PROVIDED: frozenset[str] = frozenset({"arcade", "arcade-fleet", "pluggy"})
 def _host_versions() -> dict[str, Version]:
     from importlib.metadata import version as dist_version
 
-    from . import __version__
+    from ._version import __version__
 
     arcade = Version(__version__)
     return {"arcade": arcade, "arcade-fleet": arcade,

@@ -42,6 +42,8 @@ from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
+from arcade_core.states import PluginState
+
 __all__ = ["FleetConfig", "SimAgent", "worker_main"]
 
 _TRANSIENT = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN", "CANCELLED",
@@ -152,7 +154,7 @@ class SimAgent:
             agent_id=self.agent_id, hostname=f"host-{self.agent_id}", ip="127.0.0.1",
             os="linux", arch="x86_64", agent_version="0.1.0", python_version="3.11",
             labels=dict(self.config.labels),
-            plugins=[s for s in self.statuses.values() if s.state != "removed"],
+            plugins=[s for s in self.statuses.values() if _state_of(s) != PluginState.REMOVED],
             applied_revision=self.applied_revision,
         ))
 
@@ -254,14 +256,14 @@ class SimAgent:
 
     # ------------------------------------------------------------------ reconcile
 
-    def _status(self, name: str, version: str, state: str, error: str = "",
+    def _status(self, name: str, version: str, state: PluginState, error: str = "",
                 sha256: str = "") -> None:
         from arcade_core.rpc.v1 import pb
         from arcade_core.rpc.v1.convert import to_pb
-        from arcade_core.states import Isolation, PluginState
+        from arcade_core.states import Isolation
 
         self.statuses[name] = pb.PluginStatus(
-            name=name, version=version, state=to_pb(PluginState(state)), error=error,
+            name=name, version=version, state=to_pb(state), error=error,
             isolation=to_pb(Isolation.INLINE),
             sha256=sha256,
         )
@@ -289,30 +291,30 @@ class SimAgent:
 
     async def _apply(self, desired: Any) -> None:
         for name, status in list(self.statuses.items()):
-            if status.state == "removed":
+            if _state_of(status) == PluginState.REMOVED:
                 del self.statuses[name]
         wanted = {p.name: p for p in desired.plugins}
         changed = False
         for name in [n for n in self.installed if n not in wanted]:
             version, _sha = self.installed.pop(name)
-            self._status(name, version, "removed")
+            self._status(name, version, PluginState.REMOVED)
             changed = True
         todo = [p for p in wanted.values()
                 if not p.wheels or self.installed.get(p.name) != (p.version, p.wheels[0].sha256)]
         if todo:
             for p in todo:
-                self._status(p.name, p.version, "downloading")
+                self._status(p.name, p.version, PluginState.DOWNLOADING)
             await self._report(desired.revision, complete=False)
             blobs: dict[str, dict[str, bytes]] = {}
             for p in todo:
                 try:
                     blobs[p.name] = {w.sha256: await self._download(w) for w in p.wheels}
                 except Exception as exc:
-                    self._status(p.name, p.version, "failed", f"download: {exc}")
+                    self._status(p.name, p.version, PluginState.FAILED, f"download: {exc}")
             self.fetched_at[desired.revision] = time.time()
             for p in todo:
                 if p.name in blobs:
-                    self._status(p.name, p.version, "installing")
+                    self._status(p.name, p.version, PluginState.INSTALLING)
             await self._report(desired.revision, complete=False)
             for p in todo:
                 if p.name not in blobs:
@@ -320,10 +322,10 @@ class SimAgent:
                 try:
                     await self._install(list(blobs[p.name].values()))
                 except InstallError as exc:
-                    self._status(p.name, p.version, "failed", str(exc))
+                    self._status(p.name, p.version, PluginState.FAILED, str(exc))
                     continue
                 self.installed[p.name] = (p.version, p.wheels[0].sha256)
-                self._status(p.name, p.version, "running", sha256=p.wheels[0].sha256)
+                self._status(p.name, p.version, PluginState.RUNNING, sha256=p.wheels[0].sha256)
             changed = True
         if changed or desired.revision != self.applied_revision:
             self.applied_revision = desired.revision
@@ -399,7 +401,8 @@ def _check(agent: SimAgent, expected: dict[str, str]) -> bool:
         return False
     if {n: v for n, (v, _s) in agent.installed.items()} != expected:
         return False
-    return all(s.state == "running" for s in agent.statuses.values() if s.state != "removed")
+    states = [_state_of(s) for s in agent.statuses.values()]
+    return all(state == PluginState.RUNNING for state in states if state != PluginState.REMOVED)
 
 
 def _cpu() -> float:
@@ -508,3 +511,10 @@ def worker_main(pipe: Pipe, config: FleetConfig) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     asyncio.run(_worker(pipe, config))
+
+
+def _state_of(status: Any) -> PluginState | None:
+    """The vocabulary word of a ``PluginStatus`` message's state."""
+    from arcade_core.rpc.v1.convert import from_pb
+
+    return from_pb(PluginState, status.state)

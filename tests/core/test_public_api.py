@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD_MODULES = {
     "arcade_core._child", "arcade_core._exceptions", "arcade_core._hookcaller",
     "arcade_core._loader", "arcade_core._markers", "arcade_core._protocol",
-    "arcade_core._types", "arcade_core.hookspecs", "arcade_core.lazy", "arcade_core.states",
+    "arcade_core._types", "arcade_core._version", "arcade_core.hookspecs", "arcade_core.lazy",
+    "arcade_core.states",
 }
 PRIVATE_IMPORT = re.compile(r"\barcade_core\._[a-z]")
 

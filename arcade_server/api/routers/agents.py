@@ -165,7 +165,7 @@ async def install(agent_id: str, body: InstallRequest, state: State, response: R
     result = await state.db.run(
         assignments.assign, agent_id, body.plugin, config=body.config, isolation=body.isolation
     )
-    await state.hub.push(result.revisions)
+    await state.notifier.desired_changed(result.revisions)
     out = dict(result.body)
     out["connected"] = state.hub.connected(agent_id)
     if seconds > 0:
@@ -187,7 +187,7 @@ async def install(agent_id: str, body: InstallRequest, state: State, response: R
                                 s422="not a valid plugin name"))
 async def uninstall(agent_id: str, name: PluginName, state: State) -> dict[str, Any]:
     result = await state.db.run(assignments.unassign, agent_id, name)
-    await state.hub.push(result.revisions)
+    await state.notifier.desired_changed(result.revisions)
     return result.body
 
 
@@ -200,7 +200,7 @@ async def set_config(
     config: Annotated[dict[str, Any], Body(description="the new config (a JSON object)")],
 ) -> dict[str, Any]:
     result = await state.db.run(assignments.set_config, agent_id, name, config)
-    await state.hub.push(result.revisions)
+    await state.notifier.desired_changed(result.revisions)
     return result.body
 
 
@@ -245,7 +245,7 @@ async def install_selector(body: SelectorInstallRequest, state: State, response:
         assignments.assign_selector, body.selector, body.plugin,
         config=body.config, isolation=body.isolation,
     )
-    await state.hub.push(result.revisions)
+    await state.notifier.desired_changed(result.revisions)
     out = dict(result.body)
     if seconds > 0 and result.revisions:
         outcomes, done = await _await_outcomes(
@@ -265,5 +265,5 @@ async def install_selector(body: SelectorInstallRequest, state: State, response:
              responses=errors(s422="not a valid plugin name or selector"))
 async def remove_selector(body: SelectorRemoveRequest, state: State) -> dict[str, Any]:
     result = await state.db.run(assignments.unassign_selector, body.selector, body.plugin)
-    await state.hub.push(result.revisions)
+    await state.notifier.desired_changed(result.revisions)
     return result.body
