@@ -16,7 +16,7 @@ import pytest
 
 from arcade_server.api.app import create_app
 from arcade_server.runner import ServerThread
-from arcade_server.services import agents, assignments, jobs, metrics, registry
+from arcade_server.services import agents, assignments, job_requests, jobs, metrics, registry
 from arcade_server.settings import Settings
 from tests.server.conftest import start_server
 from tests.server.helpers import ProtocolAgent, plugin_wheel, publish, status, unique, upload
@@ -151,7 +151,7 @@ def test_enums_and_settings_limits_are_stated(tmp_path: Path) -> None:
     timeout = schemas["JobCreateRequest"]["properties"]["timeout"]
     assert timeout["anyOf"][0]["maximum"] == 99 and timeout["exclusiveMinimum"] == 0
     commands = schemas["JobCreateRequest"]["properties"]["commands"]
-    assert (commands["minItems"], commands["maxItems"]) == (1, jobs.MAX_COMMANDS)
+    assert (commands["minItems"], commands["maxItems"]) == (1, job_requests.MAX_COMMANDS)
 
 
 # ---------------------------------------------------------------- real answers
