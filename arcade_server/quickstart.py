@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from arcade_core.commands import parser as make_parser
 from arcade_core.commands import require
+from arcade_core.states import PluginState
 
 from .cli._output import Table, styled
 
@@ -165,13 +166,13 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
                         status, body = await asyncio.to_thread(
                             client.install, AGENT_ID, spec, wait=60
                         )
-                        # 200: {"state": {"state": "running", "error": ...}, ...};
+                        # 200: {"state": {"state": <PluginState>, "error": ...}, ...};
                         # 202 (the agent did not answer in time): the state so far.
                         outcome = body.get("state")
                         if not isinstance(outcome, dict):
                             outcome = body
-                        state = outcome.get("state") or "pending"
-                        if state == "failed":
+                        state = outcome.get("state") or PluginState.PENDING
+                        if state == PluginState.FAILED:
                             raise QuickstartError(f"{spec} failed on the agent: "
                                                   f"{outcome.get('error')}")
                         screen.say(f"  {spec}: {state} (HTTP {status})")

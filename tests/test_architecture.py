@@ -265,3 +265,45 @@ def test_imports_are_resolved_as_python_would(tmp_path: Path) -> None:
                                     "pkg.other", "pkg", "pkg.sub", "grpc"}
     assert graph["pkg.sub"] == {"pkg.sub.mod", "pkg.sub.leaf"}
     assert find_cycles(graph) == [["pkg.sub", "pkg.sub.mod", "pkg.sub"]]
+
+
+# ---------------------------------------------------------------- one vocabulary
+
+
+def raw_vocabulary_comparisons(source: str) -> list[int]:
+    """Lines of ``source`` that compare (``==``, ``!=``, ``in``, ``not in``) against a raw
+    string that is a word of :mod:`arcade_core.states`, or a tuple/set/list of them."""
+    from arcade_core import states
+
+    words = {member.value for cls in (states.PluginState, states.Isolation, states.JobStatus,
+                                      states.RecordStatus, states.Stage, states.AgentPresence)
+             for member in cls}
+
+    def is_word(node: ast.expr) -> bool:
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, str) and node.value in words
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return any(is_word(element) for element in node.elts)
+        return False
+
+    return sorted(
+        node.lineno for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Compare)
+        and any(is_word(side) for side in (node.left, *node.comparators))
+    )
+
+
+def test_states_are_compared_as_enums_never_as_raw_strings() -> None:
+    found = [
+        f"{path.relative_to(REPO)}:{line}"
+        for package in PACKAGES
+        for path in sorted((REPO / package).rglob("*.py"))
+        if "rpc/v1/arcade_pb2" not in path.as_posix() and path.name != "states.py"
+        for line in raw_vocabulary_comparisons(path.read_text())
+    ]
+    assert not found, "compare with arcade_core.states members instead: " + ", ".join(found)
+
+
+def test_raw_vocabulary_comparisons_are_found() -> None:
+    source = 'a == "running"\nb in ("inline", "x")\nc == PluginState.RUNNING\nd == "other"\n'
+    assert raw_vocabulary_comparisons(source) == [1, 2]

@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from arcade_core.states import AgentPresence, Isolation, PluginState
+
 from ._app import Command, client, parse_json_object, parse_selector
 from ._output import Cell, Table, ago, fail, print_json
 
@@ -32,7 +34,8 @@ def _agents(args: argparse.Namespace) -> None:
     table = Table.of("id", "status", "hostname", "ip", "os/arch", "labels", "revision",
                      "last seen")
     for a in items:
-        status = Cell("online", "green") if a["online"] else Cell("offline", "red")
+        status = Cell(AgentPresence.ONLINE, "green") if a["online"] \
+            else Cell(AgentPresence.OFFLINE, "red")
         labels = ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items()))
         table.add_row(a["id"], status, a["hostname"], a["ip"], f"{a['os']}/{a['arch']}", labels,
                       f"{a['applied_revision']}/{a['desired_revision']}", ago(a["last_seen"]))
@@ -57,7 +60,7 @@ def _status(args: argparse.Namespace) -> None:
     for p in items:
         d, a = p["desired"], p["actual"]
         table.add_row(p["name"], d["version"] if d else "-", a["version"] if a else "-",
-                      a["state"] if a else "pending", str(a["restarts"]) if a else "",
+                      a["state"] if a else PluginState.PENDING, str(a["restarts"]) if a else "",
                       (a["error"] or "")[:80] if a else "")
     table.print()
 
@@ -77,11 +80,11 @@ def _install_report(status: int, body: dict[str, Any], wait: float | None) -> in
         if body.get("failed"):
             sys.stdout.flush()
             for agent_id, outcome in sorted(body["states"].items()):
-                if outcome and outcome["state"] == "failed":
+                if outcome and outcome["state"] == PluginState.FAILED:
                     sys.stderr.write(f"{agent_id}: failed: {outcome['error']}\n")
             return 1
     elif wait and status == 200 and state:
-        if state["state"] == "failed":
+        if state["state"] == PluginState.FAILED:
             fail(f"{body['plugin']}@{body['version']} failed on {body['agent']}: "
                  f"{state['error'] or 'no error text'}")
         print(f"{body['agent']}: {state['state']}")
@@ -111,8 +114,8 @@ def _selector(items: list[str]) -> dict[str, str]:
 def _install(args: argparse.Namespace) -> int:
     if (args.agent is None) == (args.selector is None):
         fail("give exactly one of --agent ID or --selector k=v", 2)
-    if args.isolation is not None and args.isolation not in ("inline", "process"):
-        fail("--isolation must be 'inline' or 'process'", 2)
+    if args.isolation is not None and args.isolation not in tuple(Isolation):
+        fail(f"--isolation must be one of {', '.join(Isolation)}", 2)
     cfg = parse_json_object(args.config, "--config") if args.config is not None else None
     options = {"config": cfg, "isolation": args.isolation, "wait": args.wait}
     with client(args.api) as api:
@@ -122,7 +125,7 @@ def _install(args: argparse.Namespace) -> int:
             status, body = api.install_selector(_selector(args.selector), args.spec, **options)
     if args.as_json:
         print_json(body)
-        failed = (body.get("state") or {}).get("state") == "failed" or body.get("failed")
+        failed = (body.get("state") or {}).get("state") == PluginState.FAILED or body.get("failed")
         return 1 if failed or (args.wait and status == 202) else 0
     return _install_report(status, body, args.wait)
 

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from arcade_core.states import FINAL_JOB_STATUSES, Isolation, JobStatus, RecordStatus, Stage
+
 from ._app import Command, client, parse_json_object
 from ._output import Cell, CommandError, Table, ago, fail, print_json, styled, width
 
@@ -16,12 +18,12 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_TIMED_OUT", "job", "jobs", "run"]
 
-_STAGES = ("before", "after", "on_success", "on_failure", "notify")
+_STAGES = tuple(Stage)
 #: Exit codes of ``arcade run`` for jobs that ended without an exit code of their own.
 EXIT_FAILED = 1
 EXIT_TIMED_OUT = 124
 EXIT_CANCELLED = 130
-_FINAL = ("succeeded", "failed", "cancelled", "timed_out")
+_FINAL = tuple(FINAL_JOB_STATUSES)
 
 
 def _parse_plugin_option(text: str) -> dict[str, Any]:
@@ -67,14 +69,14 @@ def _parse_env_items(items: list[str] | None) -> dict[str, str]:
 def _job_exit_code(job: dict[str, Any]) -> int:
     """The exit code ``arcade run`` ends with for a finished job."""
     status = job["status"]
-    if status == "succeeded":
+    if status == JobStatus.SUCCEEDED:
         return 0
     code = job.get("exit_code")
-    if status == "failed" and isinstance(code, int) and code > 0:
+    if status == JobStatus.FAILED and isinstance(code, int) and code > 0:
         return min(code, 255)
-    if status == "timed_out":
+    if status == JobStatus.TIMED_OUT:
         return EXIT_TIMED_OUT
-    if status == "cancelled":
+    if status == JobStatus.CANCELLED:
         return EXIT_CANCELLED
     return EXIT_FAILED
 
@@ -90,7 +92,7 @@ def _job_outcome(job: dict[str, Any]) -> str:
         text += f" (exit code {job['exit_code']})"
     if job.get("duration") is not None:
         text += f" in {job['duration']:.1f}s"
-    if job.get("error") and job["status"] != "succeeded":
+    if job.get("error") and job["status"] != JobStatus.SUCCEEDED:
         text += f": {job['error']}"
     return text
 
@@ -152,7 +154,7 @@ def _follow(api: ArcadeClient, job: dict[str, Any], interval: float, *,
                         _say(f"job {job['id']}: {status} on {job['agent']}", "bold")
                 for record in job.get("plugins", []):
                     if records.get(record["index"]) != record["status"] \
-                            and record["status"] != "pending":
+                            and record["status"] != RecordStatus.PENDING:
                         records[record["index"]] = record["status"]
                         _say(_record_line(record))
                 output.update(job)
@@ -235,7 +237,7 @@ def _entries(args: argparse.Namespace) -> list[dict[str, Any]]:
             fail(f"--process {name}: no --plugin entry uses {wanted!r}", 2)
         for entry in entries:
             if _spec_name(entry["plugin"]) == wanted:
-                entry["isolation"] = "process"
+                entry["isolation"] = Isolation.PROCESS
     return entries
 
 
@@ -265,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.as_json:
         print_json(job)
     else:
-        _say(_job_outcome(job), "green" if job["status"] == "succeeded" else "red")
+        _say(_job_outcome(job), "green" if job["status"] == JobStatus.SUCCEEDED else "red")
     return _job_exit_code(job)
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
-from arcade_core.states import AgentPresence
+from arcade_core.states import AgentPresence, PluginState
 
 from ...errors import Invalid
 from ...services import agents, assignments, metrics
@@ -252,8 +252,9 @@ async def install_selector(body: SelectorInstallRequest, state: State, response:
             state, result.revisions, out["plugin"], out["version"], seconds
         )
         out["states"] = outcomes
-        out["running"] = sum(1 for o in outcomes.values() if o and o["state"] == "running")
-        out["failed"] = sum(1 for o in outcomes.values() if o and o["state"] == "failed")
+        states = [o["state"] for o in outcomes.values() if o]
+        out["running"] = states.count(PluginState.RUNNING)
+        out["failed"] = states.count(PluginState.FAILED)
         if done:
             response.status_code = 200
     return out

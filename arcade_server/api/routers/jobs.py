@@ -100,6 +100,6 @@ async def cancel_job(job_id: str, state: State, response: Response) -> dict[str,
     out = dict(result.job)
     out["cancel_sent"] = result.notify_agent and jobs.send_cancel(state, result.agent_id,
                                                                   job_id)
-    if out["status"] == "cancelled":
+    if out["status"] == JobStatus.CANCELLED:
         response.status_code = 200
     return out
