@@ -36,7 +36,7 @@ from .db.engine import Database
 from .errors import MigrationError
 from .presence import Presence
 from .rpc.hub import Hub
-from .services import agents, jobs, metrics
+from .services import agents, job_runs, metrics
 from .services.notifier import Notifier
 from .settings import Settings
 from .storage import LocalBlobStore
@@ -90,7 +90,7 @@ class ServerState:
         self.metric_batches: Batcher[metrics.MetricBatch, int] = Batcher(
             lambda batches: db.run(metrics.store_batches, batches), name="metric batches")
         self.open_jobs: Batcher[str, bool] = Batcher(
-            lambda ids: db.read(jobs.with_open_jobs, ids), name="open-job checks")
+            lambda ids: db.read(job_runs.with_open_jobs, ids), name="open-job checks")
         self._tasks: list[asyncio.Task[None]] = []
         self._burst_seen = self._burst_mark = 0
         #: How many times :meth:`release_memory` handed memory back (tests and benchmarks).
@@ -138,7 +138,7 @@ class ServerState:
 
     async def _sweep_jobs(self) -> None:
         settings = self.settings
-        await jobs.sweep(
+        await job_runs.sweep(
             self.db, self.notifier, connected=self.hub.connected_ids(),
             last_seen=self.presence.snapshot(), lost_after=settings.job_lost_after,
             grace=settings.job_timeout_grace,

@@ -28,7 +28,7 @@ from arcade_core import __version__
 from arcade_core.rpc.v1 import pb, pb_grpc
 
 from ..errors import ServiceError
-from ..services import agents, desired, jobs, metrics
+from ..services import agents, desired, job_runs, metrics
 from ..services.desired import DesiredState
 from ..state import ServerState
 from ..storage import BlobNotFound
@@ -113,7 +113,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
 
     async def _job_messages(self, agent_id: str, known: list[str]) -> list[pb.ServerMessage]:
         """Settle an agent's jobs as it registers; return the jobs and cancels to send it."""
-        result = await self.state.db.run(jobs.agent_connected, agent_id, known)
+        result = await self.state.db.run(job_runs.agent_connected, agent_id, known)
         for job_id in result.failed:
             log.warning("job %s failed: agent %s came back without it", job_id, agent_id)
         messages = [job_to_pb(d) for d in result.dispatches]
@@ -194,7 +194,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 log.warning("agent %s sent Register on an open stream; ignored", agent_id)
             elif kind == "job_event":
                 event = event_from_pb(message.job_event)
-                outcome = await state.db.run(jobs.record_event, agent_id, event)
+                outcome = await state.db.run(job_runs.record_event, agent_id, event)
                 if outcome.cancel:  # a running report for a job that already ended
                     state.hub.job_cancelled(agent_id, event.job_id)
         except ServiceError as exc:

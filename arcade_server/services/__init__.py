@@ -4,7 +4,7 @@ Most are plain synchronous functions taking a SQLAlchemy Core connection (run in
 thread pool by :meth:`arcade_server.db.engine.Database.run`, one transaction per call); they
 take and return plain Python values (dataclasses, dicts) and raise
 :mod:`arcade_server.errors` for anything the caller got wrong. A few async ones
-(:func:`~arcade_server.services.registry.publish`, the job delivery and sweep of
+(:func:`~arcade_server.services.publishing.publish`, the job delivery and sweep of
 :mod:`~arcade_server.services.job_runs`) run those and announce what agents must hear through
 the :class:`~arcade_server.services.notifier.Notifier`.
 

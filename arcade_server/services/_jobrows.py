@@ -19,8 +19,6 @@ from ..errors import NotFound
 
 __all__ = [
     "ERROR_LIMIT",
-    "LIST_LIMIT",
-    "OUTPUT_LIMIT",
     "LoadedJob",
     "LoadedRow",
     "clip",
@@ -32,11 +30,8 @@ __all__ = [
     "save",
 ]
 
-#: Characters of output kept per job (the end of it), and of error text.
-OUTPUT_LIMIT = 64 * 1024
+#: Characters of error text kept per job and per record.
 ERROR_LIMIT = 8000
-#: Most jobs one list (or one sweep) returns.
-LIST_LIMIT = 1000
 
 
 def clip_tail(text: str, limit: int) -> str:

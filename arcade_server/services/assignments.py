@@ -9,7 +9,7 @@ Each change returns the bumped revisions; the caller announces them
 
 The reads live beside: :mod:`~arcade_server.services.desired` (the desired state an agent is
 sent, the download permission) and :mod:`~arcade_server.services.plugin_states` (what agents
-report); their names are re-exported here for the REST routers.
+report).
 """
 
 from __future__ import annotations
@@ -30,31 +30,11 @@ from ..errors import Invalid, NotFound
 from . import registry
 from ._sql import upsert
 from .agents import get_agent_row, validate_labels
-from .desired import (
-    DesiredPlugin,
-    DesiredState,
-    WheelRef,
-    desired_state,
-    desired_states,
-    may_download,
-    revisions,
-)
-from .plugin_states import agent_plugins, current_states, install_outcomes
 
 __all__ = [
     "AssignResult",
-    "DesiredPlugin",
-    "DesiredState",
-    "WheelRef",
-    "agent_plugins",
     "assign",
     "assign_selector",
-    "current_states",
-    "desired_state",
-    "desired_states",
-    "install_outcomes",
-    "may_download",
-    "revisions",
     "set_config",
     "unassign",
     "unassign_selector",

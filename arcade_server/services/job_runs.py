@@ -34,8 +34,6 @@ from ..db.engine import Database
 from ..errors import Invalid
 from ._jobrows import (
     ERROR_LIMIT,
-    LIST_LIMIT,
-    OUTPUT_LIMIT,
     LoadedJob,
     clip,
     clip_tail,
@@ -45,9 +43,11 @@ from ._jobrows import (
     save,
 )
 from .dispatch import Dispatch, build_dispatches
+from .jobs import LIST_LIMIT
 from .notifier import Notifier, Wiring
 
 __all__ = [
+    "OUTPUT_LIMIT",
     "REPORTED_STATUSES",
     "ConnectResult",
     "EventOutcome",
@@ -69,6 +69,8 @@ __all__ = [
 
 log = logging.getLogger("arcade.server.jobs")
 
+#: Characters of output kept per job (the end of it).
+OUTPUT_LIMIT = 64 * 1024
 #: What the agent may report as a job's status.
 REPORTED_STATUSES = frozenset({JobStatus.RUNNING}) | FINAL_JOB_STATUSES
 #: A job the agent may hold (and so may download the wheels of).

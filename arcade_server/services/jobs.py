@@ -7,8 +7,9 @@ version's schema, every stage is known, the commands and the timeout are sane; s
 jobs; :func:`cancel_job` ends a queued one or asks the agent to stop a running one.
 
 What happens once the job is on its way — delivery, the agent's reports, losing the agent —
-is in :mod:`~arcade_server.services.job_runs`; this module re-exports those names, so
-``services.jobs`` stays the one import for the REST routers and the gRPC servicer.
+is in :mod:`~arcade_server.services.job_runs`; the request shapes are in
+:mod:`~arcade_server.services.job_requests` and what is sent to an agent in
+:mod:`~arcade_server.services.dispatch`. Each name has one import path: its defining module.
 """
 
 from __future__ import annotations
@@ -24,67 +25,30 @@ from arcade_core.states import FINAL_JOB_STATUSES, JobStatus, RecordStatus
 
 from ..db import tables as t
 from ..errors import Conflict, Invalid
-from ._jobrows import LIST_LIMIT, OUTPUT_LIMIT, LoadedJob, finish, get_job_row, job_dict, save
+from ._jobrows import LoadedJob, finish, get_job_row, job_dict, save
 from .agents import get_agent_row
-from .dispatch import Dispatch, DispatchEntry, build_dispatches
+from .dispatch import Dispatch, build_dispatches
 from .job_requests import (
     MAX_PLUGINS,
     JobRequest,
-    PluginEntryRequest,
     check_commands,
     check_env,
     check_timeout,
     resolve_entry,
 )
-from .job_runs import (
-    ConnectResult,
-    EventOutcome,
-    JobEventData,
-    RecordData,
-    SweepResult,
-    agent_connected,
-    deliver,
-    fail_lost_jobs,
-    job_wheel_allowed,
-    mark_dispatched,
-    record_event,
-    send_cancel,
-    sweep,
-    sweep_needed,
-    undispatched,
-    with_open_jobs,
-)
 
 __all__ = [
     "LIST_LIMIT",
-    "OUTPUT_LIMIT",
     "CancelResult",
-    "ConnectResult",
     "CreateResult",
-    "Dispatch",
-    "DispatchEntry",
-    "EventOutcome",
-    "JobEventData",
-    "JobRequest",
-    "PluginEntryRequest",
-    "RecordData",
-    "SweepResult",
-    "agent_connected",
     "cancel_job",
     "create_job",
-    "deliver",
-    "fail_lost_jobs",
     "get_job",
-    "job_wheel_allowed",
     "list_jobs",
-    "mark_dispatched",
-    "record_event",
-    "send_cancel",
-    "sweep",
-    "sweep_needed",
-    "undispatched",
-    "with_open_jobs",
 ]
+
+#: Most jobs one list (or one sweep) returns.
+LIST_LIMIT = 1000
 
 _JOB_STATUSES = frozenset(JobStatus)
 

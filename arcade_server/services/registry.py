@@ -2,8 +2,8 @@
 resolve ``name@spec`` to one enabled version.
 
 Publishing (inspect, store, record uploaded wheels) is in
-:mod:`~arcade_server.services.publishing`; its names are re-exported here for the REST
-routers.
+:mod:`~arcade_server.services.publishing`; a version's JSON is built in
+:mod:`~arcade_server.services._versions`.
 """
 
 from __future__ import annotations
@@ -23,32 +23,15 @@ from ..db.tables import AnyRow, assignments, blobs, plugin_states, plugin_versio
 from ..db.tables import plugin_version_wheels as wheels_table
 from ..errors import Conflict, Invalid, NotFound
 from ._versions import sort_versions, version_dict, wheels_of
-from .publishing import (
-    PreparedPublish,
-    PublishResult,
-    inspect_upload,
-    publish,
-    record_version,
-    store_blobs,
-    validate_upload,
-)
 
 __all__ = [
-    "PreparedPublish",
-    "PublishResult",
     "delete_version",
     "get_plugin",
     "get_version",
-    "inspect_upload",
     "list_plugins",
     "manifest_of",
-    "publish",
-    "record_version",
     "resolve",
     "set_enabled",
-    "store_blobs",
-    "validate_upload",
-    "version_dict",
 ]
 
 

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from arcade_core.states import AgentPresence, PluginState
 
 from ...errors import Invalid
-from ...services import agents, assignments, metrics
+from ...services import agents, assignments, metrics, plugin_states
 from ...state import ServerState
 from ..deps import get_state
 from ..schemas import (
@@ -93,7 +93,7 @@ async def _await_outcomes(
         while True:
             if check:
                 found = await state.db.read(
-                    assignments.install_outcomes, {a: pending[a] for a in check}, plugin, version
+                    plugin_states.install_outcomes, {a: pending[a] for a in check}, plugin, version
                 )
                 for agent_id, outcome in found.items():
                     if outcome is not None:
@@ -145,7 +145,7 @@ async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
 @router.get("/agents/{agent_id}/plugins", summary="Desired and actual plugins side by side",
             response_model=list[AgentPlugin], responses=errors(s404=_UNKNOWN_AGENT))
 async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
-    return await state.db.read(assignments.agent_plugins, agent_id)
+    return await state.db.read(plugin_states.agent_plugins, agent_id)
 
 
 @router.post(
@@ -176,7 +176,7 @@ async def install(agent_id: str, body: InstallRequest, state: State, response: R
             out["state"] = outcomes[agent_id]
             response.status_code = 200
             return out
-    current = await state.db.read(assignments.current_states, [agent_id], out["plugin"])
+    current = await state.db.read(plugin_states.current_states, [agent_id], out["plugin"])
     out["state"] = current.get(agent_id)
     return out
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from arcade_core.states import JobStatus
 
-from ...services import jobs
+from ...services import job_requests, job_runs, jobs
 from ...state import ServerState
 from ..deps import get_state
 from ..schemas import (
@@ -52,9 +52,9 @@ _UNKNOWN_JOB = "no job with this id"
 async def create_job(body: JobCreateRequest, state: State, response: Response
                      ) -> dict[str, Any]:
     settings = state.settings
-    request = jobs.JobRequest(
+    request = job_requests.JobRequest(
         agent=body.agent, commands=body.commands, env=body.env, timeout=body.timeout,
-        plugins=[jobs.PluginEntryRequest(plugin=p.plugin, stage=p.stage, order=p.order,
+        plugins=[job_requests.PluginEntryRequest(plugin=p.plugin, stage=p.stage, order=p.order,
                                          config=p.config, isolation=p.isolation)
                  for p in body.plugins],
     )
@@ -63,7 +63,7 @@ async def create_job(body: JobCreateRequest, state: State, response: Response
         max_timeout=settings.job_max_timeout,
     )
     out = dict(result.job)
-    sent = await jobs.deliver(state, [result.dispatch])
+    sent = await job_runs.deliver(state, [result.dispatch])
     out["connected"] = bool(sent)
     response.headers["Location"] = f"/api/v1/jobs/{out['id']}"
     return out
@@ -98,7 +98,7 @@ async def get_job(job_id: str, state: State) -> dict[str, Any]:
 async def cancel_job(job_id: str, state: State, response: Response) -> dict[str, Any]:
     result = await state.db.run(jobs.cancel_job, job_id)
     out = dict(result.job)
-    out["cancel_sent"] = result.notify_agent and jobs.send_cancel(state, result.agent_id,
+    out["cancel_sent"] = result.notify_agent and job_runs.send_cancel(state, result.agent_id,
                                                                   job_id)
     if out["status"] == JobStatus.CANCELLED:
         response.status_code = 200

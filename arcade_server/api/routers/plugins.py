@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ...errors import Invalid, NotFound
-from ...services import registry
+from ...services import publishing, registry
 from ...state import ServerState
 from ..deps import get_state
 from ..schemas import (
@@ -74,7 +74,7 @@ async def publish(request: Request, response: Response, state: State) -> dict[st
     settings = state.settings
     uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes)
     try:
-        result = await registry.publish(state.db, state.store, uploaded.paths)
+        result = await publishing.publish(state.db, state.store, uploaded.paths)
     finally:
         await asyncio.to_thread(uploaded.cleanup)
     body = dict(result.version)
@@ -102,7 +102,7 @@ async def validate(request: Request, state: State) -> dict[str, Any]:
     settings = state.settings
     uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes)
     try:
-        prepared, problems = await asyncio.to_thread(registry.validate_upload, uploaded.paths)
+        prepared, problems = await asyncio.to_thread(publishing.validate_upload, uploaded.paths)
     finally:
         await asyncio.to_thread(uploaded.cleanup)
     if prepared is None:

@@ -16,7 +16,7 @@ import pytest
 
 from arcade_server.api.app import create_app
 from arcade_server.runner import ServerThread
-from arcade_server.services import agents, assignments, job_requests, jobs, metrics, registry
+from arcade_server.services import agents, job_requests, jobs, metrics, plugin_states, registry
 from arcade_server.settings import Settings
 from tests.server.conftest import start_server
 from tests.server.helpers import ProtocolAgent, plugin_wheel, publish, status, unique, upload
@@ -256,7 +256,7 @@ async def test_typed_routes_answer_what_the_services_return(
         agent.heartbeat(1)
 
         def reported() -> bool:
-            rows = call(db.read(assignments.agent_plugins, aid))
+            rows = call(db.read(plugin_states.agent_plugins, aid))
             return bool(rows and rows[0]["actual"])
 
         await _poll(reported)
@@ -279,7 +279,7 @@ async def test_typed_routes_answer_what_the_services_return(
         _same(await asyncio.to_thread(get, "/plugins", text=name),
               call(db.read(registry.list_plugins, text=name)))
         _same(await asyncio.to_thread(get, f"/agents/{aid}/plugins"),
-              call(db.read(assignments.agent_plugins, aid)))
+              call(db.read(plugin_states.agent_plugins, aid)))
         _same(await asyncio.to_thread(get, f"/agents/{aid}/metrics"),
               call(db.read(metrics.query, aid)))
         _same(await asyncio.to_thread(get, f"/jobs/{job_id}"),

@@ -13,7 +13,7 @@ from arcade_server.db.engine import Database
 from arcade_server.errors import NotFound
 from arcade_server.rpc.hub import Hub
 from arcade_server.services import agents
-from arcade_server.services.assignments import DesiredPlugin, DesiredState, WheelRef
+from arcade_server.services.desired import DesiredPlugin, DesiredState, WheelRef
 from arcade_server.services.dispatch import Dispatch, DispatchEntry
 from arcade_server.services.notifier import Notifier
 from tests.waiting import DEADLINE

@@ -10,12 +10,12 @@ from sqlalchemy import select
 from arcade_server.db import tables as t
 from arcade_server.db.engine import Database
 from arcade_server.errors import Invalid, NotFound
-from arcade_server.services import agents, assignments, registry
+from arcade_server.services import agents, assignments, desired, plugin_states, publishing
 from tests.server.helpers import db_row, dependency_wheel, plugin_wheel, unique
 
 
 def _publish(db: Database, *paths: Path) -> None:
-    db.call(registry.record_version, registry.inspect_upload(list(paths)))
+    db.call(publishing.record_version, publishing.inspect_upload(list(paths)))
 
 
 def _register(db: Database, agent_id: str, **labels: str) -> None:
@@ -33,7 +33,7 @@ def test_assign_bumps_the_revision_and_builds_the_desired_state(
                            isolation="process")
     assert result.revisions == {"a1": 1}
     assert result.body["config"] == {"threshold": 1, "label": "x"}
-    state = database.call(assignments.desired_state, "a1")
+    state = database.call(desired.desired_state, "a1")
     assert state.revision == 1
     [plugin] = state.plugins
     assert (plugin.name, plugin.version, plugin.isolation, plugin.interval) == (
@@ -42,8 +42,8 @@ def test_assign_bumps_the_revision_and_builds_the_desired_state(
         name.replace("-", "_"), dep.replace("-", "_")]
     assert plugin.config_json == '{"label":"x","threshold":1}'
     with database.transaction(write=False) as conn:
-        assert assignments.may_download(conn, "a1", plugin.wheels[1].sha256)
-        assert not assignments.may_download(conn, "a2", plugin.wheels[1].sha256)
+        assert desired.may_download(conn, "a1", plugin.wheels[1].sha256)
+        assert not desired.may_download(conn, "a2", plugin.wheels[1].sha256)
 
 
 def test_reassigning_replaces_the_version_and_unassign_removes_it(
@@ -55,11 +55,11 @@ def test_reassigning_replaces_the_version_and_unassign_removes_it(
     _register(database, "a1")
     database.call(assignments.assign, "a1", f"{name}@1.0.0")
     database.call(assignments.assign, "a1", f"{name}@2.0.0")
-    state = database.call(assignments.desired_state, "a1")
+    state = database.call(desired.desired_state, "a1")
     assert (state.revision, [p.version for p in state.plugins]) == (2, ["2.0.0"])
     result = database.call(assignments.unassign, "a1", name.upper())
     assert result.revisions == {"a1": 3}
-    assert database.call(assignments.desired_state, "a1").plugins == ()
+    assert database.call(desired.desired_state, "a1").plugins == ()
     with pytest.raises(NotFound):
         database.call(assignments.unassign, "a1", name)
 
@@ -76,7 +76,7 @@ def test_selector_matches_all_labels_and_bumps_every_agent_at_once(
     assert east_web.revisions == {"web-1": 1}
     everyone = database.call(assignments.assign_selector, {}, name)
     assert everyone.revisions == {"web-1": 2, "web-2": 1, "db-1": 1}
-    states = database.call(assignments.desired_states, ["web-1", "web-2", "db-1", "ghost"])
+    states = database.call(desired.desired_states, ["web-1", "web-2", "db-1", "ghost"])
     assert sorted(states) == ["db-1", "web-1", "web-2"]
     assert all(len(s.plugins) == 1 for s in states.values())
     removed = database.call(assignments.unassign_selector, {"dc": "east"}, name)
@@ -116,13 +116,13 @@ def test_install_outcomes_need_a_final_state_for_the_version_at_the_revision(
     running = [agents.ReportedPlugin(name, "1.0.0", "running")]
     database.call(agents.report_status, "a1", 1, running, complete=True)
     result = database.call(assignments.assign, "a1", f"{name}@2.0.0")
-    outcomes = database.call(assignments.install_outcomes, result.revisions, name, "2.0.0")
+    outcomes = database.call(plugin_states.install_outcomes, result.revisions, name, "2.0.0")
     assert outcomes == {"a1": None}  # still runs 1.0.0
     database.call(agents.report_status, "a1", 2,
                   [agents.ReportedPlugin(name, "2.0.0", "installing")])
-    assert database.call(assignments.install_outcomes, result.revisions, name, "2.0.0") == {
+    assert database.call(plugin_states.install_outcomes, result.revisions, name, "2.0.0") == {
         "a1": None}
     database.call(agents.report_status, "a1", 2,
                   [agents.ReportedPlugin(name, "2.0.0", "running")], complete=True)
-    outcome = database.call(assignments.install_outcomes, result.revisions, name, "2.0.0")
+    outcome = database.call(plugin_states.install_outcomes, result.revisions, name, "2.0.0")
     assert outcome["a1"] is not None and outcome["a1"]["state"] == "running"

@@ -12,13 +12,14 @@ import pytest
 from arcade_server.db.engine import Database
 from arcade_server.errors import Conflict, Invalid, NotFound
 from arcade_server.rpc.convert import job_to_pb
-from arcade_server.services import agents, assignments, jobs, registry
-from arcade_server.services.jobs import JobEventData, JobRequest, PluginEntryRequest, RecordData
+from arcade_server.services import agents, desired, job_runs, jobs, publishing, registry
+from arcade_server.services.job_requests import JobRequest, PluginEntryRequest
+from arcade_server.services.job_runs import JobEventData, RecordData
 from tests.server.helpers import dependency_wheel, plugin_wheel, unique
 
 
 def _publish(db: Database, *paths: Path) -> None:
-    db.call(registry.record_version, registry.inspect_upload(list(paths)))
+    db.call(publishing.record_version, publishing.inspect_upload(list(paths)))
 
 
 def _register(db: Database, agent_id: str) -> None:
@@ -123,28 +124,28 @@ def test_events_update_status_records_and_output_and_a_final_status_is_kept(
     name, _ = plugin
     job_id = _create(database, plugins=[PluginEntryRequest(name, "before"),
                                         PluginEntryRequest(name, "on_failure")]).job["id"]
-    applied = database.call(jobs.record_event, "a1", _event(
+    applied = database.call(job_runs.record_event, "a1", _event(
         job_id, "running", RecordData(0, "succeeded", '{"workdir": "/w"}', started_at=10.0,
                                       completed_at=11.0),
         started_at=10.0, output_tail="$ true\n", output_size=7))
-    assert applied == jobs.EventOutcome(applied=True)
+    assert applied == job_runs.EventOutcome(applied=True)
     job = database.call(jobs.get_job, job_id)
     assert (job["status"], job["started_at"], job["output_tail"]) == ("running", 10.0, "$ true\n")
     assert job["plugins"][0]["result"] == {"workdir": "/w"}
     assert job["plugins"][1]["status"] == "pending"
 
-    database.call(jobs.record_event, "a1", _event(
+    database.call(job_runs.record_event, "a1", _event(
         job_id, "succeeded", RecordData(0, "succeeded", '{"workdir": "/w"}'),
         exit_code=0, started_at=10.0, finished_at=12.5, output_tail="x" * 100_000,
         output_size=100_000))
     job = database.call(jobs.get_job, job_id)
     assert (job["status"], job["exit_code"], job["duration"]) == ("succeeded", 0, 2.5)
-    assert len(job["output_tail"]) == jobs.OUTPUT_LIMIT and job["output_size"] == 100_000
+    assert len(job["output_tail"]) == job_runs.OUTPUT_LIMIT and job["output_size"] == 100_000
     assert job["plugins"][1]["status"] == "skipped"  # never reached: closed with the job
 
-    late = database.call(jobs.record_event, "a1", _event(job_id, "failed", exit_code=3))
-    assert late == jobs.EventOutcome(applied=False, cancel=False)
-    still_running = database.call(jobs.record_event, "a1", _event(job_id, "running"))
+    late = database.call(job_runs.record_event, "a1", _event(job_id, "failed", exit_code=3))
+    assert late == job_runs.EventOutcome(applied=False, cancel=False)
+    still_running = database.call(job_runs.record_event, "a1", _event(job_id, "running"))
     assert still_running.cancel  # the agent runs a job that is over here: tell it to stop
     assert database.call(jobs.get_job, job_id)["status"] == "succeeded"
 
@@ -155,11 +156,11 @@ def test_events_from_another_agent_or_with_unknown_status_are_refused(
     job_id = _create(database).job["id"]
     _register(database, "a2")
     with pytest.raises(Invalid, match="belongs to agent a1"):
-        database.call(jobs.record_event, "a2", _event(job_id, "running"))
+        database.call(job_runs.record_event, "a2", _event(job_id, "running"))
     with pytest.raises(Invalid, match="unknown status 'exploded'"):
-        database.call(jobs.record_event, "a1", _event(job_id, "exploded"))
+        database.call(job_runs.record_event, "a1", _event(job_id, "exploded"))
     with pytest.raises(NotFound):
-        database.call(jobs.record_event, "a1", _event("nope", "running"))
+        database.call(job_runs.record_event, "a1", _event("nope", "running"))
 
 
 def test_cancel_queued_at_once_running_via_agent_and_finished_is_a_conflict(
@@ -173,7 +174,7 @@ def test_cancel_queued_at_once_running_via_agent_and_finished_is_a_conflict(
     assert result.job["error"] == "cancelled before it started"
 
     running = _create(database).job["id"]
-    database.call(jobs.record_event, "a1", _event(running, "running", started_at=1.0))
+    database.call(job_runs.record_event, "a1", _event(running, "running", started_at=1.0))
     result = database.call(jobs.cancel_job, running)
     assert result.job["status"] == "running" and result.notify_agent
     assert result.job["cancel_requested_at"] is not None
@@ -191,13 +192,13 @@ def test_reconnect_fails_forgotten_running_jobs_resends_queued_and_cancels_stale
     kept = _create(database).job["id"]
     stopping = _create(database).job["id"]
     for job_id in (forgotten, kept, stopping):
-        database.call(jobs.record_event, "a1", _event(job_id, "running", started_at=1.0))
+        database.call(job_runs.record_event, "a1", _event(job_id, "running", started_at=1.0))
     database.call(jobs.cancel_job, stopping)
     ended = _create(database).job["id"]
     database.call(jobs.cancel_job, ended)
     queued = _create(database).job["id"]
 
-    result = database.call(jobs.agent_connected, "a1", [kept, stopping, ended], now=100.0)
+    result = database.call(job_runs.agent_connected, "a1", [kept, stopping, ended], now=100.0)
     assert result.failed == (forgotten,)
     assert [d.job_id for d in result.dispatches] == [queued]
     assert sorted(result.cancels) == sorted([stopping, ended])
@@ -217,13 +218,13 @@ def test_sweep_fails_jobs_of_gone_agents_and_overdue_jobs(
     gone = _create(database, agent="gone").job["id"]
     here = _create(database, agent="here", timeout=100).job["id"]
     slow = _create(database, agent="slow", timeout=10).job["id"]
-    assert database.call(jobs.sweep_needed) == (True, False)  # queued, never sent
+    assert database.call(job_runs.sweep_needed) == (True, False)  # queued, never sent
     for job_id, agent_id in ((gone, "gone"), (here, "here"), (slow, "slow")):
-        database.call(jobs.record_event, agent_id, _event(job_id, "running",
+        database.call(job_runs.record_event, agent_id, _event(job_id, "running",
                                                           started_at=now - 20))
     database.call(jobs.cancel_job, here)
     result = database.call(
-        jobs.fail_lost_jobs, last_seen={"slow": now - 1}, connected=["here"],
+        job_runs.fail_lost_jobs, last_seen={"slow": now - 1}, connected=["here"],
         lost_after=60, grace=5, now=now,
     )
     assert sorted(result.failed) == sorted([(gone, "gone", False), (slow, "slow", True)])
@@ -231,7 +232,7 @@ def test_sweep_fails_jobs_of_gone_agents_and_overdue_jobs(
     assert "has not been seen for 120s" in database.call(jobs.get_job, gone)["error"]
     assert "within its timeout (10s) plus 5s" in database.call(jobs.get_job, slow)["error"]
     assert database.call(jobs.get_job, here)["status"] == "running"
-    assert database.call(jobs.sweep_needed) == (False, True)
+    assert database.call(job_runs.sweep_needed) == (False, True)
 
 
 def test_job_wheels_may_be_downloaded_only_while_the_job_is_open(
@@ -241,10 +242,10 @@ def test_job_wheels_may_be_downloaded_only_while_the_job_is_open(
     created = _create(database, plugins=[PluginEntryRequest(name, "before")])
     sha = created.dispatch.plugins[0].wheels[1][1]  # the dependency wheel
     with database.transaction(write=False) as conn:
-        assert assignments.may_download(conn, "a1", sha)
+        assert desired.may_download(conn, "a1", sha)
     database.call(jobs.cancel_job, created.job["id"])
     with database.transaction(write=False) as conn:
-        assert not assignments.may_download(conn, "a1", sha)
+        assert not desired.may_download(conn, "a1", sha)
 
 
 def test_list_filters_by_agent_and_status_newest_first(
@@ -270,7 +271,7 @@ def test_a_queued_job_whose_plugin_version_was_deleted_fails_instead_of_being_se
     _register(database, "a1")
     job_id = _create(database, plugins=[PluginEntryRequest(name, "after")]).job["id"]
     database.call(registry.delete_version, name, "1.0.0")
-    result = database.call(jobs.agent_connected, "a1", [])
+    result = database.call(job_runs.agent_connected, "a1", [])
     assert result.dispatches == ()
     job = database.call(jobs.get_job, job_id)
     assert job["status"] == "failed" and "was deleted from the registry" in job["error"]
@@ -281,9 +282,9 @@ def test_one_query_tells_which_connecting_agents_have_open_jobs(database: Databa
         _register(database, agent_id)
     _create(database, "a1")                                   # queued: open
     finished = _create(database, "a3").job["id"]
-    database.call(jobs.record_event, "a3", JobEventData(job_id=finished, status="running"))
-    database.call(jobs.record_event, "a3", JobEventData(job_id=finished, status="succeeded"))
+    database.call(job_runs.record_event, "a3", JobEventData(job_id=finished, status="running"))
+    database.call(job_runs.record_event, "a3", JobEventData(job_id=finished, status="succeeded"))
     with database.transaction(write=False) as conn:
-        assert jobs.with_open_jobs(conn, ["a1", "a2", "a3", "ghost", "a1"]) == [
+        assert job_runs.with_open_jobs(conn, ["a1", "a2", "a3", "ghost", "a1"]) == [
             True, False, False, False, True]
-        assert jobs.with_open_jobs(conn, []) == []
+        assert job_runs.with_open_jobs(conn, []) == []

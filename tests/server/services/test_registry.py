@@ -10,13 +10,13 @@ from sqlalchemy import func, select
 from arcade_server.db import tables as t
 from arcade_server.db.engine import Database
 from arcade_server.errors import Conflict, Invalid, NotFound
-from arcade_server.services import registry
+from arcade_server.services import publishing, registry
 from arcade_server.storage import LocalBlobStore
 from tests.server.helpers import db_row, dependency_wheel, plugin_wheel, unique
 
 
-def _record(db: Database, *paths: Path) -> registry.PublishResult:
-    return db.call(registry.record_version, registry.inspect_upload(list(paths)))
+def _record(db: Database, *paths: Path) -> publishing.PublishResult:
+    return db.call(publishing.record_version, publishing.inspect_upload(list(paths)))
 
 
 def test_record_version_stores_plugin_version_wheels_and_blobs(
@@ -109,6 +109,6 @@ def test_publish_stores_blobs_verified(database: Database, tmp_path: Path) -> No
 
     store = LocalBlobStore(tmp_path / "blobs")
     wheel = plugin_wheel(tmp_path, unique())
-    result = asyncio.run(registry.publish(database, store, [wheel]))
+    result = asyncio.run(publishing.publish(database, store, [wheel]))
     assert store.exists(result.version["sha256"])
     assert store.size(result.version["sha256"]) == wheel.stat().st_size
