@@ -25,9 +25,12 @@ Arcade = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture(autouse=True)
-def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.delenv("ARCADE_API", raising=False)
+    for name in ("ARCADE_API", "ARCADE_TOKEN", "ARCADE_CA_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    # No credentials file but the test's own.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -47,9 +50,9 @@ def run(capsys: pytest.CaptureFixture[str]) -> Arcade:
 
 
 @pytest.fixture
-def arcade(run: Arcade, server: ServerThread
-           ) -> Arcade:
-    """``arcade ARGS... --api <the test server>``."""
+def arcade(run: Arcade, server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> Arcade:
+    """``arcade ARGS... --api <the test server>``, with its admin token in ARCADE_TOKEN."""
+    monkeypatch.setenv("ARCADE_TOKEN", server.admin_token)
     return lambda *args: run(*args, "--api", server.http_url)
 
 
