@@ -41,10 +41,21 @@ def set_target(request: Request, target: str) -> None:
     request.scope[TARGET_KEY] = target
 
 
+def _template(scope: Scope) -> str:
+    """The matched route's template with the prefix it was included under (the route in
+    the scope knows only its own part: ``/plugins/{name}`` of ``/api/v1/plugins/x``)."""
+    path: str = scope["path"]
+    own: Any = getattr(scope.get("route"), "path", None)
+    if not isinstance(own, str):
+        return path  # no route matched (404, 405)
+    parts = path.split("/")
+    prefix = "/".join(parts[: max(0, len(parts) - len(own.split("/")) + 1)])
+    return prefix + own
+
+
 def _entry(scope: Scope, status: int) -> AuditEntry:
     principal: Principal | None = scope.get(PRINCIPAL_KEY)
-    route: Any = scope.get("route")
-    template = getattr(route, "path", None) or scope["path"]
+    template = _template(scope)
     path: str = scope["path"]
     target = scope.get(TARGET_KEY) or (path[len(_PREFIX):] if path.startswith(_PREFIX)
                                        else path)
