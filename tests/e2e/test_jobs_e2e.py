@@ -261,7 +261,8 @@ def test_cli_run_follows_the_job_and_exits_with_its_exit_code(
     def arcade(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(ARCADE), *args], capture_output=True, text=True,
                               timeout=timeout, check=False, cwd=REPO,
-                              env={**os.environ, "ARCADE_API": server.url, "COLUMNS": "200"})
+                              env={**os.environ, "ARCADE_API": server.url, "COLUMNS": "200",
+                                   "ARCADE_TOKEN": server.admin_token})
 
     done = arcade("run", "--agent", AGENT_ID, "--plugin", "stager@1:before:1",
                   "--plugin", "stager:on_failure", "--config-for", "stager",

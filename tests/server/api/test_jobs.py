@@ -237,7 +237,8 @@ async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: 
     agent: ProtocolAgent | None = None
     try:
         agent = await _connected(server)
-        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1",
+                          headers=server.auth_headers, timeout=30) as api:
             job_id = (await asyncio.to_thread(api.post, "/jobs", json={
                 "agent": agent.agent_id, "commands": ["sleep 60"]})).json()["id"]
             await _next(agent, "job")
@@ -246,7 +247,8 @@ async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: 
         await asyncio.to_thread(server.stop)
         await agent.close()
         server = await asyncio.to_thread(start_server, home, **settings)
-        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1",
+                          headers=server.auth_headers, timeout=30) as api:
             body = (await asyncio.to_thread(api.get, f"/jobs/{job_id}")).json()
             assert body["status"] in ("running", "failed")  # the record survived the restart
 
