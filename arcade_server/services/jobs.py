@@ -25,7 +25,7 @@ from arcade_core.states import FINAL_JOB_STATUSES, JobStatus, RecordStatus
 
 from ..db import tables as t
 from ..errors import Conflict, Invalid
-from ._jobrows import LoadedJob, finish, get_job_row, job_dict, save
+from ._jobrows import LoadedJob, finish, get_job_row, job_dict, job_view, save
 from .agents import get_agent_row
 from .dispatch import Dispatch, build_dispatches
 from .job_requests import (
@@ -111,12 +111,12 @@ def create_job(
         conn.execute(t.job_plugins.insert(), records)
     job = LoadedJob(values, records)
     [dispatch] = build_dispatches(conn, [job], now)
-    return CreateResult(job_dict(job), dispatch)
+    return CreateResult(job_view(conn, job), dispatch)
 
 
 def get_job(conn: Connection, job_id: str) -> dict[str, Any]:
     """One job with its output tail and per-plugin records."""
-    return job_dict(get_job_row(conn, job_id))
+    return job_view(conn, get_job_row(conn, job_id))
 
 
 def list_jobs(
@@ -158,4 +158,4 @@ def cancel_job(conn: Connection, job_id: str, *, now: float | None = None) -> Ca
         job.updated_at = now
         notify = True
     save(conn, [job])
-    return CancelResult(job_dict(job), job.agent_id, notify)
+    return CancelResult(job_view(conn, job), job.agent_id, notify)
