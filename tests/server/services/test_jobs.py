@@ -23,7 +23,7 @@ def _publish(db: Database, *paths: Path) -> None:
 
 
 def _register(db: Database, agent_id: str) -> None:
-    db.call(agents.register, agents.AgentInfo(agent_id=agent_id))
+    db.call(agents.register, agents.AgentInfo(agent_id=agent_id, jobs_enabled=True))
 
 
 def _create(db: Database, agent: str = "a1", **kwargs: Any) -> jobs.CreateResult:
@@ -214,7 +214,8 @@ def test_sweep_fails_jobs_of_gone_agents_and_overdue_jobs(
     database: Database, plugin: tuple[str, str]
 ) -> None:
     now = time.time()
-    database.call(agents.register, agents.AgentInfo(agent_id="gone"), now=now - 120)
+    database.call(agents.register, agents.AgentInfo(agent_id="gone", jobs_enabled=True),
+                  now=now - 120)
     _register(database, "here")
     _register(database, "slow")
     gone = _create(database, agent="gone").job["id"]
