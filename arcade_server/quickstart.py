@@ -219,7 +219,9 @@ def _start_agent(home: Path, server: str, interval: float) -> subprocess.Popen[b
     home.mkdir(parents=True, exist_ok=True)
     config = home / "agent.toml"
     config.write_text(f"collect_interval = {interval}\ncollect_interval_override = {interval}\n"
-                      "reconnect_initial = 0.2\nreconnect_max = 2.0\n", encoding="utf-8")
+                      "reconnect_initial = 0.2\nreconnect_max = 2.0\n"
+                      # the quickstart agent runs jobs (`arcade run`): an agent opts in itself
+                      "\n[jobs]\nenabled = true\n", encoding="utf-8")
     with open(home / "agent.log", "ab") as logfile:
         return subprocess.Popen(
             [sys.executable, "-m", "arcade_agent", "--server", server, "--home",

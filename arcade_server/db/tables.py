@@ -158,6 +158,9 @@ agents = Table(
     _column("desired_revision", BigInteger, default=0),
     _column("applied_revision", BigInteger, default=0),
     _column("metrics_dropped", BigInteger, default=0),
+    # The agent's own [jobs] policy, as it said at its last Register (jobs opt-in).
+    _column("jobs_enabled", Boolean, default=False),
+    _column("jobs_allow", JSON, default=list),
     _column("registered_at", Double),
     _optional("connected_at", Double),
     _optional("last_seen", Double),

@@ -38,6 +38,11 @@ call_timeout = 30
 download_retries = 2
 download_timeout = 30
 """
+#: An agent that runs jobs: it opts in in its own config, as a real one must.
+JOBS_AGENT_CONFIG = AGENT_CONFIG + """
+[jobs]
+enabled = true
+"""
 SERVER_ENV = {
     "ARCADE_SERVER_HEARTBEAT_INTERVAL": "1",
     "ARCADE_SERVER_OFFLINE_AFTER": "3",

@@ -49,6 +49,8 @@ _UNKNOWN_JOB = "no job with this id"
     responses={201: {"headers": {"Location": {"description": "the job's URL",
                                               "schema": {"type": "string"}}}},
                **errors(s404="unknown agent",
+                        s409="the agent does not run jobs (its `[jobs] enabled` is not true), "
+                        "or a command matches none of its `[jobs] allow` patterns",
                         s422="bad spec, config, stage, command, env or timeout")},
     dependencies=[needs(Role.OPERATOR)],
 )

@@ -47,7 +47,7 @@ class _Agent:
         self.outbox.put(pb.AgentMessage(register=pb.Register(
             agent_id=agent_id, hostname="fuzz-host", ip="127.0.0.1", os="linux",
             arch="x86_64", agent_version="0.1.0", python_version="3.11",
-            labels={"role": "fuzz"},
+            labels={"role": "fuzz"}, jobs_enabled=True,  # the seed creates a job on it
         )))
         stub = pb_grpc.AgentServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.call = stub.Connect(self._messages())

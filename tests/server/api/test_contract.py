@@ -252,7 +252,7 @@ async def test_typed_routes_answer_what_the_services_return(
 ) -> None:
     name = unique()
     publish(api, plugin_wheel(tmp_path, name, "1.0.0"))
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server.grpc_target, jobs_enabled=True)
     await agent.connect(labels={"tier": name})
     await agent.desired()
     try:
