@@ -38,7 +38,7 @@ from .db.engine import Database
 from .errors import MigrationError
 from .presence import Presence
 from .rpc.hub import Hub
-from .services import agents, audit, job_runs, metrics, tokens
+from .services import agents, audit, job_runs, job_sweep, metrics, status_reports, tokens
 from .services.notifier import Notifier
 from .settings import Settings
 from .storage import LocalBlobStore
@@ -87,8 +87,8 @@ class ServerState:
         db = self.db
         self.registrations: Batcher[agents.AgentInfo, None] = Batcher(
             lambda infos: db.run(agents.register_many, infos), name="registrations")
-        self.status_reports: Batcher[agents.StatusUpdate, None] = Batcher(
-            lambda updates: db.run(agents.report_statuses, updates), name="status reports")
+        self.status_reports: Batcher[status_reports.StatusUpdate, None] = Batcher(
+            lambda updates: db.run(status_reports.report_statuses, updates), name="status reports")
         self.metric_batches: Batcher[metrics.MetricBatch, int] = Batcher(
             lambda batches: db.run(metrics.store_batches, batches), name="metric batches")
         self.open_jobs: Batcher[str, bool] = Batcher(
@@ -160,7 +160,7 @@ class ServerState:
 
     async def _sweep_jobs(self) -> None:
         settings = self.settings
-        await job_runs.sweep(
+        await job_sweep.sweep(
             self.db, self.notifier, connected=self.hub.connected_ids(),
             last_seen=self.presence.snapshot(), lost_after=settings.job_lost_after,
             grace=settings.job_timeout_grace,

@@ -20,10 +20,11 @@ from arcade_core.rpc.v1.convert import from_pb, to_pb
 from arcade_core.states import Isolation, JobStatus, PluginState, RecordStatus
 
 from ..errors import Invalid
-from ..services.agents import AgentInfo, ReportedPlugin
+from ..services.agents import AgentInfo
 from ..services.desired import DesiredState
 from ..services.dispatch import Dispatch
 from ..services.job_runs import JobEventData, RecordData
+from ..services.status_reports import ReportedPlugin
 
 __all__ = [
     "agent_info_from_pb",

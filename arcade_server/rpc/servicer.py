@@ -28,7 +28,7 @@ from arcade_core import __version__
 from arcade_core.rpc.v1 import pb, pb_grpc
 
 from ..errors import ServiceError
-from ..services import agents, desired, job_runs, metrics
+from ..services import agents, desired, job_runs, metrics, status_reports
 from ..services.desired import DesiredState
 from ..state import ServerState
 from ..storage import BlobNotFound
@@ -174,7 +174,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 state.presence.touch(agent_id, message.heartbeat.applied_revision)
             elif kind == "status":
                 report = message.status
-                await state.status_reports.submit(agents.status_update(
+                await state.status_reports.submit(status_reports.status_update(
                     agent_id, report.revision,
                     [reported_from_pb(p) for p in report.plugins], complete=report.complete,
                 ))

@@ -17,13 +17,12 @@ from arcade_core.states import JobStatus, RecordStatus
 from ..db import tables as t
 from ..errors import NotFound
 from . import secrets
+from ._text import clip
 
 __all__ = [
     "ERROR_LIMIT",
     "LoadedJob",
     "LoadedRow",
-    "clip",
-    "clip_tail",
     "finish",
     "get_job_row",
     "job_dict",
@@ -34,16 +33,6 @@ __all__ = [
 
 #: Characters of error text kept per job and per record.
 ERROR_LIMIT = 8000
-
-
-def clip_tail(text: str, limit: int) -> str:
-    """The last ``limit`` characters of ``text``."""
-    return text if len(text) <= limit else text[-limit:]
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, ending with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class LoadedRow:

@@ -1,4 +1,4 @@
-"""Agents: registration, status reports (the "actual" state), liveness, listing.
+"""Agents: registration, liveness, listing (status reports: :mod:`.status_reports`).
 
 Heartbeats do not touch the database one by one: :class:`arcade_server.presence.Presence`
 keeps "last seen" in memory and :func:`flush_presence` writes them in one batch every few
@@ -7,10 +7,10 @@ online when its last heartbeat (from memory, else from the database, which may c
 another replica) is younger than ``offline_after``.
 
 Registrations and status reports arrive in bursts (a fleet reconnecting, a fleet-wide
-rollout): :func:`register_many` and :func:`report_statuses` write many agents' messages in a
-handful of ``executemany`` statements, and the server feeds them through a
-:class:`~arcade_server.db.batcher.Batcher` (one transaction per batch). :func:`register` and
-:func:`report_status` are the one-agent forms.
+rollout): :func:`register_many` writes many agents' registrations in a handful of
+``executemany`` statements, and the server feeds them through a
+:class:`~arcade_server.db.batcher.Batcher` (one transaction per batch). :func:`register` is
+the one-agent form.
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ from ..db import tables as t
 from ..db.tables import AnyRow
 from ..errors import Invalid, NotFound
 from ._sql import upsert
+from ._text import clip
+from .status_reports import ReportedPlugin, check_reported, state_rows
 
 __all__ = [
     "MAX_JOB_PATTERNS",
     "MAX_JOB_PATTERN_CHARS",
-    "REPORTED_STATES",
     "AgentInfo",
-    "ReportedPlugin",
-    "StatusUpdate",
     "agent_dict",
     "flush_presence",
     "get_agent",
@@ -46,33 +45,14 @@ __all__ = [
     "list_agents",
     "register",
     "register_many",
-    "report_status",
-    "report_statuses",
-    "status_update",
     "validate_agent_id",
     "validate_job_allow",
     "validate_labels",
     "validate_registration",
 ]
 
-#: The plugin states an agent may report: every :class:`~arcade_core.states.PluginState`
-#: but ``restarting``, which the agent reports as ``running`` (with its restarts and error).
-REPORTED_STATES = frozenset(PluginState) - {PluginState.RESTARTING}
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
-
-
-@dataclass(frozen=True)
-class ReportedPlugin:
-    """One plugin as the agent reports it (register or status report)."""
-
-    name: str
-    version: str
-    state: str
-    error: str = ""
-    restarts: int = 0
-    isolation: str = ""
-    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,29 +98,6 @@ def validate_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int, now: float
-                ) -> list[dict[str, Any]]:
-    rows = []
-    for p in plugins:
-        if p.state not in REPORTED_STATES:
-            raise Invalid(
-                f"plugin {p.name!r}: unknown state {p.state!r}; expected one of "
-                f"{', '.join(sorted(REPORTED_STATES))}"
-            )
-        rows.append({
-            "agent_id": agent_id, "plugin_name": _clip(p.name, 200),
-            "version": _clip(p.version, 100), "state": p.state,
-            "error": _clip(p.error, 8000), "restarts": max(0, p.restarts),
-            "isolation": _clip(p.isolation, 20), "sha256": p.sha256[:64],
-            "revision": revision, "updated_at": now,
-        })
-    return rows
-
-
 #: Most ``[jobs] allow`` patterns an agent may register, and characters per pattern.
 MAX_JOB_PATTERNS = 100
 MAX_JOB_PATTERN_CHARS = 1000
@@ -168,7 +125,7 @@ def validate_registration(info: AgentInfo) -> AgentInfo:
     validate_agent_id(info.agent_id)
     validate_labels(info.labels)
     validate_job_allow(info.jobs_allow)
-    _state_rows(info.agent_id, info.plugins, info.applied_revision, 0.0)
+    check_reported(info.plugins)
     return info
 
 
@@ -188,10 +145,10 @@ def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | 
     if not latest:
         return []
     rows = [
-        {"id": agent_id, "hostname": _clip(info.hostname, 300), "ip": _clip(info.ip, 100),
-         "os": _clip(info.os, 100), "arch": _clip(info.arch, 100),
-         "agent_version": _clip(info.agent_version, 100),
-         "python_version": _clip(info.python_version, 100), "labels": labels,
+        {"id": agent_id, "hostname": clip(info.hostname, 300), "ip": clip(info.ip, 100),
+         "os": clip(info.os, 100), "arch": clip(info.arch, 100),
+         "agent_version": clip(info.agent_version, 100),
+         "python_version": clip(info.python_version, 100), "labels": labels,
          "desired_revision": 0, "applied_revision": max(0, info.applied_revision),
          "metrics_dropped": 0, "jobs_enabled": bool(info.jobs_enabled),
          "jobs_allow": validate_job_allow(info.jobs_allow),
@@ -203,10 +160,10 @@ def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | 
     label_rows = [{"agent_id": agent_id, "key": k, "value": v}
                   for agent_id, (_info, labels) in latest.items() for k, v in labels.items()]
     # What an agent reports at register is the whole truth: drop anything it no longer runs.
-    state_rows = [
+    plugin_rows = [
         row
         for agent_id, (info, _labels) in latest.items()
-        for row in {r["plugin_name"]: r for r in _state_rows(
+        for row in {r["plugin_name"]: r for r in state_rows(
             agent_id, info.plugins, info.applied_revision, now)}.values()
         if row["state"] != PluginState.REMOVED
     ]
@@ -215,99 +172,14 @@ def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | 
     if label_rows:
         conn.execute(labels_table.insert(), label_rows)
     conn.execute(states_table.delete().where(states_table.c.agent_id.in_(ids)))
-    if state_rows:
-        conn.execute(states_table.insert(), state_rows)
+    if plugin_rows:
+        conn.execute(states_table.insert(), plugin_rows)
     return [None] * len(infos)
 
 
 def register(conn: Connection, info: AgentInfo, *, now: float | None = None) -> None:
     """Create or update the agent, replace its labels, and record what it really runs."""
     register_many(conn, [info], now=now)
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """One agent's status report, validated by :func:`status_update`, ready to store."""
-
-    agent_id: str
-    revision: int
-    rows: tuple[dict[str, Any], ...]
-    complete: bool
-    now: float
-
-
-def status_update(
-    agent_id: str,
-    revision: int,
-    plugins: Sequence[ReportedPlugin],
-    *,
-    complete: bool = False,
-    now: float | None = None,
-) -> StatusUpdate:
-    """Validate a status report (raises :class:`Invalid` for an unknown state)."""
-    now = time.time() if now is None else now
-    return StatusUpdate(agent_id, revision, tuple(_state_rows(agent_id, plugins, revision, now)),
-                        complete, now)
-
-
-def report_statuses(conn: Connection, updates: Sequence[StatusUpdate]) -> list[None]:
-    """Store several status reports at once, in order: per-plugin statuses (``removed``
-    deletes the row; a later report of the same agent and plugin wins), last-seen times, and
-    the revision of each agent's last complete report as its applied revision."""
-    final: dict[tuple[str, str], dict[str, Any]] = {}
-    seen: dict[str, float] = {}
-    applied: dict[str, int] = {}
-    for update_ in updates:
-        for row in update_.rows:
-            final[(update_.agent_id, row["plugin_name"])] = row
-        seen[update_.agent_id] = max(seen.get(update_.agent_id, 0.0), update_.now)
-        if update_.complete:
-            applied[update_.agent_id] = update_.revision
-    states = t.plugin_states
-    removed = [{"b_agent": agent_id, "b_plugin": plugin}
-               for (agent_id, plugin), row in final.items() if row["state"] == PluginState.REMOVED]
-    kept = [row for row in final.values() if row["state"] != PluginState.REMOVED]
-    if removed:
-        conn.execute(
-            states.delete().where(states.c.agent_id == bindparam("b_agent"),
-                                  states.c.plugin_name == bindparam("b_plugin")),
-            removed,
-        )
-    if kept:
-        upsert(conn, states, kept, keys=["agent_id", "plugin_name"],
-               update=["version", "state", "error", "restarts", "isolation", "sha256",
-                       "revision", "updated_at"])
-    agents = t.agents
-    with_applied = [{"b_id": a, "b_seen": seen[a], "b_revision": applied[a]} for a in applied]
-    seen_only = [{"b_id": a, "b_seen": t} for a, t in seen.items() if a not in applied]
-    if with_applied:
-        conn.execute(
-            agents.update().where(agents.c.id == bindparam("b_id"))
-            .values(last_seen=bindparam("b_seen"), applied_revision=bindparam("b_revision")),
-            with_applied,
-        )
-    if seen_only:
-        conn.execute(
-            agents.update().where(agents.c.id == bindparam("b_id"))
-            .values(last_seen=bindparam("b_seen")),
-            seen_only,
-        )
-    return [None] * len(updates)
-
-
-def report_status(
-    conn: Connection,
-    agent_id: str,
-    revision: int,
-    plugins: Sequence[ReportedPlugin],
-    *,
-    complete: bool = False,
-    now: float | None = None,
-) -> None:
-    """Store per-plugin statuses (``removed`` deletes the row); a complete report for a
-    revision marks that revision applied."""
-    report_statuses(conn, [status_update(agent_id, revision, plugins, complete=complete,
-                                         now=now)])
 
 
 def flush_presence(conn: Connection, seen: Mapping[str, tuple[float, int]]) -> None:

@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 from arcade_server.db import tables as t
 from arcade_server.db.engine import Database
 from arcade_server.errors import Invalid, NotFound
-from arcade_server.services import agents, metrics
+from arcade_server.services import agents, metrics, status_reports
+from arcade_server.services.status_reports import ReportedPlugin, status_update
 from tests.server.helpers import db_row
 
-RUNNING = agents.ReportedPlugin("arcade-cpu", "1.0.0", "running", sha256="a" * 64)
+RUNNING = ReportedPlugin("arcade-cpu", "1.0.0", "running", sha256="a" * 64)
 
 
 def test_register_upserts_the_agent_labels_and_what_it_runs(database: Database) -> None:
@@ -39,22 +40,22 @@ def test_register_refuses_bad_agent_ids(database: Database, bad: str) -> None:
 
 def test_status_reports_upsert_and_removed_deletes(database: Database) -> None:
     database.call(agents.register, agents.AgentInfo(agent_id="a1"))
-    database.call(agents.report_status, "a1", 3, [RUNNING], complete=True)
-    failed = agents.ReportedPlugin("arcade-cpu", "1.1.0", "failed", error="x" * 10_000)
-    database.call(agents.report_status, "a1", 4, [failed])
+    database.call(status_reports.report_status, "a1", 3, [RUNNING], complete=True)
+    failed = ReportedPlugin("arcade-cpu", "1.1.0", "failed", error="x" * 10_000)
+    database.call(status_reports.report_status, "a1", 4, [failed])
     with database.transaction(write=False) as conn:
         state = db_row(conn, t.plugin_states, "a1", "arcade-cpu")
         assert state is not None
         assert (state.version, state.state, state.revision) == ("1.1.0", "failed", 4)
         assert len(state.error) == 8000
         assert db_row(conn, t.agents, "a1").applied_revision == 3
-    database.call(agents.report_status, "a1", 5,
-                  [agents.ReportedPlugin("arcade-cpu", "1.1.0", "removed")], complete=True)
+    database.call(status_reports.report_status, "a1", 5,
+                  [ReportedPlugin("arcade-cpu", "1.1.0", "removed")], complete=True)
     with database.transaction(write=False) as conn:
         assert db_row(conn, t.plugin_states, "a1", "arcade-cpu") is None
     with pytest.raises(Invalid, match="unknown state"):
-        database.call(agents.report_status, "a1", 6,
-                      [agents.ReportedPlugin("arcade-cpu", "1", "exploded")])
+        database.call(status_reports.report_status, "a1", 6,
+                      [ReportedPlugin("arcade-cpu", "1", "exploded")])
 
 
 def test_presence_flush_and_online_offline(database: Database) -> None:
@@ -140,7 +141,7 @@ def test_register_many_refuses_the_whole_batch_for_one_bad_id(database: Database
         assert db_row(conn, t.agents, "ok") is None                   # nothing half-written
     with pytest.raises(Invalid, match="unknown state"):
         agents.validate_registration(agents.AgentInfo(
-            agent_id="x", plugins=[agents.ReportedPlugin("p", "1", "exploded")]))
+            agent_id="x", plugins=[ReportedPlugin("p", "1", "exploded")]))
 
 
 def test_report_statuses_applies_many_agents_reports_in_order(database: Database) -> None:
@@ -148,20 +149,20 @@ def test_report_statuses_applies_many_agents_reports_in_order(database: Database
                   now=100.0)
     cpu = "arcade-cpu"
     updates = [
-        agents.status_update("a1", 5, [agents.ReportedPlugin(cpu, "2", "downloading")],
+        status_update("a1", 5, [ReportedPlugin(cpu, "2", "downloading")],
                              now=200.0),
-        agents.status_update("a2", 5, [agents.ReportedPlugin(cpu, "2", "running")],
+        status_update("a2", 5, [ReportedPlugin(cpu, "2", "running")],
                              complete=True, now=201.0),
-        agents.status_update("a1", 5, [agents.ReportedPlugin(cpu, "2", "installing")],
+        status_update("a1", 5, [ReportedPlugin(cpu, "2", "installing")],
                              now=202.0),
-        agents.status_update("a1", 5, [agents.ReportedPlugin(cpu, "2", "running")],
+        status_update("a1", 5, [ReportedPlugin(cpu, "2", "running")],
                              complete=True, now=203.0),
-        agents.status_update("a1", 6, [agents.ReportedPlugin(cpu, "2", "running")],
+        status_update("a1", 6, [ReportedPlugin(cpu, "2", "running")],
                              now=204.0),                  # incomplete: revision 5 stays applied
-        agents.status_update("a2", 7, [agents.ReportedPlugin(cpu, "2", "removed")],
+        status_update("a2", 7, [ReportedPlugin(cpu, "2", "removed")],
                              complete=True, now=205.0),
     ]
-    database.call(agents.report_statuses, updates)
+    database.call(status_reports.report_statuses, updates)
     with database.transaction(write=False) as conn:
         a1_state = db_row(conn, t.plugin_states, "a1", cpu)
         assert a1_state is not None and (a1_state.state, a1_state.revision) == ("running", 6)
@@ -171,7 +172,7 @@ def test_report_statuses_applies_many_agents_reports_in_order(database: Database
         assert (a1.applied_revision, a1.last_seen) == (5, 204.0)
         assert (a2.applied_revision, a2.last_seen) == (7, 205.0)
     with pytest.raises(Invalid, match="unknown state"):
-        agents.status_update("a1", 8, [agents.ReportedPlugin(cpu, "2", "exploded")])
+        status_update("a1", 8, [ReportedPlugin(cpu, "2", "exploded")])
 
 
 def test_store_batches_writes_every_agents_rows_and_sums_drops(database: Database) -> None:

@@ -10,7 +10,14 @@ from sqlalchemy import select
 from arcade_server.db import tables as t
 from arcade_server.db.engine import Database
 from arcade_server.errors import Invalid, NotFound
-from arcade_server.services import agents, assignments, desired, plugin_states, publishing
+from arcade_server.services import (
+    agents,
+    assignments,
+    desired,
+    plugin_states,
+    publishing,
+    status_reports,
+)
 from tests.server.helpers import db_row, dependency_wheel, plugin_wheel, unique
 
 
@@ -113,16 +120,16 @@ def test_install_outcomes_need_a_final_state_for_the_version_at_the_revision(
     _publish(database, plugin_wheel(tmp_path / "2", name, "2.0.0"))
     _register(database, "a1")
     database.call(assignments.assign, "a1", f"{name}@1.0.0")
-    running = [agents.ReportedPlugin(name, "1.0.0", "running")]
-    database.call(agents.report_status, "a1", 1, running, complete=True)
+    running = [status_reports.ReportedPlugin(name, "1.0.0", "running")]
+    database.call(status_reports.report_status, "a1", 1, running, complete=True)
     result = database.call(assignments.assign, "a1", f"{name}@2.0.0")
     outcomes = database.call(plugin_states.install_outcomes, result.revisions, name, "2.0.0")
     assert outcomes == {"a1": None}  # still runs 1.0.0
-    database.call(agents.report_status, "a1", 2,
-                  [agents.ReportedPlugin(name, "2.0.0", "installing")])
+    database.call(status_reports.report_status, "a1", 2,
+                  [status_reports.ReportedPlugin(name, "2.0.0", "installing")])
     assert database.call(plugin_states.install_outcomes, result.revisions, name, "2.0.0") == {
         "a1": None}
-    database.call(agents.report_status, "a1", 2,
-                  [agents.ReportedPlugin(name, "2.0.0", "running")], complete=True)
+    database.call(status_reports.report_status, "a1", 2,
+                  [status_reports.ReportedPlugin(name, "2.0.0", "running")], complete=True)
     outcome = database.call(plugin_states.install_outcomes, result.revisions, name, "2.0.0")
     assert outcome["a1"] is not None and outcome["a1"]["state"] == "running"

@@ -12,7 +12,7 @@ import pytest
 from arcade_server.db.engine import Database
 from arcade_server.errors import Conflict, Invalid, NotFound
 from arcade_server.rpc.convert import job_to_pb
-from arcade_server.services import agents, desired, job_runs, jobs, publishing, registry
+from arcade_server.services import agents, desired, job_runs, job_sweep, jobs, publishing, registry
 from arcade_server.services.job_requests import JobRequest, PluginEntryRequest
 from arcade_server.services.job_runs import JobEventData, RecordData
 from tests.server.helpers import dependency_wheel, plugin_wheel, unique
@@ -221,13 +221,13 @@ def test_sweep_fails_jobs_of_gone_agents_and_overdue_jobs(
     gone = _create(database, agent="gone").job["id"]
     here = _create(database, agent="here", timeout=100).job["id"]
     slow = _create(database, agent="slow", timeout=10).job["id"]
-    assert database.call(job_runs.sweep_needed) == (True, False)  # queued, never sent
+    assert database.call(job_sweep.sweep_needed) == (True, False)  # queued, never sent
     for job_id, agent_id in ((gone, "gone"), (here, "here"), (slow, "slow")):
         database.call(job_runs.record_event, agent_id, _event(job_id, "running",
                                                           started_at=now - 20))
     database.call(jobs.cancel_job, here)
     result = database.call(
-        job_runs.fail_lost_jobs, last_seen={"slow": now - 1}, connected=["here"],
+        job_sweep.fail_lost_jobs, last_seen={"slow": now - 1}, connected=["here"],
         lost_after=60, grace=5, now=now,
     )
     assert sorted(result.failed) == sorted([(gone, "gone", False), (slow, "slow", True)])
@@ -235,7 +235,7 @@ def test_sweep_fails_jobs_of_gone_agents_and_overdue_jobs(
     assert "has not been seen for 120s" in database.call(jobs.get_job, gone)["error"]
     assert "within its timeout (10s) plus 5s" in database.call(jobs.get_job, slow)["error"]
     assert database.call(jobs.get_job, here)["status"] == "running"
-    assert database.call(job_runs.sweep_needed) == (False, True)
+    assert database.call(job_sweep.sweep_needed) == (False, True)
 
 
 def test_job_wheels_may_be_downloaded_only_while_the_job_is_open(
