@@ -23,15 +23,18 @@ from typing import Any
 from arcade_core import ArcadeError
 
 __all__ = [
+    "AlreadyExists",
     "BatcherError",
     "Conflict",
     "Invalid",
     "MigrationError",
     "NotFound",
     "PayloadTooLarge",
+    "PermissionDenied",
     "ServerError",
     "ServiceError",
     "StartupError",
+    "Unauthenticated",
 ]
 
 
@@ -80,6 +83,27 @@ class PayloadTooLarge(ServiceError):
 
     status_code = 413
     grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class AlreadyExists(ServiceError):
+    """An agent id that another live identity holds (enrollment)."""
+
+    status_code = 409
+    grpc_code = "ALREADY_EXISTS"
+
+
+class Unauthenticated(ServiceError):
+    """A credential that is missing, unknown, expired, used up or revoked."""
+
+    status_code = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ServiceError):
+    """A known caller asking for something its identity does not allow."""
+
+    status_code = 403
+    grpc_code = "PERMISSION_DENIED"
 
 
 class MigrationError(ServerError, RuntimeError):

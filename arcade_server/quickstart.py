@@ -254,7 +254,7 @@ def _start_server(home: Path, http_port: int | None, grpc_port: int | None) -> A
     from .settings import Settings
 
     def attempt(http: int, grpc: int) -> ServerThread:
-        settings = Settings(home=home, host="127.0.0.1", http_port=http, grpc_port=grpc,
+        settings = Settings(home=home, http_port=http, grpc_port=grpc,
                             heartbeat_interval=5.0, offline_after=20.0, log_level="warning")
         return ServerThread(settings).start()
 

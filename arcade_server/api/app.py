@@ -18,7 +18,7 @@ from ..settings import Settings
 from ..state import ServerState
 from .errors import install_error_handlers
 from .openapi import install_openapi
-from .routers import agents, jobs, plugins
+from .routers import agents, identity, jobs, plugins
 from .schemas import Health, errors
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
     app.include_router(plugins.router, prefix=API_PREFIX)
     app.include_router(agents.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
+    app.include_router(identity.router, prefix=API_PREFIX)
+    app.include_router(identity.probes)
 
     @app.get(f"{API_PREFIX}/health", tags=["server"], summary="Liveness and a few counters",
              response_model=Health, responses=errors())

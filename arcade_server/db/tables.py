@@ -22,6 +22,11 @@ already loaded), with no per-row identity map or unit of work in the hot paths.
 * ``jobs`` / ``job_plugins`` — commands run on one agent, with one record per job plugin entry
   (its stage, order, config and outcome). A job's entries point at the plugin version they
   resolved to; deleting that version later leaves the record (``version_id`` becomes NULL).
+* ``enrollment_tokens`` — secrets an agent exchanges for its certificate (only their sha256
+  is stored), with the labels they bind, an expiry and a use count.
+* ``agent_identities`` — one per enrolled agent id: the serials of its valid certificates
+  (the current one and the one it renewed from), the labels bound at enrollment, revocation.
+  No foreign key to ``agents``: an agent enrolls before it first registers.
 
 Columns are ``NOT NULL`` unless created with :func:`_optional`; ``default=`` values are
 applied by SQLAlchemy on insert (they are not in the schema).
@@ -50,10 +55,12 @@ from sqlalchemy import (
 
 __all__ = [
     "AnyRow",
+    "agent_identities",
     "agent_labels",
     "agents",
     "assignments",
     "blobs",
+    "enrollment_tokens",
     "job_plugins",
     "jobs",
     "metadata",
@@ -262,4 +269,30 @@ job_plugins = Table(
     _column("error", Text, default=""),
     _optional("started_at", Double),
     _optional("completed_at", Double),
+)
+
+
+enrollment_tokens = Table(
+    "enrollment_tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    _column("name", String(200), default=""),
+    _column("token_hash", String(64), unique=True),
+    _column("labels", JSON),
+    _column("created_at", Double),
+    _column("expires_at", Double),
+    _optional("max_uses", Integer),
+    _column("uses", Integer, default=0),
+)
+
+agent_identities = Table(
+    "agent_identities", metadata,
+    Column("agent_id", String(200), primary_key=True),
+    _column("serial", String(64)),
+    _optional("previous_serial", String(64)),
+    _column("fingerprint", String(80)),
+    _column("not_after", Double),
+    _column("labels", JSON),
+    _column("enrolled_at", Double),
+    _optional("revoked_at", Double),
+    _column("enrollment_token_id", String(32)),
 )
