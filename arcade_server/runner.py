@@ -177,8 +177,8 @@ class ArcadeServer:
             await self.stop()
             raise
         log.info(
-            "Arcade server listening: REST %s (OpenAPI at %s/docs), gRPC %s (TLS); home %s; "
-            "CA %s (pin %s)",
+            "Arcade server listening: REST %s (OpenAPI at %s/docs), gRPC %s; home %s; "
+            "TLS CA %s (pin %s)",
             self.http_url, self.http_url, self.grpc_target, settings.home,
             settings.tls_ca_file or settings.home / "tls" / "ca.pem", self.state.tls.ca_hash,
         )

@@ -23,8 +23,8 @@ from tests.waiting import DEADLINE, until
 
 async def _connected(server: ServerThread, agent_id: str | None = None,
                      jobs: list[str] | None = None) -> ProtocolAgent:
-    agent = ProtocolAgent(server.grpc_target, agent_id)
-    agent.open(pb.AgentMessage(register=pb.Register(agent_id=agent.agent_id,
+    agent = ProtocolAgent(server, agent_id)
+    await agent.open(pb.AgentMessage(register=pb.Register(agent_id=agent.agent_id,
                                                     jobs=jobs or [])))
     welcome = await agent.recv()
     assert welcome.WhichOneof("body") == "welcome"
