@@ -33,9 +33,16 @@ import grpc
 
 from arcade_core.rpc.v1 import pb, pb_grpc
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "backoff_delay"]
 
 log = logging.getLogger(__name__)
+
+
+def backoff_delay(attempt: int, initial: float, cap: float) -> float:
+    """The wait before reconnect attempt ``attempt`` (0 after a healthy session):
+    ``initial * 2**attempt`` capped at ``cap``, times a random factor in [0.5, 1] so a fleet
+    does not come back in lock-step."""
+    return min(cap, initial * 2 ** min(attempt, 62)) * random.uniform(0.5, 1.0)
 
 
 class Connection:
@@ -184,8 +191,7 @@ class Connection:
             self.failures += 1
             if welcomed:
                 attempt = 0
-            delay = min(self.backoff_max, self.backoff_initial * 2**attempt)
-            delay *= random.uniform(0.5, 1.0)
+            delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
             attempt += 1
             log.warning("not connected to %s (%s); retrying in %.2fs",
                         self.target, self.last_error, delay)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -157,7 +158,9 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
 
             with step(f"Starting a local agent {AGENT_ID!r} (python -m arcade_agent, home "
                       f"{home / 'agent'})"):
-                agent = _start_agent(home, server.grpc_target, interval)
+                token = await asyncio.to_thread(_enrollment_token, server)
+                agent = _start_agent(home, server.grpc_target, interval, token,
+                                     home / "server" / "tls" / "ca.pem")
             try:
                 await _wait_connected(client, agent, home / "agent.log", 30.0)
                 for spec in QUICKSTART_PLUGINS:
@@ -206,8 +209,21 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
     )
 
 
-def _start_agent(home: Path, server: str, interval: float) -> subprocess.Popen[bytes]:
-    """``python -m arcade_agent`` with short intervals, logging to ``HOME/agent.log``."""
+def _enrollment_token(server: Any) -> str:
+    """A one-use enrollment token for the quick start's agent (made through the server's
+    state: the quick start is the server's own process)."""
+    from .services import enrollment
+
+    created = server.call(server.state.db.run(
+        enrollment.create_token, name="quickstart", max_uses=1, ttl=600.0))
+    return str(created.token)
+
+
+def _start_agent(home: Path, server: str, interval: float, token: str, ca_file: Path
+                 ) -> subprocess.Popen[bytes]:
+    """``python -m arcade_agent`` with short intervals, logging to ``HOME/agent.log``. On its
+    first start it enrolls with ``token`` (in its environment, not on its command line),
+    trusting ``ca_file``; later starts use the certificate in ``HOME/agent/tls``."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "agent.toml"
     config.write_text(f"collect_interval = {interval}\ncollect_interval_override = {interval}\n"
@@ -216,8 +232,9 @@ def _start_agent(home: Path, server: str, interval: float) -> subprocess.Popen[b
         return subprocess.Popen(
             [sys.executable, "-m", "arcade_agent", "--server", server, "--home",
              str(home / "agent"), "--id", AGENT_ID, "--label", "quickstart=true",
-             "--config", str(config), "--log-level", "warning"],
+             "--config", str(config), "--log-level", "warning", "--ca-file", str(ca_file)],
             stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+            env={**os.environ, "ARCADE_AGENT_ENROLL_TOKEN": token},
         )
 
 

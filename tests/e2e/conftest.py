@@ -56,9 +56,10 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProc]]:
     """Start ``arcade agent`` processes; each is stopped (SIGTERM) at teardown."""
     agents: list[AgentProc] = []
 
-    def start(server: str, agent_id: str, *, home: Path | None = None) -> AgentProc:
+    def start(server: Server, agent_id: str, *, home: Path | None = None,
+              enroll: dict[str, str] | None = None) -> AgentProc:
         proc = AgentProc(home or tmp_path / agent_id, server, agent_id,
-                         tmp_path / f"{agent_id}-{len(agents)}.log")
+                         tmp_path / f"{agent_id}-{len(agents)}.log", enroll=enroll)
         agents.append(proc)
         return proc.start()  # type: ignore[return-value]
 

@@ -36,7 +36,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, builtin_wheels: dict[str, Pa
     scratch directory."""
     base = tmp_path_factory.mktemp("e2e-jobs")
     server = Server(base / "server-home", base / "server.log").start()
-    agent = AgentProc(base / AGENT_ID, server.grpc_target, AGENT_ID, base / "agent.log")
+    agent = AgentProc(base / AGENT_ID, server, AGENT_ID, base / "agent.log")
     try:
         server.publish(stager_wheel(base / "wheels"))
         server.publish(builtin_wheels["arcade-workspace"])
@@ -296,7 +296,7 @@ def test_job_queued_for_an_offline_agent_runs_when_it_connects(
     setup: tuple[Server, AgentProc, Path], start_agent: Callable[..., AgentProc],
 ) -> None:
     server, _agent, base = setup
-    agent = start_agent(server.grpc_target, "e2e-jobs-later")
+    agent = start_agent(server, "e2e-jobs-later")
     wait_until(lambda: (server.agent("e2e-jobs-later") or {}).get("connected"),
                what="the second agent to connect")
     assert agent.stop() == 0
@@ -307,7 +307,7 @@ def test_job_queued_for_an_offline_agent_runs_when_it_connects(
                       plugins=[_stager("before", log, "b")])
     assert created["connected"] is False
     assert _job(server, created["id"])["status"] == "queued"
-    again = start_agent(server.grpc_target, "e2e-jobs-later", home=agent.home)
+    again = start_agent(server, "e2e-jobs-later", home=agent.home)
     job = _finished(server, created["id"])
     assert job["status"] == "succeeded" and "ran late" in job["output_tail"]
     assert again.alive
