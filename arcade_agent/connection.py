@@ -42,7 +42,7 @@ def backoff_delay(attempt: int, initial: float, cap: float) -> float:
     """The wait before reconnect attempt ``attempt`` (0 after a healthy session):
     ``initial * 2**attempt`` capped at ``cap``, times a random factor in [0.5, 1] so a fleet
     does not come back in lock-step."""
-    return min(cap, initial * 2 ** min(attempt, 62)) * random.uniform(0.5, 1.0)
+    return float(min(cap, initial * 2.0 ** min(attempt, 62))) * random.uniform(0.5, 1.0)
 
 
 class Connection:
