@@ -33,6 +33,13 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_agent")
     arg("--id", dest="agent_id", metavar="ID", help="the agent id (default: derived from "
         "the host, persisted in HOME)")
     arg("--label", "-l", action="append", metavar="KEY=VALUE", help="KEY=VALUE (repeatable)")
+    arg("--enroll-token", metavar="TOKEN", help="first start: the enrollment token to "
+        "exchange for the agent's certificate (env ARCADE_AGENT_ENROLL_TOKEN, which keeps it "
+        "out of the process list)")
+    arg("--ca-file", type=Path, metavar="FILE", help="the server's CA certificate (first "
+        "start; env ARCADE_AGENT_CA_FILE)")
+    arg("--ca-hash", metavar="sha256:HEX", help="or the pin of the server's CA public key: "
+        "the CA is fetched from the server and checked against it (env ARCADE_AGENT_CA_HASH)")
     arg("--config", "-c", type=Path, metavar="FILE", help="a TOML or YAML settings file")
     arg("--log-level", default="info", metavar="LEVEL", help="debug, info, warning or error")
     args = parser.parse_args(argv)
@@ -43,14 +50,21 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_agent")
     try:
         setup_logging(args.log_level)
         settings = load_settings(server=args.server, home=args.home, agent_id=args.agent_id,
-                                 labels=args.label, config=args.config)
+                                 labels=args.label, config=args.config,
+                                 enroll_token=args.enroll_token, ca_file=args.ca_file,
+                                 ca_hash=args.ca_hash)
     except AgentConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    from .errors import AgentError
+
     try:
         run(settings)
     except KeyboardInterrupt:
         return 130
+    except AgentError as exc:  # enrollment refused, a certificate of another agent, ...
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     return 0
 
 

@@ -14,9 +14,13 @@ SIGTERM/SIGINT to it). Start-up order matters: the plugins of the persisted stat
 from disk *before* the first connection, so the first ``Register`` already says what runs and
 no wheel is downloaded again after a restart.
 
-Everything lives under ``settings.home``: ``agent-id``, ``state.json``, ``envs/`` (the plugin
-environments, owned by the :class:`~arcade_core.PluginHost`), ``cache/wheels/`` and ``jobs/``
-(the default working directories of running jobs; see :mod:`arcade_agent.jobs`).
+Identity: before anything connects, the agent loads its certificate from ``<home>/tls`` or
+enrolls to get one (:mod:`arcade_agent.identity`), and renews it over its authenticated
+channel at two thirds of its lifetime.
+
+Everything lives under ``settings.home``: ``agent-id``, ``tls/``, ``state.json``, ``envs/``
+(the plugin environments, owned by the :class:`~arcade_core.PluginHost`), ``cache/wheels/``
+and ``jobs/`` (the default working directories of running jobs; see :mod:`arcade_agent.jobs`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import platform
-import socket
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -39,6 +42,8 @@ from .collector import Collector, MetricBuffer
 from .connection import Connection
 from .downloader import Downloader, DownloadStats
 from .errors import AgentNotStarted
+from .facts import host_facts
+from .identity import Credentials, ensure_credentials, renew, renew_due, store_credentials
 from .jobs import JobRunner
 from .reconciler import Reconciler
 from .settings import AgentSettings
@@ -93,6 +98,9 @@ class Agent:
         self._cache: WheelCache | None = None
         self._jobs: JobRunner | None = None
         self._facts: dict[str, str] = {}
+        self._credentials: Credentials | None = None
+        #: Certificates renewed since start (tests, status).
+        self.renewals = 0
 
     # ------------------------------------------------------------------ parts
 
@@ -154,6 +162,13 @@ class Agent:
         self.settings = await asyncio.to_thread(self.settings.resolved)
         s = self.settings
         await asyncio.to_thread(s.home.mkdir, parents=True, exist_ok=True)
+        try:
+            self._credentials = await ensure_credentials(
+                s.home, s.server, s.id, token=s.enroll_token, ca_file=s.ca_file,
+                ca_hash=s.ca_hash, retry_max=s.reconnect_max)
+        except BaseException:
+            self._started = False
+            raise
         if self._host is None:
             from arcade_core import PluginHost
 
@@ -164,7 +179,7 @@ class Agent:
                 healthy_period=s.healthy_period, restart_backoff=s.restart_backoff,
                 check_config_schemas=False,
             )
-        self._facts = await asyncio.to_thread(_host_facts)
+        self._facts = await asyncio.to_thread(host_facts)
         self._cache = await asyncio.to_thread(WheelCache, s.home / "cache" / "wheels",
                                               s.cache_max_bytes)
         store = StateStore(s.home / "state.json")
@@ -178,6 +193,7 @@ class Agent:
             backoff_initial=s.reconnect_initial,
             backoff_max=s.reconnect_max,
             on_connected=self._on_connected,
+            credentials=self._credentials.channel(),
         )
         self._connection.open()
         self._downloader = Downloader(
@@ -205,6 +221,7 @@ class Agent:
         self._spawn(self._collector.flush_forever(self._connection.send,
                                                   self._connection.connected), "metric-flush")
         self._spawn(self._connection.run(), "connection")
+        self._spawn(self._renew_forever(), "certificate-renewal")
         log.info("agent %s started (home %s, server %s)", s.id, s.home, s.server)
 
     async def stop(self) -> None:
@@ -331,6 +348,36 @@ class Agent:
         else:
             log.warning("ignoring an unexpected %s message from the server", kind)
 
+    async def _renew_forever(self) -> None:
+        """Renew the agent's certificate at two thirds of its lifetime, over the
+        authenticated channel; on failure retry (sooner as the end nears)."""
+        import datetime as dt
+
+        import grpc
+
+        while True:
+            assert self._credentials is not None
+            due = renew_due(self._credentials.cert_pem)
+            wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.connection.connected.wait()
+            try:
+                renewed = await renew(self.connection.stub(), self.id, self._credentials)
+            except grpc.aio.AioRpcError as exc:
+                ends = self._credentials.certificate.not_valid_after_utc
+                left = (ends - dt.datetime.now(dt.UTC)).total_seconds()
+                log.warning("renewing the certificate failed (%s: %s); %.0fs left, retrying",
+                            exc.code().name, exc.details(), left)
+                await asyncio.sleep(min(60.0, max(1.0, left / 10)))
+                continue
+            await asyncio.to_thread(store_credentials, self.settings.home, renewed)
+            self._credentials = renewed
+            self.renewals += 1
+            self.connection.set_credentials(renewed.channel())
+            log.info("certificate renewed; valid until %s",
+                     renewed.certificate.not_valid_after_utc.isoformat())
+
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"agent-{name}")
         task.add_done_callback(self._task_done)
@@ -345,20 +392,3 @@ class Agent:
                          exc_info=exc)
             self.request_stop()
 
-
-def _host_facts() -> dict[str, str]:
-    """Host name, primary IP, OS and architecture (may resolve DNS: call in a thread)."""
-    hostname = socket.gethostname()
-    ip = ""
-    try:
-        # The source address of a route to the outside; no packet is sent for UDP connect.
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.connect(("10.255.255.255", 1))
-            ip = sock.getsockname()[0]
-    except OSError:
-        try:
-            ip = socket.gethostbyname(hostname)
-        except OSError:
-            ip = "127.0.0.1"
-    return {"hostname": hostname, "ip": ip, "os": platform.system().lower(),
-            "arch": platform.machine()}

@@ -7,7 +7,13 @@ while a heartbeat task sends ``Heartbeat`` on the interval. When the stream ends
 reason the session's tasks stop, :attr:`Connection.connected` is cleared, and the next
 attempt starts after a jittered exponential backoff (``initial * 2**n``, capped at ``max``,
 times a random factor in [0.5, 1]) so that a fleet does not reconnect in lock-step after a
-server restart. The backoff resets once a session is welcomed.
+server restart. The backoff resets once a session is welcomed; the cap (``backoff_max``,
+5 s by default in the agent's settings) keeps a fleet's return after a restart within seconds.
+
+The channel is mutual TLS with the agent's certificate (``credentials``; None, an insecure
+channel, is for test servers only). :meth:`Connection.set_credentials` swaps in a renewed
+certificate: calls from then on use a new channel; the open stream keeps the old one until
+it ends (the server accepts the previous certificate until it expires).
 
 Writes from several tasks (status reports, metric batches, heartbeats) are serialized by a
 lock, as grpc allows one write in flight per stream; :meth:`Connection.send` returns
@@ -27,9 +33,16 @@ import grpc
 
 from arcade_core.rpc.v1 import pb, pb_grpc
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "backoff_delay"]
 
 log = logging.getLogger(__name__)
+
+
+def backoff_delay(attempt: int, initial: float, cap: float) -> float:
+    """The wait before reconnect attempt ``attempt`` (0 after a healthy session):
+    ``initial * 2**attempt`` capped at ``cap``, times a random factor in [0.5, 1] so a fleet
+    does not come back in lock-step."""
+    return float(min(cap, initial * 2.0 ** min(attempt, 62))) * random.uniform(0.5, 1.0)
 
 
 class Connection:
@@ -46,8 +59,10 @@ class Connection:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         on_connected: Callable[[], Awaitable[None]] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.target = target
+        self._credentials = credentials
         self._register = register
         self._on_message = on_message
         self._heartbeat = heartbeat
@@ -59,6 +74,9 @@ class Connection:
         self._write_lock = asyncio.Lock()
         self._call: Any = None
         self._channel: grpc.aio.Channel | None = None
+        #: Channels replaced by set_credentials, closed once the stream on them ends.
+        self._retired: list[grpc.aio.Channel] = []
+        self._closing: set[asyncio.Task[None]] = set()
         self._stub: pb_grpc.AgentServiceStub | None = None
         self.sessions = 0
         self.failures = 0
@@ -72,16 +90,18 @@ class Connection:
         if self._channel is not None:
             return
         backoff_ms = int(self.backoff_max * 1000)
-        self._channel = grpc.aio.insecure_channel(
-            self.target,
-            options=[
-                # grpc's own reconnect backoff must not outlast ours (its default max is 120 s)
-                ("grpc.initial_reconnect_backoff_ms", int(self.backoff_initial * 1000)),
-                ("grpc.min_reconnect_backoff_ms", int(self.backoff_initial * 1000)),
-                ("grpc.max_reconnect_backoff_ms", backoff_ms),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-            ],
-        )
+        options = [
+            # grpc's own reconnect backoff must not outlast ours (its default max is 120 s)
+            ("grpc.initial_reconnect_backoff_ms", int(self.backoff_initial * 1000)),
+            ("grpc.min_reconnect_backoff_ms", int(self.backoff_initial * 1000)),
+            ("grpc.max_reconnect_backoff_ms", backoff_ms),
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        ]
+        if self._credentials is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(self.target, self._credentials,
+                                                    options=options)
         self._stub = pb_grpc.AgentServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
     def stub(self) -> pb_grpc.AgentServiceStub:
@@ -90,6 +110,25 @@ class Connection:
             self.open()
         assert self._stub is not None
         return self._stub
+
+    def set_credentials(self, credentials: grpc.ChannelCredentials) -> None:
+        """Use ``credentials`` (a renewed certificate) for every call from now on; the open
+        stream's channel is closed when that stream ends."""
+        self._credentials = credentials
+        old = self._channel
+        self._channel = None
+        self._stub = None
+        self.open()
+        if old is not None and self._call is None:
+            self._close_later(old)
+        elif old is not None:
+            self._retired.append(old)
+
+    def _close_later(self, channel: grpc.aio.Channel) -> None:
+        """Close a replaced channel, giving downloads in flight on it time to finish."""
+        task = asyncio.get_running_loop().create_task(channel.close(grace=30.0))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         """End the stream and close the channel."""
@@ -100,6 +139,11 @@ class Connection:
             await self._channel.close(grace=None)
             self._channel = None
             self._stub = None
+        for channel in self._retired:
+            await channel.close(grace=None)
+        self._retired.clear()
+        for task in list(self._closing):
+            task.cancel()
 
     # ------------------------------------------------------------------ sending
 
@@ -141,11 +185,13 @@ class Connection:
             finally:
                 self.connected.clear()
                 self._call = None
+                retired, self._retired = self._retired, []
+                for channel in retired:
+                    self._close_later(channel)
             self.failures += 1
             if welcomed:
                 attempt = 0
-            delay = min(self.backoff_max, self.backoff_initial * 2**attempt)
-            delay *= random.uniform(0.5, 1.0)
+            delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max)
             attempt += 1
             log.warning("not connected to %s (%s); retrying in %.2fs",
                         self.target, self.last_error, delay)

@@ -34,6 +34,9 @@ def load_settings(
     agent_id: str | None,
     labels: Sequence[str] | None,
     config: Path | None,
+    enroll_token: str | None = None,
+    ca_file: Path | None = None,
+    ca_hash: str | None = None,
 ) -> AgentSettings:
     """Settings from flags over environment over config file, with the agent id resolved.
 
@@ -41,7 +44,8 @@ def load_settings(
     """
     return AgentSettings.load(
         config, server=server, home=home, agent_id=agent_id,
-        labels=parse_labels(list(labels)) if labels else None,
+        labels=parse_labels(list(labels)) if labels else None, enroll_token=enroll_token,
+        ca_file=ca_file, ca_hash=ca_hash,
     ).resolved()
 
 

@@ -47,6 +47,7 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
           "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_CA_HASH = re.compile(r"^sha256:[0-9a-f]{64}$", re.IGNORECASE)
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 
 
@@ -75,7 +76,9 @@ class AgentSettings:
     metric_batch_size: int = 1_000
     heartbeat_interval: float = 15.0
     reconnect_initial: float = 0.5
-    reconnect_max: float = 30.0
+    #: The longest wait between reconnect attempts (jittered); short, so a fleet is back
+    #: within seconds of a server restart.
+    reconnect_max: float = 5.0
     call_timeout: float = 30.0
     max_restarts: int = 3
     restart_backoff: float = 0.5
@@ -86,6 +89,13 @@ class AgentSettings:
     jobs_enabled: bool = False
     #: Shell-style patterns every job command must match (``[jobs] allow``; empty: any).
     jobs_allow: tuple[str, ...] = ()
+    #: First start only: the enrollment token exchanged for the agent's certificate
+    #: (``<home>/tls``); later starts ignore it. Never logged.
+    enroll_token: str | None = field(default=None, repr=False)
+    #: The server's CA certificate (trusted as is), or the pin of its public key
+    #: (``sha256:<hex>``) to fetch it with; needed to enroll.
+    ca_file: Path | None = None
+    ca_hash: str | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -150,6 +160,10 @@ class AgentSettings:
         _check_server(self.server, "setting 'server'")
         if self.agent_id is not None:
             _check_agent_id(self.agent_id, "setting 'agent_id'")
+        if self.ca_hash is not None and not _CA_HASH.match(self.ca_hash):
+            raise AgentConfigError(
+                f"setting 'ca_hash': {self.ca_hash!r} is not sha256:<64 hex digits> (the "
+                "ca_hash printed by arcade enroll create)")
         for key in self.labels:
             _check_label_key(key, "setting 'labels'")
         for pattern in self.jobs_allow:
@@ -302,11 +316,11 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     try:
-        if name in ("server", "agent_id"):
+        if name in ("server", "agent_id", "enroll_token", "ca_hash"):
             if not isinstance(value, str) or not value.strip():
                 raise ValueError("expected a non-empty string")
             return value.strip()
-        if name == "home":
+        if name in ("home", "ca_file"):
             return Path(str(value)).expanduser()
         if name == "labels":
             if isinstance(value, dict):

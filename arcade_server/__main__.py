@@ -27,7 +27,13 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_server"
     )
     arg = parser.add_argument
     arg("--home", type=Path, metavar="DIR", help="state directory [default ~/.arcade/server]")
-    arg("--host", metavar="ADDRESS", help="address to listen on [default 127.0.0.1]")
+    arg("--http-host", metavar="ADDRESS",
+        help="REST address [default 127.0.0.1; beyond loopback it serves HTTPS]")
+    arg("--grpc-host", metavar="ADDRESS", help="gRPC (agents, always TLS) address "
+        "[default 127.0.0.1]")
+    arg("--san", action="append", metavar="NAME",
+        help="a DNS name or IP address agents and clients reach the server by, put in its "
+        "certificate (repeat); loopback and the bind addresses are always in it")
     arg("--http-port", type=int, metavar="PORT", help="REST port [default 8080; 0 = any]")
     arg("--grpc-port", type=int, metavar="PORT", help="gRPC port [default 9090; 0 = any]")
     arg("--database", metavar="URL", help="database URL [default sqlite:///HOME/arcade.db]")
@@ -41,7 +47,8 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_server"
 
     try:
         settings = Settings.load(
-            args.config, home=args.home, host=args.host, http_port=args.http_port,
+            args.config, home=args.home, http_host=args.http_host, grpc_host=args.grpc_host,
+            san=args.san, http_port=args.http_port,
             grpc_port=args.grpc_port, database_url=args.database, log_level=args.log_level,
         )
     except SettingsError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 from arcade_core import ArcadeError
 
 __all__ = [
+    "AlreadyExists",
     "BatcherError",
     "Conflict",
     "Forbidden",
@@ -86,8 +87,16 @@ class PayloadTooLarge(ServiceError):
     grpc_code = "RESOURCE_EXHAUSTED"
 
 
+class AlreadyExists(ServiceError):
+    """An agent id that another live identity holds (enrollment)."""
+
+    status_code = 409
+    grpc_code = "ALREADY_EXISTS"
+
+
 class Unauthorized(ServiceError):
-    """No credential, or one the server does not accept (unknown, expired, revoked)."""
+    """No credential (a bearer token, an enrollment token, an agent certificate), or one the
+    server does not accept (unknown, expired, used up, revoked)."""
 
     status_code = 401
     grpc_code = "UNAUTHENTICATED"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -165,7 +166,9 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
 
             with step(f"Starting a local agent {AGENT_ID!r} (python -m arcade_agent, home "
                       f"{home / 'agent'})"):
-                agent = _start_agent(home, server.grpc_target, interval)
+                token = await asyncio.to_thread(_enrollment_token, server)
+                agent = _start_agent(home, server.grpc_target, interval, token,
+                                     home / "server" / "tls" / "ca.pem")
             try:
                 await _wait_connected(client, agent, home / "agent.log", 30.0)
                 for spec in QUICKSTART_PLUGINS:
@@ -214,8 +217,21 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
     )
 
 
-def _start_agent(home: Path, server: str, interval: float) -> subprocess.Popen[bytes]:
-    """``python -m arcade_agent`` with short intervals, logging to ``HOME/agent.log``."""
+def _enrollment_token(server: Any) -> str:
+    """A one-use enrollment token for the quick start's agent (made through the server's
+    state: the quick start is the server's own process)."""
+    from .services import enrollment
+
+    created = server.call(server.state.db.run(
+        enrollment.create_token, name="quickstart", max_uses=1, ttl=600.0))
+    return str(created.token)
+
+
+def _start_agent(home: Path, server: str, interval: float, token: str, ca_file: Path
+                 ) -> subprocess.Popen[bytes]:
+    """``python -m arcade_agent`` with short intervals, logging to ``HOME/agent.log``. On its
+    first start it enrolls with ``token`` (in its environment, not on its command line),
+    trusting ``ca_file``; later starts use the certificate in ``HOME/agent/tls``."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "agent.toml"
     config.write_text(f"collect_interval = {interval}\ncollect_interval_override = {interval}\n"
@@ -226,8 +242,9 @@ def _start_agent(home: Path, server: str, interval: float) -> subprocess.Popen[b
         return subprocess.Popen(
             [sys.executable, "-m", "arcade_agent", "--server", server, "--home",
              str(home / "agent"), "--id", AGENT_ID, "--label", "quickstart=true",
-             "--config", str(config), "--log-level", "warning"],
+             "--config", str(config), "--log-level", "warning", "--ca-file", str(ca_file)],
             stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+            env={**os.environ, "ARCADE_AGENT_ENROLL_TOKEN": token},
         )
 
 
@@ -264,7 +281,7 @@ def _start_server(home: Path, http_port: int | None, grpc_port: int | None) -> A
     from .settings import Settings
 
     def attempt(http: int, grpc: int) -> ServerThread:
-        settings = Settings(home=home, host="127.0.0.1", http_port=http, grpc_port=grpc,
+        settings = Settings(home=home, http_port=http, grpc_port=grpc,
                             heartbeat_interval=5.0, offline_after=20.0, log_level="warning")
         return ServerThread(settings).start()
 

@@ -24,6 +24,7 @@ import uvicorn
 
 from arcade_core.memory import tune_malloc
 from arcade_core.rpc.v1 import pb_grpc
+from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM
 
 from .api.app import create_app
 from .errors import StartupError
@@ -69,6 +70,11 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _connect_host(host: str) -> str:
+    """Where a local client reaches a listener bound to ``host`` (a wildcard: loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -102,11 +108,25 @@ class ArcadeServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{_host_port(self.settings.host, self.http_port)}"
+        """``http://`` on loopback, ``https://`` when REST is served with TLS."""
+        host = _connect_host(self.settings.http_host)
+        return f"{self.settings.http_scheme}://{_host_port(host, self.http_port)}"
 
     @property
     def grpc_target(self) -> str:
-        return _host_port(self.settings.host, self.grpc_port)
+        return _host_port(_connect_host(self.settings.grpc_host), self.grpc_port)
+
+    def grpc_credentials(self) -> grpc.ServerCredentials:
+        """TLS with a required client certificate: an agent's (chaining to the CA) or the
+        well-known anonymous one, accepted by ``Enroll`` only (see
+        :mod:`arcade_core.rpc.v1.anonymous`: gRPC Python cannot ask for a certificate
+        without requiring one). The chain sent carries the CA, so an agent bootstrapping
+        with ``--ca-hash`` can read it from the handshake."""
+        tls = self.state.tls
+        chain = tls.cert_pem if tls.ca.pem in tls.cert_pem else tls.cert_pem + tls.ca.pem
+        return grpc.ssl_server_credentials(
+            [(tls.key_pem, chain)], root_certificates=tls.ca.pem + ANONYMOUS_CERT_PEM,
+            require_client_auth=True)
 
     async def start(self) -> None:
         settings = self.settings
@@ -116,9 +136,9 @@ class ArcadeServer:
             pb_grpc.add_AgentServiceServicer_to_server(  # type: ignore[no-untyped-call]
                 AgentService(self.state), self._grpc
             )
-            target = _host_port(settings.host, settings.grpc_port)
+            target = _host_port(settings.grpc_host, settings.grpc_port)
             try:
-                self.grpc_port = self._grpc.add_insecure_port(target)
+                self.grpc_port = self._grpc.add_secure_port(target, self.grpc_credentials())
             except RuntimeError as exc:
                 raise OSError(
                     f"cannot listen for gRPC on {target}: {exc}; choose another --grpc-port "
@@ -131,8 +151,12 @@ class ArcadeServer:
                 )
             await self._grpc.start()
 
-            sock = _listen(settings.host, settings.http_port)
+            sock = _listen(settings.http_host, settings.http_port)
             self.http_port = sock.getsockname()[1]
+            ssl: dict[str, Any] = {}
+            if settings.http_scheme == "https":
+                ssl = {"ssl_certfile": str(self.state.tls.cert_file),
+                       "ssl_keyfile": str(self.state.tls.key_file)}
             config = uvicorn.Config(
                 create_app(settings, state=self.state),
                 log_config=None,
@@ -140,6 +164,7 @@ class ArcadeServer:
                 ws="none",
                 lifespan="on",
                 timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)),
+                **ssl,
             )
             self._uvicorn = _Uvicorn(config)
             self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
@@ -152,8 +177,10 @@ class ArcadeServer:
             await self.stop()
             raise
         log.info(
-            "Arcade server listening: REST %s (OpenAPI at %s/docs), gRPC %s; home %s",
+            "Arcade server listening: REST %s (OpenAPI at %s/docs), gRPC %s; home %s; "
+            "TLS CA %s (pin %s)",
             self.http_url, self.http_url, self.grpc_target, settings.home,
+            settings.tls_ca_file or settings.home / "tls" / "ca.pem", self.state.tls.ca_hash,
         )
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ Everything is validated here, so a typo fails at start with a message naming the
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -20,7 +21,7 @@ from typing import Any
 
 from .errors import ServerError
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_home"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_home", "is_loopback"]
 
 ENV_PREFIX = "ARCADE_SERVER_"
 KIB = 1024
@@ -45,6 +46,17 @@ class SettingsError(ServerError, ValueError):
 def default_home() -> Path:
     """``~/.arcade/server``: where the SQLite file and the blob store live by default."""
     return Path.home() / ".arcade" / "server"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (what may be served without TLS)."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _duration(name: str, value: Any) -> float:
@@ -101,7 +113,6 @@ class Settings:
     """
 
     home: Path = field(default_factory=default_home)
-    host: str = "127.0.0.1"
     http_port: int = 8080
     grpc_port: int = 9090
     database_url: str = ""
@@ -148,9 +159,30 @@ class Settings:
     #: The secret of the admin token made on first start with an empty database (random when
     #: empty); written to ``<home>/admin-token`` either way. Never shown in a repr or log.
     admin_token: str = field(default="", repr=False)
+    # ---- Transport and agent identity (part "tls"): bind addresses, certificates, enrollment
+    #: Where REST listens. Plain HTTP on loopback only; beyond it, HTTPS with the server
+    #: certificate (``http_tls``).
+    http_host: str = "127.0.0.1"
+    #: Where gRPC listens (always TLS; Connect and DownloadWheel need an agent certificate).
+    grpc_host: str = "127.0.0.1"
+    #: Extra names (DNS names or IP addresses) of the server certificate; loopback and the
+    #: bind hosts are always in it. A comma-separated string in the environment.
+    san: tuple[str, ...] = ()
+    #: ``auto``: HTTPS whenever ``http_host`` is not loopback; ``on``: always; ``off``: never
+    #: (refused beyond loopback).
+    http_tls: str = "auto"
+    #: An operator's CA (certificate + key) instead of the one created in ``<home>/tls``.
+    tls_ca_file: Path | None = None
+    tls_ca_key_file: Path | None = None
+    #: An operator's server certificate + key (signed by the CA in use), used as is.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: Lifetime of the certificates issued to agents (they renew at 2/3 of it).
+    agent_cert_days: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
+        self._check_transport()
         if not self.database_url:
             url = f"sqlite:///{self.home / 'arcade.db'}"
         else:
@@ -204,6 +236,48 @@ class Settings:
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise SettingsError(f"log_level: {self.log_level!r} is not a logging level")
 
+    def _check_transport(self) -> None:
+        """Validate the transport block (part "tls")."""
+        san = self.san
+        if isinstance(san, str):
+            san = tuple(part.strip() for part in san.split(",") if part.strip())
+        object.__setattr__(self, "san", tuple(str(name).strip() for name in san))
+        for name in self.san:
+            if not re.match(r"^[A-Za-z0-9*][A-Za-z0-9.:*_\[\]-]*$", name):
+                raise SettingsError(f"san: {name!r} is not a DNS name or an IP address")
+        for name in ("http_host", "grpc_host"):
+            if not str(getattr(self, name)).strip():
+                raise SettingsError(f"{name}: must be an address such as 127.0.0.1 or 0.0.0.0")
+        for name in ("tls_ca_file", "tls_ca_key_file", "tls_cert_file", "tls_key_file"):
+            value = getattr(self, name)
+            if value is not None and str(value) != "":
+                object.__setattr__(self, name, Path(value).expanduser())
+            else:
+                object.__setattr__(self, name, None)
+        if (self.tls_ca_file is None) != (self.tls_ca_key_file is None):
+            raise SettingsError("tls_ca_file and tls_ca_key_file go together: the CA signs the "
+                                "server certificate and every agent certificate")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise SettingsError("tls_cert_file and tls_key_file go together")
+        if self.http_tls not in ("auto", "on", "off"):
+            raise SettingsError(f"http_tls: {self.http_tls!r} is not auto, on or off")
+        if self.http_tls == "off" and not is_loopback(self.http_host):
+            raise SettingsError(
+                f"http_host {self.http_host!r} is beyond loopback and http_tls is off: REST "
+                "would carry tokens in clear text. Use http_tls = auto (HTTPS with the server "
+                "certificate) or bind http_host to 127.0.0.1")
+        if not 0 < self.agent_cert_days <= 3650:
+            raise SettingsError(
+                f"agent_cert_days: {self.agent_cert_days} is outside (0, 3650] days")
+
+    @property
+    def http_scheme(self) -> str:
+        """``https`` when REST is served with TLS (beyond loopback, or ``http_tls = on``)."""
+        if self.http_tls == "on" or (self.http_tls == "auto"
+                                     and not is_loopback(self.http_host)):
+            return "https"
+        return "http"
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -244,6 +318,17 @@ class Settings:
                 converted[name] = _integer(name, value)
             elif name == "home":
                 converted[name] = Path(str(value))
+            elif name == "san":
+                converted[name] = tuple(str(v) for v in value) if isinstance(
+                    value, list | tuple) else str(value)
+            elif name == "agent_cert_days":
+                try:
+                    converted[name] = float(value)
+                except (TypeError, ValueError):
+                    raise SettingsError(
+                        f"agent_cert_days: expected a number of days, got {value!r}") from None
+            elif name.startswith("tls_") and name.endswith("_file"):
+                converted[name] = Path(str(value)) if value else None
             else:
                 converted[name] = str(value)
         return cls(**converted)

@@ -38,10 +38,12 @@ from .db.engine import Database
 from .errors import MigrationError
 from .presence import Presence
 from .rpc.hub import Hub
+from .rpc.identity import Identities
 from .services import agents, audit, job_runs, job_sweep, metrics, status_reports, tokens
 from .services.notifier import Notifier
 from .settings import Settings
 from .storage import LocalBlobStore
+from .tls import ServerTLS, load_tls
 
 __all__ = ["ServerState", "migrate_database"]
 
@@ -84,6 +86,10 @@ class ServerState:
         self.hub = Hub(self.db)
         #: Where services announce changes agents must hear about (see the module docstring).
         self.notifier: Notifier = self.hub
+        #: Enrolled agents' identities, cached briefly (revocation here clears the entry).
+        self.identities = Identities(self.db)
+        self.hub.on_revoked.append(self.identities.forget)
+        self._tls: ServerTLS | None = None
         db = self.db
         self.registrations: Batcher[agents.AgentInfo, None] = Batcher(
             lambda infos: db.run(agents.register_many, infos), name="registrations")
@@ -102,12 +108,30 @@ class ServerState:
         self.memory_releases = 0
         self.started = False
 
+    @property
+    def tls(self) -> ServerTLS:
+        """The server's certificates (loaded by :meth:`start`, or :meth:`load_tls`)."""
+        if self._tls is None:
+            raise RuntimeError("the server's certificates are not loaded yet")
+        return self._tls
+
+    async def load_tls(self) -> ServerTLS:
+        """Load or create the CA and server certificate (see :mod:`arcade_server.tls`)."""
+        if self._tls is None:
+            s = self.settings
+            self._tls = await asyncio.to_thread(
+                load_tls, s.home, san=s.san, hosts=(s.http_host, s.grpc_host),
+                ca_file=s.tls_ca_file, ca_key_file=s.tls_ca_key_file,
+                cert_file=s.tls_cert_file, key_file=s.tls_key_file)
+        return self._tls
+
     async def start(self) -> None:
         if self.started:
             return
         settings = self.settings
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.store.clear_temp)
+        await self.load_tls()
         if self.migrate_in_subprocess:
             await migrate_database(self.db.url)
         else:

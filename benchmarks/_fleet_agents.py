@@ -62,6 +62,11 @@ class FleetConfig:
     metrics_per_batch: int = 6
     metric_interval: float = 10.0
     labels: dict[str, str] = field(default_factory=dict)
+    #: The server's CA and a multi-use enrollment token: every agent enrolls once, then
+    #: connects over mutual TLS on a channel (TCP connection) of its own, as its identity is
+    #: the connection's client certificate (``agents_per_channel`` does not apply).
+    ca_pem: bytes = b""
+    token: str = ""
 
 
 class InstallError(Exception):
@@ -159,7 +164,8 @@ class SimAgent:
         ))
 
     async def run(self) -> None:
-        """Connect, and reconnect with jittered backoff (0.5 s doubling to 10 s) forever."""
+        """Connect, and reconnect with jittered backoff (0.5 s doubling to 5 s, the agent's
+        own cap) forever."""
         import grpc
 
         reconcile = asyncio.create_task(self._reconcile_loop())
@@ -176,7 +182,7 @@ class SimAgent:
                     self._error(repr(exc))
                 self._call = None
                 self.reconnects += 1
-                delay = min(10.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+                delay = min(5.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
                 attempt += 1
                 await asyncio.sleep(delay)
         finally:
@@ -393,6 +399,7 @@ class Command:
     WAIT = "wait"            # (expected {name: version}, timeout): until every agent has it
     METRICS = "metrics"      # (on: bool)
     STATS = "stats"          # counters and this process's CPU / RSS
+    REJOIN = "rejoin"        # (since, timeout): until every agent was welcomed after `since`
     STOP = "stop"
 
 
@@ -416,17 +423,23 @@ async def _worker(pipe: Pipe, config: FleetConfig) -> None:
     from arcade_core.rpc.v1 import pb_grpc
 
     loop = asyncio.get_running_loop()
-    n_channels = max(1, -(-len(config.agent_ids) // max(1, config.agents_per_channel)))
-    channels = [
-        grpc.aio.insecure_channel(config.target, options=[
-            # a channel of its own: its own TCP connection, as separate machines would have
-            ("grpc.use_local_subchannel_pool", 1),
-            ("grpc.initial_reconnect_backoff_ms", 500),
-            ("grpc.max_reconnect_backoff_ms", 10_000),
-            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-        ])
-        for _ in range(n_channels)
+    options = [
+        # a channel of its own: its own TCP connection, as separate machines would have
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.initial_reconnect_backoff_ms", 500),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ]
+    if config.token:
+        credentials = await _enroll_all(config)
+        n_channels = len(config.agent_ids)
+        channels = [grpc.aio.secure_channel(config.target, credentials[agent_id].channel(),
+                                            options=options)
+                    for agent_id in config.agent_ids]
+    else:
+        n_channels = max(1, -(-len(config.agent_ids) // max(1, config.agents_per_channel)))
+        channels = [grpc.aio.insecure_channel(config.target, options=options)
+                    for _ in range(n_channels)]
     stubs = [pb_grpc.AgentServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
     agents = [SimAgent(agent_id, stubs[i * n_channels // len(config.agent_ids)], config)
               for i, agent_id in enumerate(config.agent_ids)]
@@ -492,6 +505,14 @@ async def _worker(pipe: Pipe, config: FleetConfig) -> None:
                     "download_retries": sum(a.download_retries for a in agents),
                     "max_rss_kb": usage.ru_maxrss,
                 })
+            elif command == Command.REJOIN:
+                since, timeout = args
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline and not all(
+                        a.welcomed_at >= since and a._call is not None for a in agents):
+                    await asyncio.sleep(0.01)
+                back = [a.welcomed_at for a in agents if a.welcomed_at >= since]
+                pipe.send({"back": len(back), "last": max(back, default=0.0)})
             elif command == Command.STOP:
                 break
     finally:
@@ -501,6 +522,33 @@ async def _worker(pipe: Pipe, config: FleetConfig) -> None:
         await asyncio.gather(*(c.close(grace=None) for c in channels), return_exceptions=True)
         with contextlib.suppress(Exception):
             pipe.send({"stopped": True})
+
+
+async def _enroll_all(config: FleetConfig, concurrency: int = 32) -> dict[str, Any]:
+    """Enroll every agent of this worker (a new key each) with the fleet's token."""
+    import grpc
+
+    from arcade_agent.identity import Credentials, make_csr
+    from arcade_core.rpc.v1 import pb, pb_grpc
+    from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
+
+    anonymous = grpc.ssl_channel_credentials(config.ca_pem, ANONYMOUS_KEY_PEM,
+                                             ANONYMOUS_CERT_PEM)
+    gate = asyncio.Semaphore(concurrency)
+    out: dict[str, Any] = {}
+    async with grpc.aio.secure_channel(config.target, anonymous) as channel:
+        stub = pb_grpc.AgentServiceStub(channel)  # type: ignore[no-untyped-call]
+
+        async def one(agent_id: str) -> None:
+            async with gate:
+                key, csr = make_csr(agent_id)
+                answer = await stub.Enroll(pb.EnrollRequest(
+                    token=config.token, agent_id=agent_id, csr_pem=csr.decode()), timeout=120)
+                out[agent_id] = Credentials(key, answer.certificate_pem.encode(),
+                                            answer.ca_pem.encode())
+
+        await asyncio.gather(*(one(agent_id) for agent_id in config.agent_ids))
+    return out
 
 
 def worker_main(pipe: Pipe, config: FleetConfig) -> None:

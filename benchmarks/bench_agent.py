@@ -8,10 +8,11 @@ measured side by side in the same run.
   reports ``running`` (warm: server and agent up, wheel in the agent's cache; each round
   uninstalls first, so every round really builds the env, loads and reports). Baseline: a
   ``GET /api/v1/agents/{id}`` round trip (the REST floor).
-* ``download``: a 100 MB wheel over ``DownloadWheel`` with the agent's :class:`Downloader`
-  (sha256 + write + rename into a cache), beside a plain HTTP download of the same blob file
-  (stdlib ``http.server`` in its own process, httpx streaming + sha256 + write). Also the RSS
-  growth of the downloading process.
+* ``download``: a 100 MB wheel over ``DownloadWheel`` (mutual TLS, with the enrolled agent's
+  certificate) with the agent's :class:`Downloader` (sha256 + write + rename into a cache),
+  beside an HTTPS download of the same blob file with the same server certificate (stdlib
+  ``http.server`` wrapped in ``ssl`` in its own process, httpx streaming + sha256 + write) and
+  a plain HTTP one. Also the RSS growth of the downloading process.
 * ``idle``: an agent process running ``arcade-cpu`` and ``arcade-memory`` at their 10 s
   interval: RSS and CPU share of one core over ``--idle-seconds``. Baseline: a bare Python
   process holding an open grpc.aio channel.
@@ -26,12 +27,14 @@ import argparse
 import asyncio
 import hashlib
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -40,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arcade_agent.cache import WheelCache
 from arcade_agent.downloader import Downloader
+from arcade_agent.identity import load_credentials
 from arcade_core.rpc.v1 import pb, pb_grpc
 from benchmarks._util import median, percentile, print_table
 from tests.e2e.harness import AgentProc, Server, free_port, wait_until
@@ -57,7 +61,7 @@ def _online(server: Server, agent: str) -> bool:
 
 
 def bench_install(server: Server, work: Path, rounds: int) -> None:
-    agent = AgentProc(work / "agent-install", server.grpc_target, "bench-install",
+    agent = AgentProc(work / "agent-install", server, "bench-install",
                       work / "agent-install.log").start()
     try:
         wait_until(lambda: _online(server, "bench-install"), 30, what="agent online")
@@ -96,10 +100,31 @@ def _serve_http(directory: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def _http_download(url: str, dest: Path, sha256: str) -> float:
+HTTPS_SERVER = """
+import functools, http.server, ssl, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+httpd = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[3], sys.argv[4])
+httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+httpd.serve_forever()
+"""
+
+
+def _serve_https(directory: Path, port: int, tls_dir: Path) -> subprocess.Popen[bytes]:
+    """``http.server`` over TLS with the Arcade server's own certificate and key."""
+    return subprocess.Popen(
+        [sys.executable, "-c", HTTPS_SERVER, str(port), str(directory),
+         str(tls_dir / "server.pem"), str(tls_dir / "server.key")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _http_download(url: str, dest: Path, sha256: str, verify: Any = True) -> float:
     started = time.perf_counter()
     hasher = hashlib.sha256()
-    with httpx.stream("GET", url, timeout=60) as response, open(dest, "wb") as fh:
+    with httpx.stream("GET", url, timeout=60, verify=verify) as response, \
+            open(dest, "wb") as fh:
         response.raise_for_status()
         for chunk in response.iter_raw(1 << 20):
             hasher.update(chunk)
@@ -140,10 +165,12 @@ def bench_download(server: Server, work: Path, size_mb: int, rounds: int) -> Non
     del payload
     data_sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     size = wheel.stat().st_size
-    agent = AgentProc(work / "agent-dl", server.grpc_target, "bench-dl",
+    agent = AgentProc(work / "agent-dl", server, "bench-dl",
                       work / "agent-dl.log").start()
-    http_port = free_port()
-    http = _serve_http(server.home / "blobs" / data_sha[:2], http_port)
+    http_port, https_port = free_port(), free_port()
+    blob_dir = server.home / "blobs" / data_sha[:2]
+    http = _serve_http(blob_dir, http_port)
+    https = _serve_https(blob_dir, https_port, server.home / "tls")
     try:
         wait_until(lambda: _online(server, "bench-dl"), 30, what="agent online")
         server.publish(wheel)
@@ -153,7 +180,9 @@ def bench_download(server: Server, work: Path, size_mb: int, rounds: int) -> Non
         async def grpc_rounds() -> tuple[list[float], int]:
             import grpc
 
-            channel = grpc.aio.insecure_channel(server.grpc_target)
+            credentials = load_credentials(work / "agent-dl")
+            assert credentials is not None, "the agent did not enroll"
+            channel = grpc.aio.secure_channel(server.grpc_target, credentials.channel())
             stub = pb_grpc.AgentServiceStub(channel)
             times = []
             base = psutil.Process().memory_info().rss
@@ -172,21 +201,30 @@ def bench_download(server: Server, work: Path, size_mb: int, rounds: int) -> Non
         wait_until(lambda: _port_open(http_port), 10, what="http.server")
         http_times = [_http_download(f"http://127.0.0.1:{http_port}/{data_sha[2:]}",
                                      work / f"http-{i}.bin", data_sha) for i in range(rounds)]
+        wait_until(lambda: _port_open(https_port), 10, what="https http.server")
+        trust = ssl.create_default_context(cafile=str(server.home / "tls" / "ca.pem"))
+        https_times = [_http_download(f"https://127.0.0.1:{https_port}/{data_sha[2:]}",
+                                      work / f"https-{i}.bin", data_sha, trust)
+                       for i in range(rounds)]
         for i in range(rounds):
             (work / f"http-{i}.bin").unlink()
+            (work / f"https-{i}.bin").unlink()
         mb = size / 1e6
-        g, h = median(grpc_times), median(http_times)
-        print_table(f"{mb:.0f} MB wheel: DownloadWheel + sha256 + write vs plain HTTP", [
+        g, h, t = median(grpc_times), median(http_times), median(https_times)
+        print_table(f"{mb:.0f} MB wheel: DownloadWheel (mTLS) + sha256 + write vs HTTPS, HTTP", [
             ("rounds", str(rounds)),
-            ("gRPC DownloadWheel (agent Downloader)", f"{mb / g:.0f} MB/s  (median {g:.3f} s;"
-                                                      " goal >= 400 MB/s)"),
+            ("gRPC DownloadWheel, mutual TLS", f"{mb / g:.0f} MB/s  (median {g:.3f} s;"
+                                               " goal >= 400 MB/s)"),
+            ("HTTPS, same server certificate", f"{mb / t:.0f} MB/s  (median {t:.3f} s)"),
             ("plain HTTP (http.server + httpx)", f"{mb / h:.0f} MB/s  (median {h:.3f} s)"),
-            ("ratio gRPC / HTTP", f"{h / g:.2f}x  (goal >= 1x)"),
+            ("ratio gRPC mTLS / HTTPS", f"{t / g:.2f}x  (goal >= 1x)"),
+            ("ratio gRPC mTLS / HTTP", f"{h / g:.2f}x"),
             ("RSS growth while downloading", f"{growth / 2**20:.1f} MB  (goal <= 20 MB)"),
         ])
     finally:
-        http.terminate()
-        http.wait(10)
+        for proc in (http, https):
+            proc.terminate()
+            proc.wait(10)
         agent.stop()
 
 
@@ -202,8 +240,11 @@ def _port_open(port: int) -> bool:
 
 BARE = """
 import asyncio, grpc
+from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
 async def main():
-    channel = grpc.aio.insecure_channel("127.0.0.1:%d")
+    ca = open(%r, "rb").read()
+    creds = grpc.ssl_channel_credentials(ca, ANONYMOUS_KEY_PEM, ANONYMOUS_CERT_PEM)
+    channel = grpc.aio.secure_channel("127.0.0.1:%d", creds)
     await channel.channel_ready()
     await asyncio.sleep(3600)
 asyncio.run(main())
@@ -228,7 +269,7 @@ def bench_idle(server: Server, work: Path, seconds: float,
     for label, cmd in (("arcade agent", None),
                        ("python -m arcade_agent", [sys.executable, "-m", "arcade_agent"])):
         agent_id = "bench-idle-" + ("cli" if cmd is None else "module")
-        agent = AgentProc(work / agent_id, server.grpc_target, agent_id,
+        agent = AgentProc(work / agent_id, server, agent_id,
                           work / f"{agent_id}.log", config=IDLE_CONFIG)
         if cmd is not None:
             agent.args = [*cmd, *agent.args[2:]]
@@ -244,7 +285,8 @@ def bench_idle(server: Server, work: Path, seconds: float,
                                                 "  (goal <= 50 MB, <= 1%)"))
         finally:
             agent.stop()
-    bare = subprocess.Popen([sys.executable, "-c", BARE % server.grpc_port])
+    ca_file = str(server.home / "tls" / "ca.pem")
+    bare = subprocess.Popen([sys.executable, "-c", BARE % (ca_file, server.grpc_port)])
     try:
         time.sleep(2)
         cpu, rss = _cpu_and_rss(bare.pid, min(seconds, 10))

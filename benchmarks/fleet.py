@@ -75,11 +75,14 @@ _LISTENING = re.compile(r"REST (http://\S+) \(OpenAPI.*gRPC (\S+); home")
 class ServerProc:
     """``arcade server`` in its own process, on loopback ports chosen by the OS."""
 
-    def __init__(self, home: Path, database: str, heartbeat: float) -> None:
+    def __init__(self, home: Path, database: str, heartbeat: float, http_port: int = 0,
+                 grpc_port: int = 0) -> None:
         self.home = home
+        self.database, self.heartbeat = database, heartbeat
         self.log_path = home / "server.log"
-        args = [str(ARCADE), "server", "--home", str(home), "--host", "127.0.0.1",
-                "--http-port", "0", "--grpc-port", "0"]
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        args = [str(ARCADE), "server", "--home", str(home),
+                "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
         if database:
             args += ["--database", database]
         #: The first admin token: set, so the client can use it as soon as the server listens.
@@ -95,7 +98,7 @@ class ServerProc:
         self.ps = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + 60
         while True:
-            match = _LISTENING.search(self.log())
+            match = _LISTENING.search(self.log()[self._log_start:])
             if match:
                 self.http_url, self.grpc_target = match.group(1), match.group(2)
                 break
@@ -107,6 +110,20 @@ class ServerProc:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def enrollment(self) -> tuple[bytes, str]:
+        """The CA agents trust and a token any number of them may enroll with."""
+        response = self.api.post("/enrollment-tokens",
+                                 json={"name": "fleet", "ttl": 86400})
+        response.raise_for_status()
+        return (self.home / "tls" / "ca.pem").read_bytes(), response.json()["token"]
+
+    def restart(self) -> ServerProc:
+        """Stop (SIGTERM) and start again on the same home and ports."""
+        http_port = int(self.http_url.rsplit(":", 1)[1])
+        grpc_port = int(self.grpc_target.rsplit(":", 1)[1])
+        self.stop()
+        return ServerProc(self.home, self.database, self.heartbeat, http_port, grpc_port)
 
     def rss_mb(self) -> float:
         return self.ps.memory_info().rss / 2**20
@@ -215,7 +232,8 @@ def count_metric_rows(url: str) -> int:
 class Fleet:
     """The worker processes running the simulated agents."""
 
-    def __init__(self, target: str, n: int, procs: int, args: argparse.Namespace) -> None:
+    def __init__(self, target: str, n: int, procs: int, args: argparse.Namespace,
+                 enrollment: tuple[bytes, str] = (b"", "")) -> None:
         ctx = multiprocessing.get_context("spawn")
         ids = [f"fleet-{i:05d}" for i in range(n)]
         self.n = n
@@ -229,6 +247,7 @@ class Fleet:
                 install_delay=args.install_delay, unpack=args.unpack,
                 metrics_per_batch=args.metrics_per_batch, metric_interval=args.metric_interval,
                 labels={"bench": "fleet", "shard": str(p)},
+                ca_pem=enrollment[0], token=enrollment[1],
             )
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=worker_main, args=(child, config), daemon=True)
@@ -272,6 +291,7 @@ class RunResult:
     rss_empty: float = 0.0
     rss_connected: float = 0.0
     rss_idle: float = 0.0
+    storm_s: float = 0.0
     rss_metrics: float = 0.0
     rss_peak: float = 0.0
     rollouts: dict[str, list[float]] = field(default_factory=dict)     # REST-confirmed s
@@ -370,7 +390,10 @@ def run_size(n: int, args: argparse.Namespace, databases: Databases, work: Path,
         time.sleep(1.0)
         result.rss_empty = server.rss_mb()
 
-        fleet = Fleet(server.grpc_target, n, args.procs, args)
+        enrolling = time.perf_counter()
+        fleet = Fleet(server.grpc_target, n, args.procs, args, server.enrollment())
+        print(f"    enroll    {time.perf_counter() - enrolling:8.1f} s for {n} agents (key, CSR, "
+              "Enroll; then one mutual-TLS connection each)", flush=True)
         print(f"\n### N = {n}: {args.procs} agent processes, {fleet.channels} channels "
               f"(TCP connections), server pid {server.proc.pid}", flush=True)
         answers = fleet.ask(Command.CONNECT, timeout)
@@ -456,6 +479,21 @@ def run_size(n: int, args: argparse.Namespace, databases: Databases, work: Path,
         if result.reconnects:
             print(f"    WARNING: {result.reconnects} streams broke after the connect phase; "
                   f"last errors: {result.errors}")
+
+        # Reconnect storm: restart the server under the enrolled fleet (same home, same
+        # ports); every agent comes back with its certificate and capped, jittered backoff.
+        restarted = time.time()
+        server = server.restart()
+        ready = time.time() - restarted
+        back = fleet.ask(Command.REJOIN, restarted, timeout, timeout=timeout + 60)
+        returned = sum(b["back"] for b in back)
+        result.storm_s = max(b["last"] for b in back) - restarted
+        print(f"    storm     server restarted (listening after {ready:.1f} s); {returned} of "
+              f"{n} agents online again after {result.storm_s:.1f} s  (goal <= 15 s for "
+              "1,000)", flush=True)
+        if returned < n:
+            result.broke = f"only {returned} of {n} agents came back after a restart"
+            raise AssertionError(result.broke)
     except AssertionError as exc:
         result.broke = result.broke or str(exc)
         print(f"    BROKE at N = {n}: {result.broke}", flush=True)

@@ -26,6 +26,11 @@ already loaded), with no per-row identity map or unit of work in the hot paths.
   secret itself); revoked and expired rows stay, so the audit log's names keep a meaning.
 * ``audit_log`` — one row per mutating REST call (refused ones too) and per enrollment or
   revocation: who, from where, what, on what, with which outcome. Never updated.
+* ``enrollment_tokens`` — secrets an agent exchanges for its certificate (only their sha256
+  is stored), with the labels they bind, an expiry and a use count.
+* ``agent_identities`` — one per enrolled agent id: the serials of its valid certificates
+  (the current one and the one it renewed from), the labels bound at enrollment, revocation.
+  No foreign key to ``agents``: an agent enrolls before it first registers.
 
 Columns are ``NOT NULL`` unless created with :func:`_optional`; ``default=`` values are
 applied by SQLAlchemy on insert (they are not in the schema).
@@ -54,12 +59,14 @@ from sqlalchemy import (
 
 __all__ = [
     "AnyRow",
+    "agent_identities",
     "agent_labels",
     "agents",
     "api_tokens",
     "assignments",
     "audit_log",
     "blobs",
+    "enrollment_tokens",
     "job_plugins",
     "jobs",
     "metadata",
@@ -306,4 +313,30 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
     Index("ix_audit_log_actor_at", "actor", "at"),
     Index("ix_audit_log_target", "target"),
+)
+
+
+enrollment_tokens = Table(
+    "enrollment_tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    _column("name", String(200), default=""),
+    _column("token_hash", String(64), unique=True),
+    _column("labels", JSON),
+    _column("created_at", Double),
+    _column("expires_at", Double),
+    _optional("max_uses", Integer),
+    _column("uses", Integer, default=0),
+)
+
+agent_identities = Table(
+    "agent_identities", metadata,
+    Column("agent_id", String(200), primary_key=True),
+    _column("serial", String(64)),
+    _optional("previous_serial", String(64)),
+    _column("fingerprint", String(80)),
+    _column("not_after", Double),
+    _column("labels", JSON),
+    _column("enrolled_at", Double),
+    _optional("revoked_at", Double),
+    _column("enrollment_token_id", String(32)),
 )

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,7 +41,7 @@ from ..services.desired import DesiredState
 from ..services.dispatch import Dispatch
 from .convert import cancel_to_pb, job_to_pb
 
-__all__ = ["AgentStream", "Hub", "Replaced", "Waiter"]
+__all__ = ["REPLACED", "REVOKED", "AgentStream", "Hub", "Replaced", "Revoked", "Waiter"]
 
 log = logging.getLogger("arcade.server.hub")
 
@@ -51,6 +51,13 @@ class Replaced:
 
 
 REPLACED = Replaced()
+
+
+class Revoked:
+    """Queue marker: the agent's identity was revoked; its stream ends at once."""
+
+
+REVOKED = Revoked()
 
 
 class AgentStream:
@@ -155,6 +162,8 @@ class Hub:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: Called with an agent id when it is revoked here (the server's identity cache).
+        self.on_revoked: list[Callable[[str], None]] = []
         self._streams: dict[str, AgentStream] = {}
         self._waiters: dict[str, set[Waiter]] = {}
         #: Batches the reads of :meth:`desired` (its counters show how well).
@@ -252,6 +261,18 @@ class Hub:
         if stream is None or stream.closed:
             return False
         stream.send(cancel_to_pb(job_id))
+        return True
+
+    def agent_revoked(self, agent_id: str) -> bool:
+        """:meth:`Notifier.agent_revoked`: forget the cached identity and end the agent's
+        stream here at once; True if there was one."""
+        for forget in self.on_revoked:
+            forget(agent_id)
+        stream = self._streams.get(agent_id)
+        if stream is None:
+            return False
+        log.warning("agent %s was revoked: closing its stream", agent_id)
+        stream.close(REVOKED)
         return True
 
     async def sweep(self) -> int:

@@ -1,4 +1,10 @@
-"""The ``arcade.v1.AgentService`` gRPC servicer: ``Connect`` and ``DownloadWheel``.
+"""The ``arcade.v1.AgentService`` gRPC servicer: ``Connect``, ``DownloadWheel``, ``Enroll``
+and ``Renew``.
+
+Identity: every call but ``Enroll`` needs the agent's own certificate (mutual TLS); the
+agent id comes from that certificate (:mod:`arcade_server.rpc.identity`), never from a
+message. A ``Register`` naming another id, or setting a label that collides with one bound
+at enrollment, is refused; ``DownloadWheel`` serves only wheels of the calling agent.
 
 Thin: it converts protobuf messages to service calls (run in the database thread pool) and
 service results back to protobuf. ``Connect`` registers the agent, answers ``Welcome`` and the
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -28,8 +35,9 @@ from arcade_core import __version__
 from arcade_core.rpc.v1 import pb, pb_grpc
 
 from ..errors import ServiceError
-from ..services import agents, desired, job_runs, metrics, status_reports
+from ..services import agents, desired, enrollment, job_runs, metrics, status_reports
 from ..services.desired import DesiredState
+from ..services.enrollment import Identity
 from ..state import ServerState
 from ..storage import BlobNotFound
 from .convert import (
@@ -40,13 +48,16 @@ from .convert import (
     job_to_pb,
     reported_from_pb,
 )
-from .hub import REPLACED, AgentStream
+from .hub import REPLACED, REVOKED, AgentStream
+from .identity import PeerCertificate, peer_certificate
 
 __all__ = ["AgentService", "desired_to_pb"]
 
 log = logging.getLogger("arcade.server.rpc")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: Largest CSR accepted (a P-256 CSR is ~500 bytes; an RSA-4096 one ~1.7 KB).
+_MAX_CSR = 16 * 1024
 
 
 def _grpc_code(error: ServiceError) -> grpc.StatusCode:
@@ -70,7 +81,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
         # agent's Register, then its last status report or metric batch (~5 KB of protobuf
         # each) for good: ~5 MB per 1,000 agents (benchmarks/fleet.py).
         state = self.state
-        registered = await self._register(context)
+        peer, _identity = await self._authenticate(context)
+        registered = await self._register(context, peer, _identity)
         if registered is None:
             return
         agent_id, known_jobs = registered
@@ -99,6 +111,11 @@ class AgentService(pb_grpc.AgentServiceServicer):
                         grpc.StatusCode.ABORTED,
                         f"agent {agent_id} connected again; this older stream is closed",
                     )
+                if item is REVOKED:
+                    await context.abort(
+                        grpc.StatusCode.UNAUTHENTICATED,
+                        f"agent {agent_id} was revoked; enroll it again with a new token",
+                    )
                 if isinstance(item, DesiredState):
                     yield desired_to_pb(item)
                 else:
@@ -120,11 +137,26 @@ class AgentService(pb_grpc.AgentServiceServicer):
         messages.extend(cancel_to_pb(job_id) for job_id in result.cancels)
         return messages
 
-    async def _register(
+    async def _authenticate(
         self, context: grpc.aio.ServicerContext
+    ) -> tuple[PeerCertificate, Identity]:
+        """The calling agent's certificate and live identity; aborts ``UNAUTHENTICATED``."""
+        peer = peer_certificate(context, self.state.tls.ca)
+        try:
+            identity = await self.state.identities.check(peer)
+        except ServiceError as exc:
+            await context.abort(_grpc_code(exc), exc.message)
+        assert peer is not None
+        return peer, identity
+
+    async def _register(
+        self, context: grpc.aio.ServicerContext, peer: PeerCertificate, identity: Identity
     ) -> tuple[str, list[str]] | None:
         """Read and store the stream's first message, which must be a Register; return the
-        agent id and the jobs it says it knows (``None`` if it closed without a word)."""
+        agent id and the jobs it says it knows (``None`` if it closed without a word).
+
+        The Register must name the certificate's agent id; labels bound at enrollment are
+        added, and one the agent sets to another value is refused."""
         first = await context.read()
         if first is grpc.aio.EOF:
             return None
@@ -135,6 +167,22 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 "installed plugins)",
             )
         info = agent_info_from_pb(first.register)
+        if info.agent_id != peer.agent_id:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"Register names agent {info.agent_id!r} but this certificate belongs to "
+                f"{peer.agent_id!r}; an agent registers only as the id it enrolled with",
+            )
+        for key, value in identity.labels.items():
+            if key in info.labels and info.labels[key] != value:
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"label {key}={info.labels[key]!r} collides with {key}={value!r} bound "
+                    f"to agent {peer.agent_id!r} at enrollment; remove it from the agent's "
+                    "labels (enrollment labels win)",
+                )
+        if identity.labels:
+            info = dataclasses.replace(info, labels={**info.labels, **identity.labels})
         try:
             # Validated here, so a bad registration never fails a whole batch.
             await self.state.registrations.submit(agents.validate_registration(info))
@@ -206,6 +254,14 @@ class AgentService(pb_grpc.AgentServiceServicer):
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
         state = self.state
+        peer, _identity = await self._authenticate(context)
+        if request.agent_id and request.agent_id != peer.agent_id:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"DownloadWheel for agent {request.agent_id!r} with the certificate of "
+                f"{peer.agent_id!r}: an agent downloads only its own wheels",
+            )
+        agent_id = peer.agent_id
         sha256 = request.sha256.strip().lower()
         if not _SHA256.match(sha256):
             await context.abort(
@@ -227,12 +283,12 @@ class AgentService(pb_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no wheel with sha256 {sha256}")
         # The wheels of the state just pushed to the agent's stream are known here; anything
         # else (a job's wheel, a stream on another replica) is checked in the database.
-        allowed = state.hub.allows_download(request.agent_id, sha256) or await state.db.read(
-            desired.may_download, request.agent_id, sha256)
+        allowed = state.hub.allows_download(agent_id, sha256) or await state.db.read(
+            desired.may_download, agent_id, sha256)
         if not allowed:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"wheel {sha256} is not in the desired state of agent {request.agent_id!r}",
+                f"wheel {sha256} is not in the desired state of agent {agent_id!r}",
             )
         offset = request.offset
         if offset > size:
@@ -284,3 +340,44 @@ class AgentService(pb_grpc.AgentServiceServicer):
         finally:
             if pending is not None:
                 pending.cancel()
+
+    # ---------------------------------------------------------------- Enroll, Renew
+
+    async def Enroll(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Token + CSR → certificate. No agent certificate needed (the one call allowed with
+        the anonymous certificate); the token is the credential."""
+        state = self.state
+        if len(request.csr_pem) > _MAX_CSR or len(request.token) > 200:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"csr_pem (at most {_MAX_CSR} bytes) or token too long")
+        try:
+            enrolled = await state.db.run(
+                enrollment.enroll, state.tls.ca, request.token, request.agent_id,
+                request.csr_pem.encode(), days=state.settings.agent_cert_days)
+        except ServiceError as exc:
+            log.warning("enrollment of %r refused (%s): %s", request.agent_id[:200],
+                        context.peer(), exc.message)
+            await context.abort(_grpc_code(exc), exc.message)
+        state.identities.forget(request.agent_id)
+        log.info("agent %s enrolled (%s)", request.agent_id, context.peer())
+        return pb.EnrollResponse(
+            certificate_pem=enrolled.certificate_pem.decode(), ca_pem=enrolled.ca_pem.decode(),
+            not_after=enrolled.not_after, labels=enrolled.labels)
+
+    async def Renew(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """A new certificate for the calling agent (authenticated by its current one)."""
+        state = self.state
+        peer, _identity = await self._authenticate(context)
+        if len(request.csr_pem) > _MAX_CSR:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"csr_pem is over {_MAX_CSR} bytes")
+        try:
+            renewed = await state.db.run(
+                enrollment.renew, state.tls.ca, peer.agent_id, peer.serial,
+                request.csr_pem.encode(), days=state.settings.agent_cert_days)
+        except ServiceError as exc:
+            await context.abort(_grpc_code(exc), exc.message)
+        state.identities.forget(peer.agent_id)
+        log.info("agent %s renewed its certificate", peer.agent_id)
+        return pb.RenewResponse(certificate_pem=renewed.certificate_pem.decode(),
+                                ca_pem=renewed.ca_pem.decode(), not_after=renewed.not_after)

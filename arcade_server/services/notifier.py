@@ -54,6 +54,13 @@ class Notifier(Protocol):
         ...
 
 
+    def agent_revoked(self, agent_id: str) -> bool:
+        """``agent_id``'s identity was revoked: end its stream and stop trusting what is
+        cached about its certificate. True if a stream in this process was ended.
+        Synchronous, like :meth:`job_cancelled`."""
+        ...
+
+
 class Wiring(Protocol):
     """The part of the server's state that announcing service functions use."""
 

@@ -16,6 +16,7 @@ from arcade_agent import Agent, AgentSettings
 from arcade_server.client import ArcadeClient
 from arcade_server.runner import ServerThread
 from arcade_server.settings import Settings
+from tests.server.helpers import create_enrollment_token
 from tests.waiting import DEADLINE, until
 
 from .plugkit import probe_wheel
@@ -49,10 +50,13 @@ def client(server: ServerThread) -> Iterator[ArcadeClient]:
         yield api
 
 
-def _settings(tmp_path: Path, target: str, **kw: Any) -> AgentSettings:
-    return AgentSettings(server=target, home=tmp_path / "agent", agent_id="embedded",
+def _settings(tmp_path: Path, server: ServerThread, **kw: Any) -> AgentSettings:
+    """An agent that enrolls on its first start (a token made through the server's state)."""
+    kw.setdefault("agent_id", "embedded")
+    return AgentSettings(server=server.grpc_target, home=tmp_path / "agent",
                          reconnect_initial=0.05, reconnect_max=0.3, restart_backoff=0.05,
-                         labels={"role": "test"}, **kw)
+                         labels={"role": "test"}, enroll_token=create_enrollment_token(server),
+                         ca_file=server.settings.home / "tls" / "ca.pem", **kw)
 
 
 @pytest.mark.e2e
@@ -61,7 +65,7 @@ async def test_embedded_agent_registers_installs_and_reports(
 ) -> None:
     wheel = probe_wheel(tmp_path / "w")
     await asyncio.to_thread(client.publish, [wheel])
-    async with Agent(_settings(tmp_path, server.grpc_target, collect_interval=0.1)) as agent:
+    async with Agent(_settings(tmp_path, server, collect_interval=0.1)) as agent:
         await agent.wait_connected(DEADLINE)
         assert agent.connection.heartbeat_interval == 0.5       # taken from Welcome
         info = await asyncio.to_thread(client.agent, "embedded")
@@ -89,7 +93,7 @@ async def test_metrics_buffer_while_disconnected_and_report_drops(tmp_path: Path
     home = tmp_path / "server"
     server = await asyncio.to_thread(_server, home, port)
     client = ArcadeClient(server.http_url, token=server.admin_token)
-    agent = Agent(_settings(tmp_path, server.grpc_target, metric_buffer=5,
+    agent = Agent(_settings(tmp_path, server, metric_buffer=5,
                             collect_interval_override=0.05))
     try:
         await asyncio.to_thread(client.publish, [probe_wheel(tmp_path / "w")])

@@ -56,10 +56,10 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProc]]:
     """Start ``arcade agent`` processes; each is stopped (SIGTERM) at teardown."""
     agents: list[AgentProc] = []
 
-    def start(server: str, agent_id: str, *, home: Path | None = None,
-              config: str = AGENT_CONFIG) -> AgentProc:
+    def start(server: Server, agent_id: str, *, home: Path | None = None,
+              enroll: dict[str, str] | None = None, config: str = AGENT_CONFIG) -> AgentProc:
         proc = AgentProc(home or tmp_path / agent_id, server, agent_id,
-                         tmp_path / f"{agent_id}-{len(agents)}.log", config=config)
+                         tmp_path / f"{agent_id}-{len(agents)}.log", enroll=enroll, config=config)
         agents.append(proc)
         return proc.start()  # type: ignore[return-value]
 

@@ -113,7 +113,7 @@ class Server(Proc):
         self.http_port = free_port()
         self.grpc_port = free_port()
         super().__init__(
-            [str(ARCADE), "server", "--home", str(home), "--host", "127.0.0.1",
+            [str(ARCADE), "server", "--home", str(home),
              "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port)],
             log, env=SERVER_ENV,
         )
@@ -148,6 +148,15 @@ class Server(Proc):
 
         wait_until(healthy, what="the server to answer /health")
         return self
+
+    def enrollment_env(self) -> dict[str, str]:
+        """The environment an agent enrolls with on its first start: a one-use token made
+        through REST and the CA pin from its answer (the agent fetches and checks the CA)."""
+        response = self.http.post("/enrollment-tokens", json={"uses": 1, "name": "e2e"})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return {"ARCADE_AGENT_ENROLL_TOKEN": body["token"],
+                "ARCADE_AGENT_CA_HASH": body["ca_hash"]}
 
     def publish(self, *wheels: Path) -> dict[str, Any]:
         files = [("wheels", (w.name, w.read_bytes(), "application/octet-stream"))
@@ -196,17 +205,18 @@ class Server(Proc):
 
 
 class AgentProc(Proc):
-    def __init__(self, home: Path, server: str, agent_id: str, log: Path,
-                 config: str = AGENT_CONFIG) -> None:
+    def __init__(self, home: Path, server: Server, agent_id: str, log: Path,
+                 config: str = AGENT_CONFIG, enroll: dict[str, str] | None = None) -> None:
+        """``enroll``: the enrollment environment (default: a new one from ``server``)."""
         self.home = home
         self.agent_id = agent_id
         config_file = home.parent / f"{agent_id}.toml"
         config_file.parent.mkdir(parents=True, exist_ok=True)
         config_file.write_text(config)
         super().__init__(
-            [str(ARCADE), "agent", "--server", server, "--home", str(home), "--id", agent_id,
-             "--config", str(config_file), "--label", "e2e=yes"],
-            log,
+            [str(ARCADE), "agent", "--server", server.grpc_target, "--home", str(home),
+             "--id", agent_id, "--config", str(config_file), "--label", "e2e=yes"],
+            log, env=server.enrollment_env() if enroll is None else enroll,
         )
 
     def env_dirs(self, name: str) -> list[str]:

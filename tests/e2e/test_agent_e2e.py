@@ -35,7 +35,7 @@ def test_install_cpu_runs_reports_metrics_and_uninstall_deletes_env(
     builtin_wheels: dict[str, Path], psutil_wheel: Path,
 ) -> None:
     server = shared_server
-    agent = start_agent(server.grpc_target, "e2e-cpu")
+    agent = start_agent(server, "e2e-cpu")
     wait_until(lambda: _online(server, "e2e-cpu"), what="the agent to come online")
     server.publish(builtin_wheels["arcade-cpu"], psutil_wheel)
 
@@ -67,7 +67,7 @@ def test_upgrade_runs_new_code_and_broken_version_leaves_old_running(
                              broken=v == "3.0.0") for v in ("1.0.0", "2.0.0", "3.0.0")}
     for wheel in wheels.values():
         server.publish(wheel)
-    agent = start_agent(server.grpc_target, "e2e-upgrade")
+    agent = start_agent(server, "e2e-upgrade")
     wait_until(lambda: _online(server, "e2e-upgrade"), what="the agent to come online")
 
     assert server.install("e2e-upgrade", "upgrader@1.0.0").json()["state"]["state"] == "running"
@@ -95,7 +95,7 @@ def test_crashing_process_plugin_fails_after_three_restarts_others_keep_reportin
     server = shared_server
     server.publish(probe_wheel(tmp_path / "w", name="steady", metric="steady.major"))
     server.publish(crasher_wheel(tmp_path / "w"))
-    agent = start_agent(server.grpc_target, "e2e-crash")
+    agent = start_agent(server, "e2e-crash")
     wait_until(lambda: _online(server, "e2e-crash"), what="the agent to come online")
     steady = server.install("e2e-crash", "steady@1.0.0", isolation="process").json()
     assert steady["state"]["state"] == "running"
@@ -134,7 +134,7 @@ def test_altered_blob_is_refused_by_hash_and_nothing_is_installed(
     data[len(data) // 2] ^= 0xFF
     blob.chmod(0o644)
     blob.write_bytes(bytes(data))
-    agent = start_agent(server.grpc_target, "e2e-tamper")
+    agent = start_agent(server, "e2e-tamper")
     wait_until(lambda: _online(server, "e2e-tamper"), what="the agent to come online")
 
     outcome = server.install("e2e-tamper", "tampered@1.0.0").json()["state"]
@@ -152,7 +152,7 @@ def test_server_and_agent_restarts_end_in_the_same_state_without_downloading(
 ) -> None:
     server = start_server().start()
     server.publish(probe_wheel(tmp_path / "w", name="durable", metric="durable.major"))
-    agent = start_agent(server.grpc_target, "e2e-durable")
+    agent = start_agent(server, "e2e-durable")
     wait_until(lambda: _online(server, "e2e-durable"), what="the agent to come online")
     assert server.install("e2e-durable", "durable@1.0.0").json()["state"]["state"] == "running"
 
@@ -170,7 +170,7 @@ def test_server_and_agent_restarts_end_in_the_same_state_without_downloading(
 
     agent.kill()                                    # the agent crashes
     env_before = agent.env_dirs("durable")
-    again = start_agent(server.grpc_target, "e2e-durable", home=agent.home)
+    again = start_agent(server, "e2e-durable", home=agent.home)
     wait_until(lambda: "restored durable@1.0.0 from disk" in again.log(),
                what="the plugin to come back from disk")
     back = time.time()
@@ -185,8 +185,11 @@ def test_server_and_agent_restarts_end_in_the_same_state_without_downloading(
 def test_agent_started_before_the_server_connects_when_it_appears(
     start_server: Callable[[], Server], start_agent: Callable[..., AgentProc], tmp_path: Path,
 ) -> None:
-    server = start_server()                         # created (ports chosen), not started
-    agent = start_agent(server.grpc_target, "e2e-early")
+    server = start_server()
+    server.start()                                  # once, for a token and the CA's pin
+    enroll = server.enrollment_env()
+    server.stop()
+    agent = start_agent(server, "e2e-early", enroll=enroll)  # enrolls once the server is back
     wait_until(lambda: agent.log().count("retrying in") >= 3,
                what="the agent to retry several times")
     assert agent.alive

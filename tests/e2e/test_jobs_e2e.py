@@ -36,7 +36,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, builtin_wheels: dict[str, Pa
     scratch directory."""
     base = tmp_path_factory.mktemp("e2e-jobs")
     server = Server(base / "server-home", base / "server.log").start()
-    agent = AgentProc(base / AGENT_ID, server.grpc_target, AGENT_ID, base / "agent.log",
+    agent = AgentProc(base / AGENT_ID, server, AGENT_ID, base / "agent.log",
                       config=JOBS_AGENT_CONFIG)
     try:
         server.publish(stager_wheel(base / "wheels"))
@@ -298,7 +298,7 @@ def test_job_queued_for_an_offline_agent_runs_when_it_connects(
     setup: tuple[Server, AgentProc, Path], start_agent: Callable[..., AgentProc],
 ) -> None:
     server, _agent, base = setup
-    agent = start_agent(server.grpc_target, "e2e-jobs-later", config=JOBS_AGENT_CONFIG)
+    agent = start_agent(server, "e2e-jobs-later", config=JOBS_AGENT_CONFIG)
     wait_until(lambda: (server.agent("e2e-jobs-later") or {}).get("connected"),
                what="the second agent to connect")
     assert agent.stop() == 0
@@ -309,7 +309,7 @@ def test_job_queued_for_an_offline_agent_runs_when_it_connects(
                       plugins=[_stager("before", log, "b")])
     assert created["connected"] is False
     assert _job(server, created["id"])["status"] == "queued"
-    again = start_agent(server.grpc_target, "e2e-jobs-later", home=agent.home,
+    again = start_agent(server, "e2e-jobs-later", home=agent.home,
                         config=JOBS_AGENT_CONFIG)
     job = _finished(server, created["id"])
     assert job["status"] == "succeeded" and "ran late" in job["output_tail"]
@@ -324,7 +324,7 @@ def test_an_agent_without_jobs_enabled_is_refused_at_creation_and_refuses_itself
     """The server refuses a job for an agent that did not opt in (409); and an agent that
     turned jobs off after a job was queued for it fails that job without running it."""
     server, _agent, base = setup
-    agent = start_agent(server.grpc_target, "e2e-no-jobs")
+    agent = start_agent(server, "e2e-no-jobs")
     wait_until(lambda: (server.agent("e2e-no-jobs") or {}).get("connected"),
                what="the agent without jobs to connect")
     refused = server.http.post("/jobs", json={"agent": "e2e-no-jobs", "commands": ["id"]})
@@ -333,7 +333,7 @@ def test_an_agent_without_jobs_enabled_is_refused_at_creation_and_refuses_itself
 
     # Queued while it allowed jobs and was offline; it comes back with jobs off.
     assert agent.stop() == 0
-    enabled = start_agent(server.grpc_target, "e2e-no-jobs", home=agent.home,
+    enabled = start_agent(server, "e2e-no-jobs", home=agent.home,
                           config=JOBS_AGENT_CONFIG)
     wait_until(lambda: (server.agent("e2e-no-jobs") or {}).get("jobs", {}).get("enabled"),
                what="the agent to register with jobs enabled")
@@ -342,7 +342,7 @@ def test_an_agent_without_jobs_enabled_is_refused_at_creation_and_refuses_itself
                what="the server to see it gone")
     marker = base / "must-not-exist"
     created = _create(server, f"touch {marker}", agent="e2e-no-jobs")
-    start_agent(server.grpc_target, "e2e-no-jobs", home=agent.home)
+    start_agent(server, "e2e-no-jobs", home=agent.home)
     job = _finished(server, created["id"])
     assert job["status"] == "failed", job
     assert job["error"].startswith("refused by the agent: this agent does not run jobs"), job

@@ -91,6 +91,7 @@ def test_the_agent_runs_as_an_ordinary_user_and_owns_everything_it_writes(
     python = _interpreter(user, env)
 
     server = Server(tmp_path / "server-home", tmp_path / "server.log").start()
+    env.update(server.enrollment_env())   # a one-use token and the CA pin, as an operator gives
     log = tmp_path / "agent.log"
     agent: subprocess.Popen[bytes] | None = None
     try:

@@ -65,7 +65,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 
 def start_server(home: Path, **overrides: Any) -> ServerThread:
     """Start the real server on loopback ports chosen by the OS."""
-    settings = Settings(home=home, host="127.0.0.1", http_port=0, grpc_port=0, **overrides)
+    settings = Settings(home=home, http_port=0, grpc_port=0, **overrides)
     return ServerThread(settings).start()
 
 

@@ -1,5 +1,6 @@
 """Test helpers: unique plugin names, real wheels published through the REST API, and a
-real gRPC client that speaks the agent side of ``arcade.v1`` (register, report, download)."""
+real gRPC client that speaks the agent side of ``arcade.v1`` (enroll, register, report,
+download) over mutual TLS with a certificate from the server's CA."""
 
 from __future__ import annotations
 
@@ -7,18 +8,24 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
 from sqlalchemy import Connection, Table, select
 
+from arcade_agent.identity import Credentials, make_csr
 from arcade_core.rpc.v1 import pb, pb_grpc
+from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
 from arcade_core.rpc.v1.convert import to_pb
 from arcade_core.states import Isolation, PluginState
 from tests.waiting import DEADLINE
 from tests.wheelmaker import make_wheel
+
+if TYPE_CHECKING:
+    from arcade_server.runner import ServerThread
 
 SCHEMA_MANIFEST = {
     "description": "a test plugin",
@@ -62,19 +69,89 @@ def publish(api: httpx.Client, *paths: Path) -> dict[str, Any]:
     return body
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a :class:`ProtocolAgent` enrolls: the gRPC target, the CA it trusts, a token."""
+
+    target: str
+    ca_pem: bytes
+    token: str
+
+
+def create_enrollment_token(server: ServerThread, *, labels: Mapping[str, str] | None = None,
+                            uses: int | None = None, ttl: float = 3600.0) -> str:
+    """A new enrollment token, made through the service (no REST credentials needed)."""
+    from arcade_server.services import enrollment
+
+    created = server.call(server.state.db.run(
+        enrollment.create_token, labels=dict(labels or {}), max_uses=uses, ttl=ttl))
+    return str(created.token)
+
+
+def endpoint(server: ServerThread, *, labels: Mapping[str, str] | None = None,
+             uses: int | None = None) -> Endpoint:
+    """An :class:`Endpoint` of a server running in this process, with a new token."""
+    return Endpoint(server.grpc_target, server.state.tls.ca.pem,
+                    create_enrollment_token(server, labels=labels, uses=uses))
+
+
+def endpoint_at(home: Path, target: str, *, labels: Mapping[str, str] | None = None,
+                uses: int | None = None) -> Endpoint:
+    """An :class:`Endpoint` of a server running in another process on a SQLite home: the
+    token is written to its database directly, the CA read from ``<home>/tls/ca.pem``."""
+    from arcade_server.db.engine import Database
+    from arcade_server.services import enrollment
+
+    db = Database(f"sqlite:///{home / 'arcade.db'}", threads=1)
+    try:
+        created = db.call(enrollment.create_token, labels=dict(labels or {}), max_uses=uses)
+    finally:
+        db.close()
+    return Endpoint(target, (home / "tls" / "ca.pem").read_bytes(), created.token)
+
+
+def anonymous_channel(target: str, ca_pem: bytes) -> grpc.aio.Channel:
+    """A TLS channel presenting the anonymous certificate (what an enrolling agent uses)."""
+    return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(
+        ca_pem, ANONYMOUS_KEY_PEM, ANONYMOUS_CERT_PEM))
+
+
+async def enroll(end: Endpoint, agent_id: str) -> Credentials:
+    """Enroll ``agent_id`` with a new key (raises the RPC's error when refused)."""
+    key_pem, csr_pem = make_csr(agent_id)
+    async with anonymous_channel(end.target, end.ca_pem) as channel:
+        stub = pb_grpc.AgentServiceStub(channel)  # type: ignore[no-untyped-call]
+        answer = await stub.Enroll(pb.EnrollRequest(
+            token=end.token, agent_id=agent_id, csr_pem=csr_pem.decode()), timeout=DEADLINE)
+    return Credentials(key_pem, answer.certificate_pem.encode(), answer.ca_pem.encode())
+
+
+#: Credentials enrolled by this process, by (CA, agent id): an agent id that connects again
+#: (a reconnect, a replacing stream) uses the certificate it already has.
+_ENROLLED: dict[tuple[bytes, str], Credentials] = {}
+
+
 class ProtocolAgent:
-    """The agent end of ``Connect``/``DownloadWheel`` over a real grpc.aio channel.
+    """The agent end of ``Connect``/``DownloadWheel`` over a real grpc.aio channel, with a
+    certificate enrolled (once per id) at ``server``: a :class:`ServerThread` (a token is
+    made through its state, binding ``labels``), an :class:`Endpoint`, or given
+    ``credentials``.
 
     Like a real agent it runs no jobs unless it opts in: ``jobs_enabled`` (and
     ``jobs_allow`` patterns) are what its ``Register`` says."""
 
-    def __init__(self, target: str, agent_id: str | None = None, *,
+    def __init__(self, server: ServerThread | Endpoint, agent_id: str | None = None, *,
+                 labels: Mapping[str, str] | None = None,
+                 credentials: Credentials | None = None,
                  jobs_enabled: bool = False, jobs_allow: Iterable[str] = ()) -> None:
         self.agent_id = agent_id or unique("agent")
         self.jobs_enabled = jobs_enabled
         self.jobs_allow = list(jobs_allow)
-        self.channel = grpc.aio.insecure_channel(target)
-        self.stub = pb_grpc.AgentServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.server = server
+        self.bound_labels = dict(labels or {})
+        self.credentials = credentials
+        self.channel: Any = None
+        self.stub: Any = None
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
@@ -88,7 +165,27 @@ class ProtocolAgent:
                 return
             yield message
 
-    def open(self, first: Any) -> None:
+    async def ensure_channel(self) -> None:
+        """Enroll (unless this process did already for this id) and open the mTLS channel."""
+        if self.channel is not None:
+            return
+        server = self.server
+        if isinstance(server, Endpoint):
+            target, ca_pem = server.target, server.ca_pem
+        else:
+            target, ca_pem = server.grpc_target, server.state.tls.ca.pem
+        if self.credentials is None:
+            key = (ca_pem, self.agent_id)
+            if key not in _ENROLLED:
+                end = server if isinstance(server, Endpoint) else await asyncio.to_thread(
+                    endpoint, server, labels=self.bound_labels, uses=1)
+                _ENROLLED[key] = await enroll(end, self.agent_id)
+            self.credentials = _ENROLLED[key]
+        self.channel = grpc.aio.secure_channel(target, self.credentials.channel())
+        self.stub = pb_grpc.AgentServiceStub(self.channel)  # type: ignore[no-untyped-call]
+
+    async def open(self, first: Any) -> None:
+        await self.ensure_channel()
         self._outbox.put_nowait(first)
         self.call = self.stub.Connect(self._requests())
         self._reader = asyncio.create_task(self._read())
@@ -110,7 +207,7 @@ class ProtocolAgent:
         applied_revision: int = 0,
     ) -> Any:
         """Register and return the Welcome message."""
-        self.open(pb.AgentMessage(register=pb.Register(
+        await self.open(pb.AgentMessage(register=pb.Register(
             agent_id=self.agent_id, hostname="host-" + self.agent_id, ip="127.0.0.1",
             os="linux", arch="x86_64", agent_version="0.1.0", python_version="3.11",
             labels=dict(labels or {}), plugins=list(plugins), applied_revision=applied_revision,
@@ -145,6 +242,7 @@ class ProtocolAgent:
         )))
 
     async def download(self, sha256: str, offset: int = 0) -> list[Any]:
+        await self.ensure_channel()
         call = self.stub.DownloadWheel(
             pb.DownloadRequest(agent_id=self.agent_id, sha256=sha256, offset=offset)
         )
@@ -162,7 +260,8 @@ class ProtocolAgent:
             self._reader.cancel()
             with contextlib.suppress(BaseException):
                 await self._reader
-        await self.channel.close()
+        if self.channel is not None:
+            await self.channel.close()
 
 
 def status(name: str, version: str, state: str, **kwargs: Any) -> Any:

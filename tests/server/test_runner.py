@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.helpers import ProtocolAgent
+from tests.server.helpers import ProtocolAgent, endpoint_at
 from tests.waiting import DEADLINE
 
 pytestmark = pytest.mark.e2e  # real server processes
@@ -90,7 +90,8 @@ def test_server_process_serves_both_ports_and_stops_cleanly_on_signal(
         assert health.json()["status"] == "ok"
 
         async def register() -> None:
-            agent = ProtocolAgent(grpc_target)
+            end = await asyncio.to_thread(endpoint_at, tmp_path / "home", grpc_target)
+            agent = ProtocolAgent(end)
             try:
                 await agent.connect()
                 await agent.desired()
@@ -145,15 +146,17 @@ from pathlib import Path
 import httpx
 from arcade_server.runner import ArcadeServer
 from arcade_server.settings import Settings
-from tests.server.helpers import ProtocolAgent
+from arcade_server.services import enrollment
+from tests.server.helpers import Endpoint, ProtocolAgent
 from tests.waiting import DEADLINE
 
 async def main() -> None:
-    settings = Settings(home=Path(sys.argv[1]), host="127.0.0.1", http_port=0, grpc_port=0)
+    settings = Settings(home=Path(sys.argv[1]), http_port=0, grpc_port=0)
     server = ArcadeServer(settings, migrate_in_subprocess=True)
     await server.start()
     try:
-        agent = ProtocolAgent(server.grpc_target)
+        token = (await server.state.db.run(enrollment.create_token, max_uses=1)).token
+        agent = ProtocolAgent(Endpoint(server.grpc_target, server.state.tls.ca.pem, token))
         await agent.connect()
         await agent.desired()
         async with httpx.AsyncClient(base_url=server.http_url + "/api/v1",

@@ -12,7 +12,10 @@ from arcade_server.settings import Settings, SettingsError
 def test_defaults_put_sqlite_in_home(tmp_path: Path) -> None:
     settings = Settings.load(env={}, home=tmp_path)
     assert settings.database_url == f"sqlite:///{tmp_path / 'arcade.db'}"
-    assert (settings.http_port, settings.grpc_port, settings.host) == (8080, 9090, "127.0.0.1")
+    assert (settings.http_port, settings.grpc_port) == (8080, 9090)
+    assert (settings.http_host, settings.grpc_host) == ("127.0.0.1", "127.0.0.1")
+    assert settings.http_scheme == "http"
+    assert settings.agent_cert_days == 30
     assert settings.chunk_size == 512 * 1024
     assert settings.is_sqlite
 
@@ -21,14 +24,15 @@ def test_flags_beat_env_which_beats_the_config_file(tmp_path: Path) -> None:
     config = tmp_path / "arcade.toml"
     config.write_text(
         '[server]\nhttp_port = 7000\ngrpc_port = 7001\nmetric_retention = "2d"\n'
-        'chunk_size = "1MiB"\nhost = "0.0.0.0"\n'
+        'chunk_size = "1MiB"\ngrpc_host = "0.0.0.0"\nsan = ["arcade.example", "10.0.0.5"]\n'
     )
     env = {"ARCADE_SERVER_HTTP_PORT": "7100", "ARCADE_SERVER_DATABASE_URL":
            "postgresql://u@db:5432/arcade"}
     settings = Settings.load(config, env=env, http_port=7200, home=tmp_path)
     assert settings.http_port == 7200
     assert settings.grpc_port == 7001
-    assert settings.host == "0.0.0.0"
+    assert settings.grpc_host == "0.0.0.0"
+    assert settings.san == ("arcade.example", "10.0.0.5")
     assert settings.metric_retention == 2 * 86400
     assert settings.chunk_size == 1024 * 1024
     assert settings.database_url == "postgresql+psycopg://u@db:5432/arcade"

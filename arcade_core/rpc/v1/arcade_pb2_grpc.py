@@ -44,6 +44,16 @@ class AgentServiceStub(object):
                 request_serializer=arcade__pb2.DownloadRequest.SerializeToString,
                 response_deserializer=arcade__pb2.WheelChunk.FromString,
                 _registered_method=True)
+        self.Enroll = channel.unary_unary(
+                '/arcade.v1.AgentService/Enroll',
+                request_serializer=arcade__pb2.EnrollRequest.SerializeToString,
+                response_deserializer=arcade__pb2.EnrollResponse.FromString,
+                _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/arcade.v1.AgentService/Renew',
+                request_serializer=arcade__pb2.RenewRequest.SerializeToString,
+                response_deserializer=arcade__pb2.RenewResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer(object):
@@ -66,6 +76,22 @@ class AgentServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Enroll(self, request, context):
+        """Exchanges an enrollment token and a CSR for the agent's client certificate. The one call
+        allowed without an agent certificate (the client presents the well-known anonymous
+        certificate of arcade_core.rpc.v1.anonymous). A taken agent id: ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Renew(self, request, context):
+        """A new certificate for the calling agent (identified by its current certificate).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +104,16 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.DownloadWheel,
                     request_deserializer=arcade__pb2.DownloadRequest.FromString,
                     response_serializer=arcade__pb2.WheelChunk.SerializeToString,
+            ),
+            'Enroll': grpc.unary_unary_rpc_method_handler(
+                    servicer.Enroll,
+                    request_deserializer=arcade__pb2.EnrollRequest.FromString,
+                    response_serializer=arcade__pb2.EnrollResponse.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=arcade__pb2.RenewRequest.FromString,
+                    response_serializer=arcade__pb2.RenewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +170,60 @@ class AgentService(object):
             '/arcade.v1.AgentService/DownloadWheel',
             arcade__pb2.DownloadRequest.SerializeToString,
             arcade__pb2.WheelChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Enroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arcade.v1.AgentService/Enroll',
+            arcade__pb2.EnrollRequest.SerializeToString,
+            arcade__pb2.EnrollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arcade.v1.AgentService/Renew',
+            arcade__pb2.RenewRequest.SerializeToString,
+            arcade__pb2.RenewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,9 +20,12 @@ from typing import Any
 
 import grpc
 
+from arcade_agent.identity import Credentials, make_csr
 from arcade_core.rpc.v1 import pb, pb_grpc
+from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
 from tests.e2e.harness import Server, wait_until
 from tests.server.helpers import SCHEMA_MANIFEST, dependency_wheel, plugin_wheel
+from tests.waiting import DEADLINE
 from tests.wheelmaker import make_wheel
 
 __all__ = ["AGENT_ID", "PLUGINS", "LiveServer"]
@@ -41,8 +44,15 @@ class _Agent:
     """The agent side of ``Connect`` over a sync channel: registers, then heartbeats until
     closed; the server's messages are read (and dropped) by a thread."""
 
-    def __init__(self, target: str, agent_id: str) -> None:
-        self.channel = grpc.insecure_channel(target)
+    def __init__(self, target: str, agent_id: str, ca_pem: bytes, token: str) -> None:
+        key, csr = make_csr(agent_id)
+        anonymous = grpc.ssl_channel_credentials(ca_pem, ANONYMOUS_KEY_PEM, ANONYMOUS_CERT_PEM)
+        with grpc.secure_channel(target, anonymous) as channel:
+            answer = pb_grpc.AgentServiceStub(channel).Enroll(  # type: ignore[no-untyped-call]
+                pb.EnrollRequest(token=token, agent_id=agent_id, csr_pem=csr.decode()),
+                timeout=DEADLINE)
+        credentials = Credentials(key, answer.certificate_pem.encode(), ca_pem)
+        self.channel = grpc.secure_channel(target, credentials.channel())
         self.outbox: queue.Queue[Any] = queue.Queue()
         self.outbox.put(pb.AgentMessage(register=pb.Register(
             agent_id=agent_id, hostname="fuzz-host", ip="127.0.0.1", os="linux",
@@ -128,7 +138,9 @@ class LiveServer:
                       dependency_wheel(wheels, "fuzz-dep", "1.0.0"))
         self._publish(make_wheel(wheels, notifier, "0.1.0", manifest={
             **SCHEMA_MANIFEST, "type": "notifier", "isolation": "process"}))
-        self.agent = _Agent(f"127.0.0.1:{self.server.grpc_port}", AGENT_ID)
+        token = self.server.enrollment_env()["ARCADE_AGENT_ENROLL_TOKEN"]
+        ca_pem = (self.server.home / "tls" / "ca.pem").read_bytes()
+        self.agent = _Agent(f"127.0.0.1:{self.server.grpc_port}", AGENT_ID, ca_pem, token)
         wait_until(lambda: http.get(f"/agents/{AGENT_ID}").status_code == 200,
                    what="the fuzz agent to register")
         installed = http.post(f"/agents/{AGENT_ID}/plugins",

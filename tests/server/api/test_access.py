@@ -65,6 +65,13 @@ TABLE: dict[tuple[str, str], Role | None] = {
     ("GET", "/api/v1/tokens"): A,
     ("DELETE", "/api/v1/tokens/{ref}"): A,
     ("GET", "/api/v1/audit"): A,
+    ("POST", "/api/v1/enrollment-tokens"): A,
+    ("GET", "/api/v1/enrollment-tokens"): A,
+    ("DELETE", "/api/v1/enrollment-tokens/{token_id}"): A,
+    ("POST", "/api/v1/agents/{agent_id}/revoke"): A,
+    ("GET", "/api/v1/tls/ca.pem"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
 }
 
 

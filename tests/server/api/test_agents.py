@@ -18,7 +18,7 @@ from tests.waiting import DEADLINE, until
 
 async def _connected(server: ServerThread, labels: dict[str, str] | None = None
                      ) -> ProtocolAgent:
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server)
     await agent.connect(labels=labels)
     await agent.desired()
     return agent

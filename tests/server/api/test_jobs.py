@@ -25,8 +25,8 @@ async def _connected(server: ServerThread, agent_id: str | None = None,
                      jobs: list[str] | None = None, *, jobs_enabled: bool = True,
                      jobs_allow: tuple[str, ...] = ()) -> ProtocolAgent:
     """An agent that opted in to jobs (unless ``jobs_enabled=False``)."""
-    agent = ProtocolAgent(server.grpc_target, agent_id)
-    agent.open(pb.AgentMessage(register=pb.Register(
+    agent = ProtocolAgent(server, agent_id)
+    await agent.open(pb.AgentMessage(register=pb.Register(
         agent_id=agent.agent_id, jobs=jobs or [], jobs_enabled=jobs_enabled,
         jobs_allow=list(jobs_allow))))
     welcome = await agent.recv()

@@ -64,7 +64,7 @@ async def _call(fn: Any, *args: Any, **kwargs: Any) -> httpx.Response:
 def cli(capsys: pytest.CaptureFixture[str], server: ServerThread) -> Any:
     def invoke(*args: str) -> str:
         capsys.readouterr()
-        code = main([*args, "--api", server.http_url, "--json"])
+        code = main([*args, "--api", server.http_url, "--token", server.admin_token, "--json"])
         out, err = capsys.readouterr()
         assert code == 0, err
         return out
@@ -78,7 +78,7 @@ async def test_secret_config_fields_and_env_are_write_only(
     caplog.set_level(logging.DEBUG, logger="arcade_server")
     name = unique()
     publish(api, plugin_wheel(tmp_path, name, manifest=SECRET_MANIFEST))
-    agent = ProtocolAgent(server.grpc_target, jobs_enabled=True)
+    agent = ProtocolAgent(server, jobs_enabled=True)
     await agent.connect()
     await agent.desired()
     aid = agent.agent_id

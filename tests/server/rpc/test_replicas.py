@@ -27,7 +27,7 @@ async def test_changes_and_reports_cross_replicas_sharing_one_database(
     agent: ProtocolAgent | None = None
     try:
         second = start_server(tmp_path / "b", **tuning)
-        agent = ProtocolAgent(second.grpc_target)
+        agent = ProtocolAgent(second)
         with httpx.Client(base_url=first.http_url + "/api/v1",
                           headers=first.auth_headers, timeout=90) as api:
             name = unique()

@@ -22,6 +22,7 @@ from arcade_server.runner import ServerThread
 from tests.server.conftest import start_server
 from tests.server.helpers import (
     ProtocolAgent,
+    create_enrollment_token,
     db_row,
     dependency_wheel,
     plugin_wheel,
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 async def test_register_answers_welcome_then_the_current_desired_state(server: ServerThread,
                                                                        api: httpx.Client) -> None:
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server)
     try:
         welcome = await agent.connect(labels={"role": "web"})
         assert welcome.agent_id == agent.agent_id
@@ -53,9 +54,9 @@ async def test_register_answers_welcome_then_the_current_desired_state(server: S
 
 
 async def test_first_message_other_than_register_is_refused(server: ServerThread) -> None:
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server)
     try:
-        agent.open(pb.AgentMessage(heartbeat=pb.Heartbeat(applied_revision=1)))
+        await agent.open(pb.AgentMessage(heartbeat=pb.Heartbeat(applied_revision=1)))
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await agent.recv()
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -65,7 +66,7 @@ async def test_first_message_other_than_register_is_refused(server: ServerThread
 
 
 async def test_invalid_agent_id_is_refused_with_the_rule(server: ServerThread) -> None:
-    agent = ProtocolAgent(server.grpc_target, agent_id="../bad id")
+    agent = ProtocolAgent(server, agent_id="../bad id")
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await agent.connect()
@@ -98,7 +99,7 @@ async def _pushes_the_new_desired_state(server: ServerThread, api: httpx.Client,
         plugin_wheel(tmp_path, name, "1.2.0", requires=[f"{dep}>=1"]),
         dependency_wheel(tmp_path, dep, "1.5"),
     )
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server)
     try:
         await agent.connect()
         first = await agent.desired()
@@ -128,7 +129,7 @@ async def test_reconnect_gets_the_current_desired_state_at_once(
 ) -> None:
     name = unique()
     publish(api, plugin_wheel(tmp_path, name))
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server)
     await agent.connect()
     await agent.desired()
     await agent.close()
@@ -136,7 +137,7 @@ async def test_reconnect_gets_the_current_desired_state_at_once(
         api.post, f"/agents/{agent.agent_id}/plugins", json={"plugin": name}
     )
     assert response.status_code == 202
-    again = ProtocolAgent(server.grpc_target, agent.agent_id)
+    again = ProtocolAgent(server, agent.agent_id)
     try:
         await again.connect()
         desired = await again.desired()
@@ -151,8 +152,8 @@ async def test_second_connection_with_the_same_id_replaces_the_first(
 ) -> None:
     name = unique()
     publish(api, plugin_wheel(tmp_path, name))
-    first = ProtocolAgent(server.grpc_target)
-    second = ProtocolAgent(server.grpc_target, first.agent_id)
+    first = ProtocolAgent(server)
+    second = ProtocolAgent(server, first.agent_id)
     try:
         await first.connect()
         await first.desired()
@@ -176,7 +177,7 @@ async def test_status_reports_are_stored_as_actual_state_beside_desired(
 ) -> None:
     name = unique()
     publish(api, plugin_wheel(tmp_path, name, "2.0.0"))
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server)
     try:
         await agent.connect()
         await agent.desired()
@@ -206,7 +207,7 @@ async def test_status_reports_are_stored_as_actual_state_beside_desired(
 async def test_metric_batches_are_stored_and_queryable(
     server: ServerThread, api: httpx.Client
 ) -> None:
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server)
     try:
         await agent.connect()
         await agent.desired()
@@ -261,7 +262,7 @@ async def test_download_wheel_streams_chunks_and_resumes_from_an_offset(
             content = wheel.read_bytes()
             sha = published["sha256"]
             assert sha == hashlib.sha256(content).hexdigest()
-            agent = ProtocolAgent(server.grpc_target)
+            agent = ProtocolAgent(server)
             try:
                 await agent.connect()
                 await agent.desired()
@@ -297,7 +298,7 @@ async def test_download_wheel_is_denied_to_agents_without_it_and_not_found_for_u
 ) -> None:
     name = unique()
     published = publish(api, plugin_wheel(tmp_path, name))
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server)
     try:
         await agent.connect()
         await agent.desired()
@@ -335,7 +336,7 @@ async def test_heartbeats_keep_an_agent_online_and_silence_makes_it_offline(
     try:
         with httpx.Client(base_url=server.http_url + "/api/v1",
                           headers=server.auth_headers, timeout=30) as api:
-            agent = ProtocolAgent(server.grpc_target)
+            agent = ProtocolAgent(server)
 
             async def heartbeats() -> None:
                 while True:  # the agent's side of the contract: a beat per interval
@@ -388,7 +389,7 @@ async def test_a_fleet_wide_rollout_reaches_every_agent_with_batched_writes(
     published = publish(api, wheel)
     state = server.state
     reports_before, reads_before = state.status_reports.items, state.blobs.reads
-    agents = [ProtocolAgent(server.grpc_target) for _ in range(30)]
+    agents = [ProtocolAgent(server) for _ in range(30)]
     try:
         await asyncio.gather(*(a.connect(labels={"fleet": fleet}) for a in agents))
         await asyncio.gather(*(a.desired() for a in agents))
@@ -427,10 +428,11 @@ async def test_a_fleet_wide_rollout_reaches_every_agent_with_batched_writes(
 _AGENTS_SCRIPT = """
 import asyncio, sys
 from arcade_core.rpc.v1 import pb
-from tests.server.helpers import ProtocolAgent, status
+from tests.server.helpers import Endpoint, ProtocolAgent, status
 
 async def main() -> None:
-    agents = [ProtocolAgent(sys.argv[1]) for _ in range(3)]
+    end = Endpoint(sys.argv[1], sys.argv[2].encode(), sys.argv[3])
+    agents = [ProtocolAgent(end) for _ in range(3)]
     for agent in agents:
         await agent.connect()
         await agent.desired()
@@ -459,7 +461,8 @@ def test_open_streams_do_not_keep_their_last_message_alive(server: ServerThread)
     state = server.state
     reports, batches = state.status_reports.items, state.metric_batches.items
     with subprocess.Popen(
-        [sys.executable, "-c", _AGENTS_SCRIPT, server.grpc_target],
+        [sys.executable, "-c", _AGENTS_SCRIPT, server.grpc_target,
+         server.state.tls.ca.pem.decode(), create_enrollment_token(server, uses=3)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
