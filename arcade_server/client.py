@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import ssl
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from ._multipart import MultipartWheels
 
 __all__ = ["DEFAULT_API", "LOGIN_HINT", "ApiError", "ApiUnauthorized", "ApiUnreachable",
            "ArcadeClient", "default_api_url"]
@@ -36,10 +37,10 @@ def default_api_url() -> str:
     return os.environ.get("ARCADE_API") or DEFAULT_API
 
 
-
 def _query(**params: Any) -> dict[str, Any]:
     """Query parameters without the ones left unset (``None``)."""
     return {key: value for key, value in params.items() if value is not None}
+
 
 class ApiError(Exception):
     """The API answered with an error status; ``message`` is its ``error`` text."""
@@ -61,46 +62,6 @@ class ApiUnreachable(ApiError):
 
 class ApiUnauthorized(ApiError):
     """The server refused the credentials (none, unknown, expired or revoked): 401."""
-
-
-class _MultipartWheels:
-    """A streaming ``multipart/form-data`` body of wheel files (field ``wheels``)."""
-
-    def __init__(self, paths: Sequence[Path], progress: Callable[[int], None] | None) -> None:
-        self.boundary = uuid.uuid4().hex
-        self.paths = [Path(p) for p in paths]
-        self.progress = progress
-        self._heads = [
-            (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"wheels\"; "
-             f"filename=\"{p.name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
-            for p in self.paths
-        ]
-        self._tail = f"--{self.boundary}--\r\n".encode()
-        self.length = (
-            sum(len(h) + p.stat().st_size + 2 for h, p in zip(self._heads, self.paths, strict=True))
-            + len(self._tail)
-        )
-
-    @property
-    def content_type(self) -> str:
-        return f"multipart/form-data; boundary={self.boundary}"
-
-    def __iter__(self) -> Iterator[bytes]:
-        for head, path in zip(self._heads, self.paths, strict=True):
-            yield head
-            self._advance(len(head))
-            with open(path, "rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    yield chunk
-                    self._advance(len(chunk))
-            yield b"\r\n"
-            self._advance(2)
-        yield self._tail
-        self._advance(len(self._tail))
-
-    def _advance(self, n: int) -> None:
-        if self.progress is not None:
-            self.progress(n)
 
 
 class ArcadeClient:
@@ -181,7 +142,7 @@ class ArcadeClient:
         for path in paths:
             if not path.is_file():
                 raise ApiError(0, f"{path} is not a file")
-        body = _MultipartWheels(paths, progress)
+        body = MultipartWheels(paths, progress)
         response = self._request(
             "POST",
             "/plugins/validate" if validate_only else "/plugins",
@@ -194,7 +155,7 @@ class ArcadeClient:
 
     def upload_size(self, wheels: Sequence[str | os.PathLike[str]]) -> int:
         """The number of bytes :meth:`publish` will send for ``wheels``."""
-        return _MultipartWheels([Path(w) for w in wheels], None).length
+        return MultipartWheels([Path(w) for w in wheels], None).length
 
     def plugins(self, *, type: str | None = None, enabled: bool | None = None,
                 text: str | None = None) -> list[dict[str, Any]]:
@@ -387,4 +348,27 @@ class ArcadeClient:
         """Audit rows, newest first."""
         params = _query(since=since, until=until, actor=actor, target=target, limit=limit)
         result: list[dict[str, Any]] = self._json("GET", "/audit", params=params)
+        return result
+
+    # ---------------------------------------------------------------- agent identity
+
+    def create_enrollment_token(self, *, labels: Mapping[str, str] | None = None,
+                                ttl: float | None = None, uses: int | None = None,
+                                name: str = "") -> dict[str, Any]:
+        """A new enrollment token; its secret is in ``token`` (shown once), the CA pin in
+        ``ca_hash``."""
+        body = _query(labels=dict(labels or {}), ttl=ttl, uses=uses, name=name)
+        result: dict[str, Any] = self._json("POST", "/enrollment-tokens", json=body)
+        return result
+
+    def enrollment_tokens(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", "/enrollment-tokens")
+        return result
+
+    def delete_enrollment_token(self, token_id: str) -> None:
+        self._json("DELETE", f"/enrollment-tokens/{quote(token_id, safe='')}")
+
+    def revoke_agent(self, agent_id: str) -> dict[str, Any]:
+        """End the agent's stream and refuse its certificates from now on."""
+        result: dict[str, Any] = self._json("POST", f"/agents/{quote(agent_id, safe='')}/revoke")
         return result

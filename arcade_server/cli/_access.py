@@ -14,7 +14,7 @@ from pathlib import Path
 from ._app import API_HELP, CA_HELP, TOKEN_HELP, Command, client
 from ._output import Table, ago, fail, print_json
 
-__all__ = ["audit", "login", "parse_duration", "parse_time", "tokens"]
+__all__ = ["audit", "login", "parse_duration", "parse_time", "shared_options", "tokens", "when"]
 
 ROLES = ("viewer", "publisher", "operator", "admin")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
@@ -51,7 +51,7 @@ def parse_time(text: str, *, now: float | None = None) -> float:
              "seconds since the epoch", 2)
 
 
-def _when(value: float | None) -> str:
+def when(value: float | None) -> str:
     return "-" if value is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
 
 
@@ -100,7 +100,7 @@ login = Command("login", "Check an API token against the server and save it (wit
 # ---------------------------------------------------------------- tokens
 
 
-def _shared(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def shared_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The connection options and --json after the action too (``arcade tokens list
     --json``), without overriding them when given before it."""
     parser.add_argument("--api", metavar="URL", help=API_HELP, default=argparse.SUPPRESS)
@@ -113,14 +113,14 @@ def _shared(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _tokens_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = _shared(sub.add_parser("create", help="create a token (its secret is printed "
+    create = shared_options(sub.add_parser("create", help="create a token (its secret is printed "
                                     "once)"))
     create.add_argument("name", metavar="NAME", help="unique name (the audit log shows it)")
     create.add_argument("--role", required=True, choices=ROLES, help="what it may do")
     create.add_argument("--ttl", metavar="DURATION",
                         help="expire after this long: 3600, 12h, 30d [default: never]")
-    _shared(sub.add_parser("list", help="list tokens (never their secrets)"))
-    revoke = _shared(sub.add_parser("revoke", help="revoke a token (effective within a "
+    shared_options(sub.add_parser("list", help="list tokens (never their secrets)"))
+    revoke = shared_options(sub.add_parser("revoke", help="revoke a token (effective within a "
                                     "second)"))
     revoke.add_argument("name", metavar="NAME", help="the token's name or id")
 
@@ -134,7 +134,7 @@ def _tokens(args: argparse.Namespace) -> None:
             print_json(created)
             return
         print(f"created token {created['name']!r} ({created['role']}"
-              + (f", expires {_when(created['expires_at'])}" if created["expires_at"] else "")
+              + (f", expires {when(created['expires_at'])}" if created["expires_at"] else "")
               + "); its secret, shown only this once:", file=sys.stderr)
         print(created["token"])
         return
@@ -155,7 +155,7 @@ def _tokens(args: argparse.Namespace) -> None:
     for item in items:
         state = "active" if item["active"] else ("revoked" if item["revoked_at"] else "expired")
         table.add_row(str(item["id"]), item["name"], item["role"], state,
-                      _when(item["created_at"]), _when(item["expires_at"]),
+                      when(item["created_at"]), when(item["expires_at"]),
                       ago(item["last_used_at"]))
     table.print()
 

@@ -11,7 +11,9 @@ from typing import Any
 
 from arcade_core.states import AgentPresence, Isolation, PluginState
 
+from ._access import shared_options
 from ._app import Command, client, parse_json_object, parse_selector
+from ._identity import revoke_agent
 from ._output import Cell, Table, ago, fail, print_json
 
 __all__ = ["agents", "config", "install", "metrics", "status", "uninstall"]
@@ -20,9 +22,17 @@ __all__ = ["agents", "config", "install", "metrics", "status", "uninstall"]
 def _agents_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="key=value filter (repeatable)")
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    revoke = shared_options(sub.add_parser(
+        "revoke", help="revoke an agent (admin): end its stream at once and refuse its "
+        "certificates from now on; it can enroll again only with a new token"))
+    revoke.add_argument("id", metavar="ID", help="agent id")
 
 
 def _agents(args: argparse.Namespace) -> None:
+    if args.action == "revoke":
+        revoke_agent(args)
+        return
     with client(args) as api:
         items = api.agents(labels=parse_selector(args.label))
     if args.as_json:
@@ -42,7 +52,8 @@ def _agents(args: argparse.Namespace) -> None:
     table.print()
 
 
-agents = Command("agents", "List agents with their status (online/offline) and revisions.",
+agents = Command("agents", "List agents with their status (online/offline) and revisions; "
+                 "`arcade agents revoke ID` revokes one.",
                  _agents_args, _agents)
 
 

@@ -35,11 +35,12 @@ from arcade_core import __version__
 from arcade_core.rpc.v1 import pb, pb_grpc
 
 from ..errors import ServiceError
-from ..services import agents, desired, enrollment, job_runs, metrics, status_reports
+from ..services import agents, desired, job_runs, metrics, status_reports
 from ..services.desired import DesiredState
 from ..services.enrollment import Identity
 from ..state import ServerState
 from ..storage import BlobNotFound
+from . import enrollment_calls
 from .convert import (
     agent_info_from_pb,
     cancel_to_pb,
@@ -50,18 +51,13 @@ from .convert import (
 )
 from .hub import REPLACED, REVOKED, AgentStream
 from .identity import PeerCertificate, peer_certificate
+from .status import status_code
 
 __all__ = ["AgentService", "desired_to_pb"]
 
 log = logging.getLogger("arcade.server.rpc")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-#: Largest CSR accepted (a P-256 CSR is ~500 bytes; an RSA-4096 one ~1.7 KB).
-_MAX_CSR = 16 * 1024
-
-
-def _grpc_code(error: ServiceError) -> grpc.StatusCode:
-    return getattr(grpc.StatusCode, error.grpc_code, grpc.StatusCode.INVALID_ARGUMENT)
 
 
 class AgentService(pb_grpc.AgentServiceServicer):
@@ -145,7 +141,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         try:
             identity = await self.state.identities.check(peer)
         except ServiceError as exc:
-            await context.abort(_grpc_code(exc), exc.message)
+            await context.abort(status_code(exc), exc.message)
         assert peer is not None
         return peer, identity
 
@@ -187,7 +183,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
             # Validated here, so a bad registration never fails a whole batch.
             await self.state.registrations.submit(agents.validate_registration(info))
         except ServiceError as exc:
-            await context.abort(_grpc_code(exc), exc.message)
+            await context.abort(status_code(exc), exc.message)
         self.state.presence.touch(info.agent_id, info.applied_revision)
         return info.agent_id, list(first.register.jobs)
 
@@ -346,38 +342,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
     async def Enroll(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         """Token + CSR → certificate. No agent certificate needed (the one call allowed with
         the anonymous certificate); the token is the credential."""
-        state = self.state
-        if len(request.csr_pem) > _MAX_CSR or len(request.token) > 200:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"csr_pem (at most {_MAX_CSR} bytes) or token too long")
-        try:
-            enrolled = await state.db.run(
-                enrollment.enroll, state.tls.ca, request.token, request.agent_id,
-                request.csr_pem.encode(), days=state.settings.agent_cert_days)
-        except ServiceError as exc:
-            log.warning("enrollment of %r refused (%s): %s", request.agent_id[:200],
-                        context.peer(), exc.message)
-            await context.abort(_grpc_code(exc), exc.message)
-        state.identities.forget(request.agent_id)
-        log.info("agent %s enrolled (%s)", request.agent_id, context.peer())
-        return pb.EnrollResponse(
-            certificate_pem=enrolled.certificate_pem.decode(), ca_pem=enrolled.ca_pem.decode(),
-            not_after=enrolled.not_after, labels=enrolled.labels)
+        return await enrollment_calls.enroll(self.state, request, context)
 
     async def Renew(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         """A new certificate for the calling agent (authenticated by its current one)."""
-        state = self.state
         peer, _identity = await self._authenticate(context)
-        if len(request.csr_pem) > _MAX_CSR:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"csr_pem is over {_MAX_CSR} bytes")
-        try:
-            renewed = await state.db.run(
-                enrollment.renew, state.tls.ca, peer.agent_id, peer.serial,
-                request.csr_pem.encode(), days=state.settings.agent_cert_days)
-        except ServiceError as exc:
-            await context.abort(_grpc_code(exc), exc.message)
-        state.identities.forget(peer.agent_id)
-        log.info("agent %s renewed its certificate", peer.agent_id)
-        return pb.RenewResponse(certificate_pem=renewed.certificate_pem.decode(),
-                                ca_pem=renewed.ca_pem.decode(), not_after=renewed.not_after)
+        return await enrollment_calls.renew(self.state, peer, request, context)

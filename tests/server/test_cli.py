@@ -3,6 +3,7 @@ dispatcher and its entry points, real HTTP)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -12,12 +13,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 
 from arcade_core.commands import main
 from arcade_server.runner import ServerThread
 from arcade_server.services import agents
-from tests.server.helpers import plugin_wheel, unique
+from tests.server.helpers import Endpoint, ProtocolAgent, plugin_wheel, unique
 from tests.wheelmaker import make_wheel
 
 Arcade = Callable[..., tuple[int, str, str]]
@@ -308,3 +310,48 @@ def test_tokens_create_list_revoke_and_audit_commands(arcade: Arcade, server: Se
     code, out, err = arcade("audit", "--actor", "admin", "--limit", "5")
     assert code == 0 and "POST /api/v1/tokens" in out, err
     assert arcade("audit", "--since", "yesterday-ish")[0] == 2
+
+
+def test_enroll_create_list_delete_and_agents_revoke_commands(arcade: Arcade,
+                                                                server: ServerThread) -> None:
+    code, out, err = arcade("enroll", "create", "--labels", "zone=eu", "--ttl", "2h",
+                            "--uses", "1", "--name", "cli")
+    assert code == 0, err
+    secret = out.strip()
+    assert f"--enroll-token {secret} --ca-hash {server.state.tls.ca_hash}" in err
+    code, out, err = arcade("enroll", "list", "--json")
+    [made] = [t for t in json.loads(out) if t["name"] == "cli"]
+    assert made["labels"] == {"zone": "eu"} and made["max_uses"] == 1 and made["usable"]
+    assert made["expires_at"] > made["created_at"] + 7100
+    code, out, _ = arcade("enroll", "list")
+    assert code == 0 and made["id"] in out and secret not in out
+    assert arcade("enroll", "create", "--uses", "0")[0] == 2
+    assert arcade("enroll", "create", "--ttl", "soon")[0] == 2
+    assert arcade("enroll", "create", "--labels", "novalue")[0] == 2
+
+    # An agent enrolled with the token, connected; revoking it ends its stream.
+    end = Endpoint(server.grpc_target, server.state.tls.ca.pem, secret)
+
+    async def connect_then_revoke() -> tuple[int, str, str]:
+        agent = ProtocolAgent(end, unique("cli-agent"))
+        await agent.connect()
+        try:
+            result = await asyncio.to_thread(arcade, "agents", "revoke", agent.agent_id)
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                while True:
+                    await agent.recv()
+            assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        finally:
+            await agent.close()
+        return result
+
+    code, out, err = asyncio.run(connect_then_revoke())
+    assert code == 0 and "its stream was ended" in out, err
+    code, _, err = arcade("agents", "revoke", "nobody-here")
+    assert code == 1 and "nobody-here" in err
+    code, out, err = arcade("enroll", "delete", made["id"])
+    assert code == 0 and made["id"] in out, err
+    code, _, err = arcade("enroll", "delete", made["id"])
+    assert code == 1 and made["id"] in err
+    code, out, err = arcade("agents", "--json")       # without an action: the list, as before
+    assert code == 0 and isinstance(json.loads(out), list), err

@@ -28,6 +28,7 @@ from tests.server.helpers import (
     publish,
     unique,
 )
+from tests.waiting import until
 
 REGISTER = pb.AgentMessage(register=pb.Register(agent_id="victim"))
 
@@ -249,3 +250,38 @@ async def test_an_endpoint_token_binds_labels(server: ServerThread) -> None:
         assert identity is not None and identity.labels == {"zone": "b"}
     finally:
         await agent.close()
+
+
+async def test_enrollment_renewal_and_revocation_are_in_the_audit_log(
+    server: ServerThread, api: httpx.Client
+) -> None:
+    agent = ProtocolAgent(server)
+    try:
+        await agent.connect()
+        _key, csr = make_csr(agent.agent_id)
+        await agent.stub.Renew(pb.RenewRequest(csr_pem=csr.decode()))
+    finally:
+        await agent.close()
+    refused = unique("refused")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await enroll(Endpoint(server.grpc_target, server.state.tls.ca.pem, "arcenr_x"), refused)
+    revoked = await asyncio.to_thread(api.post, f"/agents/{agent.agent_id}/revoke")
+    assert revoked.status_code == 200, revoked.text
+
+    def rows(target: str) -> list[tuple[str, str, str, str]]:
+        found = api.get("/audit", params={"target": f"agents/{target}"}).json()
+        return [(r["action"], r["actor"], r["actor_kind"], r["outcome"]) for r in found]
+
+    def logged() -> bool:
+        actions = [row[0] for row in rows(agent.agent_id)]
+        return "agent.renew" in actions and "POST /api/v1/agents/{agent_id}/revoke" in actions
+
+    await until(logged, blocking=True, what="the audit rows")
+    mine = rows(agent.agent_id)
+    assert ("agent.enroll", agent.agent_id, "agent", "ok") in mine
+    assert ("agent.renew", agent.agent_id, "agent", "ok") in mine
+    assert ("POST /api/v1/agents/{agent_id}/revoke", "admin", "token", "200") in mine
+    await until(lambda: rows(refused), blocking=True, what="the refusal")
+    [(action, actor, kind, outcome)] = rows(refused)
+    assert (action, actor, kind) == ("agent.enroll", refused, "anonymous")
+    assert outcome.startswith("denied") and "arcenr_x" not in outcome
