@@ -457,8 +457,10 @@ def _live_agent_messages() -> int:
 def test_open_streams_do_not_keep_their_last_message_alive(server: ServerThread) -> None:
     # A Connect stream lives as long as its agent: holding each stream's last message (a
     # status report, a metric batch: KBs of protobuf) would cost a fleet MBs for nothing.
-    # The agents run in another process, so every AgentMessage alive here is the server's.
+    # The agents run in another process, so every AgentMessage alive here is the server's
+    # (or left by an earlier test in this process: those are counted first).
     state = server.state
+    earlier = _live_agent_messages()
     reports, batches = state.status_reports.items, state.metric_batches.items
     with subprocess.Popen(
         [sys.executable, "-c", _AGENTS_SCRIPT, server.grpc_target,
@@ -472,7 +474,7 @@ def test_open_streams_do_not_keep_their_last_message_alive(server: ServerThread)
                        and state.metric_batches.items >= batches + 3,
                        what="the server to store the messages")
             assert server.state.hub.connected_ids()
-            assert _live_agent_messages() == 0
+            assert _live_agent_messages() <= earlier
         finally:
             proc.stdin.close()
             proc.wait(timeout=30)
