@@ -144,8 +144,10 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
         if not token_file.is_file():
             raise QuickstartError(f"{token_file} (the admin API token) is missing; remove "
                                   f"{home / 'server'} to start afresh")
-        screen.say(f"  admin token in {bold(str(token_file))}; for the CLI:\n"
-                   f"    {bold(f'export ARCADE_API={server.http_url}')}\n"
+        # A local, loopback-only demo prints its admin token, as a development server does
+        # (Vault's dev mode prints its root token); a real server only says where it is.
+        screen.say(f"  admin token {bold(server.admin_token)} (also in {token_file}); for the "
+                   f"CLI:\n    {bold(f'export ARCADE_API={server.http_url}')}\n"
                    f"    {bold(f'export ARCADE_TOKEN=$(cat {token_file})')}")
         client = ArcadeClient(server.http_url, token=server.admin_token, timeout=60.0)
         try:

@@ -24,6 +24,11 @@ def test_quickstart_prints_live_cpu_and_memory_metrics(
     # It says what it does and where the API is.
     assert re.search(r"REST API\s+http://127\.0\.0\.1:\d+/api/v1", output), output
     assert "/docs" in output
+    # The admin token and the lines that give it to the CLI; the agent enrolled by itself.
+    token = re.search(r"admin token (arcade_\S+) \(also in (\S+)\)", output)
+    assert token, output
+    assert Path(token.group(2)).read_text().strip() == token.group(1)
+    assert "export ARCADE_TOKEN=$(cat " in output and "export ARCADE_API=http://" in output
     assert "arcade-cpu@1.0.0: running" in output and "arcade-memory@1.0.0: running" in output
     # Live metrics read back from the REST API, with real values.
     cpu = re.findall(r"cpu\.percent\s+│\s+cpu=total\s+│\s+([\d.,]+)", output)
