@@ -28,6 +28,7 @@ from arcade_core.states import AgentPresence, PluginState
 from ..db import tables as t
 from ..db.tables import AnyRow
 from ..errors import Invalid, NotFound
+from ..limits import MAX_LABEL_KEY, MAX_LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS
 from ._sql import upsert
 
 __all__ = [
@@ -96,15 +97,25 @@ def validate_agent_id(agent_id: str) -> str:
 
 
 def validate_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels, if there are at most :data:`~arcade_server.limits.MAX_LABELS` and each key
+    and value is acceptable (keys: an optional ``prefix/`` and a name of at most 63 letters,
+    digits and ``. _ -``, the whole at most 200 characters; values at most 256 characters);
+    else :class:`Invalid` saying which and why."""
+    if len(labels) > MAX_LABELS:
+        raise Invalid(f"{len(labels)} labels given; at most {MAX_LABELS}")
     out: dict[str, str] = {}
     for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+        if not isinstance(key, str) or not _LABEL_KEY.match(key) \
+                or len(key.rpartition("/")[2]) > MAX_LABEL_NAME:
+            shown = key[:60] + "..." if isinstance(key, str) and len(key) > 60 else key
             raise Invalid(
-                f"invalid label key {key!r}: use 1-200 letters, digits and . _ / -, "
-                "starting with a letter or digit"
+                f"invalid label key {shown!r}: use letters, digits and . _ / -, starting with "
+                f"a letter or digit, at most {MAX_LABEL_KEY} characters, the part after the "
+                f"last '/' at most {MAX_LABEL_NAME}"
             )
-        if not isinstance(value, str) or len(value) > 500:
-            raise Invalid(f"invalid value for label {key!r}: a string of at most 500 characters")
+        if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE:
+            raise Invalid(f"invalid value for label {key!r}: a string of at most "
+                          f"{MAX_LABEL_VALUE} characters")
         out[key] = value
     return out
 

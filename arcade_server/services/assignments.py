@@ -26,7 +26,8 @@ from arcade_core.states import Isolation
 
 from ..db import tables as t
 from ..db.tables import AnyRow
-from ..errors import Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound
+from ..limits import ConfigLimits, canonical_config
 from . import registry
 from ._sql import upsert
 from .agents import get_agent_row, validate_labels
@@ -62,9 +63,18 @@ def _isolation(value: str | None, default: str) -> Isolation:
     return Isolation(isolation)
 
 
-def _validated(version: AnyRow, config: Mapping[str, Any] | None) -> dict[str, Any]:
+_DEFAULT_LIMITS = ConfigLimits()
+
+
+def _validated(version: AnyRow, config: Mapping[str, Any] | None,
+               limits: ConfigLimits = _DEFAULT_LIMITS) -> dict[str, Any]:
+    """The effective config (defaults applied), checked against the schema and the limits
+    (finite numbers only, at most ``max_config_bytes``) before anything is written."""
+    what = f"{version.plugin_name}@{version.version}"
+    if config is not None:
+        canonical_config(config, what, limits.max_config_bytes)
     try:
-        return registry.manifest_of(version).validate_config(config)
+        effective = registry.manifest_of(version).validate_config(config)
     except InvalidConfig as exc:
         raise Invalid(
             f"invalid config for {version.plugin_name}@{version.version}: {exc}",
@@ -72,6 +82,28 @@ def _validated(version: AnyRow, config: Mapping[str, Any] | None) -> dict[str, A
         ) from None
     except ArcadeError as exc:  # a stored manifest that no longer parses: still the input's fault
         raise Invalid(f"cannot validate config for {version.plugin_name}: {exc}") from None
+    canonical_config(effective, what, limits.max_config_bytes)
+    return effective
+
+
+def _check_plugin_count(conn: Connection, where: Any, plugin: str, maximum: int) -> None:
+    """:class:`Conflict` when an agent matching ``where`` already has ``maximum`` plugins
+    other than ``plugin`` assigned: one more could make its desired state unsendable."""
+    a = t.assignments.c
+    full = conn.execute(
+        select(a.agent_id, func.count().label("n"))
+        .where(a.plugin_name != plugin, a.agent_id.in_(select(t.agents.c.id).where(where)))
+        .group_by(a.agent_id)
+        .having(func.count() >= maximum)
+        .limit(20)
+    ).all()
+    if full:
+        names = ", ".join(row.agent_id for row in full)
+        raise Conflict(
+            f"agent(s) {names} already have {maximum} plugins assigned, the server's limit "
+            "(max_plugins_per_agent): uninstall one first",
+            {"agents": [row.agent_id for row in full], "max_plugins_per_agent": maximum},
+        )
 
 
 def _normalize(name: str) -> str:
@@ -133,13 +165,15 @@ def _assign_where(
     config: Mapping[str, Any] | None,
     isolation: str | None,
     now: float | None,
+    limits: ConfigLimits,
 ) -> tuple[AnyRow, dict[str, Any], Isolation, dict[str, int]]:
     """Resolve ``spec``, validate ``config``, then assign it to the agents matching ``where``
     (their revisions bumped in this transaction); returns what was assigned and the revisions."""
     now = time.time() if now is None else now
     version = registry.resolve(conn, spec)
-    effective = _validated(version, config)
+    effective = _validated(version, config, limits)
     iso = _isolation(isolation, registry.manifest_of(version).isolation)
+    _check_plugin_count(conn, where, version.plugin_name, limits.max_plugins_per_agent)
     revisions = _bump(conn, where)
     upsert(conn, t.assignments, _assignment_rows(revisions, version, effective, iso, now),
            keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
@@ -154,11 +188,12 @@ def assign(
     config: Mapping[str, Any] | None = None,
     isolation: str | None = None,
     now: float | None = None,
+    limits: ConfigLimits = _DEFAULT_LIMITS,
 ) -> AssignResult:
     """Install (or upgrade/downgrade/reconfigure) ``spec`` on one agent."""
     get_agent_row(conn, agent_id)
     version, effective, iso, revisions = _assign_where(
-        conn, t.agents.c.id == agent_id, spec, config, isolation, now)
+        conn, t.agents.c.id == agent_id, spec, config, isolation, now, limits)
     return AssignResult(
         {"agent": agent_id, "plugin": version.plugin_name, "version": version.version,
          "config": effective, "isolation": iso, "revision": revisions[agent_id]},
@@ -174,10 +209,11 @@ def assign_selector(
     config: Mapping[str, Any] | None = None,
     isolation: str | None = None,
     now: float | None = None,
+    limits: ConfigLimits = _DEFAULT_LIMITS,
 ) -> AssignResult:
     """Install ``spec`` on every agent whose labels match ``selector`` (empty: all agents)."""
     version, effective, iso, revisions = _assign_where(
-        conn, _selector_clause(selector), spec, config, isolation, now)
+        conn, _selector_clause(selector), spec, config, isolation, now, limits)
     return AssignResult(
         {"selector": dict(selector), "plugin": version.plugin_name, "version": version.version,
          "config": effective, "isolation": iso, "matched": len(revisions),
@@ -223,8 +259,8 @@ def unassign_selector(conn: Connection, selector: Mapping[str, str], name: str
     )
 
 
-def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, Any]
-               ) -> AssignResult:
+def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, Any],
+               *, limits: ConfigLimits = _DEFAULT_LIMITS) -> AssignResult:
     """Replace the config of an assigned plugin (validated, defaults applied)."""
     if not isinstance(config, Mapping):
         raise Invalid("config must be a JSON object")
@@ -240,7 +276,7 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
         raise NotFound(
             f"plugin {plugin!r} is not assigned to agent {agent_id!r}; install it first"
         )
-    effective = _validated(found, config)
+    effective = _validated(found, config, limits)
     revisions = _bump(conn, t.agents.c.id == agent_id)
     conn.execute(
         update(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)
