@@ -81,10 +81,16 @@ class _Agent:
 class LiveServer:
     """``with LiveServer(tmp) as live: live.url`` — a seeded real server on loopback."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, token: str | None = None) -> None:
+        """``token``: the server's admin token (``ARCADE_SERVER_ADMIN_TOKEN``), sent as
+        ``Authorization: Bearer`` on the seeding calls too."""
         self.directory = directory
+        self.token = token
         self.server = Server(directory / "home", directory / "server.log")
         self.server.env.update(FUZZ_ENV)
+        if token is not None:
+            self.server.env["ARCADE_SERVER_ADMIN_TOKEN"] = token
+            self.server.http.headers["Authorization"] = f"Bearer {token}"
         self.agent: _Agent | None = None
 
     @property

@@ -5,6 +5,7 @@ long run of the same checks."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,14 @@ CHECKS: list[Any] = [
 ]
 
 
+#: The throwaway server's admin token, sent on every call (as ``scripts/fuzz-api`` does).
+TOKEN = secrets.token_urlsafe(32)
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with LiveServer(Path(tmp_path_factory.mktemp("fuzz"))) as running:
+    with LiveServer(Path(tmp_path_factory.mktemp("fuzz")), token=TOKEN) as running:
         yield running
 
 
@@ -56,7 +62,7 @@ def _fuzz(operation: Any, mode: Any, base_url: str, checks: list[Any]) -> list[s
               suppress_health_check=list(HealthCheck),
               phases=[Phase.explicit, Phase.generate])
     def run(case: Any) -> None:
-        response = case.call(base_url=base_url, timeout=30)
+        response = case.call(base_url=base_url, timeout=30, headers=HEADERS)
         try:
             case.validate_response(response, checks=checks)
         except (Failure, FailureGroup) as exc:

@@ -82,17 +82,18 @@ async def test_configs_over_the_size_limit_or_not_finite_are_refused_before_writ
                 assert "max_config_bytes" in _error(response, status)
                 assert response.json()["detail"]["max_config_bytes"] == 64 * 1024
             # NaN and Infinity are not JSON: 422 before the change is saved or pushed.
-            for text in ('{"plugin": "%s", "config": {"x": NaN}}' % name,
-                         '{"plugin": "%s", "config": {"x": [Infinity]}}' % name):
+            for text in ('{"plugin": "NAME", "config": {"x": NaN}}'.replace("NAME", name),
+                         '{"plugin": "NAME", "config": {"x": [Infinity]}}'.replace("NAME", name)):
                 refused = api.post(f"/agents/{aid}/plugins", content=text,
                                    headers={"content-type": "application/json"})
                 assert "not finite" in _error(refused, 422)
             nan = api.put(f"/agents/{aid}/plugins/{name}/config", content='{"x": -Infinity}',
                           headers={"content-type": "application/json"})
             assert "not finite" in _error(nan, 422)
-            job = api.post("/jobs", content='{"agent": "%s", "commands": ["true"], "plugins": '
-                           '[{"plugin": "%s", "stage": "before", "config": {"x": NaN}}]}'
-                           % (aid, name), headers={"content-type": "application/json"})
+            job_text = ('{"agent": "AID", "commands": ["true"], "plugins": '
+                        '[{"plugin": "NAME", "stage": "before", "config": {"x": NaN}}]}')
+            job = api.post("/jobs", content=job_text.replace("AID", aid).replace("NAME", name),
+                           headers={"content-type": "application/json"})
             assert "not finite" in _error(job, 422)
             assert _revision(api, aid) == before
             assert api.get("/jobs", params={"agent": aid}).json() == []
