@@ -32,7 +32,7 @@ FREE_MANIFEST = {"description": "free-form config", "type": "collector",
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     running = start_server(tmp_path_factory.mktemp("rpc-limits"), metric_rate=10,
-                           metric_burst=100, metric_batch_max=50,
+                           metric_burst=100, metric_batch_max=50, metric_rows_per_plugin=60,
                            grpc_max_receive_bytes=256 * 1024)
     yield running
     running.stop()
@@ -169,6 +169,14 @@ async def test_metrics_beyond_the_batch_cap_and_the_rate_are_dropped_and_counted
             api.get, f"/agents/{agent.agent_id}/metrics", params={"limit": 1000})).json()
         assert detail["metrics_dropped"] + len(stored) == 320
         assert 100 <= len(stored) <= 110  # the burst, plus what 10/s refilled meanwhile
+        # The server's retention sweep keeps metric_rows_per_plugin rows (and drops old ones).
+        state = server.server.state
+        deleted = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+            state.expire_metrics(), server.loop))
+        assert deleted == len(stored) - 60
+        kept = (await asyncio.to_thread(
+            api.get, f"/agents/{agent.agent_id}/metrics", params={"limit": 1000})).json()
+        assert len(kept) == 60
     finally:
         await agent.close()
 
