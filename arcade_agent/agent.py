@@ -197,7 +197,7 @@ class Agent:
         self._jobs = JobRunner(
             self.host, self._reconciler.ensure_environment, self._connection.send,
             home=s.home / "jobs", agent_id=s.id, concurrency=s.job_concurrency,
-            call_timeout=s.call_timeout,
+            call_timeout=s.call_timeout, policy=s.job_policy,
         )
         await self._reconciler.restore()
         self._spawn(self._reconciler.run(), "reconciler")
@@ -303,6 +303,8 @@ class Agent:
             plugins=[r.to_pb() for r in reconciler.running()],
             applied_revision=reconciler.applied_revision,
             jobs=self.jobs.known(),
+            jobs_enabled=self.settings.jobs_enabled,
+            jobs_allow=list(self.settings.jobs_allow),
         )
 
     def _heartbeat(self) -> pb.Heartbeat:

@@ -44,8 +44,15 @@ the whole picture (status, exit code, output tail, every record), so any one eve
 to bring the server up to date. After a reconnect the latest event of every running job, and
 of jobs finished in the last minute, is sent again; the server ignores what it already has.
 
-A run's data (entries, records, its ``JobEvent``) is in :mod:`arcade_agent.job_run`; running
-its commands is :mod:`arcade_agent.job_commands`.
+Jobs are opt-in: the runner runs a job only when the agent's own ``[jobs]`` policy
+(:class:`~arcade_core.job_policy.JobPolicy`: ``enabled``, then the ``allow`` patterns)
+allows every one of its commands. The server refuses such jobs already (the agent told it its
+policy in ``Register``); a job that arrives anyway ends ``failed`` with the reason before
+anything of it runs: no plugin entry is installed or called, no command started.
+
+A run's data (entries, records, its ``JobEvent``) is in :mod:`arcade_agent.job_run`; its
+stages (plugin entries around the commands) in :mod:`arcade_agent.job_stages`; running its
+commands is :mod:`arcade_agent.job_commands`.
 """
 
 from __future__ import annotations
@@ -53,44 +60,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import shutil
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arcade_core import ArcadeError, Event, JobContext, JobResult, PluginNotFound
+from arcade_core.job_policy import JobPolicy
 from arcade_core.rpc.v1 import pb
-from arcade_core.states import JobStatus, RecordStatus, Stage
+from arcade_core.states import JobStatus
 
-from .errors import AgentConfigError, AgentError, InvalidBeforeResult
-from .job_commands import run_commands
-from .job_run import (
-    OUTPUT_LIMIT,
-    Entry,
-    OutputTail,
-    Run,
-    decode,
-    merge_before,
-    result_json,
-    sorted_entries,
-)
+from .errors import AgentConfigError, AgentError
+from .job_run import OUTPUT_LIMIT, OutputTail, Run, decode
+from .job_stages import EnsureEnvironment, JobStages
 
 if TYPE_CHECKING:
-    from arcade_core import Environment, PluginHost
+    from arcade_core import PluginHost
 
 __all__ = ["JobRunner", "OutputTail"]
 
 log = logging.getLogger(__name__)
 
-#: The stages that call ``after`` (``on_success``/``on_failure`` only for that outcome).
-AFTER_STAGES = (Stage.AFTER, Stage.ON_SUCCESS, Stage.ON_FAILURE)
-
-#: Output tail sent with the ``job.finished`` event to ``notify`` plugins.
-NOTIFY_OUTPUT = 4096
 #: Seconds between output updates sent while commands run.
 PROGRESS_INTERVAL = 0.5
 #: Seconds between SIGTERM and SIGKILL when a command group is stopped.
@@ -102,7 +94,6 @@ RESEND_WINDOW = 60.0
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-EnsureEnvironment = Callable[[str, str, Sequence[pb.WheelRef]], Awaitable["Environment"]]
 Send = Callable[[pb.AgentMessage], Awaitable[bool]]
 
 
@@ -111,7 +102,8 @@ class JobRunner:
 
     ``ensure_environment(name, version, refs)`` makes a plugin version's environment exist
     (the reconciler's install path); ``send`` writes a message on the agent's stream (False
-    when there is none). Job working directories are made under ``home``.
+    when there is none). Job working directories are made under ``home``. ``policy`` is the
+    agent's ``[jobs]`` policy (default: jobs disabled).
     """
 
     def __init__(
@@ -127,19 +119,20 @@ class JobRunner:
         output_limit: int = OUTPUT_LIMIT,
         progress_interval: float = PROGRESS_INTERVAL,
         kill_grace: float = KILL_GRACE,
+        policy: JobPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise AgentConfigError("concurrency must be at least 1")
         self.host = host
-        self._ensure = ensure_environment
         self._send = send
         self.home = Path(home)
         self.agent_id = agent_id
         self.concurrency = concurrency
-        self.call_timeout = call_timeout
         self.output_limit = output_limit
-        self.progress_interval = progress_interval
-        self.kill_grace = kill_grace
+        self.policy = policy or JobPolicy()
+        self._stages = JobStages(host, ensure_environment, self._emit, agent_id=agent_id,
+                                 call_timeout=call_timeout,
+                                 progress_interval=progress_interval, kill_grace=kill_grace)
         self._slots = asyncio.Semaphore(concurrency)
         self._active: dict[str, Run] = {}
         self._finished: OrderedDict[str, Run] = OrderedDict()
@@ -267,215 +260,41 @@ class JobRunner:
         try:
             if not _JOB_ID.match(run.job_id):
                 raise _JobAbort(f"invalid job id {run.job_id!r}")
+            refusal = self.policy.refusal(run.commands)
+            if refusal is not None:  # the server should not have sent it: nothing runs
+                log.warning("job %s refused: %s", run.job_id, refusal)
+                raise _JobAbort(f"refused by the agent: {refusal}")
             if run.cancel.is_set():  # cancelled while it waited for a slot
                 run.status, run.error = JobStatus.CANCELLED, run.cancel_reason or "cancelled"
-                self._skip_pending(run)
+                self._stages.skip_pending(run)
                 return
             await self._emit(run)
             own_workdir = await asyncio.to_thread(_fresh_dir, workdir_default)
-            result = await self._stages(run, str(workdir_default))
+            result = await self._stages.run(run, str(workdir_default))
             run.status = JobStatus(result.status)
             run.exit_code = result.exit_code
             run.error = result.error
         except _JobAbort as exc:
             run.status, run.error = JobStatus.FAILED, str(exc)
-            self._skip_pending(run)
+            self._stages.skip_pending(run)
         except asyncio.CancelledError:
             run.status = JobStatus.CANCELLED
             run.error = run.error or "cancelled: the agent stopped before the job ended"
-            self._skip_pending(run)
+            self._stages.skip_pending(run)
             raise
         except Exception as exc:  # a bug or the host closing: the job fails, the agent goes on
             log.exception("job %s failed inside the agent", run.job_id)
             run.status = JobStatus.FAILED
             run.error = f"the agent could not run the job: {type(exc).__name__}: {exc}"
-            self._skip_pending(run)
+            self._stages.skip_pending(run)
         finally:
-            await self._cleanup(run, workdir_default if own_workdir else None)
+            await self._stages.cleanup(run, workdir_default if own_workdir else None)
             run.finished_at = time.time()
             run.finished_mono = time.monotonic()
             log.info("job %s %s%s", run.job_id, run.status,
                      f" (exit code {run.exit_code})" if run.exit_code is not None else "")
             with contextlib.suppress(Exception):
                 await self._emit(run)
-
-    async def _stages(self, run: Run, workdir: str) -> JobResult:
-        setup_error = await self._prepare(run)
-        env: dict[str, str] = dict(run.env)
-        outputs: dict[str, Any] = {}
-        abort = setup_error
-
-        # before
-        for entry in sorted_entries([e for e in run.entries if e.stage is Stage.BEFORE]):
-            record = run.records[entry.index]
-            if record.status is not RecordStatus.PENDING:
-                continue  # failed while being prepared
-            if abort or run.cancel.is_set():
-                record.status = RecordStatus.SKIPPED
-                continue
-            ctx = JobContext(job_id=run.job_id, commands=list(run.commands), env=dict(env),
-                             workdir=workdir, stage=Stage.BEFORE, plugin_config=dict(entry.config),
-                             outputs=dict(outputs))
-            value, error = await self._call_entry(run, entry, Stage.BEFORE.hook, job=ctx)
-            if error is None:
-                try:
-                    workdir = merge_before(value, env, outputs, workdir)
-                except InvalidBeforeResult as exc:
-                    error = str(exc)
-                    self._complete(run, entry, error=error)
-            if error is not None:
-                abort = (f"before plugin {entry.name} (entry {entry.index}) failed: {error}; "
-                         "the commands were skipped")
-            await self._emit(run)
-
-        # commands
-        if run.cancel.is_set():
-            now = time.time()
-            result = JobResult(run.job_id, JobStatus.CANCELLED, None, run.output.text(), now, now,
-                               run.cancel_reason or "cancelled")
-        elif abort:
-            now = time.time()
-            result = JobResult(run.job_id, JobStatus.FAILED, None, "", now, now, abort)
-        else:
-            command_env = {**os.environ, **env, "ARCADE_JOB_ID": run.job_id}
-            result = await run_commands(
-                run, command_env, workdir, kill_grace=self.kill_grace,
-                progress_interval=self.progress_interval, emit=lambda: self._emit(run),
-            )
-        run.exit_code = result.exit_code
-        run.error = result.error
-        await self._emit(run)
-
-        # after / on_success / on_failure
-        applicable = {Stage.AFTER, Stage.ON_SUCCESS if result.succeeded else Stage.ON_FAILURE}
-        for entry in sorted_entries([e for e in run.entries if e.stage in AFTER_STAGES]):
-            record = run.records[entry.index]
-            if record.status is not RecordStatus.PENDING:
-                continue
-            if entry.stage not in applicable:
-                record.status = RecordStatus.SKIPPED
-                continue
-            assert entry.stage is not None
-            ctx = JobContext(job_id=run.job_id, commands=list(run.commands), env=dict(env),
-                             workdir=workdir, stage=entry.stage,
-                             plugin_config=dict(entry.config), outputs=dict(outputs))
-            await self._call_entry(run, entry, entry.stage.hook, job=ctx, result=result)
-            await self._emit(run)
-
-        # notify
-        notify = [e for e in sorted_entries(run.entries) if e.stage is Stage.NOTIFY
-                  and run.records[e.index].status is RecordStatus.PENDING]
-        if notify:
-            event = Event("job.finished", {
-                "job_id": run.job_id, "agent_id": self.agent_id, "status": result.status,
-                "exit_code": result.exit_code, "error": result.error,
-                "started_at": run.started_at, "finished_at": result.finished_at,
-                "duration": max(0.0, result.finished_at - run.started_at),
-                "commands": list(run.commands), "workdir": workdir,
-                "output_tail": run.output.text(NOTIFY_OUTPUT),
-                "plugins": [{"index": r.index, "plugin": r.plugin, "stage": r.stage,
-                             "status": r.status, "error": r.error}
-                            for r in (run.records[i] for i in sorted(run.records))
-                            if r.stage is not Stage.NOTIFY],
-            })
-            for entry in notify:
-                await self._call_entry(run, entry, Stage.NOTIFY.hook, event=event)
-                await self._emit(run)
-        return result
-
-    # ------------------------------------------------------------------ plugins
-
-    async def _prepare(self, run: Run) -> str:
-        """Install and load every entry; return why the job cannot run ("" when it can)."""
-
-        async def prepare(entry: Entry) -> str:
-            if entry.problem:
-                return entry.problem
-            try:
-                await self._ensure(entry.name, entry.version, entry.refs)
-                status = await asyncio.to_thread(
-                    self.host.load, entry.name, entry.version, entry.config,
-                    entry.isolation, key=entry.key,
-                )
-            except ArcadeError as exc:
-                return str(exc)
-            except Exception as exc:  # a full disk, a bug: this entry fails, the agent goes on
-                log.exception("job %s: preparing %s@%s failed", run.job_id, entry.name,
-                              entry.version)
-                return f"{type(exc).__name__}: {exc}"
-            run.loaded[entry.index] = entry.key
-            if entry.hook not in status.hooks:
-                return (f"{entry.name}@{entry.version} does not implement {entry.hook}(), which "
-                        f"its {entry.stage} stage calls (it implements: "
-                        f"{', '.join(status.hooks) or 'no hooks'})")
-            return ""
-
-        problems = await asyncio.gather(*(prepare(e) for e in run.entries))
-        failures = []
-        for entry, problem in zip(run.entries, problems, strict=True):
-            if problem:
-                self._complete(run, entry, error=f"setup failed: {problem}", now=time.time())
-                failures.append(f"{entry.name}@{entry.version} (entry {entry.index}): {problem}")
-        if not failures:
-            return ""
-        await self._emit(run)
-        return ("job plugin setup failed, so the commands were skipped: "
-                + "; ".join(failures))
-
-    async def _call_entry(self, run: Run, entry: Entry, hook: str, **kwargs: Any
-                          ) -> tuple[Any, str | None]:
-        """Call one entry's hook (bounded, isolated); record and return (value, error)."""
-        record = run.records[entry.index]
-        record.status = RecordStatus.RUNNING
-        record.started_at = time.time()
-        await self._emit(run)
-        try:
-            outcome = await asyncio.to_thread(
-                self.host.call, hook, keys=[entry.key], timeout=self.call_timeout, **kwargs
-            )
-        except ArcadeError as exc:
-            error: str | None = str(exc)
-            value = None
-        else:
-            error = outcome.errors.get(entry.key)
-            value = outcome.results.get(entry.key)
-        if error is not None:
-            log.warning("job %s: %s entry %d (%s) failed: %s", run.job_id, entry.stage,
-                        entry.index, entry.name, error)
-        self._complete(run, entry, error=error, value=value)
-        return value, error
-
-    def _complete(self, run: Run, entry: Entry, *, error: str | None = None,
-                  value: Any = None, now: float | None = None) -> None:
-        record = run.records[entry.index]
-        record.completed_at = time.time() if now is None else now
-        if error is not None:
-            record.status = RecordStatus.FAILED
-            record.error = error
-        else:
-            record.status = RecordStatus.SUCCEEDED
-            record.result_json = result_json(value)
-
-    def _skip_pending(self, run: Run) -> None:
-        for record in run.records.values():
-            if record.status is RecordStatus.PENDING:
-                record.status = RecordStatus.SKIPPED
-            elif record.status is RecordStatus.RUNNING:
-                record.status = RecordStatus.FAILED
-                record.error = record.error or "interrupted: the job stopped during this call"
-                record.completed_at = time.time()
-
-    async def _cleanup(self, run: Run, workdir: Path | None) -> None:
-        for key in run.loaded.values():
-            try:
-                await asyncio.to_thread(self.host.unload, key)
-            except PluginNotFound:
-                pass
-            except Exception:
-                log.exception("job %s: unloading %s failed", run.job_id, key)
-        run.loaded.clear()
-        if workdir is not None:
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     # ------------------------------------------------------------------ events
 

@@ -8,12 +8,24 @@ Every setting has one name used everywhere: the config file key, the environment
 The agent id defaults to something stable for the machine (host name plus a short hash of
 ``/etc/machine-id``) and is persisted in ``<home>/agent-id`` the first time, so an agent keeps
 its identity across restarts even if the host is renamed.
+
+Jobs are opt-in: the agent runs job commands only with ``jobs_enabled`` (off by default), and
+then only those matching ``jobs_allow`` when it is given (see :mod:`arcade_core.job_policy`).
+In a config file they may also be written as a table::
+
+    [jobs]
+    enabled = true
+    allow = ["make *", "pytest *"]
+
+(``ARCADE_AGENT_JOBS_ENABLED=true``; ``ARCADE_AGENT_JOBS_ALLOW`` is a JSON list of patterns,
+or one pattern per line.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import socket
@@ -22,6 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from arcade_core.job_policy import JobPolicy
 
 from .errors import AgentConfigError
 
@@ -68,6 +82,10 @@ class AgentSettings:
     healthy_period: float = 300.0
     #: Jobs run at once; more wait (still ``queued`` on the server) for a slot.
     job_concurrency: int = 2
+    #: Run job commands at all (``[jobs] enabled``); off by default.
+    jobs_enabled: bool = False
+    #: Shell-style patterns every job command must match (``[jobs] allow``; empty: any).
+    jobs_allow: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ building
 
@@ -134,6 +152,15 @@ class AgentSettings:
             _check_agent_id(self.agent_id, "setting 'agent_id'")
         for key in self.labels:
             _check_label_key(key, "setting 'labels'")
+        for pattern in self.jobs_allow:
+            if not isinstance(pattern, str) or not pattern.strip() or "\0" in pattern:
+                raise AgentConfigError(f"setting 'jobs_allow': {pattern!r} is not a command "
+                                       "pattern (a non-empty string, e.g. \"make *\")")
+
+    @property
+    def job_policy(self) -> JobPolicy:
+        """The ``[jobs]`` policy: whether and which job commands this agent runs."""
+        return JobPolicy(self.jobs_enabled, self.jobs_allow)
 
     def resolved(self) -> AgentSettings:
         """These settings with ``agent_id`` filled in (read from or persisted to ``home``).
@@ -256,10 +283,21 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise AgentConfigError(f"config file {path}: expected a table/mapping of settings")
     # An [agent] table (or `agent:` mapping) may hold the settings, so one file can
-    # configure several Arcade parts.
-    if set(data) == {"agent"} and isinstance(data["agent"], dict):
-        data = data["agent"]
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    # configure several Arcade parts; a [jobs] table may sit beside it or inside it.
+    if set(data) - {"jobs"} == {"agent"} and isinstance(data["agent"], dict):
+        data = {**({"jobs": data["jobs"]} if "jobs" in data else {}), **data["agent"]}
+    out = {str(k).replace("-", "_"): v for k, v in data.items()}
+    jobs = out.pop("jobs", None)
+    if jobs is not None:
+        if not isinstance(jobs, dict):
+            raise AgentConfigError(f"config file {path}: [jobs] must be a table, e.g. "
+                                   '[jobs] enabled = true, allow = ["make *"]')
+        for key, value in jobs.items():
+            if key not in ("enabled", "allow"):
+                raise AgentConfigError(f"config file {path}: unknown setting 'jobs.{key}'; "
+                                       "[jobs] takes enabled and allow")
+            out[f"jobs_{key}"] = value
+    return out
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -278,6 +316,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ValueError("expected a mapping or KEY=VALUE items")
         if name == "cache_max_bytes":
             return parse_size(value)
+        if name == "jobs_enabled":
+            return _boolean(value)
+        if name == "jobs_allow":
+            return _patterns(value)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
                     "metric_batch_size", "max_restarts", "job_concurrency"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -291,6 +333,31 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise AgentConfigError(f"setting {name!r} from {source}: {value!r} is invalid ({exc})") \
             from None
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError("expected true or false")
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = json.loads(text)
+        else:
+            return tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not isinstance(value, list | tuple) or not all(isinstance(p, str) for p in value):
+        raise ValueError('expected a list of command patterns, e.g. ["make *"]')
+    return tuple(value)
 
 
 def _check_server(server: str, what: str) -> None:

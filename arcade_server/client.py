@@ -1,7 +1,10 @@
 """A small typed client for Arcade's REST API (httpx), used by the ``arcade`` CLI.
 
 Every error becomes an :class:`ApiError` whose message is the server's one-line ``error``
-(what to fix), or :class:`ApiUnreachable` when nothing answers at the URL. Uploads stream
+(what to fix), :class:`ApiUnauthorized` when the server refuses the credentials (a 401: the
+message says how to log in), or :class:`ApiUnreachable` when nothing answers at the URL.
+Calls carry ``Authorization: Bearer <token>`` when a token is given; an HTTPS server is
+trusted through ``ca_file`` (the server's ``ca.pem``) or the system's CAs. Uploads stream
 from disk as multipart, with a progress callback, never reading a wheel whole into memory.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -17,10 +21,14 @@ from urllib.parse import quote
 
 import httpx
 
-__all__ = ["DEFAULT_API", "ApiError", "ApiUnreachable", "ArcadeClient", "default_api_url"]
+__all__ = ["DEFAULT_API", "LOGIN_HINT", "ApiError", "ApiUnauthorized", "ApiUnreachable",
+           "ArcadeClient", "default_api_url"]
 
 DEFAULT_API = "http://127.0.0.1:8080"
 _CHUNK = 256 * 1024
+#: How to give the CLI a token (the end of a 401's message).
+LOGIN_HINT = ("log in with `arcade login` (or pass --token / set ARCADE_TOKEN; the first admin "
+              "token is in the server's <home>/admin-token)")
 
 
 def default_api_url() -> str:
@@ -49,6 +57,10 @@ class ApiUnreachable(ApiError):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(0, f"cannot reach the Arcade API at {url}: {reason}")
         self.url = url
+
+
+class ApiUnauthorized(ApiError):
+    """The server refused the credentials (none, unknown, expired or revoked): 401."""
 
 
 class _MultipartWheels:
@@ -94,9 +106,21 @@ class _MultipartWheels:
 class ArcadeClient:
     """Typed calls to ``/api/v1``; use as a context manager or call :meth:`close`."""
 
-    def __init__(self, api_url: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, api_url: str | None = None, *, token: str | None = None,
+                 ca_file: str | os.PathLike[str] | None = None, timeout: float = 30.0) -> None:
+        """``token``: sent as ``Authorization: Bearer``; ``ca_file``: the CA certificate(s)
+        an HTTPS server's certificate must chain to (default: the system's)."""
         self.api_url = (api_url or default_api_url()).rstrip("/")
-        self._http = httpx.Client(base_url=self.api_url + "/api/v1", timeout=timeout)
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            try:
+                verify = ssl.create_default_context(cafile=os.fspath(ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ApiError(0, f"cannot use the CA file {os.fspath(ca_file)!r}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.api_url + "/api/v1", timeout=timeout,
+                                  headers=headers, verify=verify)
 
     def __enter__(self) -> ArcadeClient:
         return self
@@ -119,6 +143,11 @@ class ArcadeClient:
                 body = response.json()
             except ValueError:
                 body = None
+            if response.status_code == 401:
+                reason = body.get("error") if isinstance(body, dict) else None
+                reason = str(reason or "the server needs an API token").split(": send ")[0]
+                raise ApiUnauthorized(401, f"{self.api_url} refused the request ({reason}): "
+                                      + LOGIN_HINT)
             if isinstance(body, dict) and "error" in body:
                 raise ApiError(response.status_code, str(body["error"]), body.get("detail"))
             if isinstance(body, dict) and "detail" in body:
@@ -325,4 +354,37 @@ class ArcadeClient:
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued (at once) or running (via its agent) job."""
         result: dict[str, Any] = self._json("POST", f"/jobs/{quote(job_id, safe='')}/cancel")
+        return result
+
+    # ---------------------------------------------------------------- access
+
+    def whoami(self) -> dict[str, Any]:
+        """The caller the token stands for: name, role, kind."""
+        result: dict[str, Any] = self._json("GET", "/whoami")
+        return result
+
+    def create_token(self, name: str, role: str, *, ttl: float | None = None
+                     ) -> dict[str, Any]:
+        """A new API token; its secret is in ``token`` (shown once)."""
+        body: dict[str, Any] = {"name": name, "role": role}
+        if ttl is not None:
+            body["ttl"] = ttl
+        result: dict[str, Any] = self._json("POST", "/tokens", json=body)
+        return result
+
+    def tokens(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", "/tokens")
+        return result
+
+    def revoke_token(self, ref: str) -> dict[str, Any]:
+        """Revoke a token by name or id."""
+        result: dict[str, Any] = self._json("DELETE", f"/tokens/{quote(ref, safe='')}")
+        return result
+
+    def audit(self, *, since: float | None = None, until: float | None = None,
+              actor: str | None = None, target: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Audit rows, newest first."""
+        params = _query(since=since, until=until, actor=actor, target=target, limit=limit)
+        result: list[dict[str, Any]] = self._json("GET", "/audit", params=params)
         return result

@@ -25,6 +25,7 @@ from arcade_core import ArcadeError
 __all__ = [
     "BatcherError",
     "Conflict",
+    "Forbidden",
     "Invalid",
     "MigrationError",
     "NotFound",
@@ -32,6 +33,7 @@ __all__ = [
     "ServerError",
     "ServiceError",
     "StartupError",
+    "Unauthorized",
 ]
 
 
@@ -46,6 +48,8 @@ class ServiceError(ServerError):
 
     status_code = 400
     grpc_code = "INVALID_ARGUMENT"
+    #: Extra HTTP response headers (``WWW-Authenticate`` for a 401).
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, detail: Any = None) -> None:
         super().__init__(message)
@@ -80,6 +84,22 @@ class PayloadTooLarge(ServiceError):
 
     status_code = 413
     grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class Unauthorized(ServiceError):
+    """No credential, or one the server does not accept (unknown, expired, revoked)."""
+
+    status_code = 401
+    grpc_code = "UNAUTHENTICATED"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ServiceError):
+    """A valid credential whose role does not allow the call (the message names the role
+    needed)."""
+
+    status_code = 403
+    grpc_code = "PERMISSION_DENIED"
 
 
 class MigrationError(ServerError, RuntimeError):

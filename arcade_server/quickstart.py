@@ -3,7 +3,8 @@
 It does, in order, and says so as it goes:
 
 1. starts a server (SQLite and a local blob store under ``HOME/server``) in a background
-   thread, and prints where the REST API, its docs and the gRPC port are;
+   thread, and prints where the REST API, its docs and the gRPC port are, where the admin
+   API token is, and the ``export`` lines that let the ``arcade`` commands use it;
 2. builds the built-in plugins into real wheels and gathers their dependency wheels
    (:mod:`arcade_server.builtin`; psutil is fetched with pip once, then cached);
 3. publishes them through the REST API, as an operator would;
@@ -138,7 +139,14 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
         screen.say(f"  REST API  {bold(server.http_url + '/api/v1')}   "
                    f"docs: {bold(server.http_url + '/docs')}")
         screen.say(f"  gRPC      {bold(server.grpc_target)}   data: {home / 'server'}")
-        client = ArcadeClient(server.http_url, timeout=60.0)
+        token_file = server.settings.admin_token_file
+        if not token_file.is_file():
+            raise QuickstartError(f"{token_file} (the admin API token) is missing; remove "
+                                  f"{home / 'server'} to start afresh")
+        screen.say(f"  admin token in {bold(str(token_file))}; for the CLI:\n"
+                   f"    {bold(f'export ARCADE_API={server.http_url}')}\n"
+                   f"    {bold(f'export ARCADE_TOKEN=$(cat {token_file})')}")
+        client = ArcadeClient(server.http_url, token=server.admin_token, timeout=60.0)
         try:
             with step("Building the built-in plugins into wheels"):
                 wheels = await asyncio.to_thread(build_builtin_wheels, home / "wheels")
@@ -211,7 +219,9 @@ def _start_agent(home: Path, server: str, interval: float) -> subprocess.Popen[b
     home.mkdir(parents=True, exist_ok=True)
     config = home / "agent.toml"
     config.write_text(f"collect_interval = {interval}\ncollect_interval_override = {interval}\n"
-                      "reconnect_initial = 0.2\nreconnect_max = 2.0\n", encoding="utf-8")
+                      "reconnect_initial = 0.2\nreconnect_max = 2.0\n"
+                      # the quickstart agent runs jobs (`arcade run`): an agent opts in itself
+                      "\n[jobs]\nenabled = true\n", encoding="utf-8")
     with open(home / "agent.log", "ab") as logfile:
         return subprocess.Popen(
             [sys.executable, "-m", "arcade_agent", "--server", server, "--home",

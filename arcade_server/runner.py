@@ -300,6 +300,16 @@ class ServerThread:
         assert self.server is not None
         return self.server.state
 
+    @property
+    def admin_token(self) -> str:
+        """The first admin token's secret, from ``<home>/admin-token`` (tests, quick start)."""
+        return self.settings.admin_token_file.read_text(encoding="utf-8").strip()
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization: Bearer <the admin token>``."""
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
     def call(self, coro: Any, timeout: float = 30.0) -> Any:
         """Run a coroutine on the server's loop and return its result (tests)."""
         assert self.loop is not None

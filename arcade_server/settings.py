@@ -158,6 +158,10 @@ class Settings:
     job_default_timeout: float = 3600.0
     job_max_timeout: float = 7 * 86400.0
     log_level: str = "info"
+    # -- operators: API tokens and the audit log ("tokens" part) -----------------------
+    #: The secret of the admin token made on first start with an empty database (random when
+    #: empty); written to ``<home>/admin-token`` either way. Never shown in a repr or log.
+    admin_token: str = field(default="", repr=False)
 
     # -- limits on input (issue 13, "limits"): see arcade_server/limits.py for the arithmetic.
     #: Largest plugin config, as canonical JSON (install, config update, job plugin entries);
@@ -236,6 +240,11 @@ class Settings:
                 f"job_default_timeout ({self.job_default_timeout}s) must not be longer than "
                 f"job_max_timeout ({self.job_max_timeout}s)"
             )
+        if self.admin_token and (len(self.admin_token) < 16 or not self.admin_token.isprintable()
+                                 or self.admin_token.strip() != self.admin_token):
+            raise SettingsError(
+                "admin_token: must be at least 16 printable characters without surrounding "
+                "spaces (or empty for a random one)")
         self._check_limits()
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise SettingsError(f"log_level: {self.log_level!r} is not a logging level")
@@ -273,6 +282,11 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def admin_token_file(self) -> Path:
+        """Where the first admin token's secret is written (mode 0600)."""
+        return self.home / "admin-token"
 
     @property
     def upload_dir(self) -> Path:

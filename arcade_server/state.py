@@ -32,6 +32,8 @@ from pathlib import Path
 
 from arcade_core.memory import release_memory
 
+from .auth.roles import ActorKind, Role
+from .auth.secretfile import write_secret
 from .blobcache import BlobCache
 from .db.batcher import Batcher
 from .db.engine import Database
@@ -39,7 +41,7 @@ from .errors import MigrationError
 from .limits import RateLimiter
 from .presence import Presence
 from .rpc.hub import Hub
-from .services import agents, job_runs, metrics
+from .services import agents, audit, job_runs, metrics, tokens
 from .services.notifier import Notifier
 from .settings import Settings
 from .storage import LocalBlobStore
@@ -112,6 +114,9 @@ class ServerState:
                                           warn_interval=settings.metric_warn_interval)
         self.open_jobs: Batcher[str, bool] = Batcher(
             lambda ids: db.read(job_runs.with_open_jobs, ids), name="open-job checks")
+        #: Audit rows of the REST calls answered together, written in one transaction.
+        self.audit: Batcher[audit.AuditEntry, None] = Batcher(
+            lambda entries: db.run(audit.record_many, entries), name="audit log")
         self._tasks: list[asyncio.Task[None]] = []
         self._burst_seen = self._burst_mark = 0
         #: How many times :meth:`release_memory` handed memory back (tests and benchmarks).
@@ -132,6 +137,7 @@ class ServerState:
             from .db import migrate
 
             await asyncio.to_thread(migrate.upgrade, self.db.engine)
+        await self.first_admin_token()
         self._tasks = [
             self._every(settings.presence_flush_interval, self.flush_presence, "presence flush"),
             self._every(settings.revision_poll_interval, self._sweep, "revision sweep"),
@@ -141,6 +147,22 @@ class ServerState:
                         "memory release"),
         ]
         self.started = True
+
+    async def first_admin_token(self) -> bool:
+        """On an empty tokens table, make the admin token (``admin_token`` setting, else
+        random), write it to ``<home>/admin-token`` (0600) and say where; True if made."""
+        settings = self.settings
+        secret = await self.db.run(tokens.ensure_admin, secret=settings.admin_token or None)
+        if secret is None:
+            return False
+        path = settings.admin_token_file
+        await asyncio.to_thread(write_secret, path, secret + "\n")
+        await self.db.run(audit.record, actor="system", actor_kind=ActorKind.SYSTEM,
+                          action="token.create", target=f"tokens/{tokens.ADMIN_NAME}",
+                          outcome="ok", role=Role.ADMIN)
+        log.warning("created the first admin API token %r; its secret is in %s (mode 0600): "
+                    "export ARCADE_TOKEN=$(cat %s)", tokens.ADMIN_NAME, path, path)
+        return True
 
     def _every(self, interval: float, fn: Callable[[], Awaitable[object]], what: str
                ) -> asyncio.Task[None]:
@@ -226,7 +248,7 @@ class ServerState:
         self._tasks = []
         await self.hub.close()
         for batcher in (self.registrations, self.status_reports, self.metric_batches,
-                        self.open_jobs):
+                        self.open_jobs, self.audit):
             await batcher.close()
         if self.started:
             try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -64,7 +65,9 @@ def _start_server(arcade: Path, home: Path,
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(url + "/api/v1/health", timeout=2):
+            health = urllib.request.Request(url + "/api/v1/health", headers={
+                "Authorization": f"Bearer {env['ARCADE_SERVER_ADMIN_TOKEN']}"})
+            with urllib.request.urlopen(health, timeout=2):
                 return proc, url
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -83,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     python = args.venv / "bin" / "python"
     arcade = args.venv / "bin" / "arcade"
-    env = {**os.environ, "COLUMNS": "120"}
+    token = "arcade_bench_" + secrets.token_urlsafe(24)
+    # The server's first admin token, and the commands' token.
+    env = {**os.environ, "COLUMNS": "120", "ARCADE_SERVER_ADMIN_TOKEN": token,
+           "ARCADE_TOKEN": token}
     floor = _time([str(python), "-c", "pass"], args.runs, env)
     commands: list[tuple[str, list[str]]] = [
         ("arcade --help", [str(arcade), "--help"]),

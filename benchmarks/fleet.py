@@ -40,6 +40,7 @@ import multiprocessing
 import os
 import re
 import resource
+import secrets
 import shutil
 import signal
 import statistics
@@ -81,7 +82,10 @@ class ServerProc:
                 "--http-port", "0", "--grpc-port", "0"]
         if database:
             args += ["--database", database]
+        #: The first admin token: set, so the client can use it as soon as the server listens.
+        self.admin_token = "arcade_bench_" + secrets.token_urlsafe(24)
         env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "ARCADE_SERVER_ADMIN_TOKEN": self.admin_token,
                "ARCADE_SERVER_HEARTBEAT_INTERVAL": str(heartbeat),
                "ARCADE_SERVER_OFFLINE_AFTER": str(heartbeat * 3.5)}
         home.mkdir(parents=True, exist_ok=True)
@@ -98,7 +102,8 @@ class ServerProc:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"arcade server did not start:\n{self.log()[-3000:]}")
             time.sleep(0.05)
-        self.api = httpx.Client(base_url=self.http_url + "/api/v1", timeout=300)
+        self.api = httpx.Client(base_url=self.http_url + "/api/v1", timeout=300,
+                                headers={"Authorization": f"Bearer {self.admin_token}"})
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,5 +1,9 @@
 """``create_app``: the FastAPI application (REST under ``/api/v1``, OpenAPI at ``/docs``).
 
+Every route but the few public ones needs a bearer token with a role
+(:mod:`arcade_server.api.auth`), and every mutating call is written to the audit log
+(:mod:`arcade_server.api.audit`).
+
 The app shares one :class:`~arcade_server.state.ServerState` with the gRPC servicer. When the
 runner passes its state the runner owns its lifetime; when ``create_app`` is called with only
 settings (e.g. ``uvicorn --factory``), the app starts and closes its own state in its lifespan.
@@ -14,11 +18,14 @@ from fastapi import FastAPI
 
 from arcade_core import __version__
 
+from ..auth.roles import Role
 from ..settings import Settings
 from ..state import ServerState
+from .audit import AuditMiddleware
+from .auth import document_auth, install_auth, needs
 from .errors import install_error_handlers
 from .openapi import install_openapi
-from .routers import agents, jobs, plugins
+from .routers import access, agents, jobs, plugins
 from .schemas import Health, errors
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -40,6 +47,7 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
         try:
             yield
         finally:
+            await authenticator.close()
             if owned:
                 await state.close()
 
@@ -55,13 +63,17 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
     app.include_router(plugins.router, prefix=API_PREFIX)
     app.include_router(agents.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
+    app.include_router(access.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["server"], summary="Liveness and a few counters",
-             response_model=Health, responses=errors())
+             response_model=Health, responses=errors(), dependencies=[needs(Role.VIEWER)])
     async def health() -> Health:
         return Health(status="ok", version=__version__,
                       connected_agents=len(state.hub.connected_ids()))
 
-    install_openapi(app, state.settings)
+    authenticator = install_auth(app, state.db)
+    app.add_middleware(AuditMiddleware, state=state)
+    install_openapi(app, state.settings,
+                    lambda document: document_auth(document, app.state.route_roles))
 
     return app

@@ -68,7 +68,7 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, exc.detail)
+        return error_response(exc.status_code, exc.message, exc.detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,6 +9,7 @@ document is built on first request and cached.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -60,15 +61,20 @@ def state_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]
     return document
 
 
-def install_openapi(app: FastAPI, settings: Settings) -> None:
-    """Serve the document with ``settings``' limits stated."""
+def install_openapi(app: FastAPI, settings: Settings,
+                    *more: Callable[[dict[str, Any]], None]) -> None:
+    """Serve the document with ``settings``' limits stated, after ``more`` edits (such as
+    the auth answers, :func:`arcade_server.api.auth.document_auth`)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = state_limits(get_openapi(
+            document = get_openapi(
                 title=app.title, version=app.version, openapi_version=app.openapi_version,
                 description=app.description, routes=app.routes,
-            ), settings)
+            )
+            for edit in more:
+                edit(document)
+            app.openapi_schema = state_limits(document, settings)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

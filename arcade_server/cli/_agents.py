@@ -23,7 +23,7 @@ def _agents_args(p: argparse.ArgumentParser) -> None:
 
 
 def _agents(args: argparse.Namespace) -> None:
-    with client(args.api) as api:
+    with client(args) as api:
         items = api.agents(labels=parse_selector(args.label))
     if args.as_json:
         print_json(items)
@@ -51,7 +51,7 @@ def _status_args(p: argparse.ArgumentParser) -> None:
 
 
 def _status(args: argparse.Namespace) -> None:
-    with client(args.api) as api:
+    with client(args) as api:
         items = api.agent_plugins(args.agent)
     if args.as_json:
         print_json(items)
@@ -118,7 +118,7 @@ def _install(args: argparse.Namespace) -> int:
         fail(f"--isolation must be one of {', '.join(Isolation)}", 2)
     cfg = parse_json_object(args.config, "--config") if args.config is not None else None
     options = {"config": cfg, "isolation": args.isolation, "wait": args.wait}
-    with client(args.api) as api:
+    with client(args) as api:
         if args.agent is not None:
             status, body = api.install(args.agent, args.spec, **options)
         else:
@@ -142,7 +142,7 @@ def _uninstall_args(p: argparse.ArgumentParser) -> None:
 def _uninstall(args: argparse.Namespace) -> None:
     if (args.agent is None) == (args.selector is None):
         fail("give exactly one of --agent ID or --selector k=v", 2)
-    with client(args.api) as api:
+    with client(args) as api:
         if args.agent is not None:
             body = api.uninstall(args.agent, args.name)
         else:
@@ -167,7 +167,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace) -> None:
     cfg = parse_json_object(args.config, "the config")
-    with client(args.api) as api:
+    with client(args) as api:
         body = api.set_config(args.agent, args.name, cfg)
     if args.as_json:
         print_json(body)
@@ -187,7 +187,7 @@ def _metrics_args(p: argparse.ArgumentParser) -> None:
 
 
 def _metrics(args: argparse.Namespace) -> None:
-    with client(args.api) as api:
+    with client(args) as api:
         items = api.metrics(args.agent, name=args.name, limit=args.limit)
     if args.as_json:
         print_json(items)

@@ -2,7 +2,9 @@
 
 A command is a :class:`Command`: its name, one-line help, a function that adds its arguments
 to an argparse parser (made by :func:`arcade_core.commands.parser`, like every ``arcade``
-command) and a function that runs it. The ``arcade.commands`` entry points name these
+command) and a function that runs it. Commands that call the API take ``--api``,
+``--token`` and ``--ca-file`` (found the usual way when not given: :mod:`._credentials`).
+The ``arcade.commands`` entry points name these
 objects; calling one with ``(argv, prog=...)`` parses, runs and returns the exit status.
 Every failure is one ``error:`` line on stderr (1: the request failed, 2: bad usage).
 
@@ -27,11 +29,23 @@ from ._output import CommandError, fail, styled
 if TYPE_CHECKING:
     from ..client import ArcadeClient
 
-__all__ = ["Command", "client", "json_option", "parse_json_object", "parse_selector"]
+__all__ = ["Command", "client", "connection_options", "json_option", "parse_json_object",
+           "parse_selector"]
 
 require("httpx")  # the cli extra: a missing one is reported by `arcade` before anything runs
 
-API_HELP = "REST API URL [env ARCADE_API; default http://127.0.0.1:8080]"
+API_HELP = ("REST API URL [env ARCADE_API, then the credentials file; default "
+            "http://127.0.0.1:8080]")
+TOKEN_HELP = "API token [env ARCADE_TOKEN, then the credentials file written by arcade login]"
+CA_HELP = ("CA certificate to trust the server by (its ca.pem) [env ARCADE_CA_FILE, then the "
+           "credentials file; default: the system's CAs]")
+
+
+def connection_options(parser: argparse.ArgumentParser) -> None:
+    """``--api``, ``--token`` and ``--ca-file``."""
+    parser.add_argument("--api", metavar="URL", help=API_HELP)
+    parser.add_argument("--token", metavar="TOKEN", help=TOKEN_HELP)
+    parser.add_argument("--ca-file", metavar="FILE", help=CA_HELP)
 
 
 @dataclass(frozen=True)
@@ -43,13 +57,13 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int | None]
     epilog: str | None = None
-    api: bool = True  # takes --api and --json
+    api: bool = True  # takes --api, --token, --ca-file and --json
 
     def parser(self, prog: str | None = None) -> argparse.ArgumentParser:
         parser = make_parser(prog or f"arcade {self.name}", self.help, epilog=self.epilog)
         self.arguments(parser)
         if self.api:
-            parser.add_argument("--api", metavar="URL", help=API_HELP)
+            connection_options(parser)
             json_option(parser)
         return parser
 
@@ -70,11 +84,18 @@ def json_option(parser: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def client(api: str | None, timeout: float = 30.0) -> Iterator[ArcadeClient]:
-    """An API client for the command; an :class:`ApiError` becomes its one-line error."""
-    from ..client import ApiError, ArcadeClient, default_api_url
+def client(args: argparse.Namespace, timeout: float = 30.0) -> Iterator[ArcadeClient]:
+    """An API client for the command, with the URL, token and CA it was given or finds
+    (:func:`._credentials.resolve`); an :class:`ApiError` becomes its one-line error."""
+    from ..client import ApiError, ArcadeClient
+    from ._credentials import resolve
 
-    api_client = ArcadeClient(api or default_api_url(), timeout=timeout)
+    found = resolve(args)
+    try:
+        api_client = ArcadeClient(found.api, token=found.token, ca_file=found.ca_file,
+                                  timeout=timeout)
+    except ApiError as exc:
+        fail(exc.message)
     try:
         yield api_client
     except ApiError as exc:

@@ -255,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         fail("--interval must be positive", 2)
     entries = _entries(args)
-    with client(args.api) as api:
+    with client(args) as api:
         job = api.create_job(args.agent, commands, env=_parse_env_items(args.env),
                              timeout=args.timeout, plugins=entries)
         if not args.follow:
@@ -290,7 +290,7 @@ def _jobs_args(p: argparse.ArgumentParser) -> None:
 
 
 def _jobs(args: argparse.Namespace) -> None:
-    with client(args.api) as api:
+    with client(args) as api:
         items = api.jobs(agent=args.agent, status=args.status, limit=args.limit)
     if args.as_json:
         print_json(items)
@@ -325,7 +325,7 @@ def _job_args(p: argparse.ArgumentParser) -> None:
 
 
 def _job(args: argparse.Namespace) -> None:
-    with client(args.api) as api:
+    with client(args) as api:
         job = api.cancel_job(args.job_id) if args.cancel else api.job(args.job_id)
         if args.cancel and "plugins" not in job:
             job = api.job(args.job_id)

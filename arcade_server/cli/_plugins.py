@@ -66,7 +66,7 @@ def _publish(args: argparse.Namespace) -> None:
             fail(f"--fetch-deps: {exc}")
         given = {p.name for p in wheels}
         wheels = [*wheels, *(p for p in extra if p.name not in given)]
-    with client(args.api) as api:
+    with client(args) as api:
         total = api.upload_size(wheels)
         if not args.as_json and sys.stderr.isatty() and total > 1024 * 1024:
             progress = _Progress(total)
@@ -105,7 +105,7 @@ def _plugins_args(p: argparse.ArgumentParser) -> None:
 
 
 def _plugins(args: argparse.Namespace) -> None:
-    with client(args.api) as api:
+    with client(args) as api:
         if args.name:
             plugin = api.plugin(args.name)
             latest = api.version(plugin["name"], plugin["latest"]) if plugin["latest"] else None
@@ -148,7 +148,7 @@ def _name_arg(p: argparse.ArgumentParser) -> None:
 
 def _set_enabled(enabled: bool) -> Command:
     def run(args: argparse.Namespace) -> None:
-        with client(args.api) as api:
+        with client(args) as api:
             result = api.set_enabled(args.name, enabled)
         if args.as_json:
             print_json(result)

@@ -22,6 +22,10 @@ already loaded), with no per-row identity map or unit of work in the hot paths.
 * ``jobs`` / ``job_plugins`` — commands run on one agent, with one record per job plugin entry
   (its stage, order, config and outcome). A job's entries point at the plugin version they
   resolved to; deleting that version later leaves the record (``version_id`` becomes NULL).
+* ``api_tokens`` — operator tokens: a name, a role and the sha256 of the secret (never the
+  secret itself); revoked and expired rows stay, so the audit log's names keep a meaning.
+* ``audit_log`` — one row per mutating REST call (refused ones too) and per enrollment or
+  revocation: who, from where, what, on what, with which outcome. Never updated.
 
 Columns are ``NOT NULL`` unless created with :func:`_optional`; ``default=`` values are
 applied by SQLAlchemy on insert (they are not in the schema).
@@ -52,7 +56,9 @@ __all__ = [
     "AnyRow",
     "agent_labels",
     "agents",
+    "api_tokens",
     "assignments",
+    "audit_log",
     "blobs",
     "job_plugins",
     "jobs",
@@ -152,6 +158,9 @@ agents = Table(
     _column("desired_revision", BigInteger, default=0),
     _column("applied_revision", BigInteger, default=0),
     _column("metrics_dropped", BigInteger, default=0),
+    # The agent's own [jobs] policy, as it said at its last Register (jobs opt-in).
+    _column("jobs_enabled", Boolean, default=False),
+    _column("jobs_allow", JSON, default=list),
     _column("registered_at", Double),
     _optional("connected_at", Double),
     _optional("last_seen", Double),
@@ -262,4 +271,39 @@ job_plugins = Table(
     _column("error", Text, default=""),
     _optional("started_at", Double),
     _optional("completed_at", Double),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _column("name", String(100), unique=True),
+    # viewer | publisher | operator | admin
+    _column("role", String(20)),
+    # sha256 (hex) of the secret: enough to check one, useless to present one.
+    _column("secret_hash", String(64), unique=True),
+    _column("created_at", Double),
+    _optional("expires_at", Double),
+    _optional("revoked_at", Double),
+    _optional("last_used_at", Double),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _column("at", Double),
+    # The token's name, the agent's id, "system" or "anonymous".
+    _column("actor", String(200)),
+    # token | agent | system | anonymous
+    _column("actor_kind", String(20)),
+    _column("role", String(20), default=""),
+    _column("remote", String(100), default=""),
+    # "POST /api/v1/agents/{agent_id}/plugins" or a verb such as "agent.enroll".
+    _column("action", String(200)),
+    # What the action was on, as a path below /api/v1 ("agents/web-1/plugins/cpu").
+    _column("target", String(500), default=""),
+    # The HTTP status ("201", "403") or ok | denied | error.
+    _column("outcome", String(50)),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_actor_at", "actor", "at"),
+    Index("ix_audit_log_target", "target"),
 )

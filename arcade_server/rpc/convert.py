@@ -109,6 +109,7 @@ def agent_info_from_pb(reg: Any) -> AgentInfo:
         agent_version=reg.agent_version, python_version=reg.python_version,
         labels=dict(reg.labels), plugins=[reported_from_pb(p) for p in reg.plugins],
         applied_revision=reg.applied_revision,
+        jobs_enabled=reg.jobs_enabled, jobs_allow=tuple(reg.jobs_allow),
     )
 
 

@@ -16,6 +16,7 @@ from arcade_core.states import JobStatus, RecordStatus
 
 from ..db import tables as t
 from ..errors import NotFound
+from . import secrets
 
 __all__ = [
     "ERROR_LIMIT",
@@ -26,6 +27,7 @@ __all__ = [
     "finish",
     "get_job_row",
     "job_dict",
+    "job_view",
     "load_jobs",
     "save",
 ]
@@ -134,17 +136,22 @@ def finish(job: LoadedJob, status: JobStatus, error: str, now: float) -> None:
             record.completed_at = now
 
 
-def _record_dict(row: Any) -> dict[str, Any]:
+def _record_dict(row: Any, schemas: Mapping[int, Any]) -> dict[str, Any]:
+    config = secrets.redact(row.config, schemas.get(row.version_id),
+                            known=row.version_id in schemas)
     return {
         "index": row.position, "plugin": row.plugin_name, "version": row.version,
-        "stage": row.stage, "order": row.stage_order, "config": row.config,
+        "stage": row.stage, "order": row.stage_order, "config": config,
         "isolation": row.isolation, "status": row.status, "result": row.result,
         "error": row.error, "started_at": row.started_at, "completed_at": row.completed_at,
     }
 
 
-def job_dict(job: Any, *, full: bool = True) -> dict[str, Any]:
-    """A job (a ``jobs`` row, with its records when ``full``) as the API shows it."""
+def job_dict(job: Any, *, full: bool = True, schemas: Mapping[int, Any] | None = None
+             ) -> dict[str, Any]:
+    """A job (a ``jobs`` row, with its records when ``full``) as the API shows it: env values
+    and the secret fields of each record's config (``schemas``: config schema by version id;
+    a record whose version is not in it has every config value hidden) redacted."""
     duration = (job.finished_at - job.started_at
                 if job.finished_at is not None and job.started_at is not None else None)
     data: dict[str, Any] = {
@@ -156,7 +163,21 @@ def job_dict(job: Any, *, full: bool = True) -> dict[str, Any]:
         "cancel_requested_at": job.cancel_requested_at,
     }
     if full:
-        data["env"] = dict(job.env)
+        data["env"] = secrets.redact_env(job.env)
         data["output_tail"] = job.output_tail
-        data["plugins"] = [_record_dict(p) for p in job.plugins]
+        data["plugins"] = [_record_dict(p, schemas or {}) for p in job.plugins]
     return data
+
+
+def job_view(conn: Connection, job: LoadedJob) -> dict[str, Any]:
+    """:func:`job_dict` of a full job, with its records' config schemas read for redaction."""
+    ids = {p.version_id for p in job.plugins if p.version_id is not None}
+    schemas: dict[int, Any] = {}
+    if ids:
+        v = t.plugin_versions.c
+        schemas = {
+            version_id: (manifest or {}).get("config_schema")
+            for version_id, manifest in conn.execute(
+                select(v.id, v.manifest).where(v.id.in_(list(ids))))
+        }
+    return job_dict(job, schemas=schemas)

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from arcade_core.job_policy import JobPolicy
 from arcade_core.states import AgentPresence, PluginState
 
 from ..db import tables as t
@@ -32,6 +33,8 @@ from ..limits import MAX_LABEL_KEY, MAX_LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS
 from ._sql import upsert
 
 __all__ = [
+    "MAX_JOB_PATTERNS",
+    "MAX_JOB_PATTERN_CHARS",
     "REPORTED_STATES",
     "AgentInfo",
     "ReportedPlugin",
@@ -40,6 +43,7 @@ __all__ = [
     "flush_presence",
     "get_agent",
     "get_agent_row",
+    "job_policy",
     "list_agents",
     "register",
     "register_many",
@@ -47,6 +51,7 @@ __all__ = [
     "report_statuses",
     "status_update",
     "validate_agent_id",
+    "validate_job_allow",
     "validate_labels",
     "validate_registration",
 ]
@@ -85,6 +90,10 @@ class AgentInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
     plugins: Sequence[ReportedPlugin] = ()
     applied_revision: int = 0
+    #: The agent's own ``[jobs]`` policy: it runs job commands only when enabled, and then
+    #: only those matching ``jobs_allow`` (empty: any); see :mod:`arcade_core.job_policy`.
+    jobs_enabled: bool = False
+    jobs_allow: Sequence[str] = ()
 
 
 def validate_agent_id(agent_id: str) -> str:
@@ -143,16 +152,39 @@ def _state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int,
     return rows
 
 
+#: Most ``[jobs] allow`` patterns an agent may register, and characters per pattern.
+MAX_JOB_PATTERNS = 100
+MAX_JOB_PATTERN_CHARS = 1000
+
+
+def validate_job_allow(patterns: Sequence[str]) -> list[str]:
+    """The agent's ``[jobs] allow`` patterns, if few and short enough."""
+    if len(patterns) > MAX_JOB_PATTERNS:
+        raise Invalid(f"{len(patterns)} [jobs] allow patterns; at most {MAX_JOB_PATTERNS}")
+    for pattern in patterns:
+        if not pattern.strip() or len(pattern) > MAX_JOB_PATTERN_CHARS or "\0" in pattern:
+            raise Invalid(f"[jobs] allow pattern {pattern[:100]!r} must be 1 to "
+                          f"{MAX_JOB_PATTERN_CHARS} characters without NUL")
+    return list(patterns)
+
+
+def job_policy(agent: AnyRow) -> JobPolicy:
+    """The job policy an agent registered (a row of ``agents``)."""
+    return JobPolicy(bool(agent.jobs_enabled), tuple(agent.jobs_allow or ()))
+
+
 def validate_registration(info: AgentInfo) -> AgentInfo:
-    """Check the agent id, labels and reported plugin states (raises :class:`Invalid`)."""
+    """Check the agent id, labels, job patterns and reported plugin states (raises
+    :class:`Invalid`)."""
     validate_agent_id(info.agent_id)
     validate_labels(info.labels)
+    validate_job_allow(info.jobs_allow)
     _state_rows(info.agent_id, info.plugins, info.applied_revision, 0.0)
     return info
 
 
 _AGENT_FACTS = ["hostname", "ip", "os", "arch", "agent_version", "python_version", "labels",
-                "applied_revision", "connected_at", "last_seen"]
+                "applied_revision", "jobs_enabled", "jobs_allow", "connected_at", "last_seen"]
 
 
 def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | None = None
@@ -172,7 +204,9 @@ def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | 
          "agent_version": _clip(info.agent_version, 100),
          "python_version": _clip(info.python_version, 100), "labels": labels,
          "desired_revision": 0, "applied_revision": max(0, info.applied_revision),
-         "metrics_dropped": 0, "registered_at": now, "connected_at": now, "last_seen": now}
+         "metrics_dropped": 0, "jobs_enabled": bool(info.jobs_enabled),
+         "jobs_allow": validate_job_allow(info.jobs_allow),
+         "registered_at": now, "connected_at": now, "last_seen": now}
         for agent_id, (info, labels) in latest.items()
     ]
     upsert(conn, t.agents, rows, keys=["id"], update=_AGENT_FACTS)
@@ -326,6 +360,7 @@ def agent_dict(
         "desired_revision": agent.desired_revision,
         "applied_revision": agent.applied_revision,
         "metrics_dropped": agent.metrics_dropped,
+        "jobs": {"enabled": bool(agent.jobs_enabled), "allow": list(agent.jobs_allow or ())},
     }
     if connected is not None:
         data["connected"] = connected

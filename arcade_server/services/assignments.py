@@ -14,6 +14,7 @@ report).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from ..db import tables as t
 from ..db.tables import AnyRow
 from ..errors import Conflict, Invalid, NotFound
 from ..limits import ConfigLimits, canonical_config
-from . import registry
+from . import registry, secrets
 from ._sql import upsert
 from .agents import get_agent_row, validate_labels
 
@@ -63,22 +64,29 @@ def _isolation(value: str | None, default: str) -> Isolation:
     return Isolation(isolation)
 
 
+def _schema(version: AnyRow) -> dict[str, Any] | None:
+    schema = (version.manifest or {}).get("config_schema")
+    return schema if isinstance(schema, dict) else None
+
+
 _DEFAULT_LIMITS = ConfigLimits()
 
 
 def _validated(version: AnyRow, config: Mapping[str, Any] | None,
                limits: ConfigLimits = _DEFAULT_LIMITS) -> dict[str, Any]:
     """The effective config (defaults applied), checked against the schema and the limits
-    (finite numbers only, at most ``max_config_bytes``) before anything is written."""
+    (finite numbers only, at most ``max_config_bytes``: :mod:`arcade_server.limits`)."""
     what = f"{version.plugin_name}@{version.version}"
     if config is not None:
         canonical_config(config, what, limits.max_config_bytes)
     try:
         effective = registry.manifest_of(version).validate_config(config)
     except InvalidConfig as exc:
+        schema = _schema(version)
         raise Invalid(
-            f"invalid config for {version.plugin_name}@{version.version}: {exc}",
-            {"schema": (version.manifest or {}).get("config_schema")},
+            f"invalid config for {version.plugin_name}@{version.version}: "
+            f"{secrets.scrub(str(exc), config, schema)}",
+            {"schema": schema},
         ) from None
     except ArcadeError as exc:  # a stored manifest that no longer parses: still the input's fault
         raise Invalid(f"cannot validate config for {version.plugin_name}: {exc}") from None
@@ -141,15 +149,51 @@ def _selector_clause(selector: Mapping[str, str]) -> Any:
 
 
 def _assignment_rows(
-    revisions: Mapping[str, int], version: AnyRow, config: dict[str, Any],
+    revisions: Mapping[str, int], version: AnyRow, configs: Mapping[str, dict[str, Any]],
     isolation: Isolation, now: float,
 ) -> list[dict[str, Any]]:
     return [
         {"agent_id": agent_id, "plugin_name": version.plugin_name, "version_id": version.id,
-         "config": config, "isolation": isolation, "revision": revision,
+         "config": configs[agent_id], "isolation": isolation, "revision": revision,
          "created_at": now, "updated_at": now}
         for agent_id, revision in revisions.items()
     ]
+
+
+def _stored_configs(conn: Connection, plugin: str, agent_ids: list[str]
+                    ) -> dict[str, dict[str, Any]]:
+    a = t.assignments.c
+    return {
+        agent_id: config or {}
+        for agent_id, config in conn.execute(
+            select(a.agent_id, a.config)
+            .where(a.plugin_name == plugin, a.agent_id.in_(agent_ids))
+        )
+    }
+
+
+def _effective_configs(
+    conn: Connection, version: AnyRow, config: Mapping[str, Any] | None,
+    agent_ids: list[str], limits: ConfigLimits = _DEFAULT_LIMITS,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Each agent's validated config, and the one to show. A schema with secret fields keeps
+    each agent's stored secrets the request omits (validated once per distinct result)."""
+    schema = _schema(version)
+    if not secrets.has_secrets(schema):
+        effective = _validated(version, config, limits)
+        return dict.fromkeys(agent_ids, effective), effective
+    stored = _stored_configs(conn, version.plugin_name, agent_ids)
+    done: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for agent_id in agent_ids:
+        merged = secrets.merge_secrets(config, stored.get(agent_id), schema)
+        key = json.dumps(merged, sort_keys=True)
+        if key not in done:
+            done[key] = _validated(version, merged, limits)
+        out[agent_id] = done[key]
+    if not agent_ids:
+        return out, _validated(version, secrets.merge_secrets(config, None, schema), limits)
+    return out, out[min(agent_ids)]
 
 
 _UPDATE_COLUMNS = ["version_id", "config", "isolation", "revision", "updated_at"]
@@ -168,16 +212,20 @@ def _assign_where(
     limits: ConfigLimits,
 ) -> tuple[AnyRow, dict[str, Any], Isolation, dict[str, int]]:
     """Resolve ``spec``, validate ``config``, then assign it to the agents matching ``where``
-    (their revisions bumped in this transaction); returns what was assigned and the revisions."""
+    (their revisions bumped in this transaction); returns what was assigned (secrets
+    redacted) and the revisions."""
     now = time.time() if now is None else now
     version = registry.resolve(conn, spec)
-    effective = _validated(version, config, limits)
     iso = _isolation(isolation, registry.manifest_of(version).isolation)
+    if config is not None:  # the request's own config, checked before anything is written
+        canonical_config(config, f"{version.plugin_name}@{version.version}",
+                         limits.max_config_bytes)
     _check_plugin_count(conn, where, version.plugin_name, limits.max_plugins_per_agent)
-    revisions = _bump(conn, where)
-    upsert(conn, t.assignments, _assignment_rows(revisions, version, effective, iso, now),
+    revisions = _bump(conn, where)  # an error below rolls the whole transaction back
+    configs, shown = _effective_configs(conn, version, config, list(revisions), limits)
+    upsert(conn, t.assignments, _assignment_rows(revisions, version, configs, iso, now),
            keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
-    return version, effective, iso, revisions
+    return version, secrets.redact(shown, _schema(version)), iso, revisions
 
 
 def assign(
@@ -261,14 +309,16 @@ def unassign_selector(conn: Connection, selector: Mapping[str, str], name: str
 
 def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, Any],
                *, limits: ConfigLimits = _DEFAULT_LIMITS) -> AssignResult:
-    """Replace the config of an assigned plugin (validated, defaults applied)."""
+    """Replace the config of an assigned plugin (validated, defaults applied; secret fields
+    the new config omits keep their stored values)."""
     if not isinstance(config, Mapping):
         raise Invalid("config must be a JSON object")
+    canonical_config(config, f"the config of {name}", limits.max_config_bytes)
     get_agent_row(conn, agent_id)
     plugin = _normalize(name)
     a, v = t.assignments.c, t.plugin_versions.c
     found = conn.execute(
-        select(a.isolation, v.plugin_name, v.version, v.manifest)
+        select(a.isolation, a.config, v.plugin_name, v.version, v.manifest)
         .join(t.plugin_versions, v.id == a.version_id)
         .where(a.agent_id == agent_id, a.plugin_name == plugin)
     ).first()
@@ -276,7 +326,8 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
         raise NotFound(
             f"plugin {plugin!r} is not assigned to agent {agent_id!r}; install it first"
         )
-    effective = _validated(found, config, limits)
+    schema = _schema(found)
+    effective = _validated(found, secrets.merge_secrets(config, found.config, schema), limits)
     revisions = _bump(conn, t.agents.c.id == agent_id)
     conn.execute(
         update(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)
@@ -284,6 +335,7 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
     )
     return AssignResult(
         {"agent": agent_id, "plugin": plugin, "version": found.version,
-         "config": effective, "isolation": found.isolation, "revision": revisions[agent_id]},
+         "config": secrets.redact(effective, schema), "isolation": found.isolation,
+         "revision": revisions[agent_id]},
         revisions,
     )

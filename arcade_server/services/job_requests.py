@@ -22,7 +22,7 @@ from arcade_core.states import Isolation, Stage
 from ..db.tables import AnyRow
 from ..errors import Invalid, ServiceError
 from ..limits import canonical_config
-from . import registry
+from . import registry, secrets
 
 __all__ = [
     "MAX_COMMANDS",
@@ -149,13 +149,17 @@ def resolve_entry(conn: Connection, i: int, entry: PluginEntryRequest, *,
         raise Invalid(f"{where}: config must be a JSON object")
     if entry.config is not None:
         canonical_config(entry.config, where, max_config_bytes)
+    schema = (version.manifest or {}).get("config_schema")
+    # A new job has no stored secrets: this only refuses "<set>" in a secret field.
+    given = secrets.merge_secrets(entry.config, None, schema, where=f"plugins[{i}].config")
     try:
         manifest = registry.manifest_of(version)
-        config = manifest.validate_config(entry.config)
+        config = manifest.validate_config(given)
     except InvalidConfig as exc:
         raise Invalid(
-            f"{where}: invalid config for {version.plugin_name}@{version.version}: {exc}",
-            {"schema": (version.manifest or {}).get("config_schema")},
+            f"{where}: invalid config for {version.plugin_name}@{version.version}: "
+            f"{secrets.scrub(str(exc), entry.config, schema)}",
+            {"schema": schema},
         ) from None
     except ArcadeError as exc:
         raise Invalid(f"{where}: cannot validate config for {version.plugin_name}: {exc}") \

@@ -26,8 +26,8 @@ from arcade_core.states import FINAL_JOB_STATUSES, JobStatus, RecordStatus
 from ..db import tables as t
 from ..errors import Conflict, Invalid
 from ..limits import check_job_text
-from ._jobrows import LoadedJob, finish, get_job_row, job_dict, save
-from .agents import get_agent_row
+from ._jobrows import LoadedJob, finish, get_job_row, job_dict, job_view, save
+from .agents import get_agent_row, job_policy
 from .dispatch import Dispatch, build_dispatches
 from .job_requests import (
     MAX_PLUGINS,
@@ -82,10 +82,16 @@ def create_job(
     now: float | None = None,
     max_config_bytes: int = 64 * 1024,
 ) -> CreateResult:
-    """Validate ``request`` and store the job ``queued``; return it and what to send."""
+    """Validate ``request`` and store the job ``queued``; return it and what to send.
+
+    A job its agent would refuse (its own ``[jobs]`` policy, as it registered: jobs not
+    enabled, or a command outside its allow patterns) is a :class:`Conflict`."""
     now = time.time() if now is None else now
-    get_agent_row(conn, request.agent)
+    agent = get_agent_row(conn, request.agent)
     commands = check_commands(request.commands)
+    refusal = job_policy(agent).refusal(commands, f"agent {agent.id!r}")
+    if refusal is not None:  # the agent would refuse it: say what to change on the agent
+        raise Conflict(refusal)
     env = check_env(request.env)
     check_job_text(commands, env)
     timeout = check_timeout(request.timeout, default_timeout, max_timeout)
@@ -115,12 +121,12 @@ def create_job(
         conn.execute(t.job_plugins.insert(), records)
     job = LoadedJob(values, records)
     [dispatch] = build_dispatches(conn, [job], now)
-    return CreateResult(job_dict(job), dispatch)
+    return CreateResult(job_view(conn, job), dispatch)
 
 
 def get_job(conn: Connection, job_id: str) -> dict[str, Any]:
     """One job with its output tail and per-plugin records."""
-    return job_dict(get_job_row(conn, job_id))
+    return job_view(conn, get_job_row(conn, job_id))
 
 
 def list_jobs(
@@ -162,4 +168,4 @@ def cancel_job(conn: Connection, job_id: str, *, now: float | None = None) -> Ca
         job.updated_at = now
         notify = True
     save(conn, [job])
-    return CancelResult(job_dict(job), job.agent_id, notify)
+    return CancelResult(job_view(conn, job), job.agent_id, notify)

@@ -15,20 +15,21 @@ from sqlalchemy import Connection, select
 from arcade_core.states import FINAL_PLUGIN_STATES, PluginState
 
 from ..db import tables as t
+from . import secrets
 from .agents import get_agent_row
 
 __all__ = ["agent_plugins", "current_states", "install_outcomes"]
 
 
 def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
-    """Desired and actual, side by side, one entry per plugin name."""
+    """Desired and actual, side by side, one entry per plugin name (secrets redacted)."""
     get_agent_row(conn, agent_id)
     assigned, v = t.assignments.c, t.plugin_versions.c
     desired = {
         row.plugin_name: row
         for row in conn.execute(
-            select(assigned.plugin_name, v.version, assigned.config, assigned.isolation,
-                   assigned.revision, assigned.updated_at)
+            select(assigned.plugin_name, v.version, v.manifest, assigned.config,
+                   assigned.isolation, assigned.revision, assigned.updated_at)
             .join(t.plugin_versions, v.id == assigned.version_id)
             .where(assigned.agent_id == agent_id)
         )
@@ -45,7 +46,9 @@ def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
         out.append({
             "name": name,
             "desired": None if a is None else {
-                "version": a.version, "config": a.config, "isolation": a.isolation,
+                "version": a.version,
+                "config": secrets.redact(a.config, (a.manifest or {}).get("config_schema")),
+                "isolation": a.isolation,
                 "revision": a.revision, "updated_at": a.updated_at,
             },
             "actual": None if s is None else {

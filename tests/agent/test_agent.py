@@ -44,7 +44,8 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerThread]:
 
 @pytest.fixture
 def client(server: ServerThread) -> Iterator[ArcadeClient]:
-    with ArcadeClient(server.http_url) as api:  # closed even when the test fails
+    # closed even when the test fails
+    with ArcadeClient(server.http_url, token=server.admin_token) as api:
         yield api
 
 
@@ -87,7 +88,7 @@ async def test_metrics_buffer_while_disconnected_and_report_drops(tmp_path: Path
     port = _free_port()
     home = tmp_path / "server"
     server = await asyncio.to_thread(_server, home, port)
-    client = ArcadeClient(server.http_url)
+    client = ArcadeClient(server.http_url, token=server.admin_token)
     agent = Agent(_settings(tmp_path, server.grpc_target, metric_buffer=5,
                             collect_interval_override=0.05))
     try:
@@ -101,7 +102,7 @@ async def test_metrics_buffer_while_disconnected_and_report_drops(tmp_path: Path
         assert agent.status().metrics_buffered == 5            # bounded while disconnected
         server = await asyncio.to_thread(_server, home, port)
         client.close()
-        client = ArcadeClient(server.http_url)
+        client = ArcadeClient(server.http_url, token=server.admin_token)
         await agent.wait_connected(DEADLINE)
         info = await until(lambda: (i := client.agent("embedded"))["metrics_dropped"] and i,
                            blocking=True, what="the server to hear of the drops")

@@ -21,6 +21,7 @@ import pytest
 
 from arcade_agent.jobs import JobRunner, OutputTail
 from arcade_core import Environment, PluginHost
+from arcade_core.job_policy import JobPolicy
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import from_pb, to_pb
 from arcade_core.states import Isolation, JobStatus, Stage
@@ -44,8 +45,9 @@ class Harness:
         self._wheels = {hashlib.sha256(p.read_bytes()).hexdigest(): p
                         for p in (self.stager, self.hookless)}
         self.installs = 0
+        # The runner runs jobs only because this harness opts in, as an agent's config would.
         options = {"concurrency": 2, "call_timeout": DEADLINE, "progress_interval": 0.05,
-                   "kill_grace": 0.3, **runner}
+                   "kill_grace": 0.3, "policy": JobPolicy(enabled=True), **runner}
         self.runner = JobRunner(host, self._ensure, self._send, home=tmp_path / "jobs",
                                 agent_id="agent-1", **options)
 
@@ -349,3 +351,27 @@ async def test_invalid_entry_config_and_unknown_stage_fail_the_setup(jobs: Harne
     assert job["status"] == "failed"
     assert "config_json is not valid JSON" in job["plugins"][0]["error"]
     assert "unknown Stage value 99" in job["plugins"][1]["error"]
+
+
+@pytest.mark.parametrize(("policy", "reason"), [
+    (JobPolicy(), "refused by the agent: this agent does not run jobs: set `[jobs] enabled = "
+                  "true` in the agent's config file"),
+    (JobPolicy(True, ("echo *",)), "refused by the agent: commands[1] 'touch ran; echo x' is "
+                                   "not allowed on this agent: it matches none of its [jobs] "
+                                   "allow patterns ['echo *']"),
+])
+async def test_a_job_the_agent_does_not_allow_fails_and_nothing_of_it_runs(
+    host: PluginHost, tmp_path: Path, policy: JobPolicy, reason: str
+) -> None:
+    harness = Harness(host, tmp_path, policy=policy)
+    try:
+        job = await harness.run("echo hello", "touch ran; echo x",
+                                plugins=[harness.entry(0, "before"), harness.entry(1, "after")])
+    finally:
+        await harness.runner.close(grace=5)
+    assert job["status"] == "failed" and job["error"].startswith(reason), job["error"]
+    assert _statuses(job) == {"before0": "skipped", "after1": "skipped"}
+    assert harness.calls() == [] and harness.installs == 0
+    assert not (tmp_path / "jobs").exists()  # no working directory, so no command ran
+    final = harness.final()
+    assert final.status == to_pb(JobStatus.FAILED) and final.error.startswith(reason)

@@ -13,6 +13,7 @@ from arcade_agent.settings import (
     parse_labels,
     parse_size,
 )
+from arcade_core.job_policy import JobPolicy
 
 
 def test_flags_override_env_which_overrides_file(tmp_path: Path) -> None:
@@ -105,3 +106,40 @@ def test_labels_and_sizes_parse() -> None:
     assert parse_size("512MiB") == 512 * 1024**2
     assert parse_size("2 GB") == 2 * 1000**3
     assert parse_size(123) == 123
+
+
+def test_jobs_are_off_by_default_and_turned_on_by_a_jobs_table_or_the_environment(
+    tmp_path: Path,
+) -> None:
+    assert AgentSettings.load(env={}).job_policy == JobPolicy(False, ())
+    config = tmp_path / "agent.toml"
+    config.write_text('heartbeat_interval = 2\n[jobs]\nenabled = true\nallow = ["make *"]\n')
+    settings = AgentSettings.load(config, env={})
+    assert settings.job_policy == JobPolicy(True, ("make *",))
+    nested = tmp_path / "both.toml"
+    nested.write_text('[agent]\nheartbeat_interval = 2\n[jobs]\nenabled = true\n')
+    assert AgentSettings.load(nested, env={}).jobs_enabled
+    inside = tmp_path / "inside.yaml"
+    inside.write_text("agent:\n  jobs:\n    enabled: yes\n    allow: ['pytest *']\n")
+    assert AgentSettings.load(inside, env={}).job_policy == JobPolicy(True, ("pytest *",))
+    from_env = AgentSettings.load(config, env={"ARCADE_AGENT_JOBS_ENABLED": "false",
+                                               "ARCADE_AGENT_JOBS_ALLOW": '["a *", "b"]'})
+    assert from_env.job_policy == JobPolicy(False, ("a *", "b"))
+    lines = AgentSettings.load(env={"ARCADE_AGENT_JOBS_ENABLED": "1",
+                                    "ARCADE_AGENT_JOBS_ALLOW": "make *\n pytest -q \n"})
+    assert lines.job_policy == JobPolicy(True, ("make *", "pytest -q"))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[jobs]\nenable = true\n", "unknown setting 'jobs.enable'; [jobs] takes enabled and allow"),
+    ('jobs = "on"\n', "[jobs] must be a table"),
+    ('[jobs]\nenabled = "maybe"\n', "setting 'jobs_enabled' from config file .*expected true "
+                                    "or false"),
+    ("[jobs]\nallow = [1]\n", "expected a list of command patterns"),
+    ('[jobs]\nallow = [" "]\n', "setting 'jobs_allow'"),
+])
+def test_a_bad_jobs_table_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(text)
+    with pytest.raises(AgentConfigError, match=message.replace("[", r"\[")):
+        AgentSettings.load(config, env={})

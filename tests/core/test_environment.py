@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from arcade_core import EntryPoint, InstallError, InvalidWheel, PluginNotFound, inspect_wheel
-from arcade_core._environment import ENV_FILENAME, Environment, EnvironmentStore, WheelRecord
+from arcade_core._environment import ENV_FILENAME, Environment, WheelRecord
+from arcade_core._store import EnvironmentStore
 from tests.wheelmaker import make_wheel
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -422,7 +423,7 @@ def test_failed_rename_leaves_nothing_installed(
 
 CRASHING_INSTALL = """\
 import os, sys, time
-from arcade_core._environment import EnvironmentStore
+from arcade_core._store import EnvironmentStore
 
 def stall(src, dst):
     print("about to rename", flush=True)

@@ -10,7 +10,7 @@ import pytest
 
 from arcade_core import Metric, PluginLoadError, hookimpl, hookspec
 from arcade_core._hookcaller import CallStats, call_isolated, check_plugin, make_hookexec
-from arcade_core._host import make_plugin_manager
+from arcade_core._manager import make_plugin_manager
 from arcade_core._pool import WorkerPool
 from tests.waiting import DEADLINE, until_sync
 

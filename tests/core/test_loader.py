@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from arcade_core import EntryPoint, PluginLoadError, _loader
-from arcade_core._environment import Environment, EnvironmentStore
+from arcade_core._environment import Environment
+from arcade_core._store import EnvironmentStore
 from tests.core.hostkit import metric_plugin, plugin_wheel
 
 HELPER = "VALUE = {value}\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import AgentProc, Server
+from .harness import AGENT_CONFIG, AgentProc, Server
 
 _HERE = Path(__file__).parent
 
@@ -56,9 +56,10 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProc]]:
     """Start ``arcade agent`` processes; each is stopped (SIGTERM) at teardown."""
     agents: list[AgentProc] = []
 
-    def start(server: str, agent_id: str, *, home: Path | None = None) -> AgentProc:
+    def start(server: str, agent_id: str, *, home: Path | None = None,
+              config: str = AGENT_CONFIG) -> AgentProc:
         proc = AgentProc(home or tmp_path / agent_id, server, agent_id,
-                         tmp_path / f"{agent_id}-{len(agents)}.log")
+                         tmp_path / f"{agent_id}-{len(agents)}.log", config=config)
         agents.append(proc)
         return proc.start()  # type: ignore[return-value]
 

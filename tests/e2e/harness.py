@@ -9,6 +9,7 @@ restarted server comes back at the same address the agent keeps dialling.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -36,6 +37,11 @@ restart_backoff = 0.05
 call_timeout = 30
 download_retries = 2
 download_timeout = 30
+"""
+#: An agent that runs jobs: it opts in in its own config, as a real one must.
+JOBS_AGENT_CONFIG = AGENT_CONFIG + """
+[jobs]
+enabled = true
 """
 SERVER_ENV = {
     "ARCADE_SERVER_HEARTBEAT_INTERVAL": "1",
@@ -111,7 +117,15 @@ class Server(Proc):
              "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port)],
             log, env=SERVER_ENV,
         )
-        self.http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=30.0)
+        #: The first admin token (set, so a client can use it before the server writes it).
+        self.admin_token = "arcade_e2e_" + secrets.token_urlsafe(24)
+        self.env["ARCADE_SERVER_ADMIN_TOKEN"] = self.admin_token
+        self.http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=30.0,
+                                 headers=self.auth_headers)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     @property
     def url(self) -> str:

@@ -23,7 +23,7 @@ import pytest
 from tests.agent.jobkit import stager_wheel
 from tests.waiting import DEADLINE
 
-from .harness import ARCADE, REPO, AgentProc, Server, wait_until
+from .harness import ARCADE, JOBS_AGENT_CONFIG, REPO, AgentProc, Server, wait_until
 
 FINAL = ("succeeded", "failed", "cancelled", "timed_out")
 AGENT_ID = "e2e-jobs"
@@ -36,7 +36,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, builtin_wheels: dict[str, Pa
     scratch directory."""
     base = tmp_path_factory.mktemp("e2e-jobs")
     server = Server(base / "server-home", base / "server.log").start()
-    agent = AgentProc(base / AGENT_ID, server.grpc_target, AGENT_ID, base / "agent.log")
+    agent = AgentProc(base / AGENT_ID, server.grpc_target, AGENT_ID, base / "agent.log",
+                      config=JOBS_AGENT_CONFIG)
     try:
         server.publish(stager_wheel(base / "wheels"))
         server.publish(builtin_wheels["arcade-workspace"])
@@ -261,7 +262,8 @@ def test_cli_run_follows_the_job_and_exits_with_its_exit_code(
     def arcade(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(ARCADE), *args], capture_output=True, text=True,
                               timeout=timeout, check=False, cwd=REPO,
-                              env={**os.environ, "ARCADE_API": server.url, "COLUMNS": "200"})
+                              env={**os.environ, "ARCADE_API": server.url, "COLUMNS": "200",
+                                   "ARCADE_TOKEN": server.admin_token})
 
     done = arcade("run", "--agent", AGENT_ID, "--plugin", "stager@1:before:1",
                   "--plugin", "stager:on_failure", "--config-for", "stager",
@@ -296,7 +298,7 @@ def test_job_queued_for_an_offline_agent_runs_when_it_connects(
     setup: tuple[Server, AgentProc, Path], start_agent: Callable[..., AgentProc],
 ) -> None:
     server, _agent, base = setup
-    agent = start_agent(server.grpc_target, "e2e-jobs-later")
+    agent = start_agent(server.grpc_target, "e2e-jobs-later", config=JOBS_AGENT_CONFIG)
     wait_until(lambda: (server.agent("e2e-jobs-later") or {}).get("connected"),
                what="the second agent to connect")
     assert agent.stop() == 0
@@ -307,9 +309,41 @@ def test_job_queued_for_an_offline_agent_runs_when_it_connects(
                       plugins=[_stager("before", log, "b")])
     assert created["connected"] is False
     assert _job(server, created["id"])["status"] == "queued"
-    again = start_agent(server.grpc_target, "e2e-jobs-later", home=agent.home)
+    again = start_agent(server.grpc_target, "e2e-jobs-later", home=agent.home,
+                        config=JOBS_AGENT_CONFIG)
     job = _finished(server, created["id"])
     assert job["status"] == "succeeded" and "ran late" in job["output_tail"]
     assert again.alive
     # The plugin's wheel was downloaded on demand into the same verified cache.
     assert "downloaded stager" in again.log()
+
+
+def test_an_agent_without_jobs_enabled_is_refused_at_creation_and_refuses_itself(
+    setup: tuple[Server, AgentProc, Path], start_agent: Callable[..., AgentProc],
+) -> None:
+    """The server refuses a job for an agent that did not opt in (409); and an agent that
+    turned jobs off after a job was queued for it fails that job without running it."""
+    server, _agent, base = setup
+    agent = start_agent(server.grpc_target, "e2e-no-jobs")
+    wait_until(lambda: (server.agent("e2e-no-jobs") or {}).get("connected"),
+               what="the agent without jobs to connect")
+    refused = server.http.post("/jobs", json={"agent": "e2e-no-jobs", "commands": ["id"]})
+    assert refused.status_code == 409, refused.text
+    assert "`[jobs] enabled = true`" in refused.json()["error"]
+
+    # Queued while it allowed jobs and was offline; it comes back with jobs off.
+    assert agent.stop() == 0
+    enabled = start_agent(server.grpc_target, "e2e-no-jobs", home=agent.home,
+                          config=JOBS_AGENT_CONFIG)
+    wait_until(lambda: (server.agent("e2e-no-jobs") or {}).get("jobs", {}).get("enabled"),
+               what="the agent to register with jobs enabled")
+    assert enabled.stop() == 0
+    wait_until(lambda: not (server.agent("e2e-no-jobs") or {}).get("connected"),
+               what="the server to see it gone")
+    marker = base / "must-not-exist"
+    created = _create(server, f"touch {marker}", agent="e2e-no-jobs")
+    start_agent(server.grpc_target, "e2e-no-jobs", home=agent.home)
+    job = _finished(server, created["id"])
+    assert job["status"] == "failed", job
+    assert job["error"].startswith("refused by the agent: this agent does not run jobs"), job
+    assert not marker.exists()

@@ -78,5 +78,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 
 @pytest.fixture
 def api(server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as client:
+    with httpx.Client(base_url=server.http_url + "/api/v1",
+                      headers=server.auth_headers, timeout=30) as client:
         yield client

@@ -63,10 +63,16 @@ def publish(api: httpx.Client, *paths: Path) -> dict[str, Any]:
 
 
 class ProtocolAgent:
-    """The agent end of ``Connect``/``DownloadWheel`` over a real grpc.aio channel."""
+    """The agent end of ``Connect``/``DownloadWheel`` over a real grpc.aio channel.
 
-    def __init__(self, target: str, agent_id: str | None = None) -> None:
+    Like a real agent it runs no jobs unless it opts in: ``jobs_enabled`` (and
+    ``jobs_allow`` patterns) are what its ``Register`` says."""
+
+    def __init__(self, target: str, agent_id: str | None = None, *,
+                 jobs_enabled: bool = False, jobs_allow: Iterable[str] = ()) -> None:
         self.agent_id = agent_id or unique("agent")
+        self.jobs_enabled = jobs_enabled
+        self.jobs_allow = list(jobs_allow)
         self.channel = grpc.aio.insecure_channel(target)
         self.stub = pb_grpc.AgentServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
@@ -108,6 +114,7 @@ class ProtocolAgent:
             agent_id=self.agent_id, hostname="host-" + self.agent_id, ip="127.0.0.1",
             os="linux", arch="x86_64", agent_version="0.1.0", python_version="3.11",
             labels=dict(labels or {}), plugins=list(plugins), applied_revision=applied_revision,
+            jobs_enabled=self.jobs_enabled, jobs_allow=self.jobs_allow,
         )))
         message = await self.recv()
         assert message.WhichOneof("body") == "welcome", message

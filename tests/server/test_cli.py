@@ -25,9 +25,12 @@ Arcade = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture(autouse=True)
-def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.delenv("ARCADE_API", raising=False)
+    for name in ("ARCADE_API", "ARCADE_TOKEN", "ARCADE_CA_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    # No credentials file but the test's own.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -47,9 +50,9 @@ def run(capsys: pytest.CaptureFixture[str]) -> Arcade:
 
 
 @pytest.fixture
-def arcade(run: Arcade, server: ServerThread
-           ) -> Arcade:
-    """``arcade ARGS... --api <the test server>``."""
+def arcade(run: Arcade, server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> Arcade:
+    """``arcade ARGS... --api <the test server>``, with its admin token in ARCADE_TOKEN."""
+    monkeypatch.setenv("ARCADE_TOKEN", server.admin_token)
     return lambda *args: run(*args, "--api", server.http_url)
 
 
@@ -231,3 +234,77 @@ def test_publish_fetch_deps_adds_the_dependency_wheels(
     assert code == 0, err
     body = json.loads(out)
     assert [w["name"] for w in body["wheels"]] == [name, "six"]
+
+
+# ---------------------------------------------------------------- credentials and access
+
+
+def test_the_token_comes_from_the_flag_then_the_environment_then_the_credentials_file(
+    run: Arcade, server: ServerThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    good, api = server.admin_token, server.http_url
+    code, _, err = run("agents", "--api", api)
+    assert code == 1 and "refused the request" in err and "arcade login" in err
+    assert err.count("\n") == 1  # one line
+    creds = tmp_path / "config" / "arcade" / "credentials"
+    creds.parent.mkdir(parents=True)
+    creds.write_text(f'api = "{api}"\ntoken = "{good}"\n')
+    creds.chmod(0o600)
+    assert run("agents", "--json")[0] == 0  # URL and token from the file
+    monkeypatch.setenv("ARCADE_TOKEN", "arcade_bad-from-env")
+    assert run("agents", "--json")[0] == 1  # the environment wins over the file
+    assert run("agents", "--json", "--token", good)[0] == 0  # the flag wins over both
+    monkeypatch.setenv("ARCADE_TOKEN", good)
+    assert run("agents", "--json", "--token", "arcade_bad-flag")[0] == 1
+    creds.chmod(0o644)
+    code, _, err = run("agents", "--json")
+    assert code == 0 and "readable by other users" in err
+    code, _, err = run("agents", "--ca-file", str(tmp_path / "missing.pem"))
+    assert code == 1 and "cannot use the CA file" in err
+
+
+def test_login_checks_the_token_and_saves_it_for_the_other_commands(
+    run: Arcade, server: ServerThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = tmp_path / "config" / "arcade" / "credentials"
+    code, _, err = run("login", "--api", server.http_url, "--token", "arcade_wrong")
+    assert code == 1 and "refused" in err and not creds.exists()
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(server.admin_token + "\n"))
+    code, out, err = run("login", "--api", server.http_url)  # the token read from stdin
+    assert code == 0, err
+    assert f"logged in to {server.http_url} as admin (admin)" in out and str(creds) in out
+    assert stat_mode(creds) == 0o600
+    assert server.admin_token in creds.read_text()
+    code, out, err = run("tokens", "list")
+    assert code == 0 and "admin" in out, err
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_tokens_create_list_revoke_and_audit_commands(arcade: Arcade, server: ServerThread
+                                                       ) -> None:
+    code, out, err = arcade("tokens", "create", "cli-made", "--role", "viewer", "--ttl", "30d")
+    assert code == 0, err
+    secret = out.strip()
+    assert secret.startswith("arcade_") and "shown only this once" in err
+    code, out, _ = arcade("tokens", "list", "--json")
+    [made] = [tok for tok in json.loads(out) if tok["name"] == "cli-made"]
+    assert made["role"] == "viewer" and made["expires_at"] > made["created_at"] + 29 * 86400
+    code, out, _ = arcade("tokens", "list")
+    assert code == 0 and "cli-made" in out and secret not in out
+    assert arcade("tokens", "create", "bad", "--role", "viewer", "--ttl", "soon")[0] == 2
+    assert arcade("tokens", "create", "bad", "--role", "root")[0] == 2
+    code, _, err = arcade("tokens", "create", "cli-made", "--role", "viewer")
+    assert code == 1 and "exists" in err
+    code, out, err = arcade("tokens", "revoke", "cli-made")
+    assert code == 0 and "revoked token 'cli-made'" in out, err
+    code, out, err = arcade("audit", "--since", "1h", "--target", "tokens/cli-made", "--json")
+    assert code == 0, err
+    assert [(r["action"], r["outcome"]) for r in json.loads(out)][:3] == [
+        ("DELETE /api/v1/tokens/{ref}", "200"), ("POST /api/v1/tokens", "409"),
+        ("POST /api/v1/tokens", "201")]
+    code, out, err = arcade("audit", "--actor", "admin", "--limit", "5")
+    assert code == 0 and "POST /api/v1/tokens" in out, err
+    assert arcade("audit", "--since", "yesterday-ish")[0] == 2

@@ -84,7 +84,10 @@ def test_server_process_serves_both_ports_and_stops_cleanly_on_signal(
     out = _Output(proc)
     try:
         http_url, grpc_target = out.wait_listening()
-        assert httpx.get(f"{http_url}/api/v1/health", timeout=30).json()["status"] == "ok"
+        token = (tmp_path / "home" / "admin-token").read_text().strip()
+        health = httpx.get(f"{http_url}/api/v1/health", timeout=30,
+                           headers={"Authorization": f"Bearer {token}"})
+        assert health.json()["status"] == "ok"
 
         async def register() -> None:
             agent = ProtocolAgent(grpc_target)
@@ -153,7 +156,10 @@ async def main() -> None:
         agent = ProtocolAgent(server.grpc_target)
         await agent.connect()
         await agent.desired()
-        async with httpx.AsyncClient(base_url=server.http_url + "/api/v1", timeout=30) as api:
+        async with httpx.AsyncClient(base_url=server.http_url + "/api/v1",
+                                     headers={"Authorization": "Bearer "
+                                              + settings.admin_token_file.read_text().strip()},
+                                     timeout=30) as api:
             assert [a["id"] for a in (await api.get("/agents")).json()] == [agent.agent_id]
             assert (await api.get("/plugins")).json() == []
             assert (await api.get("/jobs")).json() == []

@@ -99,7 +99,7 @@ class AgentMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., status: _Optional[_Union[PluginStatusReport, _Mapping]] = ..., metrics: _Optional[_Union[MetricBatch, _Mapping]] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("agent_id", "hostname", "ip", "os", "arch", "agent_version", "python_version", "labels", "plugins", "applied_revision", "jobs")
+    __slots__ = ("agent_id", "hostname", "ip", "os", "arch", "agent_version", "python_version", "labels", "plugins", "applied_revision", "jobs", "jobs_enabled", "jobs_allow")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +118,8 @@ class Register(_message.Message):
     PLUGINS_FIELD_NUMBER: _ClassVar[int]
     APPLIED_REVISION_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    JOBS_ALLOW_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     hostname: str
     ip: str
@@ -129,7 +131,9 @@ class Register(_message.Message):
     plugins: _containers.RepeatedCompositeFieldContainer[PluginStatus]
     applied_revision: int
     jobs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, agent_id: _Optional[str] = ..., hostname: _Optional[str] = ..., ip: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., agent_version: _Optional[str] = ..., python_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., plugins: _Optional[_Iterable[_Union[PluginStatus, _Mapping]]] = ..., applied_revision: _Optional[int] = ..., jobs: _Optional[_Iterable[str]] = ...) -> None: ...
+    jobs_enabled: bool
+    jobs_allow: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., hostname: _Optional[str] = ..., ip: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., agent_version: _Optional[str] = ..., python_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., plugins: _Optional[_Iterable[_Union[PluginStatus, _Mapping]]] = ..., applied_revision: _Optional[int] = ..., jobs: _Optional[_Iterable[str]] = ..., jobs_enabled: bool = ..., jobs_allow: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("applied_revision", "sent_at")

@@ -20,10 +20,12 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from arcade_core.states import AgentPresence, PluginState
 
+from ...auth.roles import Role
 from ...errors import Invalid
 from ...limits import MAX_NAME_LENGTH
 from ...services import agents, assignments, metrics, plugin_states
 from ...state import ServerState
+from ..auth import needs
 from ..deps import get_state
 from ..schemas import (
     Agent,
@@ -121,7 +123,8 @@ async def _await_outcomes(
 
 
 @router.get("/agents", summary="List agents with online/offline status",
-            response_model=list[Agent], responses=errors(s422="a label is not key=value"))
+            response_model=list[Agent], responses=errors(s422="a label is not key=value"),
+            dependencies=[needs(Role.VIEWER)])
 async def list_agents(
     state: State,
     label: Annotated[list[str] | None, Query(
@@ -137,7 +140,8 @@ async def list_agents(
 
 
 @router.get("/agents/{agent_id}", summary="One agent", response_model=AgentDetail,
-            responses=errors(s404=_UNKNOWN_AGENT))
+            responses=errors(s404=_UNKNOWN_AGENT),
+            dependencies=[needs(Role.VIEWER)])
 async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
     return await state.db.read(
         agents.get_agent, agent_id, last_seen=state.presence.last_seen(agent_id),
@@ -147,7 +151,8 @@ async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
 
 
 @router.get("/agents/{agent_id}/plugins", summary="Desired and actual plugins side by side",
-            response_model=list[AgentPlugin], responses=errors(s404=_UNKNOWN_AGENT))
+            response_model=list[AgentPlugin], responses=errors(s404=_UNKNOWN_AGENT),
+            dependencies=[needs(Role.VIEWER)])
 async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
     return await state.db.read(plugin_states.agent_plugins, agent_id)
 
@@ -163,6 +168,7 @@ async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
                      "description": "the agent reported running or failed within ?wait"},
                **errors(s404=_RESOLVE_404, s409=_RESOLVE_409, s413=_CONFIG_413,
                         s422=_RESOLVE_422)},
+    dependencies=[needs(Role.OPERATOR)],
 )
 async def install(agent_id: str, body: InstallRequest, state: State, response: Response,
                   wait: Wait = None) -> dict[str, Any]:
@@ -190,7 +196,8 @@ async def install(agent_id: str, body: InstallRequest, state: State, response: R
 @router.delete("/agents/{agent_id}/plugins/{name}", status_code=202,
                summary="Uninstall a plugin from one agent", response_model=UninstallResult,
                responses=errors(s404="unknown agent, or the plugin is not assigned to it",
-                                s422="not a valid plugin name"))
+                                s422="not a valid plugin name"),
+               dependencies=[needs(Role.OPERATOR)])
 async def uninstall(agent_id: str, name: PluginName, state: State) -> dict[str, Any]:
     result = await state.db.run(assignments.unassign, agent_id, name)
     await state.notifier.desired_changed(result.revisions)
@@ -201,7 +208,8 @@ async def uninstall(agent_id: str, name: PluginName, state: State) -> dict[str, 
             summary="Replace an assigned plugin's config", response_model=ConfigResult,
             responses=errors(s404="unknown agent, or the plugin is not assigned to it",
                              s413=_CONFIG_413,
-                             s422="not a valid plugin name, or the config is refused"))
+                             s422="not a valid plugin name, or the config is refused"),
+            dependencies=[needs(Role.OPERATOR)])
 async def set_config(
     agent_id: str, name: PluginName, state: State,
     config: Annotated[dict[str, Any], Body(description="the new config (a JSON object)")],
@@ -215,7 +223,8 @@ async def set_config(
 @router.get("/agents/{agent_id}/metrics", summary="Stored metrics of one agent, oldest first",
             response_model=list[Metric],
             responses=errors(s404=_UNKNOWN_AGENT,
-                             s422="limit over the server's metric_query_limit"))
+                             s422="limit over the server's metric_query_limit"),
+            dependencies=[needs(Role.VIEWER)])
 async def agent_metrics(
     agent_id: str,
     state: State,
@@ -245,6 +254,7 @@ async def agent_metrics(
                      "description": "every matched agent reported within ?wait"},
                **errors(s404="no plugin of that name is published", s409=_RESOLVE_409,
                         s413=_CONFIG_413, s422=_RESOLVE_422)},
+    dependencies=[needs(Role.OPERATOR)],
 )
 async def install_selector(body: SelectorInstallRequest, state: State, response: Response,
                            wait: Wait = None) -> dict[str, Any]:
@@ -271,7 +281,8 @@ async def install_selector(body: SelectorInstallRequest, state: State, response:
 @router.post("/assignments/remove", status_code=202, tags=["assignments"],
              summary="Uninstall a plugin from every agent matching a label selector",
              response_model=SelectorRemoveResult,
-             responses=errors(s422="not a valid plugin name or selector"))
+             responses=errors(s422="not a valid plugin name or selector"),
+             dependencies=[needs(Role.OPERATOR)])
 async def remove_selector(body: SelectorRemoveRequest, state: State) -> dict[str, Any]:
     result = await state.db.run(assignments.unassign_selector, body.selector, body.plugin)
     await state.notifier.desired_changed(result.revisions)

@@ -16,8 +16,10 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from arcade_core.states import JobStatus
 
+from ...auth.roles import Role
 from ...services import job_requests, job_runs, jobs
 from ...state import ServerState
+from ..auth import needs
 from ..deps import get_state
 from ..schemas import (
     CancelledJob,
@@ -49,7 +51,10 @@ _UNKNOWN_JOB = "no job with this id"
                **errors(s404="unknown agent",
                         s413="a plugin config is over max_config_bytes, or the commands and "
                         "env together are over 4 MiB",
+                        s409="the agent does not run jobs (its `[jobs] enabled` is not true), "
+                        "or a command matches none of its `[jobs] allow` patterns",
                         s422="bad spec, config, stage, command, env or timeout")},
+    dependencies=[needs(Role.OPERATOR)],
 )
 async def create_job(body: JobCreateRequest, state: State, response: Response
                      ) -> dict[str, Any]:
@@ -72,7 +77,8 @@ async def create_job(body: JobCreateRequest, state: State, response: Response
 
 
 @router.get("/jobs", summary="List jobs, newest first", response_model=list[JobSummary],
-            responses=errors(s422="unknown status, or limit out of range"))
+            responses=errors(s422="unknown status, or limit out of range"),
+            dependencies=[needs(Role.VIEWER)])
 async def list_jobs(
     state: State,
     agent: Annotated[str | None, Query(description="only this agent's jobs")] = None,
@@ -85,7 +91,8 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", summary="One job: status, exit code, output tail, plugin records",
-            response_model=Job, responses=errors(s404=_UNKNOWN_JOB))
+            response_model=Job, responses=errors(s404=_UNKNOWN_JOB),
+            dependencies=[needs(Role.VIEWER)])
 async def get_job(job_id: str, state: State) -> dict[str, Any]:
     return await state.db.read(jobs.get_job, job_id)
 
@@ -96,7 +103,8 @@ async def get_job(job_id: str, state: State) -> dict[str, Any]:
              response_description="the job runs: the agent was asked to stop it",
              responses={200: {"model": CancelledJob,
                               "description": "the job was queued and is now cancelled"},
-                        **errors(s404=_UNKNOWN_JOB, s409="the job already ended")})
+                        **errors(s404=_UNKNOWN_JOB, s409="the job already ended")},
+             dependencies=[needs(Role.OPERATOR)])
 async def cancel_job(job_id: str, state: State, response: Response) -> dict[str, Any]:
     result = await state.db.run(jobs.cancel_job, job_id)
     out = dict(result.job)

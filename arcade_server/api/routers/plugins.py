@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from ...auth.roles import Role
 from ...errors import Invalid, NotFound
 from ...services import publishing, registry
 from ...state import ServerState
+from ..auth import needs
 from ..deps import get_state
 from ..schemas import (
     PluginDetail,
@@ -68,6 +70,7 @@ _UNKNOWN_VERSION = "no plugin of that name is published, or it has no such versi
             "detail.problems lists every problem)",
         ),
     },
+    dependencies=[needs(Role.PUBLISHER)],
 )
 async def publish(request: Request, response: Response, state: State) -> dict[str, Any]:
     """201 new version, 200 identical re-publish, 409 same ``name@version`` with other content,
@@ -99,6 +102,7 @@ async def publish(request: Request, response: Response, state: State) -> dict[st
         s422="not multipart, not wheels, or the wheels are refused: detail is "
         "{valid: false, problems: [...]}",
     ),
+    dependencies=[needs(Role.PUBLISHER)],
 )
 async def validate(request: Request, state: State) -> dict[str, Any]:
     """What publishing these wheels would record (200), or every problem found (422)."""
@@ -130,7 +134,8 @@ async def validate(request: Request, state: State) -> dict[str, Any]:
 
 
 @router.get("", summary="List plugins", response_model=list[PluginSummary],
-            responses=errors())
+            responses=errors(),
+            dependencies=[needs(Role.VIEWER)])
 async def list_plugins(
     state: State,
     type: Annotated[str | None, Query(description="manifest type, e.g. collector")] = None,
@@ -141,13 +146,15 @@ async def list_plugins(
 
 
 @router.get("/{name}", summary="A plugin with its versions and the latest one",
-            response_model=PluginDetail, responses=errors(s404=_UNKNOWN))
+            response_model=PluginDetail, responses=errors(s404=_UNKNOWN),
+            dependencies=[needs(Role.VIEWER)])
 async def get_plugin(name: str, state: State) -> dict[str, Any]:
     return await state.db.read(registry.get_plugin, name)
 
 
 @router.get("/{name}/versions", summary="The versions of a plugin, newest first",
-            response_model=list[Release], responses=errors(s404=_UNKNOWN))
+            response_model=list[Release], responses=errors(s404=_UNKNOWN),
+            dependencies=[needs(Role.VIEWER)])
 async def list_versions(name: str, state: State) -> list[dict[str, Any]]:
     plugin = await state.db.read(registry.get_plugin, name)
     releases: list[dict[str, Any]] = plugin["releases"]
@@ -155,7 +162,8 @@ async def list_versions(name: str, state: State) -> list[dict[str, Any]]:
 
 
 @router.get("/{name}/versions/{version}", summary="One version: manifest, wheels, agents",
-            response_model=VersionDetail, responses=errors(s404=_UNKNOWN_VERSION))
+            response_model=VersionDetail, responses=errors(s404=_UNKNOWN_VERSION),
+            dependencies=[needs(Role.VIEWER)])
 async def get_version(name: str, version: str, state: State) -> dict[str, Any]:
     return await state.db.read(registry.get_version, name, version)
 
@@ -168,6 +176,7 @@ async def get_version(name: str, version: str, state: State) -> dict[str, Any]:
     responses={204: {"description": "deleted (no body)"},
                **errors(s404=_UNKNOWN_VERSION,
                         s409="agents are assigned this version: uninstall it first")},
+    dependencies=[needs(Role.ADMIN)],
 )
 async def delete_version(name: str, version: str, state: State) -> Response:
     """Delete a version no agent is assigned (409 while assigned); unused blobs go too."""
@@ -178,12 +187,14 @@ async def delete_version(name: str, version: str, state: State) -> Response:
 
 
 @router.post("/{name}/enable", summary="Allow new assignments of the plugin",
-             response_model=PluginSummary, responses=errors(s404=_UNKNOWN))
+             response_model=PluginSummary, responses=errors(s404=_UNKNOWN),
+             dependencies=[needs(Role.OPERATOR)])
 async def enable(name: str, state: State) -> dict[str, Any]:
     return await state.db.run(registry.set_enabled, name, True)
 
 
 @router.post("/{name}/disable", summary="Refuse new assignments (running ones stay)",
-             response_model=PluginSummary, responses=errors(s404=_UNKNOWN))
+             response_model=PluginSummary, responses=errors(s404=_UNKNOWN),
+             dependencies=[needs(Role.OPERATOR)])
 async def disable(name: str, state: State) -> dict[str, Any]:
     return await state.db.run(registry.set_enabled, name, False)

@@ -20,6 +20,7 @@ from .agents import (
     SelectorRemoveResult,
     UninstallResult,
 )
+from .auth import AuditEntry, CreatedToken, Token, TokenCreateRequest, WhoAmI
 from .common import ERROR_STATUSES, Error, Health, errors, stated
 from .jobs import CancelledJob, CreatedJob, Job, JobRecord, JobSummary
 from .plugins import (
@@ -49,9 +50,11 @@ __all__ = [
     "Agent",
     "AgentDetail",
     "AgentPlugin",
+    "AuditEntry",
     "CancelledJob",
     "ConfigResult",
     "CreatedJob",
+    "CreatedToken",
     "DesiredPlugin",
     "Error",
     "Health",
@@ -74,11 +77,14 @@ __all__ = [
     "SelectorInstallResult",
     "SelectorRemoveRequest",
     "SelectorRemoveResult",
+    "Token",
+    "TokenCreateRequest",
     "UninstallResult",
     "ValidateResult",
     "VersionAgent",
     "VersionDetail",
     "Wheel",
+    "WhoAmI",
     "WouldRecord",
     "errors",
     "stated",

@@ -12,6 +12,7 @@ __all__ = [
     "ActualPlugin",
     "Agent",
     "AgentDetail",
+    "AgentJobs",
     "AgentPlugin",
     "ConfigResult",
     "DesiredPlugin",
@@ -22,6 +23,14 @@ __all__ = [
     "SelectorRemoveResult",
     "UninstallResult",
 ]
+
+
+class AgentJobs(BaseModel):
+    """The agent's own ``[jobs]`` policy, as it registered."""
+
+    enabled: bool = Field(description="the agent runs job commands (its `[jobs] enabled`)")
+    allow: list[str] = Field(
+        description="shell-style patterns a command must match (empty: any command)")
 
 
 class Agent(BaseModel):
@@ -42,6 +51,7 @@ class Agent(BaseModel):
     desired_revision: int = Field(description="bumped by every change of its plugins")
     applied_revision: int = Field(description="the last revision the agent fully applied")
     metrics_dropped: int
+    jobs: AgentJobs
 
 
 class AgentDetail(Agent):

@@ -47,7 +47,7 @@ class _Agent:
         self.outbox.put(pb.AgentMessage(register=pb.Register(
             agent_id=agent_id, hostname="fuzz-host", ip="127.0.0.1", os="linux",
             arch="x86_64", agent_version="0.1.0", python_version="3.11",
-            labels={"role": "fuzz"},
+            labels={"role": "fuzz"}, jobs_enabled=True,  # the seed creates a job on it
         )))
         stub = pb_grpc.AgentServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.call = stub.Connect(self._messages())
@@ -82,15 +82,16 @@ class LiveServer:
     """``with LiveServer(tmp) as live: live.url`` — a seeded real server on loopback."""
 
     def __init__(self, directory: Path, *, token: str | None = None) -> None:
-        """``token``: the server's admin token (``ARCADE_SERVER_ADMIN_TOKEN``), sent as
-        ``Authorization: Bearer`` on the seeding calls too."""
+        """``token``: the server's admin token (``ARCADE_SERVER_ADMIN_TOKEN``; default: the
+        harness's random one), sent as ``Authorization: Bearer`` on every call."""
         self.directory = directory
         self.token = token
         self.server = Server(directory / "home", directory / "server.log")
         self.server.env.update(FUZZ_ENV)
-        if token is not None:
+        if token is not None:  # instead of the harness's random one
+            self.server.admin_token = token
             self.server.env["ARCADE_SERVER_ADMIN_TOKEN"] = token
-            self.server.http.headers["Authorization"] = f"Bearer {token}"
+            self.server.http.headers.update(self.server.auth_headers)
         self.agent: _Agent | None = None
 
     @property

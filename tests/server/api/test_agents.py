@@ -153,7 +153,8 @@ async def test_selector_install_reaches_every_matching_agent_in_one_change(
     server = start_server(tmp_path / "home")
     agents: list[ProtocolAgent] = []
     try:
-        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=DEADLINE + 30) as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1",
+                          headers=server.auth_headers, timeout=DEADLINE + 30) as api:
             name = unique()
             publish(api, plugin_wheel(tmp_path, name, "1.0.0"))
             web = [await _connected(server, {"role": "web", "dc": "a"}) for _ in range(2)]

@@ -23,9 +23,9 @@ from tests.server.helpers import ProtocolAgent, plugin_wheel, publish, status, u
 
 ERROR_REF = "#/components/schemas/Error"
 
-#: The error statuses each operation can answer besides 422 (request validation), from the
-#: services it calls: NotFound 404, Conflict 409, PayloadTooLarge 413; 400 for a JSON body
-#: that cannot be decoded.
+#: The error statuses each operation can answer besides 422 (request validation) and 401/403
+#: (authentication, authorization), from the services it calls: NotFound 404, Conflict 409,
+#: PayloadTooLarge 413; 400 for a JSON body that cannot be decoded.
 RAISES: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/plugins"): {409, 413},
     ("post", "/api/v1/plugins/validate"): {413},
@@ -50,7 +50,14 @@ RAISES: dict[tuple[str, str], set[int]] = {
     ("get", "/api/v1/jobs/{job_id}"): {404},
     ("post", "/api/v1/jobs/{job_id}/cancel"): {404, 409},
     ("get", "/api/v1/health"): set(),
+    ("post", "/api/v1/tokens"): {400, 409},
+    ("get", "/api/v1/tokens"): set(),
+    ("delete", "/api/v1/tokens/{ref}"): {404, 409},
+    ("get", "/api/v1/whoami"): set(),
+    ("get", "/api/v1/audit"): set(),
 }
+#: Operations anyone may call (no token): every other one documents 401 and 403.
+PUBLIC: set[tuple[str, str]] = set()
 #: Operations answering one of two 2xx statuses (the body is the same model).
 TWO_SUCCESSES = {
     ("post", "/api/v1/plugins"): {"200", "201"},
@@ -120,7 +127,9 @@ def test_every_error_status_is_documented_with_the_error_schema(
     for method, path, op in _operations(document):
         responses = op["responses"]
         documented = {int(code) for code in responses if not code.startswith("2")}
-        assert documented >= RAISES[(method, path)] | {422}, (method, path, documented)
+        auth = set() if (method, path) in PUBLIC else {401, 403}
+        assert documented >= RAISES[(method, path)] | auth | {422}, (method, path, documented)
+        assert ("security" in op) == bool(auth), (method, path)
         for code in documented:
             schema = _body_schema(responses[str(code)])
             assert schema == {"$ref": ERROR_REF}, (method, path, code, schema)
@@ -214,7 +223,8 @@ def test_an_upload_over_the_limit_is_413_in_the_error_schema(
 ) -> None:
     small = start_server(tmp_path / "home", max_upload_bytes=2048)
     try:
-        with httpx.Client(base_url=small.http_url + "/api/v1", timeout=30) as client:
+        with httpx.Client(base_url=small.http_url + "/api/v1",
+                          headers=small.auth_headers, timeout=30) as client:
             name = unique()
             wheel = plugin_wheel(tmp_path, name, files={
                 f"{name.replace('-', '_')}/noise.bin": os.urandom(8192)})
@@ -242,7 +252,7 @@ async def test_typed_routes_answer_what_the_services_return(
 ) -> None:
     name = unique()
     publish(api, plugin_wheel(tmp_path, name, "1.0.0"))
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server.grpc_target, jobs_enabled=True)
     await agent.connect(labels={"tier": name})
     await agent.desired()
     try:

@@ -22,10 +22,13 @@ from tests.waiting import DEADLINE, until
 
 
 async def _connected(server: ServerThread, agent_id: str | None = None,
-                     jobs: list[str] | None = None) -> ProtocolAgent:
+                     jobs: list[str] | None = None, *, jobs_enabled: bool = True,
+                     jobs_allow: tuple[str, ...] = ()) -> ProtocolAgent:
+    """An agent that opted in to jobs (unless ``jobs_enabled=False``)."""
     agent = ProtocolAgent(server.grpc_target, agent_id)
-    agent.open(pb.AgentMessage(register=pb.Register(agent_id=agent.agent_id,
-                                                    jobs=jobs or [])))
+    agent.open(pb.AgentMessage(register=pb.Register(
+        agent_id=agent.agent_id, jobs=jobs or [], jobs_enabled=jobs_enabled,
+        jobs_allow=list(jobs_allow))))
     welcome = await agent.recv()
     assert welcome.WhichOneof("body") == "welcome"
     await agent.desired()
@@ -237,7 +240,8 @@ async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: 
     agent: ProtocolAgent | None = None
     try:
         agent = await _connected(server)
-        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1",
+                          headers=server.auth_headers, timeout=30) as api:
             job_id = (await asyncio.to_thread(api.post, "/jobs", json={
                 "agent": agent.agent_id, "commands": ["sleep 60"]})).json()["id"]
             await _next(agent, "job")
@@ -246,7 +250,8 @@ async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: 
         await asyncio.to_thread(server.stop)
         await agent.close()
         server = await asyncio.to_thread(start_server, home, **settings)
-        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1",
+                          headers=server.auth_headers, timeout=30) as api:
             body = (await asyncio.to_thread(api.get, f"/jobs/{job_id}")).json()
             assert body["status"] in ("running", "failed")  # the record survived the restart
 
@@ -261,3 +266,35 @@ async def test_jobs_survive_a_restart_and_a_vanished_agent_fails_them(tmp_path: 
         if agent is not None:
             await agent.close()
         await asyncio.to_thread(server.stop)
+
+
+async def test_jobs_are_refused_unless_the_agent_opted_in_and_allows_the_command(
+    server: ServerThread, api: httpx.Client
+) -> None:
+    closed = await _connected(server, jobs_enabled=False)
+    await closed.close()
+    limited = await _connected(server, jobs_allow=("make *", "pytest -q"))
+    try:
+        def post(agent: str, *commands: str) -> httpx.Response:
+            return api.post("/jobs", json={"agent": agent, "commands": list(commands)})
+
+        refused = await asyncio.to_thread(post, closed.agent_id, "true")
+        assert refused.status_code == 409, refused.text
+        assert "does not run jobs: set `[jobs] enabled = true` in the agent's config" in \
+            refused.json()["error"]
+        shown = (await asyncio.to_thread(api.get, f"/agents/{limited.agent_id}")).json()
+        assert shown["jobs"] == {"enabled": True, "allow": ["make *", "pytest -q"]}
+
+        allowed = await asyncio.to_thread(post, limited.agent_id, "make test", "pytest -q")
+        assert allowed.status_code == 201, allowed.text
+        for command in ("make test; id", "make $(id)", "pytest -q -x", "id"):
+            outside = await asyncio.to_thread(post, limited.agent_id, "make lint", command)
+            assert outside.status_code == 409, (command, outside.text)
+            assert outside.json()["error"] == (
+                f"commands[1] {command!r} is not allowed on agent {limited.agent_id!r}: it "
+                "matches none of its [jobs] allow patterns ['make *', 'pytest -q']")
+        jobs = (await asyncio.to_thread(api.get, "/jobs",
+                                        params={"agent": limited.agent_id})).json()
+        assert [j["commands"] for j in jobs] == [["make test", "pytest -q"]]
+    finally:
+        await limited.close()

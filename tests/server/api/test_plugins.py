@@ -177,7 +177,8 @@ def test_uploads_over_the_limit_are_refused_with_413(tmp_path: Path) -> None:
             f"{module}/__init__.py": "class Plugin:\n    def __init__(self, c):\n        pass\n",
             f"{module}/blob.bin": os.urandom(200 * 1024),
         })
-        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1",
+                          headers=server.auth_headers, timeout=30) as api:
             declared = upload(api, big)
             assert declared.status_code == 413
             assert "max_upload_bytes" in declared.json()["error"]
@@ -197,12 +198,12 @@ def test_uploads_over_the_limit_are_refused_with_413(tmp_path: Path) -> None:
         server.stop()
 
 
-def _race(url: str, wheels: list[Path]) -> list[int]:
+def _race(url: str, wheels: list[Path], headers: dict[str, str]) -> list[int]:
     barrier = threading.Barrier(len(wheels))
     statuses: list[int] = [0] * len(wheels)
 
     def one(i: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
             files = [("wheels", (wheels[i].name, wheels[i].read_bytes()))]
             barrier.wait(DEADLINE)  # all post at once (a failed thread breaks it)
             statuses[i] = client.post("/plugins", files=files).status_code
@@ -231,16 +232,16 @@ def test_concurrent_publishes_of_one_version_have_one_winner_and_no_corrupt_stat
         name = unique()
         different = [plugin_wheel(tmp_path / f"v{i}", name, "1.0.0", summary=f"variant {i}")
                      for i in range(4)]
-        statuses = _race(url, different)
+        statuses = _race(url, different, server.auth_headers)
         assert sorted(statuses) == [201, 409, 409, 409]
         winner = different[statuses.index(201)]
-        with httpx.Client(base_url=url, timeout=30) as api:
+        with httpx.Client(base_url=url, headers=server.auth_headers, timeout=30) as api:
             version = api.get(f"/plugins/{name}/versions/1.0.0").json()
             assert version["sha256"] == hashlib.sha256(winner.read_bytes()).hexdigest()
             assert len(version["wheels"]) == 1
             assert api.get(f"/plugins/{name}").json()["versions"] == ["1.0.0"]
         same = plugin_wheel(tmp_path / "same", unique(), "2.0.0")
-        statuses = _race(url, [same] * 4)
+        statuses = _race(url, [same] * 4, server.auth_headers)
         assert sorted(statuses) == [200, 200, 200, 201]
     finally:
         server.stop()

@@ -28,7 +28,8 @@ async def test_changes_and_reports_cross_replicas_sharing_one_database(
     try:
         second = start_server(tmp_path / "b", **tuning)
         agent = ProtocolAgent(second.grpc_target)
-        with httpx.Client(base_url=first.http_url + "/api/v1", timeout=90) as api:
+        with httpx.Client(base_url=first.http_url + "/api/v1",
+                          headers=first.auth_headers, timeout=90) as api:
             name = unique()
             publish(api, plugin_wheel(tmp_path, name, "1.0.0"))
             await agent.connect()

@@ -80,7 +80,8 @@ async def test_install_pushes_the_new_desired_state_to_the_open_stream(
 ) -> None:
     # A server that never sweeps revisions: what reaches the stream was pushed by the install.
     server = start_server(tmp_path / "home", revision_poll_interval=3600)
-    api = httpx.Client(base_url=server.http_url + "/api/v1", timeout=30)
+    api = httpx.Client(base_url=server.http_url + "/api/v1",
+                       headers=server.auth_headers, timeout=30)
     try:
         await _pushes_the_new_desired_state(server, api, tmp_path)
     finally:
@@ -244,7 +245,8 @@ async def test_download_wheel_streams_chunks_and_resumes_from_an_offset(
 
     server = start_server(tmp_path / "home", chunk_size=256 * 1024)
     try:
-        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1",
+                          headers=server.auth_headers, timeout=30) as api:
             name = unique()
             blob = bytes(range(256)) * 4096 * 3  # 3 MiB of incompressible-ish data
             import os
@@ -331,7 +333,8 @@ async def test_heartbeats_keep_an_agent_online_and_silence_makes_it_offline(
     server = start_server(tmp_path / "home", heartbeat_interval=0.2,
                           offline_after=offline_after, presence_flush_interval=0.1)
     try:
-        with httpx.Client(base_url=server.http_url + "/api/v1", timeout=30) as api:
+        with httpx.Client(base_url=server.http_url + "/api/v1",
+                          headers=server.auth_headers, timeout=30) as api:
             agent = ProtocolAgent(server.grpc_target)
 
             async def heartbeats() -> None:

@@ -23,7 +23,7 @@ def _publish(db: Database, *paths: Path) -> None:
 
 
 def _register(db: Database, agent_id: str) -> None:
-    db.call(agents.register, agents.AgentInfo(agent_id=agent_id))
+    db.call(agents.register, agents.AgentInfo(agent_id=agent_id, jobs_enabled=True))
 
 
 def _create(db: Database, agent: str = "a1", **kwargs: Any) -> jobs.CreateResult:
@@ -51,7 +51,8 @@ def test_create_validates_and_queues_with_one_pending_record_per_entry(
                                                  isolation="process")])
     job = result.job
     assert job["status"] == "queued" and job["agent"] == "a1"
-    assert job["commands"] == ["make", "make test"] and job["env"] == {"CI": "1"}
+    # env values are write-only: the API shows the names, the agent gets the values
+    assert job["commands"] == ["make", "make test"] and job["env"] == {"CI": "<set>"}
     assert job["timeout"] == 30 and job["exit_code"] is None
     assert [(p["index"], p["stage"], p["order"], p["status"], p["isolation"], p["config"])
             for p in job["plugins"]] == [
@@ -60,6 +61,7 @@ def test_create_validates_and_queues_with_one_pending_record_per_entry(
     ]
     dispatch = result.dispatch
     assert dispatch.job_id == job["id"] and dispatch.timeout == 30
+    assert dict(dispatch.env) == {"CI": "1"}
     first = dispatch.plugins[0]
     assert [w[0].split("-")[0] for w in first.wheels] == [name.replace("-", "_"),
                                                          dep.replace("-", "_")]
@@ -212,7 +214,8 @@ def test_sweep_fails_jobs_of_gone_agents_and_overdue_jobs(
     database: Database, plugin: tuple[str, str]
 ) -> None:
     now = time.time()
-    database.call(agents.register, agents.AgentInfo(agent_id="gone"), now=now - 120)
+    database.call(agents.register, agents.AgentInfo(agent_id="gone", jobs_enabled=True),
+                  now=now - 120)
     _register(database, "here")
     _register(database, "slow")
     gone = _create(database, agent="gone").job["id"]

@@ -1,0 +1,133 @@
+"""The per-plugin statuses of the desired-state plugins, and the reports that carry them.
+
+Used by the :class:`~arcade_agent.reconciler.Reconciler`: every status change of a plugin
+(``downloading`` → ``installing`` → ``running`` | ``failed`` | ``removed``, with error text and
+restarts) is :meth:`Statuses.set` here, and the changes of one event loop tick are coalesced
+into one ``PluginStatusReport`` for the revision being applied (``complete=True`` once it is
+applied). A running plugin's status is refreshed from the host's live status on the way out,
+so restarts and a process plugin that failed for good are reported as they are. Runs on the
+agent's event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import TYPE_CHECKING
+
+from arcade_core import Event, PluginNotFound
+from arcade_core.rpc.v1 import pb
+from arcade_core.states import PluginState
+
+from .report import PluginReport, with_host_status
+from .state import AppliedState
+
+if TYPE_CHECKING:
+    from arcade_core import PluginHost
+
+__all__ = ["Report", "Statuses"]
+
+log = logging.getLogger("arcade_agent.reconciler")
+
+#: Sends a status report; False when the stream is down (the next ``Register`` carries the
+#: truth anyway).
+Report = Callable[[pb.AgentMessage], Awaitable[bool]]
+
+
+class Statuses:
+    """The statuses by plugin name, for the plugins applied in ``state`` on ``host``.
+
+    ``revision`` and ``complete`` go into every report: the revision being applied (or last
+    applied) and whether it is fully applied.
+    """
+
+    def __init__(self, host: PluginHost, state: AppliedState, report: Report) -> None:
+        self.host = host
+        self.state = state
+        self.revision = state.revision
+        self.complete = True
+        self._by_name: dict[str, PluginReport] = {}
+        self._report = report
+        self._report_scheduled = False
+        self._loop = asyncio.get_running_loop()
+
+    def get(self, name: str) -> PluginReport | None:
+        """The status of ``name`` as last set (not refreshed), or None."""
+        return self._by_name.get(name)
+
+    def all(self) -> list[PluginReport]:
+        """Current per-plugin statuses (restarts and failures refreshed from the host)."""
+        return [self.refresh(r) for r in sorted(self._by_name.values(), key=lambda r: r.name)]
+
+    def running(self) -> list[PluginReport]:
+        """What really runs: the applied plugins as the host sees them (for ``Register``)."""
+        out = []
+        for plugin in sorted(self.state.plugins.values(), key=lambda p: p.name):
+            report = PluginReport(plugin.name, plugin.version, PluginState.RUNNING,
+                                  isolation=plugin.isolation, sha256=plugin.sha256)
+            out.append(self.refresh(report))
+        return out
+
+    def set(self, report: PluginReport) -> None:
+        """Record ``report`` as its plugin's status and report it (coalesced)."""
+        self._by_name[report.name] = report
+        self.schedule_report()
+
+    def forget_removed(self) -> None:
+        """Drop the ``removed`` statuses: an earlier revision's news."""
+        for name, status in list(self._by_name.items()):
+            if status.state is PluginState.REMOVED:
+                del self._by_name[name]
+
+    def forget_unwanted(self, wanted: Collection[str]) -> None:
+        """Drop the statuses of plugins neither ``wanted`` nor applied (e.g. a failed
+        install that is no longer wanted)."""
+        for name in list(self._by_name):
+            if name not in wanted and name not in self.state.plugins:
+                del self._by_name[name]
+
+    def refresh(self, report: PluginReport) -> PluginReport:
+        """``report`` with the host's live state (restarts, failed, restarting) folded in."""
+        if report.state is not PluginState.RUNNING:
+            return report
+        applied = self.state.plugins.get(report.name)
+        if applied is None or applied.version != report.version:
+            return report
+        try:
+            status = self.host.status(report.name)
+        except PluginNotFound:
+            return with_host_status(report, None)
+        return with_host_status(report, status)
+
+    def host_event(self, event: Event) -> None:
+        """On the loop: a process plugin crashed, restarted or failed for good."""
+        key = str(event.data.get("key") or event.data.get("name") or "")
+        current = self._by_name.get(key)
+        applied = self.state.plugins.get(key)
+        if current is None or applied is None:
+            return
+        self.set(self.refresh(PluginReport(key, applied.version, PluginState.RUNNING,
+                                           isolation=applied.isolation,
+                                           sha256=applied.sha256)))
+
+    def schedule_report(self) -> None:
+        """Send the statuses on the next loop tick (once, however many changes come)."""
+        if not self._report_scheduled:
+            self._report_scheduled = True
+            self._loop.call_soon(self._send_report)
+
+    def _send_report(self) -> None:
+        self._report_scheduled = False
+        message = pb.AgentMessage(status=pb.PluginStatusReport(
+            revision=self.revision,
+            plugins=[r.to_pb() for r in self.all()],
+            complete=self.complete,
+        ))
+        task = asyncio.ensure_future(self._report(message))
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Future[bool]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("could not send a status report: %r", task.exception())

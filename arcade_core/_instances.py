@@ -1,0 +1,275 @@
+"""The loaded plugins of one :class:`~arcade_core.PluginHost`, by key: make the new one,
+then swap.
+
+Used by the host for every management call (``load``, ``reconfigure``, ``unload``,
+``close``) and for status queries; never on the path of a hook call, which goes through
+pluggy alone. An :class:`Instance` is one loaded plugin: its environment, isolation,
+config, and the object registered in the PluginManager under its key — the plugin itself
+(in-process, imported by :mod:`arcade_core._loader`) or the proxy of its supervised child
+(:mod:`arcade_core._process`, :mod:`arcade_core._proxy`).
+
+Loading is *make the new one first, then swap*: an upgrade, a config change or an isolation
+change builds the new instance (or starts the new child) while the old one keeps serving;
+only if that worked is the old one unregistered and unloaded. A failure leaves the old one
+running and raises :class:`~arcade_core.PluginLoadError` with the reason.
+
+Locks: :attr:`Instances.manage` serializes the management calls; :attr:`Instances.lock`
+guards :attr:`Instances.by_key` for short reads and writes (the host's ``call`` takes it
+too). No lock is held while plugin code runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from . import _loader
+from ._environment import Environment
+from ._events import HostEvents
+from ._exceptions import HostClosed, InvalidConfig, PluginLoadError, PluginNotFound
+from ._hookcaller import CallStats, check_plugin
+from ._process import ProcessPlugin
+from ._proxy import make_proxy
+from ._status import PluginStatus
+from ._types import Event
+from .states import Isolation, PluginState
+
+__all__ = ["Instance", "Instances", "NewProcess"]
+
+#: Makes (not yet starts) the supervisor of a process plugin: ``(env, key, config)``.
+NewProcess = Callable[[Environment, str, dict[str, Any]], ProcessPlugin]
+
+
+@dataclass(eq=False)
+class Instance:
+    """One loaded plugin, registered in the PluginManager as ``obj`` under ``key``."""
+
+    key: str
+    env: Environment
+    isolation: Isolation
+    config: dict[str, Any]
+    obj: object  # what is registered in the PluginManager
+    hooks: list[str]
+    imported: _loader.ImportedPlugin | None = None
+    process: ProcessPlugin | None = None
+
+
+class Instances:
+    """Every plugin loaded in ``pm``, by key, with the call statistics ``stats`` that the
+    host's hook executor keeps (one :class:`CallStats` per key, reset by each swap).
+
+    ``new_process`` makes the supervisor of a process plugin with the host's settings;
+    ``check_schemas`` is the host's ``check_config_schemas``; ``events`` hears
+    ``plugin.loaded`` and ``plugin.unloaded``.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        stats: dict[str, CallStats],
+        events: HostEvents,
+        new_process: NewProcess,
+        *,
+        check_schemas: bool,
+    ) -> None:
+        self.pm = pm
+        self.stats = stats
+        self.events = events
+        self.new_process = new_process
+        self.check_schemas = check_schemas
+        self.manage = threading.RLock()  # serializes load/unload/reconfigure/close
+        self.lock = threading.Lock()  # guards by_key for short reads/writes
+        self.by_key: dict[str, Instance] = {}
+        self.closed = False
+
+    def check_open(self) -> None:
+        """Raise :class:`~arcade_core.HostClosed` once the host is closed."""
+        if self.closed:
+            raise HostClosed("this PluginHost is closed")
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def get(self, key: str) -> Instance:
+        """The instance loaded as ``key`` (:class:`~arcade_core.PluginNotFound` if none)."""
+        with self.lock:
+            loaded = self.by_key.get(key)
+        if loaded is None:
+            raise PluginNotFound(f"no plugin is loaded as {key!r}")
+        return loaded
+
+    def keys(self) -> list[str]:
+        """The keys loaded now."""
+        with self.lock:
+            return list(self.by_key)
+
+    def statuses(self) -> list[PluginStatus]:
+        """The status of every loaded plugin, by key."""
+        with self.lock:
+            loaded = sorted(self.by_key.values(), key=lambda item: item.key)
+        return [self.status(item) for item in loaded]
+
+    def in_use(self, paths: Collection[Path]) -> list[str]:
+        """``key (name@version)`` of every instance running one of the environments at
+        ``paths``, sorted."""
+        with self.lock:
+            return sorted(f"{item.key} ({item.env.key})" for item in self.by_key.values()
+                          if item.env.path in paths)
+
+    def status(self, loaded: Instance) -> PluginStatus:
+        """What ``loaded`` is doing: the supervisor's state for a process plugin, its call
+        statistics either way."""
+        st = self.stats.get(loaded.key) or CallStats()
+        process = loaded.process
+        if process is not None:
+            state = process.state
+            restarts = process.restarts
+            if state in (PluginState.FAILED, PluginState.RESTARTING):
+                last_error = process.last_error or st.last_error
+            else:
+                last_error = st.last_error or process.last_error
+            pid = process.pid
+            malformed = process.malformed
+            hooks = list(process.hooks)
+        else:
+            state, restarts, last_error = PluginState.RUNNING, 0, st.last_error
+            pid, malformed = None, 0
+            hooks = list(loaded.hooks)
+        return PluginStatus(
+            key=loaded.key, name=loaded.env.name, version=loaded.env.version,
+            isolation=loaded.isolation, state=state, restarts=restarts,
+            last_error=last_error, calls=st.calls, errors=st.errors,
+            mean_latency_ms=st.mean_latency_ms, pid=pid, config=dict(loaded.config),
+            hooks=hooks, malformed=malformed,
+        )
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(
+        self,
+        key: str,
+        env: Environment,
+        config: Mapping[str, Any] | None,
+        isolation: Isolation | str | None,
+    ) -> PluginStatus:
+        """Load ``env`` as ``key`` with ``config`` (validated, defaults applied) and
+        ``isolation`` (``None``: the manifest's), replacing what ``key`` runs.
+
+        The same environment, config and isolation is a no-op, unless the process plugin
+        has ``failed``: then it is started afresh.
+        """
+        if not isinstance(key, str) or not key.strip():
+            raise PluginLoadError(f"a plugin key must be a non-empty string, not {key!r}")
+        effective = env.manifest.validate_config(config, check=self.check_schemas)
+        wanted = isolation or env.manifest.isolation or Isolation.INLINE
+        if wanted not in tuple(Isolation):
+            raise InvalidConfig(
+                f"isolation {wanted!r} is not supported; use one of {', '.join(Isolation)}"
+            )
+        mode = Isolation(wanted)
+        with self.manage:
+            self.check_open()
+            with self.lock:
+                old = self.by_key.get(key)
+            if (
+                old is not None
+                and old.env.path == env.path
+                and old.config == effective
+                and old.isolation == mode
+                and (old.process is None or old.process.state is not PluginState.FAILED)
+            ):
+                return self.status(old)
+            new = self._make(key, env, effective, mode, replacing=old)
+            self._swap(key, old, new)
+        data: dict[str, Any] = {"key": key, "name": env.name, "version": env.version,
+                                "isolation": mode}
+        if old is not None:
+            data["previous_version"] = old.env.version
+        self.events.dispatch(Event("plugin.loaded", data))
+        return self.status(new)
+
+    def unload(self, key: str) -> None:
+        """Unregister ``key`` and really unload it (see :meth:`PluginHost.unload
+        <arcade_core.PluginHost.unload>`)."""
+        with self.manage:
+            with self.lock:
+                loaded = self.by_key.pop(key, None)
+                if loaded is None:
+                    raise PluginNotFound(f"no plugin is loaded as {key!r}")
+                self.pm.unregister(name=key)
+                self.stats.pop(key, None)
+            self._discard(loaded)
+        self.events.dispatch(Event("plugin.unloaded", {
+            "key": key, "name": loaded.env.name, "version": loaded.env.version,
+            "isolation": loaded.isolation,
+        }))
+
+    def _make(
+        self,
+        key: str,
+        env: Environment,
+        config: dict[str, Any],
+        isolation: Isolation,
+        *,
+        replacing: Instance | None,
+    ) -> Instance:
+        """Import and construct (or start) a new instance; nothing registered yet."""
+        if isolation is Isolation.PROCESS:
+            process = self.new_process(env, key, config)
+            process.start()
+            return Instance(key, env, isolation, config, make_proxy(process),
+                            list(process.hooks), process=process)
+        old_env = replacing.env if replacing is not None and replacing.imported else None
+        imported = _loader.import_plugin(env, replacing=old_env)
+        try:
+            try:
+                obj = _loader.instantiate(imported.target, config)
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"{env.key}: constructing {env.entry_point.value} failed: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            hooks = check_plugin(self.pm, obj, key)
+        except BaseException:
+            _loader.abort(imported)
+            raise
+        return Instance(key, env, isolation, config, obj, hooks, imported=imported)
+
+    def _swap(self, key: str, old: Instance | None, new: Instance) -> None:
+        """Register ``new`` under ``key`` in place of ``old``, then unload ``old``."""
+        with self.lock:
+            if old is not None:
+                self.pm.unregister(name=key)
+            try:
+                self.pm.register(new.obj, name=key)
+            except Exception as exc:
+                if old is not None:
+                    self.pm.register(old.obj, name=key)
+                error: Exception | None = exc
+            else:
+                error = None
+                self.by_key[key] = new
+                self.stats[key] = CallStats()
+        if error is not None:
+            self._discard(new, restore=True)
+            reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+            raise PluginLoadError(f"{new.env.key}: cannot be registered as {key!r}: {reason}") \
+                from error
+        if new.imported is not None:
+            _loader.commit(new.imported)
+        if old is not None:
+            self._discard(old)
+
+    @staticmethod
+    def _discard(loaded: Instance, *, restore: bool = False) -> None:
+        if loaded.imported is not None:
+            if restore:
+                _loader.abort(loaded.imported)
+            else:
+                _loader.release(loaded.imported)
+        if loaded.process is not None:
+            loaded.process.stop()
