@@ -29,6 +29,7 @@ bounded the same way: commands and env together ≤ :data:`MAX_JOB_TEXT_BYTES` (
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ __all__ = [
     "RateLimiter",
     "canonical_config",
     "check_job_text",
+    "check_labels",
     "check_name_version",
     "desired_state_bound",
     "job_bound",
@@ -80,6 +82,8 @@ MAX_LABELS = 64
 MAX_LABEL_KEY = 200
 MAX_LABEL_NAME = 63
 MAX_LABEL_VALUE = 256
+
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
 
 @dataclass(frozen=True)
@@ -183,3 +187,28 @@ class RateLimiter:
             return False
         self._warned[key] = now
         return True
+
+
+def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels (an agent's, or a selector), if there are at most :data:`MAX_LABELS` and
+    each key and value is acceptable (keys: an optional ``prefix/`` and a name of at most
+    :data:`MAX_LABEL_NAME` letters, digits and ``. _ -``, the whole at most
+    :data:`MAX_LABEL_KEY` characters; values at most :data:`MAX_LABEL_VALUE`); else
+    :class:`Invalid` saying which and why."""
+    if len(labels) > MAX_LABELS:
+        raise Invalid(f"{len(labels)} labels given; at most {MAX_LABELS}")
+    out: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not _LABEL_KEY.match(key) \
+                or len(key.rpartition("/")[2]) > MAX_LABEL_NAME:
+            shown = key[:60] + "..." if isinstance(key, str) and len(key) > 60 else key
+            raise Invalid(
+                f"invalid label key {shown!r}: use letters, digits and . _ / -, starting with "
+                f"a letter or digit, at most {MAX_LABEL_KEY} characters, the part after the "
+                f"last '/' at most {MAX_LABEL_NAME}"
+            )
+        if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE:
+            raise Invalid(f"invalid value for label {key!r}: a string of at most "
+                          f"{MAX_LABEL_VALUE} characters")
+        out[key] = value
+    return out

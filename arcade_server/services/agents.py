@@ -29,7 +29,7 @@ from arcade_core.states import AgentPresence, PluginState
 from ..db import tables as t
 from ..db.tables import AnyRow
 from ..errors import Invalid, NotFound
-from ..limits import MAX_LABEL_KEY, MAX_LABEL_NAME, MAX_LABEL_VALUE, MAX_LABELS
+from ..limits import check_labels
 from ._sql import upsert
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "status_update",
     "validate_agent_id",
     "validate_job_allow",
-    "validate_labels",
     "validate_registration",
 ]
 
@@ -60,7 +59,6 @@ __all__ = [
 #: but ``restarting``, which the agent reports as ``running`` (with its restarts and error).
 REPORTED_STATES = frozenset(PluginState) - {PluginState.RESTARTING}
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
 
 @dataclass(frozen=True)
@@ -103,30 +101,6 @@ def validate_agent_id(agent_id: str) -> str:
             "starting with a letter or digit"
         )
     return agent_id
-
-
-def validate_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    """The labels, if there are at most :data:`~arcade_server.limits.MAX_LABELS` and each key
-    and value is acceptable (keys: an optional ``prefix/`` and a name of at most 63 letters,
-    digits and ``. _ -``, the whole at most 200 characters; values at most 256 characters);
-    else :class:`Invalid` saying which and why."""
-    if len(labels) > MAX_LABELS:
-        raise Invalid(f"{len(labels)} labels given; at most {MAX_LABELS}")
-    out: dict[str, str] = {}
-    for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_KEY.match(key) \
-                or len(key.rpartition("/")[2]) > MAX_LABEL_NAME:
-            shown = key[:60] + "..." if isinstance(key, str) and len(key) > 60 else key
-            raise Invalid(
-                f"invalid label key {shown!r}: use letters, digits and . _ / -, starting with "
-                f"a letter or digit, at most {MAX_LABEL_KEY} characters, the part after the "
-                f"last '/' at most {MAX_LABEL_NAME}"
-            )
-        if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE:
-            raise Invalid(f"invalid value for label {key!r}: a string of at most "
-                          f"{MAX_LABEL_VALUE} characters")
-        out[key] = value
-    return out
 
 
 def _clip(text: str, limit: int) -> str:
@@ -177,7 +151,7 @@ def validate_registration(info: AgentInfo) -> AgentInfo:
     """Check the agent id, labels, job patterns and reported plugin states (raises
     :class:`Invalid`)."""
     validate_agent_id(info.agent_id)
-    validate_labels(info.labels)
+    check_labels(info.labels)
     validate_job_allow(info.jobs_allow)
     _state_rows(info.agent_id, info.plugins, info.applied_revision, 0.0)
     return info
@@ -195,7 +169,7 @@ def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | 
     now = time.time() if now is None else now
     latest: dict[str, tuple[AgentInfo, dict[str, str]]] = {}
     for info in infos:
-        latest[validate_agent_id(info.agent_id)] = (info, validate_labels(info.labels))
+        latest[validate_agent_id(info.agent_id)] = (info, check_labels(info.labels))
     if not latest:
         return []
     rows = [

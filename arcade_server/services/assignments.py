@@ -28,10 +28,10 @@ from arcade_core.states import Isolation
 from ..db import tables as t
 from ..db.tables import AnyRow
 from ..errors import Conflict, Invalid, NotFound
-from ..limits import ConfigLimits, canonical_config
+from ..limits import ConfigLimits, canonical_config, check_labels
 from . import registry, secrets
 from ._sql import upsert
-from .agents import get_agent_row, validate_labels
+from .agents import get_agent_row
 
 __all__ = [
     "AssignResult",
@@ -134,7 +134,7 @@ def _bump(conn: Connection, where: Any) -> dict[str, int]:
 
 def _selector_clause(selector: Mapping[str, str]) -> Any:
     """SQL condition: the agent has every ``key=value`` of the selector (empty: every agent)."""
-    labels = validate_labels(selector)
+    labels = check_labels(selector)
     if not labels:
         return t.agents.c.id.is_not(None)
     label = t.agent_labels.c

@@ -42,7 +42,7 @@ __all__ = [
     "SelectorRemoveRequest",
 ]
 
-#: What ``services.agents.validate_labels`` accepts as a label key (values: ≤ 256 chars):
+#: What ``arcade_server.limits.check_labels`` accepts as a label key (values: ≤ 256 chars):
 #: ≤ 200 characters, the part after the last ``/`` ≤ 63.
 #: (The pattern is a little looser than the service: it does not insist on the first
 #: character when there is no ``/``; the service answers those 422.)

@@ -50,7 +50,7 @@ def _revision(api: httpx.Client, agent_id: str) -> Any:
 
 
 async def _agent(server: ServerThread) -> ProtocolAgent:
-    agent = ProtocolAgent(server.grpc_target)
+    agent = ProtocolAgent(server.grpc_target, jobs_enabled=True)
     await agent.connect(labels={"team": "limits"})
     await agent.desired()
     return agent
