@@ -2,6 +2,11 @@
 
 Names are normalized per PEP 503 (``Arcade_CPU`` → ``arcade-cpu``); versions and ranges are
 PEP 440, parsed by :mod:`packaging`. A bare version after ``@`` means exactly that version.
+
+Lengths are bounded before anything is parsed (names :data:`MAX_NAME_LENGTH`, a version
+:data:`MAX_VERSION_LENGTH`, a whole spec :data:`MAX_SPEC_LENGTH`): besides matching the
+server's columns, this keeps every number in a version far below Python's integer-string
+limit (4,300 digits), which :mod:`packaging` would otherwise hit with a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,22 @@ from packaging.version import InvalidVersion, Version
 
 from ._exceptions import InvalidSpec
 
-__all__ = ["PluginSpec", "normalize_name", "parse_spec"]
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "MAX_SPEC_LENGTH",
+    "MAX_VERSION_LENGTH",
+    "PluginSpec",
+    "check_version_text",
+    "normalize_name",
+    "parse_spec",
+]
+
+#: Longest project name accepted (the server's name columns).
+MAX_NAME_LENGTH = 200
+#: Longest version accepted, alone or inside a range (the server's version columns).
+MAX_VERSION_LENGTH = 100
+#: Longest spec text accepted, ``name@range`` with its whitespace.
+MAX_SPEC_LENGTH = 500
 
 # PEP 508 project names: letters, digits, and . _ - inside, starting and ending alphanumeric.
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
@@ -24,12 +44,30 @@ _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
 def normalize_name(name: str) -> str:
     """Return the PEP 503 normalized form of a project name, or raise :class:`InvalidSpec`."""
+    if not isinstance(name, str):
+        raise InvalidSpec(f"invalid plugin name {name!r}: expected a string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidSpec(
+            f"invalid plugin name {name[:40]!r}...: {len(name)} characters, at most "
+            f"{MAX_NAME_LENGTH}"
+        )
     if not _NAME.match(name):
         raise InvalidSpec(
             f"invalid plugin name {name!r}: use letters, digits, '.', '_' and '-', "
             "starting and ending with a letter or digit"
         )
     return canonicalize_name(name)
+
+
+def check_version_text(text: str) -> str:
+    """``text`` if it is at most :data:`MAX_VERSION_LENGTH` characters, else
+    :class:`InvalidSpec` (call before :class:`~packaging.version.Version` parses it)."""
+    if len(text) > MAX_VERSION_LENGTH:
+        raise InvalidSpec(
+            f"version {text[:40]!r}... is {len(text)} characters long; at most "
+            f"{MAX_VERSION_LENGTH}"
+        )
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +116,11 @@ def parse_spec(text: str) -> PluginSpec:
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidSpec("empty plugin spec: expected 'name', 'name@1.2.0' or 'name@>=1.2,<2'")
+    if len(text) > MAX_SPEC_LENGTH:
+        raise InvalidSpec(
+            f"invalid plugin spec {text[:40]!r}...: {len(text)} characters, at most "
+            f"{MAX_SPEC_LENGTH}"
+        )
     raw = text.strip()
     name, sep, version_part = raw.partition("@")
     name = name.strip()
@@ -95,15 +138,21 @@ def parse_spec(text: str) -> PluginSpec:
         )
     if version_part[0].isdigit():
         try:
-            Version(version_part)
-        except InvalidVersion:
+            Version(check_version_text(version_part))
+        except InvalidSpec as exc:
+            raise InvalidSpec(f"invalid plugin spec {text[:80]!r}: {exc}") from None
+        except (InvalidVersion, ValueError):
             raise InvalidSpec(
                 f"invalid plugin spec {text!r}: {version_part!r} is not a PEP 440 version"
             ) from None
         return PluginSpec(normalized, SpecifierSet(f"=={version_part}"))
     try:
         specifier = SpecifierSet(version_part)
-    except InvalidSpecifier:
+        for clause in specifier:
+            check_version_text(clause.version)
+    except InvalidSpec as exc:
+        raise InvalidSpec(f"invalid plugin spec {text[:80]!r}: {exc}") from None
+    except (InvalidSpecifier, ValueError):
         raise InvalidSpec(
             f"invalid plugin spec {text!r}: {version_part!r} is not a PEP 440 version or "
             "range (examples: '1.2.0', '>=1.2,<2', '~=1.4')"

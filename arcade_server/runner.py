@@ -28,11 +28,12 @@ from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM
 
 from .api.app import create_app
 from .errors import StartupError
+from .limits import GRPC_MAX_SEND
 from .rpc.servicer import AgentService
 from .settings import Settings
 from .state import ServerState
 
-__all__ = ["ArcadeServer", "ServerThread", "run", "serve", "settle_gc"]
+__all__ = ["ArcadeServer", "ServerThread", "grpc_options", "run", "serve", "settle_gc"]
 
 log = logging.getLogger("arcade.server")
 
@@ -40,8 +41,10 @@ log = logging.getLogger("arcade.server")
 _GC_GEN0 = 10_000
 
 GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", 8 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    # Every desired state and job the settings allow fits (arcade_server.limits); the agent
+    # accepts as much. What agents send is bounded by the grpc_max_receive_bytes setting
+    # (grpc_options).
+    ("grpc.max_send_message_length", GRPC_MAX_SEND),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -56,6 +59,13 @@ GRPC_OPTIONS = [
     ("grpc.server.max_pending_requests_hard_limit", 40_000),
 ]
 
+
+
+def grpc_options(settings: Settings) -> list[tuple[str, int]]:
+    """:data:`GRPC_OPTIONS` with the largest message an agent may send
+    (``grpc_max_receive_bytes``: larger → ``RESOURCE_EXHAUSTED``, the server carries on)."""
+    return [*GRPC_OPTIONS,
+            ("grpc.max_receive_message_length", settings.grpc_max_receive_bytes)]
 
 
 class _Uvicorn(uvicorn.Server):
@@ -132,7 +142,7 @@ class ArcadeServer:
         settings = self.settings
         await self.state.start()
         try:
-            self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
+            self._grpc = grpc.aio.server(options=grpc_options(settings))
             pb_grpc.add_AgentServiceServicer_to_server(  # type: ignore[no-untyped-call]
                 AgentService(self.state), self._grpc
             )

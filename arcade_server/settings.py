@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .errors import ServerError
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_home", "is_loopback"]
@@ -94,14 +95,27 @@ def _integer(name: str, value: Any) -> int:
         raise SettingsError(f"{name}: expected an integer, got {value!r}") from None
 
 
+def _number(name: str, value: Any) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}: expected a number, got {value!r}") from None
+
+
 _DURATIONS = {
     "heartbeat_interval", "offline_after", "metric_retention", "retention_interval",
     "presence_flush_interval", "revision_poll_interval", "wait_poll_interval", "max_wait",
     "shutdown_grace", "job_sweep_interval", "job_lost_after", "job_timeout_grace",
     "job_default_timeout", "job_max_timeout", "memory_release_interval",
+    "metric_warn_interval",
 }
-_SIZES = {"max_upload_bytes", "chunk_size"}
-_INTEGERS = {"http_port", "grpc_port", "db_threads", "metric_query_limit"}
+_SIZES = {"max_upload_bytes", "chunk_size", "max_config_bytes", "max_wheel_bytes",
+          "grpc_max_receive_bytes"}
+_INTEGERS = {"http_port", "grpc_port", "db_threads", "metric_query_limit",
+             "max_plugins_per_agent", "metric_batch_max", "metric_rows_per_plugin"}
+_FLOATS = {"metric_rate", "metric_burst"}
 
 
 @dataclass(frozen=True)
@@ -180,6 +194,36 @@ class Settings:
     #: Lifetime of the certificates issued to agents (they renew at 2/3 of it).
     agent_cert_days: float = 30.0
 
+    # -- limits on input (issue 13, "limits"): see arcade_server/limits.py for the arithmetic.
+    #: Largest plugin config, as canonical JSON (install, config update, job plugin entries);
+    #: larger → 413.
+    max_config_bytes: int = 64 * KIB
+    #: Most plugins assigned to one agent; one more → 409. With ``max_config_bytes`` this
+    #: bounds an agent's desired state: ``max_plugins_per_agent`` × (``max_config_bytes`` +
+    #: 80,000) + 64 bytes must fit the 16 MiB the server sends and the agent accepts
+    #: (defaults: 64 × 145,536 + 64 = 9,314,368 bytes), checked at start.
+    max_plugins_per_agent: int = 64
+    #: Largest single wheel of a publish (besides ``max_upload_bytes`` for all of them); → 413.
+    max_wheel_bytes: int = 100 * MIB
+    #: Largest message an agent may send on gRPC (a Register, a status report, a metric
+    #: batch, a job event); larger → ``RESOURCE_EXHAUSTED`` for that call. The largest
+    #: legitimate one is a metric batch of ``metric_batch_max`` metrics (~0.5 KiB each at their
+    #: longest fields) or a status report of ``max_plugins_per_agent`` plugins (≤ 8.5 KiB each).
+    grpc_max_receive_bytes: int = 4 * MIB
+    #: Metrics stored per agent per second on average, and the burst allowed above it (a token
+    #: bucket). The excess is dropped and counted in the agent's ``metrics_dropped``; the
+    #: agent is not told (the stream stays open), the server logs a warning at most once per
+    #: ``metric_warn_interval`` per agent.
+    metric_rate: float = 200.0
+    metric_burst: float = 20_000.0
+    metric_warn_interval: float = 60.0
+    #: Metrics in one batch message; the rest of the batch is dropped and counted.
+    metric_batch_max: int = 1000
+    #: Metric rows kept per agent and plugin (the newest ones); the retention sweep (every
+    #: ``retention_interval``) deletes older rows, as it deletes rows older than
+    #: ``metric_retention``.
+    metric_rows_per_plugin: int = 100_000
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
         self._check_transport()
@@ -233,6 +277,7 @@ class Settings:
             raise SettingsError(
                 "admin_token: must be at least 16 printable characters without surrounding "
                 "spaces (or empty for a random one)")
+        self._check_limits()
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise SettingsError(f"log_level: {self.log_level!r} is not a logging level")
 
@@ -278,6 +323,32 @@ class Settings:
             return "https"
         return "http"
 
+    def _check_limits(self) -> None:
+        for name in ("max_config_bytes", "max_plugins_per_agent", "max_wheel_bytes",
+                     "grpc_max_receive_bytes", "metric_batch_max", "metric_rows_per_plugin"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if not (self.metric_rate > 0 and self.metric_burst >= 1):
+            raise SettingsError("metric_rate must be positive and metric_burst at least 1")
+        bound = limits.desired_state_bound(self.max_config_bytes, self.max_plugins_per_agent)
+        if bound > limits.GRPC_MAX_SEND:
+            raise SettingsError(
+                f"max_plugins_per_agent ({self.max_plugins_per_agent}) x (max_config_bytes "
+                f"({self.max_config_bytes}) + {limits.PLUGIN_OVERHEAD}) = {bound} bytes: a "
+                f"desired state that large could not be sent (limit {limits.GRPC_MAX_SEND}); "
+                "lower one of them"
+            )
+        if limits.job_bound(self.max_config_bytes, limits.MAX_JOB_PLUGINS) > \
+                limits.GRPC_MAX_SEND:
+            raise SettingsError(
+                f"max_config_bytes ({self.max_config_bytes}) is too large: a job with "
+                f"{limits.MAX_JOB_PLUGINS} plugin entries could not be sent; lower it")
+
+    @property
+    def config_limits(self) -> limits.ConfigLimits:
+        """The limits the assignment and job services check."""
+        return limits.ConfigLimits(self.max_config_bytes, self.max_plugins_per_agent)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -316,6 +387,8 @@ class Settings:
                 converted[name] = _size(name, value)
             elif name in _INTEGERS:
                 converted[name] = _integer(name, value)
+            elif name in _FLOATS:
+                converted[name] = _number(name, value)
             elif name == "home":
                 converted[name] = Path(str(value))
             elif name == "san":

@@ -24,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from arcade_core.memory import release_memory
 
@@ -36,6 +38,7 @@ from .blobcache import BlobCache
 from .db.batcher import Batcher
 from .db.engine import Database
 from .errors import MigrationError
+from .limits import RateLimiter
 from .presence import Presence
 from .rpc.hub import Hub
 from .rpc.identity import Identities
@@ -45,7 +48,7 @@ from .settings import Settings
 from .storage import LocalBlobStore
 from .tls import ServerTLS, load_tls
 
-__all__ = ["ServerState", "migrate_database"]
+__all__ = ["ServerState", "migrate_database", "sweep_uploads"]
 
 log = logging.getLogger("arcade.server")
 
@@ -68,6 +71,21 @@ async def migrate_database(url: str) -> None:
         text = (err or out).decode(errors="replace").strip().splitlines()
         raise MigrationError(
             "database migration failed: " + (text[-1] if text else f"exit {proc.returncode}"))
+
+
+def sweep_uploads(upload_dir: Path) -> int:
+    """Empty ``upload_dir`` of what a crash left (partial uploads; blocking: called in a
+    thread at start, before any request is served); return how many entries were removed."""
+    removed = 0
+    if upload_dir.is_dir():
+        for entry in upload_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    return removed
 
 
 class ServerState:
@@ -97,6 +115,9 @@ class ServerState:
             lambda updates: db.run(status_reports.report_statuses, updates), name="status reports")
         self.metric_batches: Batcher[metrics.MetricBatch, int] = Batcher(
             lambda batches: db.run(metrics.store_batches, batches), name="metric batches")
+        #: Per-agent metric rate limit (``metric_rate`` with ``metric_burst``).
+        self.metric_limiter = RateLimiter(settings.metric_rate, settings.metric_burst,
+                                          warn_interval=settings.metric_warn_interval)
         self.open_jobs: Batcher[str, bool] = Batcher(
             lambda ids: db.read(job_runs.with_open_jobs, ids), name="open-job checks")
         #: Audit rows of the REST calls answered together, written in one transaction.
@@ -129,7 +150,9 @@ class ServerState:
         if self.started:
             return
         settings = self.settings
-        settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        swept = await asyncio.to_thread(sweep_uploads, settings.upload_dir)
+        if swept:
+            log.info("removed %d partial upload(s) left in %s", swept, settings.upload_dir)
         await asyncio.to_thread(self.store.clear_temp)
         await self.load_tls()
         if self.migrate_in_subprocess:
@@ -226,11 +249,19 @@ class ServerState:
             raise
 
     async def expire_metrics(self) -> int:
-        cutoff = time.time() - self.settings.metric_retention
+        """The retention sweep (every ``retention_interval``): delete metric rows older than
+        ``metric_retention``, then those beyond the newest ``metric_rows_per_plugin`` of each
+        agent and plugin; return how many rows went."""
+        settings = self.settings
+        cutoff = time.time() - settings.metric_retention
         deleted = await self.db.run(metrics.purge, cutoff)
         if deleted:
             log.info("deleted %d metric rows older than the retention period", deleted)
-        return deleted
+        excess = await self.db.run(metrics.purge_excess, settings.metric_rows_per_plugin)
+        if excess:
+            log.info("deleted %d metric rows beyond %d per agent and plugin",
+                     excess, settings.metric_rows_per_plugin)
+        return deleted + excess
 
     async def close(self) -> None:
         for task in self._tasks:

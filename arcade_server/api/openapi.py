@@ -1,7 +1,8 @@
 """The OpenAPI document, with the limits that come from the server's settings written in.
 
 Routers are built once per process, but some limits are settings (``max_wait``,
-``job_max_timeout``, ``metric_query_limit``, ``max_upload_bytes``): :func:`install_openapi`
+``job_max_timeout``, ``metric_query_limit``, ``max_upload_bytes``, ``max_wheel_bytes``,
+``max_config_bytes``): :func:`install_openapi`
 makes ``/openapi.json`` state this server's values, so the document is true for the server
 that serves it (and documents the 400 FastAPI answers for an undecodable JSON body). The
 document is built on first request and cached.
@@ -54,10 +55,19 @@ def state_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]
                 })
             if "multipart/form-data" in content:
                 operation["requestBody"]["description"] = (
-                    f"at most {settings.max_upload_bytes} bytes in all (max_upload_bytes)")
-    job = document.get("components", {}).get("schemas", {}).get("JobCreateRequest")
+                    f"at most {settings.max_upload_bytes} bytes in all (max_upload_bytes), "
+                    f"each wheel at most {settings.max_wheel_bytes} (max_wheel_bytes)")
+    schemas = document.get("components", {}).get("schemas", {})
+    job = schemas.get("JobCreateRequest")
     if job is not None:
         _set_maximum(job["properties"]["timeout"], settings.job_max_timeout)
+    for name in ("InstallRequest", "SelectorInstallRequest", "JobPluginRequest"):
+        config = schemas.get(name, {}).get("properties", {}).get("config")
+        if config is not None:
+            config["description"] = (
+                f"{config.get('description', 'plugin config')}; at most "
+                f"{settings.max_config_bytes} bytes as canonical JSON (max_config_bytes), "
+                "finite numbers only")
     return document
 
 

@@ -2,8 +2,11 @@
 
 The request body is parsed as it arrives (``python-multipart``'s push parser): each file part
 in a ``wheels`` field goes to its own temp file (writes are done in a thread, a buffer of at most
-1 MiB at a time), and the total is counted as it streams: past ``max_bytes`` the upload stops
-with 413 at once, whatever ``Content-Length`` claimed. Nothing is held whole in memory.
+1 MiB at a time), and the total is counted as it streams: past ``max_bytes`` (or one wheel past
+``max_wheel_bytes``) the upload stops with 413 at once, whatever ``Content-Length`` claimed.
+Nothing is held whole in memory, and the temp directory is removed on every error; what a
+crash leaves in the upload directory is swept when the server starts
+(:meth:`arcade_server.state.ServerState.start`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from ..errors import Invalid, PayloadTooLarge
+from ..limits import MAX_WHEELS
 
 __all__ = ["UploadedWheels", "receive_wheels"]
 
 FIELD = "wheels"
 _FLUSH_BYTES = 1024 * 1024
-_MAX_FILES = 200
+_MAX_FILES = MAX_WHEELS
 
 
 @dataclass
@@ -75,14 +79,17 @@ class _Sink:
 class _Parser:
     """Callbacks for the push parser; file operations are queued for a worker thread."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_wheel_bytes: int | None = None) -> None:
         self.directory = directory
+        self.max_wheel_bytes = max_wheel_bytes
+        self._file_bytes = 0
         self.paths: list[Path] = []
         self._names: set[str] = set()
         self._header_name = b""
         self._header_value = b""
         self._disposition = b""
         self._index: int | None = None
+        self._name = ""
         self._skipping = False
         self.ops: list[tuple[str, int, Any]] = []
         self.closes = 0
@@ -126,12 +133,21 @@ class _Parser:
             raise Invalid(f"too many files: at most {_MAX_FILES} wheels per upload")
         self._names.add(name)
         self._index = len(self.paths)
+        self._file_bytes = 0
+        self._name = name
         path = self.directory / str(self._index) / name
         self.paths.append(path)
         self.ops.append(("open", self._index, path))
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._index is not None:
+            self._file_bytes += end - start
+            limit = self.max_wheel_bytes
+            if limit is not None and self._file_bytes > limit:
+                raise PayloadTooLarge(
+                    f"{self._name} is over the server's limit of {limit} bytes per wheel "
+                    "(max_wheel_bytes)", {"max_wheel_bytes": limit},
+                )
             self.ops.append(("data", self._index, data[start:end]))
         elif not self._skipping:
             self.field_bytes += end - start
@@ -151,8 +167,10 @@ async def _chunks(request: Request) -> AsyncIterator[bytes]:
         raise Invalid("the client went away before the upload finished") from None
 
 
-async def receive_wheels(request: Request, upload_dir: Path, max_bytes: int) -> UploadedWheels:
-    """Receive the ``wheels`` files of a multipart request into a fresh temp directory."""
+async def receive_wheels(request: Request, upload_dir: Path, max_bytes: int,
+                         max_wheel_bytes: int | None = None) -> UploadedWheels:
+    """Receive the ``wheels`` files of a multipart request into a fresh temp directory
+    (each at most ``max_wheel_bytes``, all together at most ``max_bytes``)."""
     content_type = request.headers.get("content-type", "")
     kind, params = parse_options_header(content_type)
     if kind != b"multipart/form-data" or b"boundary" not in params:
@@ -169,7 +187,7 @@ async def receive_wheels(request: Request, upload_dir: Path, max_bytes: int) -> 
     upload_dir.mkdir(parents=True, exist_ok=True)
     directory = Path(await asyncio.to_thread(tempfile.mkdtemp, dir=upload_dir, prefix="up-"))
     uploaded = UploadedWheels(directory)
-    state = _Parser(directory)
+    state = _Parser(directory, max_wheel_bytes)
     callbacks: Any = {
         "on_part_begin": state.on_part_begin,
         "on_part_data": state.on_part_data,

@@ -41,7 +41,8 @@ from ..services.desired import DesiredState
 from ..services.dispatch import Dispatch
 from .convert import cancel_to_pb, job_to_pb
 
-__all__ = ["REPLACED", "REVOKED", "AgentStream", "Hub", "Replaced", "Revoked", "Waiter"]
+__all__ = ["MAX_PENDING", "OVERFLOW", "REPLACED", "REVOKED", "AgentStream", "Hub", "Overflow",
+           "Replaced", "Revoked", "Waiter"]
 
 log = logging.getLogger("arcade.server.hub")
 
@@ -60,10 +61,22 @@ class Revoked:
 REVOKED = Revoked()
 
 
+class Overflow:
+    """Queue marker: the agent did not read its stream and too many messages were queued."""
+
+
+OVERFLOW = Overflow()
+
+#: Unsent jobs and cancels a stream may hold before it is closed as not reading.
+MAX_PENDING = 1000
+
+
 class AgentStream:
     """One open ``Connect`` stream: a queue of things to send, newest desired state wins.
 
-    The queue is a plain list (it holds one or two items, briefly) plus a future that exists
+    The queue is bounded: one desired state at most (a newer one replaces it) and at most
+    :data:`MAX_PENDING` jobs and cancels (see :meth:`send`). The queue is a plain list (it
+    holds one or two items, briefly) plus a future that exists
     only while the sender waits: a server holds one of these per connected agent, and an
     :class:`asyncio.Queue` (three deques and an event) cost ~3.5 KB more per agent
     (tracemalloc, 1,000 agents).
@@ -89,19 +102,41 @@ class AgentStream:
         #: sha256 of every wheel in the newest desired state queued for this stream.
         self.wheels: frozenset[str] = frozenset()
 
+    @property
+    def pending(self) -> int:
+        """Items queued and not yet taken by the sender (at most one desired state, and at
+        most :data:`MAX_PENDING` other messages)."""
+        return len(self._items)
+
     def offer(self, state: DesiredState) -> bool:
-        """Queue ``state`` unless an equal or newer revision was already queued."""
+        """Queue ``state`` unless an equal or newer revision was already queued. A desired
+        state still waiting in the queue is replaced in place (it would be skipped anyway):
+        a stream that does not read holds one desired state, never a backlog of them."""
         if self.closed or state.revision <= self.offered_revision:
             return False
         self.offered_revision = state.revision
         self.wheels = frozenset(w.sha256 for p in state.plugins for w in p.wheels)
+        for i, item in enumerate(self._items):
+            if isinstance(item, DesiredState):
+                self._items[i] = state
+                return True
         self._put(state)
         return True
 
     def send(self, message: Any) -> None:
-        """Queue any other server message (jobs, later)."""
-        if not self.closed:
-            self._put(message)
+        """Queue any other server message (a job, a cancel). Past :data:`MAX_PENDING`
+        unsent messages the agent is not reading: the stream is closed with
+        :data:`OVERFLOW` (the handler ends the call with ``RESOURCE_EXHAUSTED``); its queued
+        jobs stay in the database and are sent again when it reconnects."""
+        if self.closed:
+            return
+        if len(self._items) >= MAX_PENDING:
+            log.warning("agent %s is not reading its stream (%d messages queued): closing it",
+                        self.agent_id, len(self._items))
+            self._items.clear()
+            self.close(OVERFLOW)
+            return
+        self._put(message)
 
     def close(self, marker: Any = None) -> None:
         if not self.closed:

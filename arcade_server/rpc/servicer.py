@@ -49,7 +49,7 @@ from .convert import (
     job_to_pb,
     reported_from_pb,
 )
-from .hub import REPLACED, REVOKED, AgentStream
+from .hub import MAX_PENDING, OVERFLOW, REPLACED, REVOKED, AgentStream
 from .identity import PeerCertificate, peer_certificate
 from .status import status_code
 
@@ -111,6 +111,12 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     await context.abort(
                         grpc.StatusCode.UNAUTHENTICATED,
                         f"agent {agent_id} was revoked; enroll it again with a new token",
+                    )
+                if item is OVERFLOW:
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"agent {agent_id} did not read its stream ({MAX_PENDING} messages "
+                        "queued); reconnect to receive the current state and queued jobs",
                     )
                 if isinstance(item, DesiredState):
                     yield desired_to_pb(item)
@@ -225,15 +231,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 state.presence.touch(agent_id, report.revision)
                 state.hub.status_reported(agent_id)
             elif kind == "metrics":
-                batch = message.metrics
-                await state.metric_batches.submit(metrics.MetricBatch(
-                    agent_id,
-                    [metrics.MetricData(
-                        plugin=m.plugin, name=m.name, value=m.value,
-                        labels=dict(m.labels), unit=m.unit, timestamp=m.timestamp,
-                    ) for m in batch.metrics],
-                    dropped=batch.dropped,
-                ))
+                await self._metrics(agent_id, message.metrics)
             elif kind == "register":
                 log.warning("agent %s sent Register on an open stream; ignored", agent_id)
             elif kind == "job_event":
@@ -243,6 +241,33 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     state.hub.job_cancelled(agent_id, event.job_id)
         except ServiceError as exc:
             log.warning("agent %s sent a bad %s message: %s", agent_id, kind, exc)
+
+    async def _metrics(self, agent_id: str, batch: Any) -> None:
+        """Store a metric batch within the limits: at most ``metric_batch_max`` metrics of
+        one message, and what the agent's rate allows (``metric_rate``/``metric_burst``).
+        The rest is dropped and counted in the agent's ``metrics_dropped``; the agent is
+        not told (its stream stays open), a warning is logged at most once per
+        ``metric_warn_interval``."""
+        state = self.state
+        settings = state.settings
+        received = batch.metrics
+        allowed = state.metric_limiter.take(
+            agent_id, min(len(received), settings.metric_batch_max))
+        over = len(received) - allowed
+        if over and state.metric_limiter.should_warn(agent_id):
+            log.warning(
+                "agent %s sent more metrics than allowed (%d in one batch; limits: "
+                "metric_batch_max %d, metric_rate %g/s, metric_burst %g): %d dropped",
+                agent_id, len(received), settings.metric_batch_max, settings.metric_rate,
+                settings.metric_burst, over)
+        await state.metric_batches.submit(metrics.MetricBatch(
+            agent_id,
+            [metrics.MetricData(
+                plugin=m.plugin, name=m.name, value=m.value,
+                labels=dict(m.labels), unit=m.unit, timestamp=m.timestamp,
+            ) for m in received[:allowed]],
+            dropped=min(batch.dropped, 2**62) + over,
+        ))
 
     # ---------------------------------------------------------------- DownloadWheel
 

@@ -29,6 +29,7 @@ from arcade_core.states import AgentPresence, PluginState
 from ..db import tables as t
 from ..db.tables import AnyRow
 from ..errors import Invalid, NotFound
+from ..limits import check_labels
 from ._sql import upsert
 from ._text import clip
 from .status_reports import ReportedPlugin, check_reported, state_rows
@@ -47,12 +48,10 @@ __all__ = [
     "register_many",
     "validate_agent_id",
     "validate_job_allow",
-    "validate_labels",
     "validate_registration",
 ]
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
 
 @dataclass(frozen=True)
@@ -84,18 +83,6 @@ def validate_agent_id(agent_id: str) -> str:
     return agent_id
 
 
-def validate_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_KEY.match(key):
-            raise Invalid(
-                f"invalid label key {key!r}: use 1-200 letters, digits and . _ / -, "
-                "starting with a letter or digit"
-            )
-        if not isinstance(value, str) or len(value) > 500:
-            raise Invalid(f"invalid value for label {key!r}: a string of at most 500 characters")
-        out[key] = value
-    return out
 
 
 #: Most ``[jobs] allow`` patterns an agent may register, and characters per pattern.
@@ -123,7 +110,7 @@ def validate_registration(info: AgentInfo) -> AgentInfo:
     """Check the agent id, labels, job patterns and reported plugin states (raises
     :class:`Invalid`)."""
     validate_agent_id(info.agent_id)
-    validate_labels(info.labels)
+    check_labels(info.labels)
     validate_job_allow(info.jobs_allow)
     check_reported(info.plugins)
     return info
@@ -141,7 +128,7 @@ def register_many(conn: Connection, infos: Sequence[AgentInfo], *, now: float | 
     now = time.time() if now is None else now
     latest: dict[str, tuple[AgentInfo, dict[str, str]]] = {}
     for info in infos:
-        latest[validate_agent_id(info.agent_id)] = (info, validate_labels(info.labels))
+        latest[validate_agent_id(info.agent_id)] = (info, check_labels(info.labels))
     if not latest:
         return []
     rows = [

@@ -27,10 +27,11 @@ from arcade_core.states import Isolation
 
 from ..db import tables as t
 from ..db.tables import AnyRow
-from ..errors import Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound
+from ..limits import ConfigLimits, canonical_config, check_labels
 from . import registry, secrets
 from ._sql import upsert
-from .agents import get_agent_row, validate_labels
+from .agents import get_agent_row
 
 __all__ = [
     "AssignResult",
@@ -68,9 +69,18 @@ def _schema(version: AnyRow) -> dict[str, Any] | None:
     return schema if isinstance(schema, dict) else None
 
 
-def _validated(version: AnyRow, config: Mapping[str, Any] | None) -> dict[str, Any]:
+_DEFAULT_LIMITS = ConfigLimits()
+
+
+def _validated(version: AnyRow, config: Mapping[str, Any] | None,
+               limits: ConfigLimits = _DEFAULT_LIMITS) -> dict[str, Any]:
+    """The effective config (defaults applied), checked against the schema and the limits
+    (finite numbers only, at most ``max_config_bytes``: :mod:`arcade_server.limits`)."""
+    what = f"{version.plugin_name}@{version.version}"
+    if config is not None:
+        canonical_config(config, what, limits.max_config_bytes)
     try:
-        return registry.manifest_of(version).validate_config(config)
+        effective = registry.manifest_of(version).validate_config(config)
     except InvalidConfig as exc:
         schema = _schema(version)
         raise Invalid(
@@ -80,6 +90,28 @@ def _validated(version: AnyRow, config: Mapping[str, Any] | None) -> dict[str, A
         ) from None
     except ArcadeError as exc:  # a stored manifest that no longer parses: still the input's fault
         raise Invalid(f"cannot validate config for {version.plugin_name}: {exc}") from None
+    canonical_config(effective, what, limits.max_config_bytes)
+    return effective
+
+
+def _check_plugin_count(conn: Connection, where: Any, plugin: str, maximum: int) -> None:
+    """:class:`Conflict` when an agent matching ``where`` already has ``maximum`` plugins
+    other than ``plugin`` assigned: one more could make its desired state unsendable."""
+    a = t.assignments.c
+    full = conn.execute(
+        select(a.agent_id, func.count().label("n"))
+        .where(a.plugin_name != plugin, a.agent_id.in_(select(t.agents.c.id).where(where)))
+        .group_by(a.agent_id)
+        .having(func.count() >= maximum)
+        .limit(20)
+    ).all()
+    if full:
+        names = ", ".join(row.agent_id for row in full)
+        raise Conflict(
+            f"agent(s) {names} already have {maximum} plugins assigned, the server's limit "
+            "(max_plugins_per_agent): uninstall one first",
+            {"agents": [row.agent_id for row in full], "max_plugins_per_agent": maximum},
+        )
 
 
 def _normalize(name: str) -> str:
@@ -102,7 +134,7 @@ def _bump(conn: Connection, where: Any) -> dict[str, int]:
 
 def _selector_clause(selector: Mapping[str, str]) -> Any:
     """SQL condition: the agent has every ``key=value`` of the selector (empty: every agent)."""
-    labels = validate_labels(selector)
+    labels = check_labels(selector)
     if not labels:
         return t.agents.c.id.is_not(None)
     label = t.agent_labels.c
@@ -142,13 +174,13 @@ def _stored_configs(conn: Connection, plugin: str, agent_ids: list[str]
 
 def _effective_configs(
     conn: Connection, version: AnyRow, config: Mapping[str, Any] | None,
-    agent_ids: list[str],
+    agent_ids: list[str], limits: ConfigLimits = _DEFAULT_LIMITS,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Each agent's validated config, and the one to show. A schema with secret fields keeps
     each agent's stored secrets the request omits (validated once per distinct result)."""
     schema = _schema(version)
     if not secrets.has_secrets(schema):
-        effective = _validated(version, config)
+        effective = _validated(version, config, limits)
         return dict.fromkeys(agent_ids, effective), effective
     stored = _stored_configs(conn, version.plugin_name, agent_ids)
     done: dict[str, dict[str, Any]] = {}
@@ -157,10 +189,10 @@ def _effective_configs(
         merged = secrets.merge_secrets(config, stored.get(agent_id), schema)
         key = json.dumps(merged, sort_keys=True)
         if key not in done:
-            done[key] = _validated(version, merged)
+            done[key] = _validated(version, merged, limits)
         out[agent_id] = done[key]
     if not agent_ids:
-        return out, _validated(version, secrets.merge_secrets(config, None, schema))
+        return out, _validated(version, secrets.merge_secrets(config, None, schema), limits)
     return out, out[min(agent_ids)]
 
 
@@ -177,6 +209,7 @@ def _assign_where(
     config: Mapping[str, Any] | None,
     isolation: str | None,
     now: float | None,
+    limits: ConfigLimits,
 ) -> tuple[AnyRow, dict[str, Any], Isolation, dict[str, int]]:
     """Resolve ``spec``, validate ``config``, then assign it to the agents matching ``where``
     (their revisions bumped in this transaction); returns what was assigned (secrets
@@ -184,8 +217,12 @@ def _assign_where(
     now = time.time() if now is None else now
     version = registry.resolve(conn, spec)
     iso = _isolation(isolation, registry.manifest_of(version).isolation)
+    if config is not None:  # the request's own config, checked before anything is written
+        canonical_config(config, f"{version.plugin_name}@{version.version}",
+                         limits.max_config_bytes)
+    _check_plugin_count(conn, where, version.plugin_name, limits.max_plugins_per_agent)
     revisions = _bump(conn, where)  # an error below rolls the whole transaction back
-    configs, shown = _effective_configs(conn, version, config, list(revisions))
+    configs, shown = _effective_configs(conn, version, config, list(revisions), limits)
     upsert(conn, t.assignments, _assignment_rows(revisions, version, configs, iso, now),
            keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
     return version, secrets.redact(shown, _schema(version)), iso, revisions
@@ -199,11 +236,12 @@ def assign(
     config: Mapping[str, Any] | None = None,
     isolation: str | None = None,
     now: float | None = None,
+    limits: ConfigLimits = _DEFAULT_LIMITS,
 ) -> AssignResult:
     """Install (or upgrade/downgrade/reconfigure) ``spec`` on one agent."""
     get_agent_row(conn, agent_id)
     version, effective, iso, revisions = _assign_where(
-        conn, t.agents.c.id == agent_id, spec, config, isolation, now)
+        conn, t.agents.c.id == agent_id, spec, config, isolation, now, limits)
     return AssignResult(
         {"agent": agent_id, "plugin": version.plugin_name, "version": version.version,
          "config": effective, "isolation": iso, "revision": revisions[agent_id]},
@@ -219,10 +257,11 @@ def assign_selector(
     config: Mapping[str, Any] | None = None,
     isolation: str | None = None,
     now: float | None = None,
+    limits: ConfigLimits = _DEFAULT_LIMITS,
 ) -> AssignResult:
     """Install ``spec`` on every agent whose labels match ``selector`` (empty: all agents)."""
     version, effective, iso, revisions = _assign_where(
-        conn, _selector_clause(selector), spec, config, isolation, now)
+        conn, _selector_clause(selector), spec, config, isolation, now, limits)
     return AssignResult(
         {"selector": dict(selector), "plugin": version.plugin_name, "version": version.version,
          "config": effective, "isolation": iso, "matched": len(revisions),
@@ -268,12 +307,13 @@ def unassign_selector(conn: Connection, selector: Mapping[str, str], name: str
     )
 
 
-def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, Any]
-               ) -> AssignResult:
+def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, Any],
+               *, limits: ConfigLimits = _DEFAULT_LIMITS) -> AssignResult:
     """Replace the config of an assigned plugin (validated, defaults applied; secret fields
     the new config omits keep their stored values)."""
     if not isinstance(config, Mapping):
         raise Invalid("config must be a JSON object")
+    canonical_config(config, f"the config of {name}", limits.max_config_bytes)
     get_agent_row(conn, agent_id)
     plugin = _normalize(name)
     a, v = t.assignments.c, t.plugin_versions.c
@@ -287,7 +327,7 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
             f"plugin {plugin!r} is not assigned to agent {agent_id!r}; install it first"
         )
     schema = _schema(found)
-    effective = _validated(found, secrets.merge_secrets(config, found.config, schema))
+    effective = _validated(found, secrets.merge_secrets(config, found.config, schema), limits)
     revisions = _bump(conn, t.agents.c.id == agent_id)
     conn.execute(
         update(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)

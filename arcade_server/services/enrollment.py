@@ -30,8 +30,9 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from ..db.tables import AnyRow, agent_identities, enrollment_tokens
 from ..errors import AlreadyExists, Invalid, NotFound, Unauthorized
+from ..limits import check_labels
 from ..tls import CertificateAuthority, InvalidCSR, IssuedCertificate
-from .agents import validate_agent_id, validate_labels
+from .agents import validate_agent_id
 
 __all__ = [
     "Enrolled",
@@ -106,7 +107,7 @@ def create_token(conn: Connection, *, name: str = "", labels: Mapping[str, str] 
         raise Invalid(f"uses {max_uses} must be at least 1 (or left out for no limit)")
     if len(name) > 200:
         raise Invalid("name: at most 200 characters")
-    bound = validate_labels(dict(labels or {}))
+    bound = check_labels(dict(labels or {}))
     secret = _TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = secrets.token_hex(8)
     conn.execute(insert(enrollment_tokens).values(

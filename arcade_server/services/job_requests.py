@@ -21,6 +21,7 @@ from arcade_core.states import Isolation, Stage
 
 from ..db.tables import AnyRow
 from ..errors import Invalid, ServiceError
+from ..limits import canonical_config
 from . import registry, secrets
 
 __all__ = [
@@ -128,9 +129,11 @@ def check_timeout(timeout: Any, default: float, maximum: float) -> float:
     return float(timeout)
 
 
-def resolve_entry(conn: Connection, i: int, entry: PluginEntryRequest
+def resolve_entry(conn: Connection, i: int, entry: PluginEntryRequest, *,
+                  max_config_bytes: int = 64 * 1024
                   ) -> tuple[AnyRow, dict[str, Any], Isolation]:
-    """Entry ``i`` of a job: its plugin version, its effective config and its isolation."""
+    """Entry ``i`` of a job: its plugin version, its effective config (finite numbers, at
+    most ``max_config_bytes`` as canonical JSON) and its isolation."""
     where = f"plugins[{i}] ({entry.plugin!r})"
     if entry.stage not in _STAGES:
         raise Invalid(f"{where}: stage {entry.stage!r} is not one of {', '.join(Stage)}")
@@ -144,6 +147,8 @@ def resolve_entry(conn: Connection, i: int, entry: PluginEntryRequest
         raise Invalid(f"{where}: {exc.message}") from None
     if entry.config is not None and not isinstance(entry.config, Mapping):
         raise Invalid(f"{where}: config must be a JSON object")
+    if entry.config is not None:
+        canonical_config(entry.config, where, max_config_bytes)
     schema = (version.manifest or {}).get("config_schema")
     # A new job has no stored secrets: this only refuses "<set>" in a secret field.
     given = secrets.merge_secrets(entry.config, None, schema, where=f"plugins[{i}].config")
@@ -159,6 +164,7 @@ def resolve_entry(conn: Connection, i: int, entry: PluginEntryRequest
     except ArcadeError as exc:
         raise Invalid(f"{where}: cannot validate config for {version.plugin_name}: {exc}") \
             from None
+    canonical_config(config, where, max_config_bytes)
     isolation = entry.isolation or manifest.isolation or Isolation.INLINE
     if isolation not in _ISOLATIONS:
         raise Invalid(f"{where}: isolation {entry.isolation!r} is not supported; use one of "

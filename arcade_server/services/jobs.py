@@ -25,6 +25,7 @@ from arcade_core.states import FINAL_JOB_STATUSES, JobStatus, RecordStatus
 
 from ..db import tables as t
 from ..errors import Conflict, Invalid
+from ..limits import check_job_text
 from ._jobrows import LoadedJob, finish, get_job_row, job_dict, job_view, save
 from .agents import get_agent_row, job_policy
 from .dispatch import Dispatch, build_dispatches
@@ -79,6 +80,7 @@ def create_job(
     default_timeout: float = 3600.0,
     max_timeout: float = 7 * 86400.0,
     now: float | None = None,
+    max_config_bytes: int = 64 * 1024,
 ) -> CreateResult:
     """Validate ``request`` and store the job ``queued``; return it and what to send.
 
@@ -91,10 +93,12 @@ def create_job(
     if refusal is not None:  # the agent would refuse it: say what to change on the agent
         raise Conflict(refusal)
     env = check_env(request.env)
+    check_job_text(commands, env)
     timeout = check_timeout(request.timeout, default_timeout, max_timeout)
     if len(request.plugins) > MAX_PLUGINS:
         raise Invalid(f"{len(request.plugins)} plugin entries given; at most {MAX_PLUGINS}")
-    resolved = [resolve_entry(conn, i, e) for i, e in enumerate(request.plugins)]
+    resolved = [resolve_entry(conn, i, e, max_config_bytes=max_config_bytes)
+                for i, e in enumerate(request.plugins)]
     job_id = _new_id()
     values = {
         "id": job_id, "agent_id": request.agent, "status": JobStatus.QUEUED,

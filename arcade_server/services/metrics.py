@@ -5,8 +5,10 @@ server coalesces them with a :class:`~arcade_server.db.batcher.Batcher`: one tra
 all the batches that arrived while the previous ones were written); :func:`store_batch` is
 the one-batch form.
 
-Rows older than the retention period (by the metric's own timestamp) are deleted by
-:func:`purge`, which the server runs periodically.
+Retention, enforced by the server's periodic sweep: rows older than the retention period (by
+the metric's own timestamp) are deleted by :func:`purge`, and rows beyond the newest
+``max_rows`` of each agent and plugin (by arrival order) by :func:`purge_excess`, so neither
+an old fleet nor one chatty client can grow the table without bound.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 
 from ..db import tables as t
 from ..errors import Invalid
 from .agents import get_agent_row
 
-__all__ = ["MetricBatch", "MetricData", "purge", "query", "store_batch", "store_batches"]
+__all__ = [
+    "MetricBatch",
+    "MetricData",
+    "purge",
+    "purge_excess",
+    "query",
+    "store_batch",
+    "store_batches",
+]
 
 
 @dataclass(frozen=True)
@@ -140,3 +150,26 @@ def purge(conn: Connection, older_than: float) -> int:
         delete(t.metrics).where(t.metrics.c.timestamp < older_than)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_excess(conn: Connection, max_rows: int) -> int:
+    """Keep the newest ``max_rows`` rows (by arrival) of each agent and plugin; delete the
+    rest and return how many. One grouped count finds the series over the limit; each of
+    those costs one lookup and one ranged DELETE."""
+    m = t.metrics.c
+    over = conn.execute(
+        select(m.agent_id, m.plugin).group_by(m.agent_id, m.plugin)
+        .having(func.count() > max_rows)
+    ).all()
+    deleted = 0
+    for agent_id, plugin in over:
+        cutoff = conn.scalar(
+            select(m.id).where(m.agent_id == agent_id, m.plugin == plugin)
+            .order_by(m.id.desc()).offset(max_rows).limit(1)
+        )
+        if cutoff is None:
+            continue
+        result = conn.execute(delete(t.metrics).where(
+            m.agent_id == agent_id, m.plugin == plugin, m.id <= cutoff))
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+    return deleted

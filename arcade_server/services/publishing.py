@@ -27,6 +27,7 @@ from ..db.engine import Database
 from ..db.tables import AnyRow, blobs, plugin_versions, plugins
 from ..db.tables import plugin_version_wheels as wheels_table
 from ..errors import Conflict, Invalid
+from ..limits import check_name_version
 from ..storage import BlobStore
 from ._sql import insert_ignore
 from ._versions import version_dict, wheels_of
@@ -107,6 +108,11 @@ def validate_upload(paths: Sequence[Path]) -> tuple[PreparedPublish | None, list
             infos.append(inspect_wheel(path, plugin=False))
         except ArcadeError as exc:
             problems.append(_about(path.name, exc))
+    for info in infos:
+        try:
+            check_name_version(info.name, info.version, info.filename)
+        except Invalid as exc:
+            problems.append(exc.message)
     plugins = [info for info in infos if info.is_plugin]
     if not problems and not plugins:
         # Say why each wheel is not a plugin (no entry point, or several of them).
@@ -221,15 +227,50 @@ def record_version(conn: Connection, prepared: PreparedPublish) -> PublishResult
     return PublishResult(version_dict(row, stored), True, prepared.ignored)
 
 
+def _check_conflict(conn: Connection, prepared: PreparedPublish) -> None:
+    """:class:`Conflict` now, before any blob is stored, when the version exists with other
+    content (the common 409: nothing is written for it)."""
+    existing = _find_version(conn, prepared.plugin.name, prepared.plugin.version)
+    if existing is not None and not _identical(existing, wheels_of(conn, existing.id), prepared):
+        record_version(conn, prepared)  # raises the Conflict with its message
+
+
+def _unrecorded(conn: Connection, shas: Sequence[str]) -> list[str]:
+    """Those of ``shas`` no ``blobs`` row names (safe to delete from the store)."""
+    known = set(conn.scalars(select(blobs.c.sha256).where(blobs.c.sha256.in_(list(shas)))))
+    return [sha for sha in shas if sha not in known]
+
+
+async def _remove_new_blobs(db: Database, store: BlobStore, added: Sequence[str]) -> None:
+    """After a refused publish: delete the blobs it added that nothing recorded since."""
+    if not added:
+        return
+    for sha256 in await db.read(_unrecorded, added):
+        await asyncio.to_thread(store.delete, sha256)
+
+
 async def publish(db: Database, store: BlobStore, paths: Sequence[Path]) -> PublishResult:
-    """Inspect, store and record uploaded wheels (from async code, never blocking the loop)."""
+    """Inspect, store and record uploaded wheels (from async code, never blocking the loop).
+
+    A refused publish leaves nothing behind: a conflict found before storing stores nothing,
+    and blobs stored for a publish that then fails are deleted again (unless another publish
+    recorded them meanwhile)."""
     prepared = await asyncio.to_thread(inspect_upload, paths)
-    await asyncio.to_thread(store_blobs, store, prepared)
+    await db.read(_check_conflict, prepared)
+    present = await asyncio.to_thread(lambda: {w.sha256 for w in prepared.wheels
+                                               if store.exists(w.sha256)})
+    added = [w.sha256 for w in prepared.wheels if w.sha256 not in present]
     try:
-        result = await db.run(record_version, prepared)
-    except IntegrityError:
-        # A concurrent publish of the same name@version won the race: answer as a re-publish.
-        result = await db.run(record_version, prepared)
+        await asyncio.to_thread(store_blobs, store, prepared)
+        try:
+            result = await db.run(record_version, prepared)
+        except IntegrityError:
+            # A concurrent publish of the same name@version won the race: answer as a
+            # re-publish.
+            result = await db.run(record_version, prepared)
+    except BaseException:
+        await _remove_new_blobs(db, store, added)
+        raise
     # A concurrent delete may have removed a blob file we found already present: restore it.
     await asyncio.to_thread(store_blobs, store, prepared)
     return result

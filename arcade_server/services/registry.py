@@ -22,6 +22,7 @@ from arcade_core import InvalidSpec, Manifest, normalize_name, parse_spec
 from ..db.tables import AnyRow, assignments, blobs, plugin_states, plugin_versions, plugins
 from ..db.tables import plugin_version_wheels as wheels_table
 from ..errors import Conflict, Invalid, NotFound
+from ..limits import MAX_VERSION_LENGTH
 from ._versions import sort_versions, version_dict, wheels_of
 
 __all__ = [
@@ -141,9 +142,12 @@ def get_plugin(conn: Connection, name: str) -> dict[str, Any]:
 
 def _get_version_row(conn: Connection, name: str, version: str) -> AnyRow:
     plugin, versions = _get_plugin_row(conn, name)
+    if len(version) > MAX_VERSION_LENGTH:
+        raise NotFound(f"{version[:40]!r}... is not a version of {plugin.name}: versions are at "
+                       f"most {MAX_VERSION_LENGTH} characters")
     try:
         wanted = Version(version)
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):
         raise NotFound(f"{version!r} is not a PEP 440 version of {plugin.name}") from None
     for row in versions:
         if Version(row.version) == wanted:

@@ -108,3 +108,22 @@ def test_bare_name_prefers_final_releases() -> None:
     assert not spec.matches("3.0a1")
     assert spec.select(["1.0", "3.0a1"]) == Version("1.0")
     assert spec.select(["3.0a1"]) == Version("3.0a1")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("p@" + "1" * 5000, "at most 500"),
+    ("p@" + "1" * 101, "at most 100"),
+    ("p@>=" + "1" * 101, "at most 100"),
+    ("p@>=1,<" + "9" * 150, "at most 100"),
+    ("a" * 201, "at most 200"),
+])
+def test_long_names_versions_and_specs_are_refused_before_parsing(text: str, reason: str
+                                                                   ) -> None:
+    # A 5,000-digit version used to escape as ValueError (Python's integer-string limit).
+    with pytest.raises(InvalidSpec, match=reason):
+        parse_spec(text)
+
+
+def test_a_version_of_exactly_the_limit_is_fine() -> None:
+    assert parse_spec("p@" + "1" * 100).pinned == Version("1" * 100)
+    assert normalize_name("a" * 200) == "a" * 200

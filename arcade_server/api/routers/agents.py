@@ -22,6 +22,7 @@ from arcade_core.states import AgentPresence, PluginState
 
 from ...auth.roles import Role
 from ...errors import Invalid
+from ...limits import MAX_NAME_LENGTH
 from ...services import agents, assignments, metrics, plugin_states
 from ...state import ServerState
 from ..auth import needs
@@ -54,11 +55,14 @@ Wait = Annotated[
 ]
 
 PluginName = Annotated[str, Path(description="the plugin's name",
-                                 json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN))]
+                                 json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN,
+                                                          maxLength=MAX_NAME_LENGTH))]
 
 _UNKNOWN_AGENT = "no agent with this id has registered"
 _RESOLVE_404 = "unknown agent, or no plugin of that name is published"
-_RESOLVE_409 = "the plugin is disabled"
+_RESOLVE_409 = ("the plugin is disabled, or an agent already has max_plugins_per_agent "
+                "plugins")
+_CONFIG_413 = "the config is over the server's max_config_bytes (as canonical JSON)"
 _RESOLVE_422 = ("bad spec, no published version matches, bad config or isolation, or wait "
                 "over max_wait")
 
@@ -162,14 +166,16 @@ async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
     "?wait ran out)",
     responses={200: {"model": InstallResult,
                      "description": "the agent reported running or failed within ?wait"},
-               **errors(s404=_RESOLVE_404, s409=_RESOLVE_409, s422=_RESOLVE_422)},
+               **errors(s404=_RESOLVE_404, s409=_RESOLVE_409, s413=_CONFIG_413,
+                        s422=_RESOLVE_422)},
     dependencies=[needs(Role.OPERATOR)],
 )
 async def install(agent_id: str, body: InstallRequest, state: State, response: Response,
                   wait: Wait = None) -> dict[str, Any]:
     seconds = _check_wait(state, wait)
     result = await state.db.run(
-        assignments.assign, agent_id, body.plugin, config=body.config, isolation=body.isolation
+        assignments.assign, agent_id, body.plugin, config=body.config, isolation=body.isolation,
+        limits=state.settings.config_limits,
     )
     await state.notifier.desired_changed(result.revisions)
     out = dict(result.body)
@@ -201,13 +207,15 @@ async def uninstall(agent_id: str, name: PluginName, state: State) -> dict[str, 
 @router.put("/agents/{agent_id}/plugins/{name}/config", status_code=202,
             summary="Replace an assigned plugin's config", response_model=ConfigResult,
             responses=errors(s404="unknown agent, or the plugin is not assigned to it",
+                             s413=_CONFIG_413,
                              s422="not a valid plugin name, or the config is refused"),
             dependencies=[needs(Role.OPERATOR)])
 async def set_config(
     agent_id: str, name: PluginName, state: State,
     config: Annotated[dict[str, Any], Body(description="the new config (a JSON object)")],
 ) -> dict[str, Any]:
-    result = await state.db.run(assignments.set_config, agent_id, name, config)
+    result = await state.db.run(assignments.set_config, agent_id, name, config,
+                                limits=state.settings.config_limits)
     await state.notifier.desired_changed(result.revisions)
     return result.body
 
@@ -245,7 +253,7 @@ async def agent_metrics(
     responses={200: {"model": SelectorInstallResult,
                      "description": "every matched agent reported within ?wait"},
                **errors(s404="no plugin of that name is published", s409=_RESOLVE_409,
-                        s422=_RESOLVE_422)},
+                        s413=_CONFIG_413, s422=_RESOLVE_422)},
     dependencies=[needs(Role.OPERATOR)],
 )
 async def install_selector(body: SelectorInstallRequest, state: State, response: Response,
@@ -253,7 +261,7 @@ async def install_selector(body: SelectorInstallRequest, state: State, response:
     seconds = _check_wait(state, wait)
     result = await state.db.run(
         assignments.assign_selector, body.selector, body.plugin,
-        config=body.config, isolation=body.isolation,
+        config=body.config, isolation=body.isolation, limits=state.settings.config_limits,
     )
     await state.notifier.desired_changed(result.revisions)
     out = dict(result.body)

@@ -49,6 +49,8 @@ _UNKNOWN_JOB = "no job with this id"
     responses={201: {"headers": {"Location": {"description": "the job's URL",
                                               "schema": {"type": "string"}}}},
                **errors(s404="unknown agent",
+                        s413="a plugin config is over max_config_bytes, or the commands and "
+                        "env together are over 4 MiB",
                         s409="the agent does not run jobs (its `[jobs] enabled` is not true), "
                         "or a command matches none of its `[jobs] allow` patterns",
                         s422="bad spec, config, stage, command, env or timeout")},
@@ -65,7 +67,7 @@ async def create_job(body: JobCreateRequest, state: State, response: Response
     )
     result = await state.db.run(
         jobs.create_job, request, default_timeout=settings.job_default_timeout,
-        max_timeout=settings.job_max_timeout,
+        max_timeout=settings.job_max_timeout, max_config_bytes=settings.max_config_bytes,
     )
     out = dict(result.job)
     sent = await job_runs.deliver(state, [result.dispatch])

@@ -64,7 +64,8 @@ _UNKNOWN_VERSION = "no plugin of that name is published, or it has no such versi
         200: {"model": PublishedVersion, "description": "identical re-publish"},
         **errors(
             s409="name@version is already published with other content",
-            s413="the upload is over the server's max_upload_bytes",
+            s413="the upload is over the server's max_upload_bytes, or a wheel over "
+            "max_wheel_bytes",
             s422="not multipart, not wheels, or the wheels are refused (error says why; "
             "detail.problems lists every problem)",
         ),
@@ -75,7 +76,8 @@ async def publish(request: Request, response: Response, state: State) -> dict[st
     """201 new version, 200 identical re-publish, 409 same ``name@version`` with other content,
     413 over ``max_upload_bytes``, 422 invalid (the reason says what to fix)."""
     settings = state.settings
-    uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes)
+    uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes,
+                                    settings.max_wheel_bytes)
     try:
         result = await publishing.publish(state.db, state.store, uploaded.paths)
     finally:
@@ -95,7 +97,8 @@ async def publish(request: Request, response: Response, state: State) -> dict[st
     response_model=ValidateResult,
     response_model_exclude_unset=True,
     responses=errors(
-        s413="the upload is over the server's max_upload_bytes",
+        s413="the upload is over the server's max_upload_bytes, or a wheel over "
+            "max_wheel_bytes",
         s422="not multipart, not wheels, or the wheels are refused: detail is "
         "{valid: false, problems: [...]}",
     ),
@@ -104,7 +107,8 @@ async def publish(request: Request, response: Response, state: State) -> dict[st
 async def validate(request: Request, state: State) -> dict[str, Any]:
     """What publishing these wheels would record (200), or every problem found (422)."""
     settings = state.settings
-    uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes)
+    uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes,
+                                    settings.max_wheel_bytes)
     try:
         prepared, problems = await asyncio.to_thread(publishing.validate_upload, uploaded.paths)
     finally:

@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arcade_core.states import Isolation, Stage
 
+from ...limits import (
+    MAX_LABEL_KEY,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    MAX_NAME_LENGTH,
+    MAX_SPEC_LENGTH,
+)
 from ...services.job_requests import (
     MAX_COMMAND_CHARS,
     MAX_COMMANDS,
@@ -35,8 +42,11 @@ __all__ = [
     "SelectorRemoveRequest",
 ]
 
-#: What ``services.agents.validate_labels`` accepts as a label key (values: ≤ 500 chars).
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
+#: What ``arcade_server.limits.check_labels`` accepts as a label key (values: ≤ 256 chars):
+#: ≤ 200 characters, the part after the last ``/`` ≤ 63.
+#: (The pattern is a little looser than the service: it does not insist on the first
+#: character when there is no ``/``; the service answers those 422.)
+LABEL_KEY_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9._/-]*/)?[A-Za-z0-9._-]{0,63}$"
 #: A project name as ``arcade_core.normalize_name`` accepts it (PEP 508).
 PLUGIN_NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
 #: What ``arcade_core.parse_spec`` can accept: a name, then optionally ``@`` and a version or
@@ -50,8 +60,9 @@ Selector = Annotated[dict[str, str], Field(
     description="labels an agent must all have ({} = every agent)",
     examples=[{"role": "web"}],
     json_schema_extra=stated(
-        propertyNames={"pattern": LABEL_KEY_PATTERN},
-        additionalProperties={"type": "string", "maxLength": 500},
+        maxProperties=MAX_LABELS,
+        propertyNames={"pattern": LABEL_KEY_PATTERN, "maxLength": MAX_LABEL_KEY},
+        additionalProperties={"type": "string", "maxLength": MAX_LABEL_VALUE},
     ),
 )]
 
@@ -63,7 +74,8 @@ class InstallRequest(BaseModel):
 
     plugin: str = Field(description="name, name@1.2.0 or name@>=1.2,<2",
                         examples=["arcade-cpu@1.0.0"],
-                        json_schema_extra=stated(pattern=SPEC_PATTERN))
+                        json_schema_extra=stated(pattern=SPEC_PATTERN,
+                                                 maxLength=MAX_SPEC_LENGTH))
     config: dict[str, Any] | None = Field(
         default=None, description="plugin config; validated, defaults applied"
     )
@@ -85,7 +97,8 @@ class SelectorRemoveRequest(BaseModel):
 
     selector: Selector
     plugin: str = Field(description="the plugin's name",
-                        json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN))
+                        json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN,
+                                                 maxLength=MAX_NAME_LENGTH))
 
 
 Command = Annotated[str, Field(json_schema_extra=stated(
@@ -99,7 +112,8 @@ class JobPluginRequest(BaseModel):
 
     plugin: str = Field(description="name, name@1.2.0 or name@>=1.2,<2",
                         examples=["arcade-workspace@1.0.0"],
-                        json_schema_extra=stated(pattern=SPEC_PATTERN))
+                        json_schema_extra=stated(pattern=SPEC_PATTERN,
+                                                 maxLength=MAX_SPEC_LENGTH))
     stage: str = Field(description="before, after, on_success, on_failure or notify",
                        examples=["before"],
                        json_schema_extra=stated(enum=[s.value for s in Stage]))

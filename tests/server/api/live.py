@@ -91,10 +91,17 @@ class _Agent:
 class LiveServer:
     """``with LiveServer(tmp) as live: live.url`` — a seeded real server on loopback."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, token: str | None = None) -> None:
+        """``token``: the server's admin token (``ARCADE_SERVER_ADMIN_TOKEN``; default: the
+        harness's random one), sent as ``Authorization: Bearer`` on every call."""
         self.directory = directory
+        self.token = token
         self.server = Server(directory / "home", directory / "server.log")
         self.server.env.update(FUZZ_ENV)
+        if token is not None:  # instead of the harness's random one
+            self.server.admin_token = token
+            self.server.env["ARCADE_SERVER_ADMIN_TOKEN"] = token
+            self.server.http.headers.update(self.server.auth_headers)
         self.agent: _Agent | None = None
 
     @property
