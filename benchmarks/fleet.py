@@ -18,17 +18,28 @@ RECORD checks, honest install work), on its own TCP connection unless
   ``--heartbeat`` seconds, over ``--idle-seconds``;
 * **metrics**: the same while every agent also sends a batch of ``--metrics-per-batch``
   metrics every ``--metric-interval`` seconds; then every row is checked to be stored;
-* **list**: ``GET /api/v1/agents`` latency with N agents (``--list-rounds`` calls).
+* **list**: ``GET /api/v1/agents`` latency with N agents (``--list-rounds`` calls);
+* **storm**: the server restarted (SIGTERM, same home and ports) under the enrolled fleet,
+  timed until every agent is welcomed again.
+
+**The floor** (``--floor``, on by default): then the same simulated agents (same code, same
+number of processes, enrolled the same way over mutual TLS) run the same connect, rollouts,
+idle window and restart against :mod:`benchmarks._floor_server`, a bare grpc.aio
+``AgentService`` with the same TLS, gRPC options, desired-state message, wheel bytes and chunk
+size but no database, REST or services: what any server must at least do. A last table puts
+the real server beside the floor with the ratio (real ÷ floor), which is the overhead of
+Arcade's server and, unlike the absolute figures, holds on a busy or slow machine.
 
     python benchmarks/fleet.py --agents 100,1000,5000 [--procs 2] [--rounds 3]
         [--heartbeat 10] [--idle-seconds 30] [--database sqlite|postgres|postgresql://…]
-        [--agents-per-channel 1] [--unpack] [--log-dir DIR]
+        [--agents-per-channel 1] [--unpack] [--log-dir DIR] [--no-floor]
 
 Each rollout line shows where the time went: when the last agent got its desired state,
 when the last one had its wheels, when the last final report was sent, and the CPU seconds
 the server and the agent processes used. The simulated agents share the machine's cores
 with the server (on a 2-core machine they take most of the second core during a rollout),
-so the figures are a floor for what the server alone would do. ``ulimit -n`` is raised for
+so the absolute figures understate what the server alone would do; the floor shares the
+machine the same way. ``ulimit -n`` is raised for
 the server and the agents (two descriptors per agent connection, one on each side).
 """
 
@@ -744,19 +755,22 @@ def print_floor(results: Sequence[RunResult], floors: Sequence[RunResult]) -> No
     which holds on any machine where the absolute figures do not."""
     print("\n## Real server vs floor (bare grpc.aio, same TLS, protocol, wheels and agents; "
           "medians)\n")
-    print("| N agents | server | install → all running | upgrade | uninstall | connect all | "
-          "RSS connected | RSS idle | idle CPU | restart → all online |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| N agents | server | install → all running | upgrade | uninstall | CPU per install "
+          "| connect all | RSS connected | RSS idle | idle CPU | restart → all online |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for real, floor in zip(results, floors, strict=True):
         rows = [("real", real), ("floor", floor)]
         for label, r in rows:
             print(f"| {r.n:,} | {label} | {_med(r.rollouts.get('install', [])):.2f} s "
                   f"| {_med(r.rollouts.get('upgrade', [])):.2f} s "
-                  f"| {_med(r.rollouts.get('uninstall', [])):.2f} s | {r.connect_s:.2f} s "
+                  f"| {_med(r.rollouts.get('uninstall', [])):.2f} s "
+                  f"| {_med(r.rollout_cpu.get('install', [])):.2f} s | {r.connect_s:.2f} s "
                   f"| {r.rss_connected:.0f} MB | {r.rss_idle:.0f} MB | {r.idle_cpu * 100:.1f}% "
                   f"| {r.storm_s:.1f} s |")
         cells = [_ratio(_med(real.rollouts.get(k, [])), _med(floor.rollouts.get(k, [])))
                  for k in ("install", "upgrade", "uninstall")]
+        cells.append(_ratio(_med(real.rollout_cpu.get("install", [])),
+                            _med(floor.rollout_cpu.get("install", []))))
         cells += [_ratio(real.connect_s, floor.connect_s),
                   _ratio(real.rss_connected, floor.rss_connected),
                   _ratio(real.rss_idle, floor.rss_idle), _ratio(real.idle_cpu, floor.idle_cpu),
