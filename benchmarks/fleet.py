@@ -18,17 +18,28 @@ RECORD checks, honest install work), on its own TCP connection unless
   ``--heartbeat`` seconds, over ``--idle-seconds``;
 * **metrics**: the same while every agent also sends a batch of ``--metrics-per-batch``
   metrics every ``--metric-interval`` seconds; then every row is checked to be stored;
-* **list**: ``GET /api/v1/agents`` latency with N agents (``--list-rounds`` calls).
+* **list**: ``GET /api/v1/agents`` latency with N agents (``--list-rounds`` calls);
+* **storm**: the server restarted (SIGTERM, same home and ports) under the enrolled fleet,
+  timed until every agent is welcomed again.
+
+**The floor** (``--floor``, on by default): then the same simulated agents (same code, same
+number of processes, enrolled the same way over mutual TLS) run the same connect, rollouts,
+idle window and restart against :mod:`benchmarks._floor_server`, a bare grpc.aio
+``AgentService`` with the same TLS, gRPC options, desired-state message, wheel bytes and chunk
+size but no database, REST or services: what any server must at least do. A last table puts
+the real server beside the floor with the ratio (real ÷ floor), which is the overhead of
+Arcade's server and, unlike the absolute figures, holds on a busy or slow machine.
 
     python benchmarks/fleet.py --agents 100,1000,5000 [--procs 2] [--rounds 3]
         [--heartbeat 10] [--idle-seconds 30] [--database sqlite|postgres|postgresql://…]
-        [--agents-per-channel 1] [--unpack] [--log-dir DIR]
+        [--agents-per-channel 1] [--unpack] [--log-dir DIR] [--no-floor]
 
 Each rollout line shows where the time went: when the last agent got its desired state,
 when the last one had its wheels, when the last final report was sent, and the CPU seconds
 the server and the agent processes used. The simulated agents share the machine's cores
 with the server (on a 2-core machine they take most of the second core during a rollout),
-so the figures are a floor for what the server alone would do. ``ulimit -n`` is raised for
+so the absolute figures understate what the server alone would do; the floor shares the
+machine the same way. ``ulimit -n`` is raised for
 the server and the agents (two descriptors per agent connection, one on each side).
 """
 
@@ -36,11 +47,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing
 import os
 import re
 import resource
 import secrets
+import select
 import shutil
 import signal
 import statistics
@@ -61,6 +74,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._fleet_agents import Command, FleetConfig, worker_main  # noqa: E402
+from benchmarks._floor_server import GRPC_OPTIONS as FLOOR_GRPC_OPTIONS  # noqa: E402
 from benchmarks._util import median, percentile  # noqa: E402
 from tests.wheelmaker import make_wheel  # noqa: E402
 
@@ -144,10 +158,88 @@ class ServerProc:
         return self.proc.returncode
 
 
+class FloorProc:
+    """The floor (:mod:`benchmarks._floor_server`) in its own process: the same protocol, TLS,
+    gRPC options, wheels and chunk size as ``arcade server``, and nothing else. Commands go
+    to its stdin, one JSON line each; it answers one JSON line on stdout."""
+
+    def __init__(self, home: Path, wheels: Path, heartbeat: float, grpc_port: int = 0,
+                 revision: int = 0, desired: str = "", token: str = "") -> None:
+        from arcade_server.settings import Settings
+
+        self.home, self.wheels, self.heartbeat = home, wheels, heartbeat
+        self.revision, self.desired = revision, desired
+        self.token = token or "arcade_floor_" + secrets.token_urlsafe(24)
+        home.mkdir(parents=True, exist_ok=True)
+        self.log_path = home / "floor.log"
+        args = [sys.executable, str(REPO / "benchmarks" / "_floor_server.py"),
+                "--home", str(home), "--wheels", str(wheels), "--grpc-port", str(grpc_port),
+                "--heartbeat", str(heartbeat), "--chunk-size", str(Settings.chunk_size),
+                "--revision", str(revision), "--desired", desired]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                cwd=REPO, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "ARCADE_FLOOR_TOKEN": self.token})
+        self.ps = psutil.Process(self.proc.pid)
+        hello = self._answer(60)
+        self.grpc_target: str = hello["grpc_target"]
+        self.ca_pem = Path(hello["ca"]).read_bytes()
+
+    def _answer(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError("the floor server did not answer:\n"
+                               + self.log_path.read_text(errors="replace")[-3000:])
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def call(self, command: dict[str, Any], wait: float = 60.0) -> dict[str, Any]:
+        """Send ``command``; its answer, within ``wait`` seconds (plus a margin)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return self._answer(wait + 30)
+
+    def enrollment(self) -> tuple[bytes, str]:
+        return self.ca_pem, self.token
+
+    def restart(self) -> FloorProc:
+        """Stop (SIGTERM) and start again on the same home and port, with the state rolled
+        out last (the real server keeps it in its database)."""
+        port = int(self.grpc_target.rsplit(":", 1)[1])
+        self.stop()
+        return FloorProc(self.home, self.wheels, self.heartbeat, port, self.revision,
+                         self.desired, self.token)
+
+    def rss_mb(self) -> float:
+        return self.ps.memory_info().rss / 2**20
+
+    def cpu_s(self) -> float:
+        times = self.ps.cpu_times()
+        return times.user + times.system
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        return self.proc.returncode
+
+
 class PeakRss:
     """Samples the server's RSS every 0.2 s in a thread; :attr:`peak` is the highest seen."""
 
-    def __init__(self, server: ServerProc) -> None:
+    def __init__(self, server: ServerProc | FloorProc) -> None:
         self.server = server
         self.peak = 0.0
         self._stop = threading.Event()
@@ -166,7 +258,7 @@ class PeakRss:
 
 
 @contextlib.contextmanager
-def cpu_window(server: ServerProc) -> Iterator[dict[str, float]]:
+def cpu_window(server: ServerProc | FloorProc) -> Iterator[dict[str, float]]:
     """Yields a dict filled on exit with the server's CPU seconds and share of one core."""
     out: dict[str, float] = {}
     cpu0, wall0 = server.cpu_s(), time.monotonic()
@@ -316,6 +408,22 @@ def _check_agents(server: ServerProc, n: int) -> None:
     assert not behind, f"{len(behind)} agents behind or offline, e.g. {behind[:5]}"
 
 
+def _agents_hold(fleet: Fleet, what: str, expected: dict[str, str], timeout: float,
+                 started: float, client0: float) -> tuple[float, float, float, float]:
+    """Wait until every simulated agent holds ``expected``; return when the last one got its
+    desired state, had its wheels and sent its final report (s after ``started``), and the
+    agents' CPU seconds since ``client0``."""
+    waits = fleet.ask(Command.WAIT, expected, timeout)
+    behind = [a for w in waits for a in w["behind"]]
+    assert not behind, (f"{what}: {len(behind)} agents left behind, e.g. {behind[:5]}; "
+                        f"errors: {[e for w in waits for e in w['errors']][:5]}")
+    agent_s = max(t for w in waits for t in w["final_at"]) - started
+    pushed_s = max(t for w in waits for t in w["desired_at"]) - started
+    fetched = [t for w in waits for t in w["fetched_at"] if t]
+    fetched_s = (max(fetched) - started) if fetched else float("nan")
+    return agent_s, pushed_s, fetched_s, sum(w["cpu_s"] for w in waits) - client0
+
+
 def _rollout(
     server: ServerProc, fleet: Fleet, result: RunResult, what: str,
     request: tuple[str, dict[str, Any]], expected: dict[str, str], timeout: float,
@@ -339,15 +447,8 @@ def _rollout(
         assert answer["running"] == fleet.n and answer["failed"] == 0, (
             f"{what}: running {answer['running']}, failed {answer['failed']} of {fleet.n}; "
             f"errors: {errors[:3]}")
-    waits = fleet.ask(Command.WAIT, expected, timeout)
-    behind = [a for w in waits for a in w["behind"]]
-    assert not behind, (f"{what}: {len(behind)} agents left behind, e.g. {behind[:5]}; "
-                        f"errors: {[e for w in waits for e in w['errors']][:5]}")
-    agent_s = max(t for w in waits for t in w["final_at"]) - started
-    pushed_s = max(t for w in waits for t in w["desired_at"]) - started
-    fetched = [t for w in waits for t in w["fetched_at"] if t]
-    fetched_s = (max(fetched) - started) if fetched else float("nan")
-    client_s = sum(w["cpu_s"] for w in waits) - client0
+    agent_s, pushed_s, fetched_s, client_s = _agents_hold(fleet, what, expected, timeout,
+                                                          started, client0)
     if not expected:
         # No ?wait for removals: converged when the server shows every report applied.
         deadline = time.time() + timeout
@@ -511,6 +612,94 @@ def run_size(n: int, args: argparse.Namespace, databases: Databases, work: Path,
     return result
 
 
+def _floor_rollout(floor: FloorProc, fleet: Fleet, result: RunResult, what: str,
+                   version: str | None, timeout: float) -> None:
+    """One rollout on the floor: push, wait for every agent's report, check every agent."""
+    client0 = sum(s["cpu_s"] for s in fleet.ask(Command.STATS))
+    cpu0 = floor.cpu_s()
+    started = time.time()
+    answer = floor.call({"cmd": "rollout", "plugin": PLUGIN, "version": version,
+                         "expect": fleet.n, "timeout": timeout}, timeout)
+    confirmed_s = time.time() - started
+    assert answer["converged"], f"floor {what}: {answer['confirmed']} of {fleet.n} confirmed"
+    floor.revision, floor.desired = answer["revision"], f"{PLUGIN}@{version}" if version else ""
+    expected = {PLUGIN: version} if version else {}
+    agent_s, pushed_s, fetched_s, client_s = _agents_hold(fleet, what, expected, timeout,
+                                                          started, client0)
+    floor_s = floor.cpu_s() - cpu0
+    result.rollouts.setdefault(what, []).append(confirmed_s)
+    result.agent_side.setdefault(what, []).append(agent_s)
+    result.rollout_cpu.setdefault(what, []).append(floor_s)
+    print(f"    {what:<9} {confirmed_s * 1000:6.0f} ms floor-confirmed; last agent: desired at "
+          f"{pushed_s * 1000:4.0f}, wheels at {fetched_s * 1000:4.0f}, final at "
+          f"{agent_s * 1000:4.0f} ms; CPU floor {floor_s:4.2f} s, agents {client_s:4.2f} s",
+          flush=True)
+
+
+def run_floor(n: int, args: argparse.Namespace, work: Path, wheels: Path) -> RunResult:
+    """The same simulated agents against the floor server: connect, rollouts, idle, storm."""
+    result = RunResult(n)
+    floor = FloorProc(work / f"floor-{n}", wheels, args.heartbeat)
+    peak = PeakRss(floor)
+    fleet: Fleet | None = None
+    timeout = max(60.0, n / 20)
+    try:
+        time.sleep(1.0)
+        result.rss_empty = floor.rss_mb()
+        fleet = Fleet(floor.grpc_target, n, args.procs, args, floor.enrollment())
+        print(f"\n### N = {n}, FLOOR (bare grpc.aio server, same TLS, protocol, wheels and "
+              f"agents): {args.procs} agent processes, {fleet.channels} channels, floor pid "
+              f"{floor.proc.pid}", flush=True)
+        answers = fleet.ask(Command.CONNECT, timeout)
+        started = min(a["started"] for a in answers)
+        desired = [t for a in answers for t in a["desired_at"]]
+        if sum(a["welcomed"] for a in answers) < n or len(desired) < n:
+            raise AssertionError(f"floor: only {len(desired)} of {n} agents got a desired state")
+        result.connect_s = max(desired) - started
+        result.connect_retries = sum(a["retries"] for a in answers)
+        assert floor.call({"cmd": "status"})["connected"] == n
+        print(f"    connect   {result.connect_s * 1000:8.0f} ms for all {n} "
+              f"({result.connect_retries} attempts retried)", flush=True)
+        time.sleep(2.0)
+        result.rss_connected = floor.rss_mb()
+        print(f"    memory    floor RSS {result.rss_empty:.0f} MB empty, "
+              f"{result.rss_connected:.0f} MB with {n} agents connected", flush=True)
+        for k in range(args.rounds):
+            _floor_rollout(floor, fleet, result, "install", f"1.{k}.0", timeout)
+            _floor_rollout(floor, fleet, result, "upgrade", f"1.{k}.1", timeout)
+            _floor_rollout(floor, fleet, result, "uninstall", None, timeout)
+        _floor_rollout(floor, fleet, result, "install", "1.0.0", timeout)
+        time.sleep(2.0)
+        with cpu_window(floor) as idle:
+            time.sleep(args.idle_seconds)
+        result.idle_cpu = idle["share"]
+        result.rss_idle = floor.rss_mb()
+        print(f"    idle      floor CPU {idle['share'] * 100:5.1f}% of a core over "
+              f"{idle['wall_s']:.0f} s, RSS {result.rss_idle:.0f} MB", flush=True)
+        restarted = time.time()
+        floor = floor.restart()
+        back = fleet.ask(Command.REJOIN, restarted, timeout, timeout=timeout + 60)
+        returned = sum(b["back"] for b in back)
+        result.storm_s = max(b["last"] for b in back) - restarted
+        print(f"    storm     floor restarted; {returned} of {n} agents online again after "
+              f"{result.storm_s:.1f} s", flush=True)
+        if returned < n:
+            raise AssertionError(f"only {returned} of {n} agents came back to the floor")
+    except (AssertionError, RuntimeError) as exc:
+        result.broke = str(exc)
+        print(f"    FLOOR BROKE at N = {n}: {result.broke}", flush=True)
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        peak.close()
+        result.rss_peak = peak.peak
+        floor.stop()
+        if args.log_dir:
+            Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(floor.log_path, Path(args.log_dir) / f"floor-{n}.log")
+    return result
+
+
 # ---------------------------------------------------------------------- report
 
 
@@ -557,6 +746,41 @@ def print_summary(results: Sequence[RunResult], args: argparse.Namespace) -> Non
             print(f"N={r.n:,} broke: {r.broke}")
 
 
+def _ratio(real: float, floor: float) -> str:
+    return f"x{real / floor:.1f}" if floor > 0 and real == real and floor == floor else "–"
+
+
+def print_floor(results: Sequence[RunResult], floors: Sequence[RunResult]) -> None:
+    """Real server beside the floor measured in the same run: the ratio is Arcade's overhead,
+    which holds on any machine where the absolute figures do not."""
+    print("\n## Real server vs floor (bare grpc.aio, same TLS, protocol, wheels and agents; "
+          "medians)\n")
+    print("| N agents | server | install → all running | upgrade | uninstall | CPU per install "
+          "| connect all | RSS connected | RSS idle | idle CPU | restart → all online |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for real, floor in zip(results, floors, strict=True):
+        rows = [("real", real), ("floor", floor)]
+        for label, r in rows:
+            print(f"| {r.n:,} | {label} | {_med(r.rollouts.get('install', [])):.2f} s "
+                  f"| {_med(r.rollouts.get('upgrade', [])):.2f} s "
+                  f"| {_med(r.rollouts.get('uninstall', [])):.2f} s "
+                  f"| {_med(r.rollout_cpu.get('install', [])):.2f} s | {r.connect_s:.2f} s "
+                  f"| {r.rss_connected:.0f} MB | {r.rss_idle:.0f} MB | {r.idle_cpu * 100:.1f}% "
+                  f"| {r.storm_s:.1f} s |")
+        cells = [_ratio(_med(real.rollouts.get(k, [])), _med(floor.rollouts.get(k, [])))
+                 for k in ("install", "upgrade", "uninstall")]
+        cells.append(_ratio(_med(real.rollout_cpu.get("install", [])),
+                            _med(floor.rollout_cpu.get("install", []))))
+        cells += [_ratio(real.connect_s, floor.connect_s),
+                  _ratio(real.rss_connected, floor.rss_connected),
+                  _ratio(real.rss_idle, floor.rss_idle), _ratio(real.idle_cpu, floor.idle_cpu),
+                  _ratio(real.storm_s, floor.storm_s)]
+        print(f"| {real.n:,} | real ÷ floor | " + " | ".join(cells) + " |")
+    for r in floors:
+        if r.broke:
+            print(f"N={r.n:,} floor broke: {r.broke}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", default="100,1000,5000",
@@ -579,6 +803,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="really unpack each wheel into a temp dir while installing")
     parser.add_argument("--list-rounds", type=int, default=20, help="GET /agents calls [20]")
     parser.add_argument("--log-dir", help="keep each run's server log here")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the same agents against a bare grpc.aio server (the "
+                             "floor) and print real vs floor [on]")
     parser.add_argument("--database", default="sqlite",
                         help="sqlite (default), postgres (throwaway cluster), or a URL")
     args = parser.parse_args(argv)
@@ -593,8 +820,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("command: python benchmarks/fleet.py " + " ".join(sys.argv[1:] if argv is None
                                                              else argv))
 
+    from arcade_server.runner import GRPC_OPTIONS
+
+    if FLOOR_GRPC_OPTIONS != GRPC_OPTIONS:
+        raise SystemExit("benchmarks/_floor_server.py: GRPC_OPTIONS differ from the server's")
     databases = Databases(args.database)
-    results = []
+    results: list[RunResult] = []
+    floors: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="arcade-fleet-") as tmp:
         work = Path(tmp)
         wheels = work / "wheels"
@@ -607,10 +839,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             for n in sizes:
                 results.append(run_size(n, args, databases, work, wheels))
+                if args.floor:
+                    floors.append(run_floor(n, args, work, wheels))
         finally:
             databases.close()
     print_summary(results, args)
-    return 1 if any(r.broke for r in results) else 0
+    if floors:
+        print_floor(results, floors)
+    return 1 if any(r.broke for r in (*results, *floors)) else 0
 
 
 if __name__ == "__main__":
