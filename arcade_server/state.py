@@ -272,7 +272,7 @@ class ServerState:
         self._tasks = []
         await self.hub.close()
         for batcher in (self.registrations, self.status_reports, self.metric_batches,
-                        self.open_jobs, self.audit):
+                        self.open_jobs, self.audit, self.identities.reads):
             await batcher.close()
         if self.started:
             try:

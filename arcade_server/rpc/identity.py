@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography import x509
 
+from ..db.batcher import Batcher
 from ..db.engine import Database
 from ..errors import Unauthorized
 from ..services import enrollment
@@ -73,13 +74,17 @@ class Identities:
         self._db = db
         self._ttl = ttl
         self._cache: dict[str, tuple[float, Identity | None]] = {}
+        # Misses that arrive together (a fleet-wide rollout: every agent calls DownloadWheel
+        # at once, a second after its Connect was checked) are one query, not one each.
+        self.reads: Batcher[str, Identity | None] = Batcher(
+            lambda ids: db.read(enrollment.get_identities, ids), name="identity reads")
 
     async def get(self, agent_id: str) -> Identity | None:
         now = time.monotonic()
         hit = self._cache.get(agent_id)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        identity = await self._db.read(enrollment.get_identity, agent_id)
+        identity = await self.reads.submit(agent_id)
         self._cache[agent_id] = (now, identity)
         if len(self._cache) > 100_000:  # ids of agents long gone
             self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl}

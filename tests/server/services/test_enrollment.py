@@ -152,3 +152,17 @@ def test_renewal_keeps_the_previous_certificate_valid_until_the_next(
     database.call(enrollment.revoke, "a1")
     with pytest.raises(Unauthorized, match="revoked"):
         database.call(enrollment.renew, ca, "a1", _serial(third), csr, days=1)
+
+
+def test_identities_of_many_agents_are_read_in_one_call_in_the_order_asked(
+    database: Database, ca: CertificateAuthority
+) -> None:
+    token = database.call(enrollment.create_token, labels={"zone": "a"}).token
+    one, two = _enroll(database, ca, token, "many-1"), _enroll(database, ca, token, "many-2")
+    database.call(enrollment.revoke, "many-2")
+    found = database.call(enrollment.get_identities, ["many-2", "never", "many-1", "many-2"])
+    assert [i.agent_id if i else None for i in found] == ["many-2", None, "many-1", "many-2"]
+    assert found[0] is not None and found[0].revoked and found[0].serials == {_serial(two)}
+    assert found[2] is not None and not found[2].revoked and found[2].serials == {_serial(one)}
+    assert found[2].labels == {"zone": "a"}
+    assert database.call(enrollment.get_identities, []) == []
