@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_server"
 
     import logging
 
-    from .settings import Settings, SettingsError
+    from .errors import SettingsError
+    from .settings import Settings
 
     try:
         settings = Settings.load(

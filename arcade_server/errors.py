@@ -33,6 +33,7 @@ __all__ = [
     "PayloadTooLarge",
     "ServerError",
     "ServiceError",
+    "SettingsError",
     "StartupError",
     "Unauthorized",
 ]
@@ -109,6 +110,11 @@ class Forbidden(ServiceError):
 
     status_code = 403
     grpc_code = "PERMISSION_DENIED"
+
+
+class SettingsError(ServerError, ValueError):
+    """A setting has a value the server cannot use; the message names the setting. Caught by
+    ``arcade server`` (``__main__``), which prints it and exits 2."""
 
 
 class MigrationError(ServerError, RuntimeError):

@@ -13,36 +13,28 @@ import dataclasses
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from . import limits
-from .errors import ServerError
+from ._settings_values import (
+    KIB,
+    MIB,
+    duration_value,
+    integer_value,
+    number_value,
+    read_config,
+    size_value,
+)
+from .errors import SettingsError
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "default_home", "is_loopback"]
+__all__ = ["ENV_PREFIX", "Settings", "default_home", "is_loopback"]
 
 ENV_PREFIX = "ARCADE_SERVER_"
-KIB = 1024
-MIB = 1024 * KIB
 MIN_CHUNK = 256 * KIB
 MAX_CHUNK = 1 * MIB
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1, "k": KIB, "kb": 1000, "kib": KIB, "m": MIB, "mb": 1000**2, "mib": MIB,
-    "g": 1024 * MIB, "gb": 1000**3, "gib": 1024 * MIB,
-}
-
-
-class SettingsError(ServerError, ValueError):
-    """A setting has a value the server cannot use; the message names the setting. Caught by
-    ``arcade server`` (``__main__``), which prints it and exits 2."""
-
 
 def default_home() -> Path:
     """``~/.arcade/server``: where the SQLite file and the blob store live by default."""
@@ -58,50 +50,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _duration(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise SettingsError(f"{name}: expected a duration such as 30 or '5m', got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise SettingsError(
-            f"{name}: {value!r} is not a duration; use seconds or a suffix: 30s, 5m, 2h, 7d"
-        )
-    return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
-
-
-def _size(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise SettingsError(f"{name}: expected a size such as 1048576 or '1MiB', got {value!r}")
-    if isinstance(value, int):
-        return value
-    match = _SIZE.match(str(value))
-    if not match:
-        raise SettingsError(
-            f"{name}: {value!r} is not a size; use bytes or a suffix: 512KiB, 256MiB, 1GiB"
-        )
-    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
-
-
-def _integer(name: str, value: Any) -> int:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name}: expected an integer, got {value!r}") from None
-
-
-def _number(name: str, value: Any) -> float:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name}: expected a number, got {value!r}") from None
 
 
 _DURATIONS = {
@@ -382,13 +330,13 @@ class Settings:
                     f"{source}: unknown setting {key!r}; known: {', '.join(sorted(known))}"
                 )
             if name in _DURATIONS:
-                converted[name] = _duration(name, value)
+                converted[name] = duration_value(name, value)
             elif name in _SIZES:
-                converted[name] = _size(name, value)
+                converted[name] = size_value(name, value)
             elif name in _INTEGERS:
-                converted[name] = _integer(name, value)
+                converted[name] = integer_value(name, value)
             elif name in _FLOATS:
-                converted[name] = _number(name, value)
+                converted[name] = number_value(name, value)
             elif name == "home":
                 converted[name] = Path(str(value))
             elif name == "san":
@@ -419,7 +367,7 @@ class Settings:
         values: dict[str, Any] = {}
         config_file = config_file or env.get(f"{ENV_PREFIX}CONFIG") or None
         if config_file:
-            values.update(_read_config(Path(config_file)))
+            values.update(read_config(Path(config_file)))
         known = {f.name for f in fields(cls)}
         for name in known:
             raw = env.get(ENV_PREFIX + name.upper())
@@ -427,18 +375,3 @@ class Settings:
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_mapping(values)
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"cannot read config file {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
-    section = data.get("server", data)
-    if not isinstance(section, dict):
-        raise SettingsError(f"config file {path}: [server] must be a table")
-    return {k: v for k, v in section.items() if not isinstance(v, dict)}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from arcade_server.settings import Settings, SettingsError
+from arcade_server.errors import SettingsError
+from arcade_server.settings import Settings
 
 
 def test_defaults_put_sqlite_in_home(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from cryptography import x509
 
-from arcade_server.errors import StartupError
-from arcade_server.settings import Settings, SettingsError
+from arcade_server.errors import SettingsError, StartupError
+from arcade_server.settings import Settings
 from arcade_server.tls import CertificateAuthority, cert_pem, key_pem, load_tls, new_key
 from tests.server.conftest import start_server
 from tests.server.helpers import ProtocolAgent

@@ -318,7 +318,7 @@ def test_the_admin_token_comes_from_the_setting_and_is_not_made_again_on_restart
 
 
 def test_a_short_admin_token_setting_is_refused() -> None:
-    from arcade_server.settings import SettingsError
+    from arcade_server.errors import SettingsError
 
     with pytest.raises(SettingsError, match="admin_token: must be at least 16"):
         Settings.load(env={"ARCADE_SERVER_ADMIN_TOKEN": "short"})

@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from arcade_server import limits
+from arcade_server.errors import SettingsError
 from arcade_server.runner import ServerThread
 from arcade_server.services import job_requests
-from arcade_server.settings import Settings, SettingsError
+from arcade_server.settings import Settings
 from tests.server.conftest import start_server
 from tests.server.helpers import ProtocolAgent, plugin_wheel, publish, unique, upload
 from tests.wheelmaker import make_wheel
