@@ -215,8 +215,9 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
             loop.remove_signal_handler(sig)
     screen.say(
         f"\nDone. Next: run {bold('arcade server --grpc-host 0.0.0.0')}, "
-        f"{bold('arcade enroll create')} for each machine, {bold('arcade agent --server HOST:9090')}"
-        f" {bold('--enroll-token TOKEN --ca-hash sha256:...')} on it, then "
+        f"{bold('arcade enroll create')} for each machine, "
+        f"{bold('arcade agent --server HOST:9090 --enroll-token TOKEN --ca-hash sha256:...')} "
+        f"on it, then "
         f"{bold('arcade publish')} / {bold('arcade install')} (README: Running the parts yourself)."
     )
 
