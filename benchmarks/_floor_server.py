@@ -65,11 +65,11 @@ __all__ = ["GRPC_OPTIONS", "FloorService", "Wheel", "main"]
 
 log = logging.getLogger("arcade.floor")
 
-#: The same transport options as ``arcade_server.runner.GRPC_OPTIONS`` (copied, so this
-#: process does not import the server's web stack; ``fleet.py`` checks they are equal).
+#: The same transport options as ``arcade_server.runner.grpc_options`` gives a server with
+#: default settings (copied, so this process does not import the server's web stack;
+#: ``fleet.py`` checks they are equal).
 GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", 8 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -77,6 +77,7 @@ GRPC_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 40_000),
+    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
 ]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

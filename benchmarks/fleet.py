@@ -820,9 +820,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("command: python benchmarks/fleet.py " + " ".join(sys.argv[1:] if argv is None
                                                              else argv))
 
-    from arcade_server.runner import GRPC_OPTIONS
+    from arcade_server.runner import grpc_options
+    from arcade_server.settings import Settings
 
-    if FLOOR_GRPC_OPTIONS != GRPC_OPTIONS:
+    if grpc_options(Settings()) != FLOOR_GRPC_OPTIONS:
         raise SystemExit("benchmarks/_floor_server.py: GRPC_OPTIONS differ from the server's")
     databases = Databases(args.database)
     results: list[RunResult] = []
