@@ -57,12 +57,13 @@ _DURATIONS = {
     "presence_flush_interval", "revision_poll_interval", "wait_poll_interval", "max_wait",
     "shutdown_grace", "job_sweep_interval", "job_lost_after", "job_timeout_grace",
     "job_default_timeout", "job_max_timeout", "memory_release_interval",
-    "metric_warn_interval",
+    "metric_warn_interval", "audit_retention",
 }
 _SIZES = {"max_upload_bytes", "chunk_size", "max_config_bytes", "max_wheel_bytes",
           "grpc_max_receive_bytes"}
 _INTEGERS = {"http_port", "grpc_port", "db_threads", "metric_query_limit",
-             "max_plugins_per_agent", "metric_batch_max", "metric_rows_per_plugin"}
+             "max_plugins_per_agent", "metric_batch_max", "metric_rows_per_plugin",
+             "audit_max_rows"}
 _FLOATS = {"metric_rate", "metric_burst"}
 
 
@@ -171,6 +172,10 @@ class Settings:
     #: ``retention_interval``) deletes older rows, as it deletes rows older than
     #: ``metric_retention``.
     metric_rows_per_plugin: int = 100_000
+    #: Audit rows are kept this long, and at most this many (the newest), so a flood of
+    #: refused calls cannot fill the disk; the retention sweep enforces both.
+    audit_retention: float = 365 * 86400.0
+    audit_max_rows: int = 1_000_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
@@ -273,7 +278,8 @@ class Settings:
 
     def _check_limits(self) -> None:
         for name in ("max_config_bytes", "max_plugins_per_agent", "max_wheel_bytes",
-                     "grpc_max_receive_bytes", "metric_batch_max", "metric_rows_per_plugin"):
+                     "grpc_max_receive_bytes", "metric_batch_max", "metric_rows_per_plugin",
+                     "audit_max_rows"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if not (self.metric_rate > 0 and self.metric_burst >= 1):

@@ -251,7 +251,8 @@ class ServerState:
     async def expire_metrics(self) -> int:
         """The retention sweep (every ``retention_interval``): delete metric rows older than
         ``metric_retention``, then those beyond the newest ``metric_rows_per_plugin`` of each
-        agent and plugin; return how many rows went."""
+        agent and plugin, then audit rows past ``audit_retention``/``audit_max_rows``; return
+        how many rows went."""
         settings = self.settings
         cutoff = time.time() - settings.metric_retention
         deleted = await self.db.run(metrics.purge, cutoff)
@@ -261,7 +262,13 @@ class ServerState:
         if excess:
             log.info("deleted %d metric rows beyond %d per agent and plugin",
                      excess, settings.metric_rows_per_plugin)
-        return deleted + excess
+        audit_rows = await self.db.run(
+            audit.purge, before=time.time() - settings.audit_retention,
+            keep_rows=settings.audit_max_rows)
+        if audit_rows:
+            log.info("deleted %d audit rows (older than audit_retention or beyond "
+                     "audit_max_rows)", audit_rows)
+        return deleted + excess + audit_rows
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -26,7 +26,7 @@ from ..auth.roles import ActorKind
 from ..db import tables as t
 from ..errors import Invalid
 
-__all__ = ["QUERY_LIMIT", "AuditEntry", "query", "record", "record_many"]
+__all__ = ["QUERY_LIMIT", "AuditEntry", "purge", "query", "record", "record_many"]
 
 #: Most rows one query returns.
 QUERY_LIMIT = 1000
@@ -120,3 +120,15 @@ def query(
                               c.target.startswith(target + "/", autoescape=True)))
     rows = conn.execute(stmt.order_by(c.id.desc()).limit(limit)).all()
     return [dict(row._mapping) for row in rows]
+
+
+def purge(conn: Connection, *, before: float, keep_rows: int) -> int:
+    """The audit log's retention (the server's sweep, never the API): delete rows older than
+    ``before`` and all but the newest ``keep_rows``; return how many went."""
+    log_ = t.audit_log
+    deleted = conn.execute(log_.delete().where(log_.c.at < before)).rowcount or 0
+    cutoff = conn.scalar(select(log_.c.id).order_by(log_.c.id.desc())
+                         .offset(keep_rows).limit(1))
+    if cutoff is not None:
+        deleted += conn.execute(log_.delete().where(log_.c.id <= cutoff)).rowcount or 0
+    return int(deleted)

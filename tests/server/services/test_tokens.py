@@ -152,3 +152,29 @@ def test_audit_rows_are_recorded_and_filtered_newest_first(database: Database) -
     database.call(audit.record, actor="a" * 500, actor_kind=ActorKind.SYSTEM,
                   action="x", outcome="ok", target="t" * 900)
     assert len(database.call(audit.query, limit=1)[0]["target"]) == 500
+
+
+def test_the_audit_retention_keeps_recent_rows_and_at_most_the_newest_n(
+    database: Database,
+) -> None:
+    def entry(i: int, at: float) -> audit.AuditEntry:
+        return audit.AuditEntry(actor=f"a{i}", actor_kind=ActorKind.ANONYMOUS,
+                                action="POST /x", outcome="401", at=at)
+
+    database.call(audit.record_many, [entry(i, 100.0 + i) for i in range(10)])
+    assert database.call(audit.purge, before=103.0, keep_rows=100) == 3   # a0-a2 too old
+    assert database.call(audit.purge, before=0.0, keep_rows=4) == 3       # a3-a5 beyond 4
+    assert [r["actor"] for r in database.call(audit.query)] == ["a9", "a8", "a7", "a6"]
+    assert database.call(audit.purge, before=0.0, keep_rows=4) == 0
+
+
+def test_audit_retention_settings_are_validated() -> None:
+    from arcade_server.errors import SettingsError
+    from arcade_server.settings import Settings
+
+    loaded = Settings.from_mapping({"audit_retention": "30d", "audit_max_rows": "5000"})
+    assert (loaded.audit_retention, loaded.audit_max_rows) == (30 * 86400.0, 5000)
+    with pytest.raises(SettingsError, match="audit_max_rows"):
+        Settings(audit_max_rows=0)
+    with pytest.raises(SettingsError, match="audit_retention"):
+        Settings(audit_retention=0)
