@@ -30,7 +30,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import os
 import socket
 import ssl
 import tempfile
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from arcade_core.files import write_private
 from arcade_core.rpc.v1 import pb, pb_grpc
 from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
 
@@ -97,21 +97,6 @@ def spki_hash(cert: x509.Certificate) -> str:
     return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _paths(home: Path) -> tuple[Path, Path, Path]:
     directory = home / "tls"
     return directory / "agent.key", directory / "agent.pem", directory / "ca.pem"
@@ -129,9 +114,9 @@ def load_credentials(home: Path) -> Credentials | None:
 def store_credentials(home: Path, credentials: Credentials) -> None:
     """Write the three files (0600, atomically; the key first, the certificate last)."""
     key, cert, ca = _paths(home)
-    _write_private(key, credentials.key_pem)
-    _write_private(ca, credentials.ca_pem)
-    _write_private(cert, credentials.cert_pem)
+    write_private(key, credentials.key_pem)
+    write_private(ca, credentials.ca_pem)
+    write_private(cert, credentials.cert_pem)
 
 
 def make_csr(agent_id: str) -> tuple[bytes, bytes]:

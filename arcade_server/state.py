@@ -30,10 +30,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from arcade_core.files import write_private
 from arcade_core.memory import release_memory
 
 from .auth.roles import ActorKind, Role
-from .auth.secretfile import write_secret
 from .blobcache import BlobCache
 from .db.batcher import Batcher
 from .db.engine import Database
@@ -180,7 +180,7 @@ class ServerState:
         if secret is None:
             return False
         path = settings.admin_token_file
-        await asyncio.to_thread(write_secret, path, secret + "\n")
+        await asyncio.to_thread(write_private, path, secret + "\n")
         await self.db.run(audit.record, actor="system", actor_kind=ActorKind.SYSTEM,
                           action="token.create", target=f"tokens/{tokens.ADMIN_NAME}",
                           outcome="ok", role=Role.ADMIN)

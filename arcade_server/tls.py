@@ -27,7 +27,6 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from arcade_core.files import write_private
 
 from .errors import StartupError
 
@@ -48,7 +49,6 @@ __all__ = [
     "agent_id_of",
     "load_tls",
     "spki_hash",
-    "write_private",
 ]
 
 log = logging.getLogger("arcade.server.tls")
@@ -102,24 +102,6 @@ def spki_hash(cert: x509.Certificate) -> str:
 
 def fingerprint(cert: x509.Certificate) -> str:
     return "sha256:" + cert.fingerprint(hashes.SHA256()).hex()
-
-
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` with ``mode``, atomically: a temp file created with that
-    mode in the same directory, then renamed over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def agent_id_of(cert: x509.Certificate) -> str | None:
@@ -305,8 +287,8 @@ def _load_ca(directory: Path, ca_file: Path | None, ca_key_file: Path | None
         return CertificateAuthority(_read_cert(ca_path, "the server's CA"),
                                     _read_key(key_path, "the server's CA key"))
     ca = CertificateAuthority.create()
-    write_private(key_path, key_pem(ca.key))
-    write_private(ca_path, ca.pem, 0o644)
+    write_private(key_path, key_pem(ca.key), dir_mode=0o777)
+    write_private(ca_path, ca.pem, mode=0o644, dir_mode=0o777)
     log.info("created a private CA in %s (pin: %s)", ca_path, ca.hash)
     return ca
 
@@ -347,6 +329,6 @@ def load_tls(home: Path, *, san: tuple[str, ...] = (), hosts: tuple[str, ...] = 
         log.info("re-issuing the server certificate %s (names, CA or expiry changed)", cert_path)
     key = new_key()
     cert = ca.issue_server(key, names)
-    write_private(key_path, key_pem(key))
-    write_private(cert_path, cert_pem(cert), 0o644)
+    write_private(key_path, key_pem(key), dir_mode=0o777)
+    write_private(cert_path, cert_pem(cert), mode=0o644, dir_mode=0o777)
     return ServerTLS(ca, cert_pem(cert), key_pem(key), cert_path, key_path)

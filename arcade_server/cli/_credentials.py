@@ -80,7 +80,7 @@ def resolve(args: argparse.Namespace) -> Credentials:
 
 def save(credentials: Credentials, path: Path | None = None) -> Path:
     """Write ``credentials`` to the credentials file (0600, atomically); return its path."""
-    from ..auth.secretfile import write_secret
+    from arcade_core.files import write_private
 
     path = path or credentials_path()
     lines = ["# written by arcade login"]
@@ -88,5 +88,5 @@ def save(credentials: Credentials, path: Path | None = None) -> Path:
         value = getattr(credentials, key)
         if value is not None:
             lines.append(f"{key} = {json.dumps(value)}")  # a JSON string is a TOML string
-    write_secret(path, "\n".join(lines) + "\n")
+    write_private(path, "\n".join(lines) + "\n")
     return path
