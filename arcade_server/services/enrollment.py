@@ -18,7 +18,6 @@ Plain values in and out; the CA (:class:`~arcade_server.tls.CertificateAuthority
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 import time
@@ -33,6 +32,7 @@ from ..errors import AlreadyExists, Invalid, NotFound, Unauthorized
 from ..limits import check_labels
 from ..tls import CertificateAuthority, InvalidCSR, IssuedCertificate
 from .agents import validate_agent_id
+from .tokens import hash_secret
 
 __all__ = [
     "Enrolled",
@@ -83,10 +83,6 @@ class Identity:
     revoked: bool
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _token_dict(row: AnyRow, now: float) -> dict[str, Any]:
     used_up = row.max_uses is not None and row.uses >= row.max_uses
     return {
@@ -112,7 +108,7 @@ def create_token(conn: Connection, *, name: str = "", labels: Mapping[str, str] 
     secret = _TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = secrets.token_hex(8)
     conn.execute(insert(enrollment_tokens).values(
-        id=token_id, name=name, token_hash=_hash(secret), labels=bound, created_at=now,
+        id=token_id, name=name, token_hash=hash_secret(secret), labels=bound, created_at=now,
         expires_at=now + ttl, max_uses=max_uses, uses=0,
     ))
     row = conn.execute(select(enrollment_tokens).where(enrollment_tokens.c.id == token_id)).one()
@@ -139,7 +135,7 @@ def _use_token(conn: Connection, secret: str, now: float) -> AnyRow:
     if not secret.startswith(_TOKEN_PREFIX) or len(secret) > 200:
         raise Unauthorized("the enrollment token is not valid; ask an operator for one "
                               "(arcade enroll create)")
-    digest = _hash(secret)
+    digest = hash_secret(secret)
     row = conn.execute(select(enrollment_tokens).where(
         enrollment_tokens.c.token_hash == digest)).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
