@@ -46,6 +46,7 @@ from arcade_core.files import write_private
 from arcade_core.rpc.v1 import pb, pb_grpc
 from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
 
+from .connection import backoff_delay
 from .errors import AgentError
 
 __all__ = [
@@ -67,6 +68,8 @@ log = logging.getLogger(__name__)
 #: Renew once this fraction of the certificate's lifetime has passed.
 RENEW_AT = 2 / 3
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+#: First wait before retrying an enrollment or a CA fetch (doubling, jittered, up to retry_max).
+_RETRY_INITIAL = 0.2
 
 
 class EnrollmentError(AgentError):
@@ -187,7 +190,7 @@ async def enroll(server: str, agent_id: str, token: str, ca_pem: bytes, *,
     is unreachable; raises :class:`EnrollmentError` when the server refuses."""
     key_pem, csr_pem = make_csr(agent_id)
     anonymous = grpc.ssl_channel_credentials(ca_pem, ANONYMOUS_KEY_PEM, ANONYMOUS_CERT_PEM)
-    delay = 0.2
+    attempt = 0
     while True:
         async with grpc.aio.secure_channel(server, anonymous) as channel:
             stub = pb_grpc.AgentServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -201,10 +204,11 @@ async def enroll(server: str, agent_id: str, token: str, ca_pem: bytes, *,
                     raise EnrollmentError(
                         f"enrollment of {agent_id!r} at {server} refused: {exc.code().name}: "
                         f"{exc.details()}") from None
+                delay = backoff_delay(attempt, _RETRY_INITIAL, retry_max)
                 log.warning("cannot enroll at %s yet (%s: %s); retrying in %.1fs", server,
                             exc.code().name, exc.details(), delay)
         await asyncio.sleep(delay)
-        delay = min(retry_max, delay * 2)
+        attempt += 1
     return Credentials(key_pem, answer.certificate_pem.encode(), answer.ca_pem.encode())
 
 
@@ -247,16 +251,17 @@ async def ensure_credentials(home: Path, server: str, agent_id: str, *,
         except ValueError:
             raise EnrollmentError(f"--ca-file {ca_file} is not a PEM certificate") from None
     elif ca_hash:
-        delay = 0.2
+        attempt = 0
         while True:
             try:
                 ca_pem = await asyncio.to_thread(fetch_ca, server, ca_hash)
                 break
             except (OSError, ssl.SSLError) as exc:
+                delay = backoff_delay(attempt, _RETRY_INITIAL, retry_max)
                 log.warning("cannot fetch the CA from %s yet (%s); retrying in %.1fs",
                             server, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(retry_max, delay * 2)
+                attempt += 1
     else:
         raise EnrollmentError("enrolling needs the server's CA: give --ca-file CA.pem or "
                               "--ca-hash sha256:HEX")
