@@ -150,7 +150,7 @@ def test_server_errors_are_printed_as_one_line(arcade: Arcade) -> None:
     code, _, err = arcade("install", "ghost-plugin", "--agent", "ghost-agent")
     assert code == 1
     assert err.strip() == "error: no agent with id 'ghost-agent' has registered; list agents " \
-                          "with GET /api/v1/agents"
+                          "with `arcade agents`"
 
 
 def test_unreachable_api_is_reported_clearly(run: Arcade,

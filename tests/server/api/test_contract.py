@@ -71,7 +71,10 @@ NOT_JSON = {("get", "/api/v1/tls/ca.pem"): "application/x-pem-file"}
 TWO_SUCCESSES = {
     ("post", "/api/v1/plugins"): {"200", "201"},
     ("post", "/api/v1/agents/{agent_id}/plugins"): {"200", "202"},
+    ("delete", "/api/v1/agents/{agent_id}/plugins/{name}"): {"200", "202"},
+    ("put", "/api/v1/agents/{agent_id}/plugins/{name}/config"): {"200", "202"},
     ("post", "/api/v1/assignments"): {"200", "202"},
+    ("post", "/api/v1/assignments/remove"): {"200", "202"},
     ("post", "/api/v1/jobs/{job_id}/cancel"): {"200", "202"},
 }
 
