@@ -389,3 +389,63 @@ class ArcadeClient:
         """End the agent's stream and refuse its certificates from now on."""
         result: dict[str, Any] = self._json("POST", f"/agents/{quote(agent_id, safe='')}/revoke")
         return result
+
+    # ---------------------------------------------------------------- desired-state changes
+
+    def install_plugin(
+        self,
+        spec: str,
+        *,
+        agent: str | None = None,
+        selector: Mapping[str, str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        isolation: str | None = None,
+        reset_config: bool = False,
+        wait: float | None = None,
+    ) -> dict[str, Any]:
+        """Install ``spec`` on ``agent`` or on every agent matching ``selector``; a config or
+        isolation not given is kept from the agent's current assignment (``reset_config``:
+        the version's defaults). With ``wait``, the body says ``timed_out`` when the agents
+        did not all report running or failed in time."""
+        body: dict[str, Any] = {"plugin": spec}
+        if config is not None:
+            body["config"] = dict(config)
+        if isolation:
+            body["isolation"] = isolation
+        if reset_config:
+            body["reset_config"] = True
+        if agent is None:
+            body["selector"] = dict(selector or {})
+        path = "/assignments" if agent is None else f"/agents/{quote(agent, safe='')}/plugins"
+        return self._waiting("POST", path, wait, json=body)
+
+    def uninstall_plugin(self, name: str, *, agent: str | None = None,
+                         selector: Mapping[str, str] | None = None,
+                         wait: float | None = None) -> dict[str, Any]:
+        """Remove plugin ``name`` from ``agent`` or every agent matching ``selector``; with
+        ``wait``, until they report it removed (else ``timed_out``)."""
+        if agent is None:
+            return self._waiting("POST", "/assignments/remove", wait,
+                                 json={"selector": dict(selector or {}), "plugin": name})
+        return self._waiting(
+            "DELETE", f"/agents/{quote(agent, safe='')}/plugins/{quote(name, safe='')}", wait)
+
+    def change_config(self, agent_id: str, name: str, config: Mapping[str, Any], *,
+                      wait: float | None = None) -> dict[str, Any]:
+        """Replace the config of ``name`` on ``agent_id``; with ``wait``, until the agent
+        reports it applied (else ``timed_out``)."""
+        return self._waiting(
+            "PUT",
+            f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config",
+            wait,
+            content=json.dumps(dict(config)),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def _waiting(self, method: str, path: str, wait: float | None, **kwargs: Any
+                 ) -> dict[str, Any]:
+        """A desired-state change with ``?wait`` (and a read timeout long enough for it)."""
+        params, timeout = self._wait_params(wait)
+        extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        result: dict[str, Any] = self._json(method, path, params=params, **kwargs, **extra)
+        return result
