@@ -190,10 +190,12 @@ def delete_version(conn: Connection, name: str, version: str) -> list[str]:
         select(assignments.c.agent_id).where(assignments.c.version_id == row.id).limit(20)
     ).all()
     if assigned:
+        remove = Hint(f"DELETE /api/v1/agents/{{agent_id}}/plugins/{row.plugin_name}",
+                      f"arcade uninstall {row.plugin_name} --agent ID")
         raise Conflict(
             f"{row.plugin_name}@{row.version} is assigned to {len(assigned)} agent(s) "
-            f"({', '.join(assigned)}): uninstall it from them first",
-            {"agents": list(assigned)},
+            f"({', '.join(assigned)}): uninstall it from them first with {remove}",
+            {"agents": list(assigned)}, hints=[remove],
         )
     shas = {w.sha256 for w in wheels_of(conn, row.id)}
     # The wheel rows go with the version (ON DELETE CASCADE, and explicitly: SQLite enforces
