@@ -53,10 +53,9 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.detail = detail
-        self.hints: list[dict[str, str]] = [
-            {"rest": str(h["rest"]), "cli": str(h["cli"])} for h in hints or ()
-            if isinstance(h, dict) and h.get("rest") and h.get("cli")
-        ] if isinstance(hints, list) else []
+        self.hints = [{"rest": str(h["rest"]), "cli": str(h["cli"])} for h in hints
+                      if isinstance(h, dict) and h.get("rest") and h.get("cli")
+                      ] if isinstance(hints, list) else []
 
     @property
     def cli_message(self) -> str:
@@ -256,47 +255,6 @@ class ArcadeClient:
         result: dict[str, Any] = response.json()
         return response.status_code, result
 
-    def install_selector(
-        self,
-        selector: Mapping[str, str],
-        spec: str,
-        *,
-        config: Mapping[str, Any] | None = None,
-        isolation: str | None = None,
-        wait: float | None = None,
-    ) -> tuple[int, dict[str, Any]]:
-        params, timeout = self._wait_params(wait)
-        body: dict[str, Any] = {"selector": dict(selector), "plugin": spec}
-        if config is not None:
-            body["config"] = dict(config)
-        if isolation:
-            body["isolation"] = isolation
-        extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
-        response = self._request("POST", "/assignments", json=body, params=params, **extra)
-        result: dict[str, Any] = response.json()
-        return response.status_code, result
-
-    def uninstall(self, agent_id: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "DELETE", f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}"
-        )
-        return result
-
-    def uninstall_selector(self, selector: Mapping[str, str], name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "POST", "/assignments/remove", json={"selector": dict(selector), "plugin": name}
-        )
-        return result
-
-    def set_config(self, agent_id: str, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "PUT",
-            f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config",
-            content=json.dumps(dict(config)),
-            headers={"Content-Type": "application/json"},
-        )
-        return result
-
     # ---------------------------------------------------------------- jobs
 
     def create_job(
@@ -392,28 +350,16 @@ class ArcadeClient:
 
     # ---------------------------------------------------------------- desired-state changes
 
-    def install_plugin(
-        self,
-        spec: str,
-        *,
-        agent: str | None = None,
-        selector: Mapping[str, str] | None = None,
-        config: Mapping[str, Any] | None = None,
-        isolation: str | None = None,
-        reset_config: bool = False,
-        wait: float | None = None,
-    ) -> dict[str, Any]:
-        """Install ``spec`` on ``agent`` or on every agent matching ``selector``; a config or
-        isolation not given is kept from the agent's current assignment (``reset_config``:
-        the version's defaults). With ``wait``, the body says ``timed_out`` when the agents
-        did not all report running or failed in time."""
-        body: dict[str, Any] = {"plugin": spec}
-        if config is not None:
-            body["config"] = dict(config)
-        if isolation:
-            body["isolation"] = isolation
-        if reset_config:
-            body["reset_config"] = True
+    def install_plugin(self, spec: str, *, agent: str | None = None,
+                       selector: Mapping[str, str] | None = None,
+                       config: Mapping[str, Any] | None = None, isolation: str | None = None,
+                       reset_config: bool = False, wait: float | None = None) -> dict[str, Any]:
+        """Install ``spec`` on ``agent`` or every agent matching ``selector``; a config or
+        isolation not given is kept (``reset_config``: the defaults). ``timed_out`` in the
+        body: ``wait`` ran out before the agents reported running or failed."""
+        body = {"plugin": spec, **_query(config=None if config is None else dict(config),
+                                          isolation=isolation or None,
+                                          reset_config=reset_config or None)}
         if agent is None:
             body["selector"] = dict(selector or {})
         path = "/assignments" if agent is None else f"/agents/{quote(agent, safe='')}/plugins"
@@ -422,8 +368,8 @@ class ArcadeClient:
     def uninstall_plugin(self, name: str, *, agent: str | None = None,
                          selector: Mapping[str, str] | None = None,
                          wait: float | None = None) -> dict[str, Any]:
-        """Remove plugin ``name`` from ``agent`` or every agent matching ``selector``; with
-        ``wait``, until they report it removed (else ``timed_out``)."""
+        """Remove ``name`` from ``agent`` or every agent matching ``selector`` (``wait``:
+        until they report it removed, else ``timed_out``)."""
         if agent is None:
             return self._waiting("POST", "/assignments/remove", wait,
                                  json={"selector": dict(selector or {}), "plugin": name})
@@ -432,19 +378,14 @@ class ArcadeClient:
 
     def change_config(self, agent_id: str, name: str, config: Mapping[str, Any], *,
                       wait: float | None = None) -> dict[str, Any]:
-        """Replace the config of ``name`` on ``agent_id``; with ``wait``, until the agent
-        reports it applied (else ``timed_out``)."""
-        return self._waiting(
-            "PUT",
-            f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config",
-            wait,
-            content=json.dumps(dict(config)),
-            headers={"Content-Type": "application/json"},
-        )
+        """Replace the config of ``name`` on ``agent_id`` (``wait``: until the agent reports
+        it applied, else ``timed_out``)."""
+        path = f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config"
+        return self._waiting("PUT", path, wait, content=json.dumps(dict(config)),
+                             headers={"Content-Type": "application/json"})
 
     def _waiting(self, method: str, path: str, wait: float | None, **kwargs: Any
                  ) -> dict[str, Any]:
-        """A desired-state change with ``?wait`` (and a read timeout long enough for it)."""
         params, timeout = self._wait_params(wait)
         extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
         result: dict[str, Any] = self._json(method, path, params=params, **kwargs, **extra)
