@@ -397,8 +397,8 @@ async def test_uninstall_and_config_wait_for_the_agent_or_answer_202_timed_out(
         # Installed again, removed again, and nobody reports: 202 with the last report.
         await asyncio.to_thread(api.post, base, json={"plugin": name})
         agent.report((await _desired_at(agent, 5)).revision, status(name, "1.0.0", "running"))
-        await until(lambda: api.get(base).json()[0]["actual"]["revision"] == 5, blocking=True,
-                    what="the report of revision 5 stored")
+        await until(lambda: (api.get(base).json()[0]["actual"] or {}).get("revision") == 5,
+                    blocking=True, what="the report of revision 5 stored")
         pending = await asyncio.to_thread(api.delete, f"{base}/{name}", params={"wait": 0.3})
         assert pending.status_code == 202
         assert pending.json()["timed_out"] is True
