@@ -102,14 +102,17 @@ def current_assignments(conn: Connection, plugin: str, agents: Any) -> dict[str,
     }
 
 
-def _set_by_operator(current: AnyRow) -> dict[str, Any]:
-    """The stored config without the top-level values equal to its version's defaults."""
-    stored = dict(current.config or {})
+def _defaults(current: AnyRow) -> dict[str, Any]:
+    """The default config of the version ``current`` is assigned ({} if it cannot tell)."""
     try:
-        defaults = registry.manifest_of(current).validate_config(None, check=False)
+        return registry.manifest_of(current).validate_config(None, check=False)
     except ArcadeError:
-        return stored
-    return {key: value for key, value in stored.items()
+        return {}
+
+
+def _set_by_operator(current: AnyRow, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored config without the top-level values equal to its version's defaults."""
+    return {key: value for key, value in (current.config or {}).items()
             if key not in defaults or defaults[key] != value}
 
 
@@ -153,6 +156,7 @@ def settings_for(
     schema = schema_of(version)
     has_secrets = secrets.has_secrets(schema)
     done: dict[str, dict[str, Any]] = {}
+    defaults: dict[str, dict[str, Any]] = {}  # by the version an agent runs now
     configs: dict[str, dict[str, Any]] = {}
     isolations: dict[str, Isolation] = {}
     for agent_id in agent_ids:
@@ -165,7 +169,9 @@ def settings_for(
         elif reset_config or now is None:
             base = None
         else:
-            base = _set_by_operator(now)
+            if now.version not in defaults:
+                defaults[now.version] = _defaults(now)
+            base = _set_by_operator(now, defaults[now.version])
             kept_from = f"agent {agent_id} ({now.plugin_name}@{now.version})"
         key = json.dumps(base, sort_keys=True)
         if key not in done:

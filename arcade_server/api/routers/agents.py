@@ -40,7 +40,7 @@ from ..schemas import (
     stated,
 )
 from ..schemas.requests import PLUGIN_NAME_PATTERN
-from ..waits import Wait, await_outcomes, check_wait
+from ..waits import Probe, Wait, await_outcomes, check_wait
 
 router = APIRouter(tags=["agents"])
 
@@ -70,7 +70,7 @@ def _parse_labels(values: list[str] | None) -> dict[str, str]:
 
 
 async def _answer(state: ServerState, response: Response, out: dict[str, Any],
-                  agent_id: str, wait: float, probe: Any) -> dict[str, Any]:
+                  agent_id: str, wait: float, probe: Probe) -> dict[str, Any]:
     """One agent's change: 200 with its outcome when ``probe`` says done within ``wait``,
     else 202 with ``timed_out`` (when waiting) and its last report so far."""
     out["connected"] = state.hub.connected(agent_id)
