@@ -83,8 +83,9 @@ class Settings:
     max_upload_bytes: int = 256 * MIB
     #: Heartbeat interval told to agents in Welcome.
     heartbeat_interval: float = 10.0
-    #: An agent without a heartbeat for this long is shown offline.
-    offline_after: float = 35.0
+    #: An agent without a heartbeat for this long is shown offline (a half-open connection);
+    #: 0 (the default): three heartbeat intervals. A closed stream is offline at once.
+    offline_after: float = 0.0
     #: Metric rows older than this are deleted.
     metric_retention: float = 7 * 86400.0
     #: How often the retention sweep runs.
@@ -197,6 +198,8 @@ class Settings:
             port = getattr(self, port_name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{port_name}: {port} is not a TCP port (0-65535; 0 = any)")
+        if self.offline_after == 0:
+            object.__setattr__(self, "offline_after", 3 * self.heartbeat_interval)
         for name in _DURATIONS:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive, got {getattr(self, name)}")

@@ -240,12 +240,13 @@ class ServerState:
 
     async def flush_presence(self) -> None:
         dirty = self.presence.take_dirty()
-        if not dirty:
+        left = self.presence.take_departures()
+        if not dirty and not left:
             return
         try:
-            await self.db.run(agents.flush_presence, dirty)
+            await self.db.run(agents.flush_presence, dirty, left)
         except Exception:
-            self.presence.restore_dirty(dirty)
+            self.presence.restore_dirty(dirty, left)
             raise
 
     async def expire_metrics(self) -> int:

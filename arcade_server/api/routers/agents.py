@@ -136,6 +136,7 @@ async def list_agents(
     return await state.db.read(
         agents.list_agents, last_seen=state.presence.snapshot(),
         offline_after=state.settings.offline_after, labels=labels, status=status,
+        left=state.presence.departures(),
     )
 
 
@@ -146,7 +147,7 @@ async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
     return await state.db.read(
         agents.get_agent, agent_id, last_seen=state.presence.last_seen(agent_id),
         offline_after=state.settings.offline_after,
-        connected=state.hub.connected(agent_id),
+        connected=state.hub.connected(agent_id), left_at=state.presence.left_at(agent_id),
     )
 
 
@@ -154,7 +155,14 @@ async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
             response_model=list[AgentPlugin], responses=errors(s404=_UNKNOWN_AGENT),
             dependencies=[needs(Role.VIEWER)])
 async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
-    return await state.db.read(plugin_states.agent_plugins, agent_id)
+    return await state.db.read(plugin_states.agent_plugins, agent_id, liveness(state))
+
+
+def liveness(state: ServerState) -> agents.Liveness:
+    """This process's presence knowledge, for a read that says who is online."""
+    presence = state.presence
+    return agents.Liveness(presence.snapshot(), presence.departures(),
+                           state.settings.offline_after)
 
 
 @router.post(
