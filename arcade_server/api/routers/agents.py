@@ -26,7 +26,7 @@ from ...limits import MAX_NAME_LENGTH
 from ...services import agents, assignments, metrics, plugin_states
 from ...state import ServerState
 from ..auth import needs
-from ..deps import get_state
+from ..deps import get_state, liveness
 from ..schemas import (
     Agent,
     AgentDetail,
@@ -158,12 +158,6 @@ async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
     return await state.db.read(plugin_states.agent_plugins, agent_id, liveness(state))
 
 
-def liveness(state: ServerState) -> agents.Liveness:
-    """This process's presence knowledge, for a read that says who is online."""
-    presence = state.presence
-    return agents.Liveness(presence.snapshot(), presence.departures(),
-                           state.settings.offline_after)
-
 
 @router.post(
     "/agents/{agent_id}/plugins",
@@ -240,10 +234,12 @@ async def agent_metrics(
     plugin: str | None = None,
     since: Annotated[float | None, Query(description="seconds since the epoch")] = None,
     limit: Annotated[int, Query(ge=1)] = 1000,
+    latest: Annotated[bool, Query(
+        description="only the newest value of each series (plugin, name, labels)")] = False,
 ) -> list[dict[str, Any]]:
     return await state.db.read(
         metrics.query, agent_id, name=name, plugin=plugin, since=since, limit=limit,
-        max_limit=state.settings.metric_query_limit,
+        max_limit=state.settings.metric_query_limit, latest=latest,
     )
 
 
