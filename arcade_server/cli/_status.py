@@ -20,7 +20,7 @@ from typing import Any
 from arcade_core.states import AgentPresence, PluginState
 
 from ._app import Command, client, parse_selector
-from ._output import Cell, Table, ago, fail, print_json
+from ._output import Cell, Table, ago, fail, print_json, size
 from ._units import NO_ENTRIES, human_value, parse_since, short
 
 __all__ = ["metrics", "status", "versions"]
@@ -213,12 +213,10 @@ def _versions(args: argparse.Namespace) -> None:
         print(f"no versions of {words[0]} are published: publish one with `arcade publish "
               "WHEEL...`")
         return
-    from ._output import size
-
-    table = Table.of("version", "type", "size", "wheels", "sha256", "published")
+    table = Table.of("version", "type", "size", "sha256", "published", "summary")
     for v in items:
-        table.add_row(v["version"], v["type"], size(v["size"]), str(len(v["wheels"])),
-                      v["sha256"][:12] + "…", ago(v["created_at"]))
+        table.add_row(v["version"], v["type"], size(v["size"]), v["sha256"][:12] + "…",
+                      ago(v["created_at"]), v["summary"])
     table.print()
 
 
