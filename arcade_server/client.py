@@ -373,35 +373,27 @@ class ArcadeClient:
         result: dict[str, Any] = self._json("POST", f"/agents/{quote(agent_id, safe='')}/revoke")
         return result
 
-    # ---------------------------------------------------------------- fleet views ("views")
-
     def fleet_status(self, selector: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Every agent (with all of ``selector``'s labels) × its plugins, with counts."""
         text = ",".join(f"{k}={v}" for k, v in (selector or {}).items())
-        result: dict[str, Any] = self._json("GET", "/status",
-                                            params=_query(selector=text or None))
+        result: dict[str, Any] = self._json("GET", "/status", params=_query(selector=text or None))
         return result
 
     def delete_agent(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
-        """Delete an agent's rows and revoke its identity (refused while online unless
-        ``force``)."""
-        result: dict[str, Any] = self._json(
-            "DELETE", f"/agents/{quote(agent_id, safe='')}",
-            params=_query(force="true" if force else None))
+        """Delete an agent's rows, revoke its identity (refused online unless ``force``)."""
+        result: dict[str, Any] = self._json("DELETE", f"/agents/{quote(agent_id, safe='')}",
+                                            params=_query(force="true" if force else None))
         return result
 
     def plugin_versions(self, name: str) -> list[dict[str, Any]]:
-        """A plugin's published versions, newest first."""
-        result: list[dict[str, Any]] = self._json(
-            "GET", f"/plugins/{quote(name, safe='')}/versions")
+        path = f"/plugins/{quote(name, safe='')}/versions"
+        result: list[dict[str, Any]] = self._json("GET", path)
         return result
 
-    def metric_values(self, agent_id: str, *, name: str | None = None,
-                      since: float | None = None, limit: int | None = None,
-                      latest: bool = False) -> list[dict[str, Any]]:
+    def metric_values(self, agent_id: str, *, name: str | None = None, since: float | None = None,
+                      limit: int | None = None, latest: bool = False) -> list[dict[str, Any]]:
         """:meth:`metrics` with ``latest``: only the newest value of each series."""
-        params = _query(name=name, since=since, limit=limit,
-                        latest="true" if latest else None)
+        params = _query(name=name, since=since, limit=limit, latest="true" if latest else None)
         result: list[dict[str, Any]] = self._json(
             "GET", f"/agents/{quote(agent_id, safe='')}/metrics", params=params)
         return result
