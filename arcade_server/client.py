@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._client_views import FleetViews
 from ._multipart import MultipartWheels
 
 __all__ = ["DEFAULT_API", "LOGIN_HINT", "ApiError", "ApiUnauthorized", "ApiUnreachable",
@@ -64,7 +65,7 @@ class ApiUnauthorized(ApiError):
     """The server refused the credentials (none, unknown, expired or revoked): 401."""
 
 
-class ArcadeClient:
+class ArcadeClient(FleetViews):
     """Typed calls to ``/api/v1``; use as a context manager or call :meth:`close`."""
 
     def __init__(self, api_url: str | None = None, *, token: str | None = None,
@@ -371,29 +372,4 @@ class ArcadeClient:
     def revoke_agent(self, agent_id: str) -> dict[str, Any]:
         """End the agent's stream and refuse its certificates from now on."""
         result: dict[str, Any] = self._json("POST", f"/agents/{quote(agent_id, safe='')}/revoke")
-        return result
-
-    def fleet_status(self, selector: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """Every agent (with all of ``selector``'s labels) × its plugins, with counts."""
-        text = ",".join(f"{k}={v}" for k, v in (selector or {}).items())
-        result: dict[str, Any] = self._json("GET", "/status", params=_query(selector=text or None))
-        return result
-
-    def delete_agent(self, agent_id: str, *, force: bool = False) -> dict[str, Any]:
-        """Delete an agent's rows, revoke its identity (refused online unless ``force``)."""
-        result: dict[str, Any] = self._json("DELETE", f"/agents/{quote(agent_id, safe='')}",
-                                            params=_query(force="true" if force else None))
-        return result
-
-    def plugin_versions(self, name: str) -> list[dict[str, Any]]:
-        path = f"/plugins/{quote(name, safe='')}/versions"
-        result: list[dict[str, Any]] = self._json("GET", path)
-        return result
-
-    def metric_values(self, agent_id: str, *, name: str | None = None, since: float | None = None,
-                      limit: int | None = None, latest: bool = False) -> list[dict[str, Any]]:
-        """:meth:`metrics` with ``latest``: only the newest value of each series."""
-        params = _query(name=name, since=since, limit=limit, latest="true" if latest else None)
-        result: list[dict[str, Any]] = self._json(
-            "GET", f"/agents/{quote(agent_id, safe='')}/metrics", params=params)
         return result
