@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._client_views import FleetViews
 from ._multipart import MultipartWheels
 
 __all__ = ["DEFAULT_API", "LOGIN_HINT", "ApiError", "ApiUnauthorized", "ApiUnreachable",
@@ -79,7 +80,7 @@ class ApiUnauthorized(ApiError):
     """The server refused the credentials (none, unknown, expired or revoked): 401."""
 
 
-class ArcadeClient:
+class ArcadeClient(FleetViews):
     """Typed calls to ``/api/v1``; use as a context manager or call :meth:`close`."""
 
     def __init__(self, api_url: str | None = None, *, token: str | None = None,

@@ -57,13 +57,13 @@ _DURATIONS = {
     "presence_flush_interval", "revision_poll_interval", "wait_poll_interval", "max_wait",
     "shutdown_grace", "job_sweep_interval", "job_lost_after", "job_timeout_grace",
     "job_default_timeout", "job_max_timeout", "memory_release_interval",
-    "metric_warn_interval", "audit_retention",
+    "metric_warn_interval", "audit_retention", "job_retention",
 }
 _SIZES = {"max_upload_bytes", "chunk_size", "max_config_bytes", "max_wheel_bytes",
           "grpc_max_receive_bytes"}
 _INTEGERS = {"http_port", "grpc_port", "db_threads", "metric_query_limit",
              "max_plugins_per_agent", "metric_batch_max", "metric_rows_per_plugin",
-             "audit_max_rows"}
+             "audit_max_rows", "job_max_rows"}
 _FLOATS = {"metric_rate", "metric_burst"}
 
 
@@ -83,8 +83,9 @@ class Settings:
     max_upload_bytes: int = 256 * MIB
     #: Heartbeat interval told to agents in Welcome.
     heartbeat_interval: float = 10.0
-    #: An agent without a heartbeat for this long is shown offline.
-    offline_after: float = 35.0
+    #: An agent without a heartbeat for this long is shown offline (a half-open connection);
+    #: 0 (the default): three heartbeat intervals. A closed stream is offline at once.
+    offline_after: float = 0.0
     #: Metric rows older than this are deleted.
     metric_retention: float = 7 * 86400.0
     #: How often the retention sweep runs.
@@ -176,6 +177,12 @@ class Settings:
     #: refused calls cannot fill the disk; the retention sweep enforces both.
     audit_retention: float = 365 * 86400.0
     audit_max_rows: int = 1_000_000
+    # -- fleet views and retention (issue 14, "views" part) ------------------------------
+    #: Finished jobs (succeeded, failed, cancelled, timed out) are kept this long, and at most
+    #: this many (the newest); queued and running jobs are never deleted. The retention sweep
+    #: (every ``retention_interval``) enforces both.
+    job_retention: float = 30 * 86400.0
+    job_max_rows: int = 100_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
@@ -197,6 +204,8 @@ class Settings:
             port = getattr(self, port_name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{port_name}: {port} is not a TCP port (0-65535; 0 = any)")
+        if self.offline_after == 0:
+            object.__setattr__(self, "offline_after", 3 * self.heartbeat_interval)
         for name in _DURATIONS:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive, got {getattr(self, name)}")
@@ -231,6 +240,7 @@ class Settings:
                 "admin_token: must be at least 16 printable characters without surrounding "
                 "spaces (or empty for a random one)")
         self._check_limits()
+        self._check_views()
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise SettingsError(f"log_level: {self.log_level!r} is not a logging level")
 
@@ -275,6 +285,11 @@ class Settings:
                                      and not is_loopback(self.http_host)):
             return "https"
         return "http"
+
+    def _check_views(self) -> None:
+        """Validate the fleet views and retention block (part "views")."""
+        if self.job_max_rows < 1:
+            raise SettingsError(f"job_max_rows: must be at least 1, got {self.job_max_rows}")
 
     def _check_limits(self) -> None:
         for name in ("max_config_bytes", "max_plugins_per_agent", "max_wheel_bytes",

@@ -42,7 +42,16 @@ from .limits import RateLimiter
 from .presence import Presence
 from .rpc.hub import Hub
 from .rpc.identity import Identities
-from .services import agents, audit, job_runs, job_sweep, metrics, status_reports, tokens
+from .services import (
+    agents,
+    audit,
+    job_runs,
+    job_sweep,
+    jobs,
+    metrics,
+    status_reports,
+    tokens,
+)
 from .services.notifier import Notifier
 from .settings import Settings
 from .storage import LocalBlobStore
@@ -240,19 +249,20 @@ class ServerState:
 
     async def flush_presence(self) -> None:
         dirty = self.presence.take_dirty()
-        if not dirty:
+        left = self.presence.take_departures()
+        if not dirty and not left:
             return
         try:
-            await self.db.run(agents.flush_presence, dirty)
+            await self.db.run(agents.flush_presence, dirty, left)
         except Exception:
-            self.presence.restore_dirty(dirty)
+            self.presence.restore_dirty(dirty, left)
             raise
 
     async def expire_metrics(self) -> int:
         """The retention sweep (every ``retention_interval``): delete metric rows older than
         ``metric_retention``, then those beyond the newest ``metric_rows_per_plugin`` of each
-        agent and plugin, then audit rows past ``audit_retention``/``audit_max_rows``; return
-        how many rows went."""
+        agent and plugin, then audit rows past ``audit_retention``/``audit_max_rows``, then
+        finished jobs past ``job_retention``/``job_max_rows``; return how many rows went."""
         settings = self.settings
         cutoff = time.time() - settings.metric_retention
         deleted = await self.db.run(metrics.purge, cutoff)
@@ -268,7 +278,13 @@ class ServerState:
         if audit_rows:
             log.info("deleted %d audit rows (older than audit_retention or beyond "
                      "audit_max_rows)", audit_rows)
-        return deleted + excess + audit_rows
+        job_rows = await self.db.run(
+            jobs.purge, before=time.time() - settings.job_retention,
+            keep_rows=settings.job_max_rows)
+        if job_rows:
+            log.info("deleted %d finished jobs (older than job_retention or beyond "
+                     "job_max_rows)", job_rows)
+        return deleted + excess + audit_rows + job_rows
 
     async def close(self) -> None:
         for task in self._tasks:

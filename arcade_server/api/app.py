@@ -25,7 +25,7 @@ from .audit import AuditMiddleware
 from .auth import document_auth, install_auth, needs
 from .errors import install_error_handlers
 from .openapi import install_openapi
-from .routers import access, agents, identity, jobs, plugins
+from .routers import access, agents, fleet, identity, jobs, plugins
 from .schemas import Health, errors
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
     install_error_handlers(app)
     app.include_router(plugins.router, prefix=API_PREFIX)
     app.include_router(agents.router, prefix=API_PREFIX)
+    app.include_router(fleet.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
     app.include_router(access.router, prefix=API_PREFIX)
     app.include_router(identity.router, prefix=API_PREFIX)

@@ -151,6 +151,9 @@ def _tokens(args: argparse.Namespace) -> None:
     if args.as_json:
         print_json(items)
         return
+    if not items:
+        print("no API tokens: create one with `arcade tokens create NAME --role viewer`")
+        return
     table = Table.of("id", "name", "role", "state", "created", "expires", "last used")
     for item in items:
         state = "active" if item["active"] else ("revoked" if item["revoked_at"] else "expired")
@@ -184,6 +187,11 @@ def _audit(args: argparse.Namespace) -> None:
                           limit=args.limit)
     if args.as_json:
         print_json(items)
+        return
+    if not items:
+        print("no audit entries match: widen --since/--until or drop --actor/--target"
+              if any((args.since, args.until, args.actor, args.target)) else
+              "the audit log is empty: every POST, PUT, PATCH and DELETE is recorded here")
         return
     table = Table.of("time", "actor", "role", "from", "action", "target", "outcome")
     for row in items:

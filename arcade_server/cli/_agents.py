@@ -1,12 +1,11 @@
-"""The agent and desired-state commands: ``arcade agents``, ``status``, ``install``,
-``uninstall``, ``config`` and ``metrics``."""
+"""The agent and desired-state commands: ``arcade agents`` (list, ``revoke``, ``delete``),
+``install``, ``uninstall`` and ``config`` (``status`` and ``metrics``: :mod:`._status`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 from arcade_core.states import AgentPresence, Isolation, PluginState
@@ -15,8 +14,9 @@ from ._access import shared_options
 from ._app import Command, client, parse_json_object, parse_selector
 from ._identity import revoke_agent
 from ._output import Cell, Table, ago, fail, print_json
+from ._status import NO_AGENTS
 
-__all__ = ["agents", "config", "install", "metrics", "status", "uninstall"]
+__all__ = ["agents", "config", "install", "uninstall"]
 
 
 def _agents_args(p: argparse.ArgumentParser) -> None:
@@ -27,11 +27,20 @@ def _agents_args(p: argparse.ArgumentParser) -> None:
         "revoke", help="revoke an agent (admin): end its stream at once and refuse its "
         "certificates from now on; it can enroll again only with a new token"))
     revoke.add_argument("id", metavar="ID", help="agent id")
+    delete = shared_options(sub.add_parser(
+        "delete", help="delete an agent gone for good (admin): its plugins, metrics and jobs, "
+        "and revoke its identity so it cannot come back unless enrolled again"))
+    delete.add_argument("id", metavar="ID", help="agent id")
+    delete.add_argument("--force", action="store_true",
+                        help="delete it even while it is online (its stream is closed)")
 
 
 def _agents(args: argparse.Namespace) -> None:
     if args.action == "revoke":
         revoke_agent(args)
+        return
+    if args.action == "delete":
+        _delete(args)
         return
     with client(args) as api:
         items = api.agents(labels=parse_selector(args.label))
@@ -39,7 +48,8 @@ def _agents(args: argparse.Namespace) -> None:
         print_json(items)
         return
     if not items:
-        print("no agents have connected yet: arcade agent --server HOST:PORT")
+        print(NO_AGENTS if not args.label else
+              "no agents have all these labels: list every agent with `arcade agents`")
         return
     table = Table.of("id", "status", "hostname", "ip", "os/arch", "labels", "revision",
                      "last seen")
@@ -52,32 +62,21 @@ def _agents(args: argparse.Namespace) -> None:
     table.print()
 
 
-agents = Command("agents", "List agents with their status (online/offline) and revisions; "
-                 "`arcade agents revoke ID` revokes one.",
-                 _agents_args, _agents)
-
-
-def _status_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--agent", required=True, metavar="ID", help="agent id")
-
-
-def _status(args: argparse.Namespace) -> None:
+def _delete(args: argparse.Namespace) -> None:
     with client(args) as api:
-        items = api.agent_plugins(args.agent)
+        body = api.delete_agent(args.id, force=args.force)
     if args.as_json:
-        print_json(items)
+        print_json(body)
         return
-    table = Table.of("plugin", "desired", "actual", "state", "restarts", "error")
-    for p in items:
-        d, a = p["desired"], p["actual"]
-        table.add_row(p["name"], d["version"] if d else "-", a["version"] if a else "-",
-                      a["state"] if a else PluginState.PENDING, str(a["restarts"]) if a else "",
-                      (a["error"] or "")[:80] if a else "")
-    table.print()
+    rows = body["rows"]
+    print(f"deleted agent {body['agent']} ({rows['plugins']} plugin state(s), "
+          f"{rows['metrics']} metric(s), {rows['jobs']} job(s)); its identity is revoked"
+          + (" and its stream closed" if body.get("stream_closed") else ""))
 
 
-status = Command("status", "Show an agent's plugins: desired and actual side by side.",
-                 _status_args, _status)
+agents = Command("agents", "List agents with their status (online/offline) and revisions; "
+                 "`arcade agents revoke ID` revokes one, `arcade agents delete ID` removes it.",
+                 _agents_args, _agents)
 
 
 def _failed_outcomes(body: dict[str, Any]) -> list[str]:
@@ -228,26 +227,3 @@ def _config(args: argparse.Namespace) -> int:
 
 config = Command("config", "Replace the config of a plugin assigned to an agent (validated "
                  "against its schema).", _config_args, _config)
-
-
-def _metrics_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--agent", required=True, metavar="ID", help="agent id")
-    p.add_argument("--name", help="metric name or prefix*")
-    p.add_argument("--limit", type=int, default=50)
-
-
-def _metrics(args: argparse.Namespace) -> None:
-    with client(args) as api:
-        items = api.metrics(args.agent, name=args.name, limit=args.limit)
-    if args.as_json:
-        print_json(items)
-        return
-    table = Table.of("time", "plugin", "name", "value", "unit", "labels")
-    for m in items:
-        table.add_row(time.strftime("%H:%M:%S", time.localtime(m["timestamp"])), m["plugin"],
-                      m["name"], f"{m['value']:.4g}", m["unit"],
-                      ",".join(f"{k}={v}" for k, v in sorted(m["labels"].items())))
-    table.print()
-
-
-metrics = Command("metrics", "Show an agent's latest stored metrics.", _metrics_args, _metrics)

@@ -61,6 +61,10 @@ def _enroll(args: argparse.Namespace) -> None:
     if args.as_json:
         print_json(items)
         return
+    if not items:
+        print("no enrollment tokens: create one with `arcade enroll create` and start an "
+              "agent with it")
+        return
     table = Table.of("id", "name", "labels", "uses", "state", "created", "expires")
     for item in items:
         uses = f"{item['uses']}/{item['max_uses']}" if item["max_uses"] else str(item["uses"])

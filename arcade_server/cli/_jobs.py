@@ -296,7 +296,9 @@ def _jobs(args: argparse.Namespace) -> None:
         print_json(items)
         return
     if not items:
-        print("no jobs yet: arcade run --agent ID -- COMMAND")
+        print("no jobs match: drop --agent/--status to see every job"
+              if args.agent or args.status else
+              "no jobs yet: run one with `arcade run --agent ID -- COMMAND`")
         return
     table = Table()
     table.add_column("id", no_wrap=True, min_width=16)

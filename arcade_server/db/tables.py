@@ -171,6 +171,8 @@ agents = Table(
     _column("registered_at", Double),
     _optional("connected_at", Double),
     _optional("last_seen", Double),
+    # When its last stream closed (offline from then until last_seen is newer): views part.
+    _optional("disconnected_at", Double),
 )
 
 agent_labels = Table(

@@ -83,6 +83,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
             return
         agent_id, known_jobs = registered
         stream = state.hub.attach(agent_id)
+        state.presence.touch(agent_id)  # newer than a departure of the stream it replaced
         reader: asyncio.Task[None] | None = None
         log.info("agent %s connected (%s)", agent_id, context.peer())
         try:
@@ -128,6 +129,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
             state.hub.detach(stream)
+            if not state.hub.connected(agent_id):  # not replaced by a newer stream
+                state.presence.left(agent_id)
             log.info("agent %s disconnected", agent_id)
 
     async def _job_messages(self, agent_id: str, known: list[str]) -> list[pb.ServerMessage]:

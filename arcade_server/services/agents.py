@@ -3,8 +3,9 @@
 Heartbeats do not touch the database one by one: :class:`arcade_server.presence.Presence`
 keeps "last seen" in memory and :func:`flush_presence` writes them in one batch every few
 seconds, so a fleet of thousands of agents costs one statement per interval. An agent is
-online when its last heartbeat (from memory, else from the database, which may come from
-another replica) is younger than ``offline_after``.
+online when its last sign of life (from memory, else from the database, which may come from
+another replica) is younger than ``offline_after`` and its stream has not closed since
+(:func:`is_online`: the newer of the in-memory departure and ``agents.disconnected_at``).
 
 Registrations and status reports arrive in bursts (a fleet reconnecting, a fleet-wide
 rollout): :func:`register_many` writes many agents' registrations in a handful of
@@ -38,10 +39,12 @@ __all__ = [
     "MAX_JOB_PATTERNS",
     "MAX_JOB_PATTERN_CHARS",
     "AgentInfo",
+    "Liveness",
     "agent_dict",
     "flush_presence",
     "get_agent",
     "get_agent_row",
+    "is_online",
     "job_policy",
     "list_agents",
     "register",
@@ -169,17 +172,53 @@ def register(conn: Connection, info: AgentInfo, *, now: float | None = None) -> 
     register_many(conn, [info], now=now)
 
 
-def flush_presence(conn: Connection, seen: Mapping[str, tuple[float, int]]) -> None:
-    """Write in-memory ``{agent_id: (last_seen, applied_revision)}`` in one batch."""
-    if not seen:
-        return
-    # One executemany for all agents.
+def flush_presence(conn: Connection, seen: Mapping[str, tuple[float, int]],
+                   left: Mapping[str, float] | None = None) -> None:
+    """Write in-memory ``{agent_id: (last_seen, applied_revision)}`` and departures
+    ``{agent_id: left_at}`` in (at most) two ``executemany`` statements."""
     agents = t.agents
-    conn.execute(
-        agents.update().where(agents.c.id == bindparam("b_id"))
-        .values(last_seen=bindparam("b_seen")),
-        [{"b_id": agent_id, "b_seen": ts} for agent_id, (ts, _rev) in seen.items()],
-    )
+    if seen:
+        conn.execute(
+            agents.update().where(agents.c.id == bindparam("b_id"))
+            .values(last_seen=bindparam("b_seen")),
+            [{"b_id": agent_id, "b_seen": ts} for agent_id, (ts, _rev) in seen.items()],
+        )
+    if left:
+        conn.execute(
+            agents.update().where(agents.c.id == bindparam("b_id"))
+            .values(disconnected_at=bindparam("b_left")),
+            [{"b_id": agent_id, "b_left": at} for agent_id, at in left.items()],
+        )
+
+
+def is_online(agent: AnyRow, *, last_seen: float | None, left_at: float | None,
+              offline_after: float, now: float) -> tuple[bool, float | None]:
+    """``(online, seen)``: the agent was seen within ``offline_after`` (the newer of this
+    process's memory and the database) and has not left since (its stream closed here, or
+    ``disconnected_at`` written by any replica)."""
+    seen = max(filter(None, (agent.last_seen, last_seen)), default=None)
+    gone = max(filter(None, (agent.disconnected_at, left_at)), default=None)
+    online = (seen is not None and now - seen <= offline_after
+              and (gone is None or gone < seen))
+    return online, seen
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What decides presence, taken from the server's memory for one read: last-seen and
+    left times of this process (:class:`~arcade_server.presence.Presence`), the
+    ``offline_after`` setting and the time of the read."""
+
+    last_seen: Mapping[str, float]
+    left: Mapping[str, float]
+    offline_after: float
+    now: float = field(default_factory=time.time)
+
+    def online(self, agent: AnyRow) -> bool:
+        """Whether the agent (its ``agents`` row) is online (:func:`is_online`)."""
+        return is_online(agent, last_seen=self.last_seen.get(agent.id),
+                         left_at=self.left.get(agent.id), offline_after=self.offline_after,
+                         now=self.now)[0]
 
 
 def agent_dict(
@@ -189,9 +228,10 @@ def agent_dict(
     offline_after: float,
     now: float,
     connected: bool | None = None,
+    left_at: float | None = None,
 ) -> dict[str, Any]:
-    seen = max(filter(None, (agent.last_seen, last_seen)), default=None)
-    online = seen is not None and now - seen <= offline_after
+    online, seen = is_online(agent, last_seen=last_seen, left_at=left_at,
+                             offline_after=offline_after, now=now)
     data: dict[str, Any] = {
         "id": agent.id,
         "hostname": agent.hostname,
@@ -233,8 +273,11 @@ def list_agents(
     labels: Mapping[str, str] | None = None,
     status: str | None = None,
     now: float | None = None,
+    left: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """All agents (optionally those with every given label), online first by id."""
+    """All agents (optionally those with every given label), by id; ``left``: when agents'
+    streams to this process closed (:meth:`Presence.departures`)."""
+    left = left or {}
     now = time.time() if now is None else now
     query = select(t.agents).order_by(t.agents.c.id)
     label = t.agent_labels.c
@@ -243,7 +286,8 @@ def list_agents(
             t.agents.c.id.in_(select(label.agent_id).where(label.key == key, label.value == value))
         )
     out = [
-        agent_dict(a, last_seen=last_seen.get(a.id), offline_after=offline_after, now=now)
+        agent_dict(a, last_seen=last_seen.get(a.id), offline_after=offline_after, now=now,
+                   left_at=left.get(a.id))
         for a in conn.execute(query)
     ]
     if status:
@@ -259,7 +303,9 @@ def get_agent(
     offline_after: float,
     connected: bool | None = None,
     now: float | None = None,
+    left_at: float | None = None,
 ) -> dict[str, Any]:
     agent = get_agent_row(conn, agent_id)
     return agent_dict(agent, last_seen=last_seen, offline_after=offline_after,
-                      now=time.time() if now is None else now, connected=connected)
+                      now=time.time() if now is None else now, connected=connected,
+                      left_at=left_at)

@@ -46,6 +46,7 @@ __all__ = [
     "create_job",
     "get_job",
     "list_jobs",
+    "purge",
 ]
 
 #: Most jobs one list (or one sweep) returns.
@@ -169,3 +170,21 @@ def cancel_job(conn: Connection, job_id: str, *, now: float | None = None) -> Ca
         notify = True
     save(conn, [job])
     return CancelResult(job_view(conn, job), job.agent_id, notify)
+
+
+def purge(conn: Connection, *, before: float, keep_rows: int) -> int:
+    """Jobs' retention (the server's sweep, never the API): delete finished jobs (and their
+    plugin entries) that finished before ``before``, and all but the newest ``keep_rows``
+    finished ones; queued and running jobs are never touched. Return how many went."""
+    jobs = t.jobs
+    finished = jobs.c.status.in_([str(s) for s in FINAL_JOB_STATUSES])
+    old = select(jobs.c.id).where(finished, jobs.c.finished_at < before)
+    excess = (select(jobs.c.id).where(finished)
+              .order_by(jobs.c.finished_at.desc(), jobs.c.id.desc()).offset(keep_rows))
+    ids = list(dict.fromkeys([*conn.scalars(old), *conn.scalars(excess)]))
+    gone = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        conn.execute(t.job_plugins.delete().where(t.job_plugins.c.job_id.in_(chunk)))
+        gone += conn.execute(jobs.delete().where(jobs.c.id.in_(chunk))).rowcount or 0
+    return int(gone)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select
+from sqlalchemy import Connection, Text, bindparam, cast, delete, func, select
 
 from ..db import tables as t
 from ..errors import Invalid
@@ -110,12 +110,15 @@ def query(
     since: float | None = None,
     limit: int = 1000,
     max_limit: int = 10_000,
+    latest: bool = False,
 ) -> list[dict[str, Any]]:
     """Metrics of one agent, oldest first.
 
     ``name`` matches exactly, or as a prefix when it ends with ``*`` (``cpu.*``). With
     ``since`` the first ``limit`` rows at or after it are returned (for tailing); without it,
-    the latest ``limit`` rows.
+    the latest ``limit`` rows. ``latest``: only the newest value of each series (plugin,
+    name, labels), chosen in SQL by a window function, so reading "what is it now" costs
+    one query however many values are stored.
     """
     get_agent_row(conn, agent_id)
     if not 1 <= limit <= max_limit:
@@ -132,8 +135,18 @@ def query(
     if plugin:
         q = q.where(m.plugin == plugin)
     if since is not None:
-        q = q.where(m.timestamp >= since).order_by(m.timestamp, m.id)
-        rows = list(conn.execute(q.limit(limit)))
+        q = q.where(m.timestamp >= since)
+    if latest:
+        rank = func.row_number().over(
+            partition_by=(m.plugin, m.name, cast(m.labels, Text)),
+            order_by=(m.timestamp.desc(), m.id.desc())).label("rank")
+        newest = q.add_columns(rank).subquery()
+        n = newest.c
+        rows = conn.execute(
+            select(n.plugin, n.name, n.value, n.labels, n.unit, n.timestamp)
+            .where(n.rank == 1).order_by(n.plugin, n.name, n.timestamp).limit(limit)).all()
+    elif since is not None:
+        rows = list(conn.execute(q.order_by(m.timestamp, m.id).limit(limit)))
     else:
         q = q.order_by(m.timestamp.desc(), m.id.desc())
         rows = list(reversed(conn.execute(q.limit(limit)).all()))

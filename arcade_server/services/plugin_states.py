@@ -1,6 +1,8 @@
 """Plugin states: what agents report running, beside what they should run.
 
-:func:`agent_plugins` shows one agent's desired and actual plugins side by side;
+:func:`agent_plugins` shows one agent's desired and actual plugins side by side
+(:func:`plugins_of`: many agents' at once, for the fleet view); an offline agent's actual
+states are its last known ones, marked ``stale``;
 :func:`install_outcomes`, :func:`removal_outcomes` and :func:`current_states` answer the
 ``?wait=`` of installs, config changes and uninstalls (has each agent finished applying the
 change, and how did it go).
@@ -16,51 +18,72 @@ from sqlalchemy import Connection, select
 from arcade_core.states import FINAL_PLUGIN_STATES, PluginState
 
 from ..db import tables as t
+from ..db.tables import AnyRow
 from . import secrets
-from .agents import get_agent_row
+from .agents import Liveness, get_agent_row
 
-__all__ = ["agent_plugins", "current_states", "install_outcomes", "removal_outcomes"]
+__all__ = ["agent_plugins", "current_states", "install_outcomes", "plugins_of", "removal_outcomes"]
 
 
-def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
-    """Desired and actual, side by side, one entry per plugin name (secrets redacted)."""
-    get_agent_row(conn, agent_id)
+def agent_plugins(conn: Connection, agent_id: str, liveness: Liveness | None = None
+                  ) -> list[dict[str, Any]]:
+    """Desired and actual, side by side, one entry per plugin name (secrets redacted); the
+    actual states are ``stale`` when ``liveness`` says the agent is offline."""
+    agent = get_agent_row(conn, agent_id)
+    online = True if liveness is None else liveness.online(agent)
+    return plugins_of(conn, {agent_id: online})[agent_id]
+
+
+def plugins_of(conn: Connection, agents: Mapping[str, bool]) -> dict[str, list[dict[str, Any]]]:
+    """:func:`agent_plugins` for many agents (``{agent_id: online}``) in two queries
+    whatever their number (the fleet view of ``GET /status``)."""
+    ids = list(agents)
+    out: dict[str, list[dict[str, Any]]] = {agent_id: [] for agent_id in ids}
+    if not ids:
+        return out
     assigned, v = t.assignments.c, t.plugin_versions.c
-    desired = {
-        row.plugin_name: row
+    desired: dict[str, dict[str, Any]] = {agent_id: {} for agent_id in ids}
+    actual: dict[str, dict[str, Any]] = {agent_id: {} for agent_id in ids}
+    for chunk in _chunks(ids):
         for row in conn.execute(
-            select(assigned.plugin_name, v.version, v.manifest, assigned.config,
-                   assigned.isolation, assigned.revision, assigned.updated_at)
+            select(assigned.agent_id, assigned.plugin_name, v.version, v.manifest,
+                   assigned.config, assigned.isolation, assigned.revision, assigned.updated_at)
             .join(t.plugin_versions, v.id == assigned.version_id)
-            .where(assigned.agent_id == agent_id)
-        )
-    }
-    actual = {
-        row.plugin_name: row
+            .where(assigned.agent_id.in_(chunk))
+        ):
+            desired[row.agent_id][row.plugin_name] = row
         for row in conn.execute(
-            select(t.plugin_states).where(t.plugin_states.c.agent_id == agent_id))
-    }
-    out = []
-    for name in sorted(set(desired) | set(actual)):
-        a = desired.get(name)
-        s = actual.get(name)
-        out.append({
-            "name": name,
-            "desired": None if a is None else {
-                "version": a.version,
-                "config": secrets.redact(a.config, (a.manifest or {}).get("config_schema")),
-                "isolation": a.isolation,
-                "revision": a.revision, "updated_at": a.updated_at,
-            },
-            "actual": None if s is None else {
-                "version": s.version, "state": s.state, "error": s.error,
-                "restarts": s.restarts, "isolation": s.isolation, "sha256": s.sha256,
-                "revision": s.revision, "updated_at": s.updated_at,
-            },
-            "in_sync": a is not None and s is not None and s.state == PluginState.RUNNING
-            and s.version == a.version,
-        })
+                select(t.plugin_states).where(t.plugin_states.c.agent_id.in_(chunk))):
+            actual[row.agent_id][row.plugin_name] = row
+    for agent_id in ids:
+        mine, theirs = desired[agent_id], actual[agent_id]
+        for name in sorted(set(mine) | set(theirs)):
+            a = mine.get(name)
+            s = theirs.get(name)
+            out[agent_id].append({
+                "name": name,
+                "desired": None if a is None else {
+                    "version": a.version,
+                    "config": secrets.redact(a.config,
+                                             (a.manifest or {}).get("config_schema")),
+                    "isolation": a.isolation,
+                    "revision": a.revision, "updated_at": a.updated_at,
+                },
+                "actual": None if s is None else {**_actual(s), "stale": not agents[agent_id]},
+                "in_sync": a is not None and s is not None and s.state == PluginState.RUNNING
+                and s.version == a.version,
+            })
     return out
+
+
+def _actual(row: AnyRow) -> dict[str, Any]:
+    """A ``plugin_states`` row as the API's actual state: every column but the keys."""
+    return {k: v for k, v in row._mapping.items() if k not in ("agent_id", "plugin_name")}
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    """``IN`` lists of a bounded length (SQLite's bound-parameter limit)."""
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 def install_outcomes(

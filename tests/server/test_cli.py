@@ -170,6 +170,7 @@ def test_the_cli_imports_neither_the_server_the_agent_nor_httpx_for_help() -> No
     code = (
         "import sys\n"
         "import arcade_server.cli._agents, arcade_server.cli._jobs, arcade_server.cli._plugins\n"
+        "import arcade_server.cli._status\n"
         "from arcade_core.commands import main\n"
         "try:\n"
         "    main(['status', '--help'])\n"

@@ -22,7 +22,7 @@ from ...limits import MAX_NAME_LENGTH
 from ...services import agents, assignments, metrics, plugin_states
 from ...state import ServerState
 from ..auth import needs
-from ..deps import get_state
+from ..deps import get_state, liveness
 from ..schemas import (
     Agent,
     AgentDetail,
@@ -106,6 +106,7 @@ async def list_agents(
     return await state.db.read(
         agents.list_agents, last_seen=state.presence.snapshot(),
         offline_after=state.settings.offline_after, labels=labels, status=status,
+        left=state.presence.departures(),
     )
 
 
@@ -116,7 +117,7 @@ async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
     return await state.db.read(
         agents.get_agent, agent_id, last_seen=state.presence.last_seen(agent_id),
         offline_after=state.settings.offline_after,
-        connected=state.hub.connected(agent_id),
+        connected=state.hub.connected(agent_id), left_at=state.presence.left_at(agent_id),
     )
 
 
@@ -124,7 +125,8 @@ async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
             response_model=list[AgentPlugin], responses=errors(s404=_UNKNOWN_AGENT),
             dependencies=[needs(Role.VIEWER)])
 async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
-    return await state.db.read(plugin_states.agent_plugins, agent_id)
+    return await state.db.read(plugin_states.agent_plugins, agent_id, liveness(state))
+
 
 
 @router.post(
@@ -218,10 +220,12 @@ async def agent_metrics(
     plugin: str | None = None,
     since: Annotated[float | None, Query(description="seconds since the epoch")] = None,
     limit: Annotated[int, Query(ge=1)] = 1000,
+    latest: Annotated[bool, Query(
+        description="only the newest value of each series (plugin, name, labels)")] = False,
 ) -> list[dict[str, Any]]:
     return await state.db.read(
         metrics.query, agent_id, name=name, plugin=plugin, since=since, limit=limit,
-        max_limit=state.settings.metric_query_limit,
+        max_limit=state.settings.metric_query_limit, latest=latest,
     )
 
 

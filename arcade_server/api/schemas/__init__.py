@@ -22,6 +22,7 @@ from .agents import (
 )
 from .auth import AuditEntry, CreatedToken, Token, TokenCreateRequest, WhoAmI
 from .common import ERROR_STATUSES, Error, ErrorHint, Health, errors, stated
+from .fleet import DeletedAgent, DeletedRows, FleetAgent, FleetStatus
 from .jobs import CancelledJob, CreatedJob, Job, JobRecord, JobSummary
 from .plugins import (
     Manifest,
@@ -55,9 +56,13 @@ __all__ = [
     "ConfigResult",
     "CreatedJob",
     "CreatedToken",
+    "DeletedAgent",
+    "DeletedRows",
     "DesiredPlugin",
     "Error",
     "ErrorHint",
+    "FleetAgent",
+    "FleetStatus",
     "Health",
     "InstallOutcome",
     "InstallRequest",

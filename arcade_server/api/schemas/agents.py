@@ -81,6 +81,8 @@ class ActualPlugin(BaseModel):
     sha256: str
     revision: int
     updated_at: float
+    stale: bool = Field(
+        description="the agent is offline: this is its last known state, not a live one")
 
 
 class AgentPlugin(BaseModel):

@@ -50,6 +50,8 @@ TABLE: dict[tuple[str, str], Role | None] = {
     ("POST", "/api/v1/plugins/{name}/disable"): OP,
     ("GET", "/api/v1/agents"): V,
     ("GET", "/api/v1/agents/{agent_id}"): V,
+    ("DELETE", "/api/v1/agents/{agent_id}"): A,
+    ("GET", "/api/v1/status"): V,
     ("GET", "/api/v1/agents/{agent_id}/plugins"): V,
     ("POST", "/api/v1/agents/{agent_id}/plugins"): OP,
     ("DELETE", "/api/v1/agents/{agent_id}/plugins/{name}"): OP,

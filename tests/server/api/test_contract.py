@@ -38,6 +38,8 @@ RAISES: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/plugins/{name}/disable"): {404},
     ("get", "/api/v1/agents"): set(),
     ("get", "/api/v1/agents/{agent_id}"): {404},
+    ("delete", "/api/v1/agents/{agent_id}"): {404, 409},
+    ("get", "/api/v1/status"): set(),
     ("get", "/api/v1/agents/{agent_id}/plugins"): {404},
     ("post", "/api/v1/agents/{agent_id}/plugins"): {400, 404, 409},
     ("delete", "/api/v1/agents/{agent_id}/plugins/{name}"): {404},
