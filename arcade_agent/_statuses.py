@@ -5,8 +5,14 @@ Used by the :class:`~arcade_agent.reconciler.Reconciler`: every status change of
 restarts) is :meth:`Statuses.set` here, and the changes of one event loop tick are coalesced
 into one ``PluginStatusReport`` for the revision being applied (``complete=True`` once it is
 applied). A running plugin's status is refreshed from the host's live status on the way out,
-so restarts and a process plugin that failed for good are reported as they are. Runs on the
-agent's event loop only.
+so restarts, a process plugin that failed for good, a plugin whose calls keep failing
+(``degraded``), its last error, counters, pid and memory are reported as they are.
+
+Health without a flood: :meth:`Statuses.watch` compares the live view with what was last
+sent. A change of state, error, restarts or pid (:meth:`PluginReport.news`) is reported at
+once (the agent watches after every collect round and on each host event); counters, the
+last collect time and memory only when ``counters=True`` (the agent's periodic watch, about
+once a heartbeat). Runs on the agent's event loop only.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from arcade_core import Event, PluginNotFound
 from arcade_core.rpc.v1 import pb
 from arcade_core.states import PluginState
 
-from .report import PluginReport, with_host_status
+from .report import PluginReport, process_rss, with_host_status
 from .state import AppliedState
 
 if TYPE_CHECKING:
@@ -39,11 +45,25 @@ class Statuses:
     """The statuses by plugin name, for the plugins applied in ``state`` on ``host``.
 
     ``revision`` and ``complete`` go into every report: the revision being applied (or last
-    applied) and whether it is fully applied.
+    applied) and whether it is fully applied. ``degraded_after`` is the agent's setting;
+    ``collected_at(name)`` the time of the plugin's last successful ``collect`` (0: never).
     """
 
-    def __init__(self, host: PluginHost, state: AppliedState, report: Report) -> None:
+    def __init__(
+        self,
+        host: PluginHost,
+        state: AppliedState,
+        report: Report,
+        *,
+        degraded_after: int = 3,
+        collected_at: Callable[[str], float] | None = None,
+    ) -> None:
         self.host = host
+        self.degraded_after = degraded_after
+        self._collected_at = collected_at
+        #: What the last report said, by plugin (for :meth:`watch`).
+        self._sent: dict[str, PluginReport] = {}
+        self.reports_sent = 0
         self.state = state
         self.revision = state.revision
         self.complete = True
@@ -98,7 +118,20 @@ class Statuses:
             status = self.host.status(report.name)
         except PluginNotFound:
             return with_host_status(report, None)
-        return with_host_status(report, status)
+        collected = self._collected_at(report.name) if self._collected_at else 0.0
+        return with_host_status(report, status, degraded_after=self.degraded_after,
+                                last_collect_at=collected, rss=process_rss)
+
+    def watch(self, *, counters: bool = False) -> bool:
+        """Report now if a plugin's state, error, restarts or pid changed since the last
+        report — or, with ``counters``, its error count, last collect or memory. True when a
+        report was scheduled."""
+        for report in self.all():
+            sent = self._sent.get(report.name)
+            if sent is None or sent.news() != report.news() or (counters and sent != report):
+                self.schedule_report()
+                return True
+        return False
 
     def host_event(self, event: Event) -> None:
         """On the loop: a process plugin crashed, restarted or failed for good."""
@@ -119,9 +152,12 @@ class Statuses:
 
     def _send_report(self) -> None:
         self._report_scheduled = False
+        reports = self.all()
+        self._sent = {r.name: r for r in reports}
+        self.reports_sent += 1
         message = pb.AgentMessage(status=pb.PluginStatusReport(
             revision=self.revision,
-            plugins=[r.to_pb() for r in self.all()],
+            plugins=[r.to_pb() for r in reports],
             complete=self.complete,
         ))
         task = asyncio.ensure_future(self._report(message))

@@ -45,6 +45,7 @@ from .errors import AgentNotStarted
 from .facts import host_facts
 from .identity import Credentials, ensure_credentials, renew, renew_due, store_credentials
 from .jobs import JobRunner
+from .logs import plugin_logs
 from .reconciler import Reconciler
 from .settings import AgentSettings
 from .state import StateStore
@@ -205,10 +206,14 @@ class Agent:
             buffer=MetricBuffer(s.metric_buffer), batch_size=s.metric_batch_size,
             interval_override=s.collect_interval_override,
         )
+        collected = self._collector.collected_at
         self._reconciler = Reconciler(
             self.host, self._downloader, self._cache, store, state,
             report=self._connection.send, on_plugins=self._collector.set_plugins,
+            degraded_after=s.degraded_after,
+            collected_at=lambda name: collected.get(name, 0.0),
         )
+        self._collector.on_collected = self._reconciler.watch_health
         self.host.add_listener(self._reconciler.on_host_event)
         self._jobs = JobRunner(
             self.host, self._reconciler.ensure_environment, self._connection.send,
@@ -222,6 +227,7 @@ class Agent:
                                                   self._connection.connected), "metric-flush")
         self._spawn(self._connection.run(), "connection")
         self._spawn(self._renew_forever(), "certificate-renewal")
+        self._spawn(self._watch_health(), "plugin-health")
         log.info("agent %s started (home %s, server %s)", s.id, s.home, s.server)
 
     async def stop(self) -> None:
@@ -345,6 +351,9 @@ class Agent:
             self.jobs.submit(message.job)
         elif kind == "cancel_job":
             self.jobs.cancel(message.cancel_job.job_id, "cancelled on request")
+        elif kind == "logs_request":
+            await self.connection.send(pb.AgentMessage(
+                logs=plugin_logs(self.host, message.logs_request)))
         else:
             log.warning("ignoring an unexpected %s message from the server", kind)
 
@@ -377,6 +386,14 @@ class Agent:
             self.connection.set_credentials(renewed.channel())
             log.info("certificate renewed; valid until %s",
                      renewed.certificate.not_valid_after_utc.isoformat())
+
+    async def _watch_health(self) -> None:
+        """About once a heartbeat: report the plugins' counters, last collect and memory
+        if they changed (state and error changes are reported at once, elsewhere)."""
+        while True:
+            await asyncio.sleep(self.connection.heartbeat_interval)
+            if self.connection.connected.is_set():
+                self.reconciler.watch_health(counters=True)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"agent-{name}")

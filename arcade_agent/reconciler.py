@@ -63,6 +63,8 @@ class Reconciler:
     ``report`` sends a status report (returns False when the stream is down: the next
     ``Register`` carries the truth anyway). ``on_plugins`` receives ``{key: interval}`` of the
     loaded plugins whenever that set changes (the collector schedules from it).
+    ``degraded_after`` and ``collected_at`` feed the plugins' health (see
+    :class:`~arcade_agent._statuses.Statuses`).
     """
 
     def __init__(
@@ -75,6 +77,8 @@ class Reconciler:
         *,
         report: Callable[[pb.AgentMessage], Awaitable[bool]],
         on_plugins: Callable[[dict[str, float]], None],
+        degraded_after: int = 3,
+        collected_at: Callable[[str], float] | None = None,
     ) -> None:
         self.host = host
         self.downloader = downloader
@@ -82,7 +86,8 @@ class Reconciler:
         self.store = store
         self.state = state
         self._on_plugins = on_plugins
-        self._statuses = Statuses(host, state, report)
+        self._statuses = Statuses(host, state, report, degraded_after=degraded_after,
+                                  collected_at=collected_at)
         self._pending: pb.DesiredState | None = None
         self._wakeup = asyncio.Event()
         self._superseded = asyncio.Event()
@@ -249,6 +254,11 @@ class Reconciler:
         # Installing needed a transient peak of memory; don't carry it while idle.
         await asyncio.to_thread(release_memory)
         log.info("applied desired revision %d (%d plugins)", desired.revision, len(wanted))
+
+    def watch_health(self, *, counters: bool = False) -> bool:
+        """Report the plugins' health if it changed (see :meth:`Statuses.watch
+        <arcade_agent._statuses.Statuses.watch>`)."""
+        return self._statuses.watch(counters=counters)
 
     def report_now(self) -> None:
         """Send the current statuses again (e.g. right after reconnecting)."""

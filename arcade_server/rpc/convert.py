@@ -100,6 +100,9 @@ def reported_from_pb(status: Any) -> ReportedPlugin:
         name=status.name, version=status.version, state=wire_word(PluginState, status.state),
         error=status.error, restarts=status.restarts,
         isolation=wire_word(Isolation, status.isolation), sha256=status.sha256,
+        error_at=status.error_at or None, errors=status.errors,
+        last_collect_at=status.last_collect_at or None, pid=status.pid or None,
+        rss=status.rss or None,
     )
 
 

@@ -20,6 +20,9 @@ from .agents import get_agent_row
 
 __all__ = ["agent_plugins", "current_states", "install_outcomes"]
 
+#: The states in which the agent runs the version it reports (``degraded``: its calls fail).
+_LOADED = (PluginState.RUNNING, PluginState.DEGRADED)
+
 
 def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
     """Desired and actual, side by side, one entry per plugin name (secrets redacted)."""
@@ -55,8 +58,10 @@ def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
                 "version": s.version, "state": s.state, "error": s.error,
                 "restarts": s.restarts, "isolation": s.isolation, "sha256": s.sha256,
                 "revision": s.revision, "updated_at": s.updated_at,
+                "error_at": s.error_at, "errors": s.errors,
+                "last_collect_at": s.last_collect_at, "pid": s.pid, "rss": s.rss,
             },
-            "in_sync": a is not None and s is not None and s.state == PluginState.RUNNING
+            "in_sync": a is not None and s is not None and s.state in _LOADED
             and s.version == a.version,
         })
     return out

@@ -71,12 +71,22 @@ class DesiredPlugin(BaseModel):
 
 
 class ActualPlugin(BaseModel):
-    """What the agent last reported."""
+    """What the agent last reported: the state and the plugin's health."""
 
     version: str
-    state: PluginState
-    error: str
-    restarts: int
+    state: PluginState = Field(
+        description="`degraded`: running, but its hook calls failed several times in a row "
+        "(the agent's `degraded_after`, 3 by default) since the last one that succeeded")
+    error: str = Field(description="the last error (a failed call, a crash, a failed load)")
+    error_at: float | None = Field(
+        default=None, description="when `error` happened, seconds since the epoch")
+    errors: int = Field(default=0, description="hook calls that failed since the plugin started")
+    restarts: int = Field(description="restarts of a process plugin's child")
+    last_collect_at: float | None = Field(
+        default=None, description="the last collect() that succeeded, seconds since the epoch")
+    pid: int | None = Field(default=None, description="a process plugin's child process id")
+    rss: int | None = Field(
+        default=None, description="that child's resident memory in bytes")
     isolation: Isolation | Literal[""] = Field(description="empty when the agent did not say")
     sha256: str
     revision: int
