@@ -56,10 +56,10 @@ def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
             },
             "actual": None if s is None else {
                 "version": s.version, "state": s.state, "error": s.error,
-                "restarts": s.restarts, "isolation": s.isolation, "sha256": s.sha256,
-                "revision": s.revision, "updated_at": s.updated_at,
-                "error_at": s.error_at, "errors": s.errors,
+                "error_at": s.error_at, "errors": s.errors, "restarts": s.restarts,
                 "last_collect_at": s.last_collect_at, "pid": s.pid, "rss": s.rss,
+                "isolation": s.isolation, "sha256": s.sha256,
+                "revision": s.revision, "updated_at": s.updated_at,
             },
             "in_sync": a is not None and s is not None and s.state in _LOADED
             and s.version == a.version,

@@ -18,7 +18,9 @@ __all__ = [
     "DesiredPlugin",
     "InstallOutcome",
     "InstallResult",
+    "LogLine",
     "Metric",
+    "PluginLogs",
     "SelectorInstallResult",
     "SelectorRemoveResult",
     "UninstallResult",
@@ -183,3 +185,26 @@ class Metric(BaseModel):
     labels: dict[str, str]
     unit: str
     timestamp: float = Field(description="seconds since the epoch")
+
+
+class LogLine(BaseModel):
+    """One line a plugin logged on its agent."""
+
+    seq: int = Field(description="increasing per plugin on the agent, from 1; pass the last "
+                     "one seen as `after` to read only newer lines")
+    time: float = Field(description="seconds since the epoch, the agent's clock")
+    level: str = Field(description="`stderr` (a process plugin's output) or a log level "
+                       "(`INFO`, `WARNING`, `ERROR`, ...; the agent's own word on a failed "
+                       "call, a crash or a failed load is `WARNING`/`ERROR`)")
+    text: str = Field(description="the line, cut to 1,000 characters")
+
+
+class PluginLogs(BaseModel):
+    """``GET /agents/{agent_id}/plugins/{name}/logs``: the last lines the plugin logged."""
+
+    agent: str
+    plugin: str
+    last_seq: int = Field(description="the newest sequence number the agent keeps for the "
+                          "plugin (0: none yet)")
+    lines: list[LogLine] = Field(description="oldest first")
+
