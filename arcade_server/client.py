@@ -372,3 +372,15 @@ class ArcadeClient:
         """End the agent's stream and refuse its certificates from now on."""
         result: dict[str, Any] = self._json("POST", f"/agents/{quote(agent_id, safe='')}/revoke")
         return result
+
+    # ---------------------------------------------------------------- plugin logs (issue 14)
+
+    def plugin_logs(self, agent_id: str, name: str, *, after: int = 0, limit: int = 100
+                    ) -> dict[str, Any]:
+        """The last lines plugin ``name`` logged on ``agent_id`` (``lines``, oldest first,
+        each ``seq``/``time``/``level``/``text``; ``last_seq`` to pass as ``after`` next)."""
+        result: dict[str, Any] = self._json(
+            "GET", f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/logs",
+            params={"after": after, "limit": limit},
+        )
+        return result

@@ -10,6 +10,9 @@ through the server.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -113,6 +116,17 @@ async def test_a_plugin_whose_collect_raises_is_degraded_until_a_call_succeeds(
         assert healed["error"]  # the last error stays visible, with its time
         assert healed["error_at"] is not None
         assert agent.status().plugins[0]["state"] == "running"
+        # What it logged can be read through the server.
+        logs = await asyncio.to_thread(client.plugin_logs, "embedded", "sick", limit=500)
+        texts = [f"{line['level']} {line['text']}" for line in logs["lines"]]
+        own = ("stderr sick: the flag file is there" if isolation == "process"
+               else f"WARNING refusing to collect: {flag} exists")
+        assert own in texts
+        assert any(t.startswith("ERROR collect() failed:") and "unplugged" in t for t in texts)
+        assert logs["last_seq"] == logs["lines"][-1]["seq"]
+        newer = await asyncio.to_thread(client.plugin_logs, "embedded", "sick",
+                                        after=logs["last_seq"])
+        assert all(line["seq"] > logs["last_seq"] for line in newer["lines"])
 
 
 async def test_a_process_plugin_that_keeps_crashing_ends_failed_with_its_last_error(
@@ -145,3 +159,38 @@ async def test_a_config_the_plugin_rejects_at_start_is_failed_with_its_message(
         assert "this plugin refuses to start" in body["state"]["error"]
         actual = _actual(client, "sick")
         assert actual["state"] == "failed" and "refuses to start" in actual["error"]
+        logs = await asyncio.to_thread(client.plugin_logs, "embedded", "sick")
+        assert any("refuses to start" in line["text"] and line["level"] == "ERROR"
+                   for line in logs["lines"])
+
+
+async def test_arcade_logs_follows_until_ctrl_c(
+    server: ServerThread, client: ArcadeClient, tmp_path: Path
+) -> None:
+    flag = tmp_path / "unplugged"
+    flag.write_text("")
+    await asyncio.to_thread(client.publish, [_sick_wheel(tmp_path / "w")])
+    async with Agent(_settings(tmp_path, server)) as agent:
+        await agent.wait_connected(DEADLINE)
+        await asyncio.to_thread(client.install, "embedded", "sick@1.0.0",
+                                config={"flag": str(flag)}, isolation="process", wait=DEADLINE)
+        env = {**os.environ, "ARCADE_TOKEN": server.admin_token, "NO_COLOR": "1",
+               "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "arcade_core.commands", "logs", "sick", "--agent",
+            "embedded", "--follow", "--interval", "0.2", "--lines", "1", "--api",
+            server.http_url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=env)
+        try:
+            assert proc.stdout is not None
+            seen: list[str] = []
+            async with asyncio.timeout(DEADLINE):
+                while sum("sick: the flag file is there" in line for line in seen) < 3:
+                    seen.append((await proc.stdout.readline()).decode())
+            seqless = [line.split(" ", 1)[1] for line in seen]
+            assert all(line.startswith(("stderr ", "ERROR ", "WARNING ")) for line in seqless)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
+        assert proc.returncode == 0, err
+        assert b"Traceback" not in err
