@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Report", "Statuses"]
 
+#: States of a plugin the host has loaded, refreshed from its live status.
+_LOADED = (PluginState.RUNNING, PluginState.DEGRADED)
+
 log = logging.getLogger("arcade_agent.reconciler")
 
 #: Sends a status report; False when the stream is down (the next ``Register`` carries the
@@ -107,9 +110,11 @@ class Statuses:
             if name not in wanted and name not in self.state.plugins:
                 del self._by_name[name]
 
-    def refresh(self, report: PluginReport) -> PluginReport:
-        """``report`` with the host's live state (restarts, failed, restarting) folded in."""
-        if report.state is not PluginState.RUNNING:
+    def refresh(self, report: PluginReport, *, measure: bool = True) -> PluginReport:
+        """``report`` of a loaded plugin (``running`` or ``degraded``) with the host's live
+        state (restarts, failed, restarting, degraded, errors) folded in; ``measure=False``
+        leaves a process child's memory unmeasured (0)."""
+        if report.state not in _LOADED:
             return report
         applied = self.state.plugins.get(report.name)
         if applied is None or applied.version != report.version:
@@ -120,13 +125,17 @@ class Statuses:
             return with_host_status(report, None)
         collected = self._collected_at(report.name) if self._collected_at else 0.0
         return with_host_status(report, status, degraded_after=self.degraded_after,
-                                last_collect_at=collected, rss=process_rss)
+                                last_collect_at=collected,
+                                rss=process_rss if measure else None)
 
     def watch(self, *, counters: bool = False) -> bool:
         """Report now if a plugin's state, error, restarts or pid changed since the last
         report — or, with ``counters``, its error count, last collect or memory. True when a
         report was scheduled."""
-        for report in self.all():
+        # Memory is measured only when it would be reported (it is not news on its own).
+        reports = [self.refresh(r, measure=counters)
+                   for r in sorted(self._by_name.values(), key=lambda r: r.name)]
+        for report in reports:
             sent = self._sent.get(report.name)
             if sent is None or sent.news() != report.news() or (counters and sent != report):
                 self.schedule_report()
