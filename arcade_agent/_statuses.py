@@ -9,10 +9,10 @@ so restarts, a process plugin that failed for good, a plugin whose calls keep fa
 (``degraded``), its last error, counters, pid and memory are reported as they are.
 
 Health without a flood: :meth:`Statuses.watch` compares the live view with what was last
-sent. A change of state, error, restarts or pid (:meth:`PluginReport.news`) is reported at
-once (the agent watches after every collect round and on each host event); counters, the
-last collect time and memory only when ``counters=True`` (the agent's periodic watch, about
-once a heartbeat). Runs on the agent's event loop only.
+sent. A change of state, restarts or pid, or an error appearing (:meth:`PluginReport.news`)
+is reported at once (the agent watches after every collect round and on each host event);
+counters, a new error text, the last collect time and memory only when ``counters=True`` (the
+agent's periodic watch, about once a heartbeat). Runs on the agent's event loop only.
 """
 
 from __future__ import annotations
@@ -129,9 +129,9 @@ class Statuses:
                                 rss=process_rss if measure else None)
 
     def watch(self, *, counters: bool = False) -> bool:
-        """Report now if a plugin's state, error, restarts or pid changed since the last
-        report — or, with ``counters``, its error count, last collect or memory. True when a
-        report was scheduled."""
+        """Report now if a plugin's state, restarts or pid changed since the last report, or
+        an error appeared — or, with ``counters``, anything else (error text and count, last
+        collect, memory). True when a report was scheduled."""
         # Memory is measured only when it would be reported (it is not news on its own).
         reports = [self.refresh(r, measure=counters)
                    for r in sorted(self._by_name.values(), key=lambda r: r.name)]

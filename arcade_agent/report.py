@@ -6,7 +6,8 @@ happened, its failed hook calls since it started, its restarts, its last success
 ``collect``, and for a process plugin the child's pid and resident memory. A loaded plugin
 whose calls failed ``degraded_after`` times in a row is reported ``degraded`` until one
 succeeds. :meth:`PluginReport.news` is the part whose change is worth a report at once (state,
-error, restarts, pid); the counters travel with it, or at most about once a heartbeat.
+an error appearing, restarts, pid); the rest travels with it, or at most about once a
+heartbeat.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ class PluginReport:
     rss: int = 0
 
     def news(self) -> tuple[object, ...]:
-        """What makes a report worth sending at once when it changes."""
-        return (self.version, self.state, self.error, self.restarts, self.pid)
+        """What makes a report worth sending at once when it changes: the state, restarts,
+        the child, and whether there is an error at all (a plugin whose error text changes
+        on every call must not send a report per call: new text goes with the counters)."""
+        return (self.version, self.state, bool(self.error), self.restarts, self.pid)
 
     def to_pb(self) -> pb.PluginStatus:
         """The report as the wire's ``PluginStatus``."""

@@ -85,6 +85,9 @@ async def test_degraded_comes_and_goes_and_reports_do_not_flood(host: PluginHost
     assert statuses.watch(counters=True)        # the count is refreshed with the counters
     await settle()
     assert last().errors == 3
+    # An error whose text changes is not news on its own either (no report per call).
+    assert PluginReport("flaky", "1.0.0", PluginState.DEGRADED, "a").news() == \
+        PluginReport("flaky", "1.0.0", PluginState.DEGRADED, "b").news()
     # A host event stores the refreshed (degraded) report; it still heals.
     statuses.host_event(Event("plugin.crashed", {"key": "flaky"}))
     await settle()
