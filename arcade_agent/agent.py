@@ -206,12 +206,10 @@ class Agent:
             buffer=MetricBuffer(s.metric_buffer), batch_size=s.metric_batch_size,
             interval_override=s.collect_interval_override,
         )
-        collected = self._collector.collected_at
         self._reconciler = Reconciler(
             self.host, self._downloader, self._cache, store, state,
             report=self._connection.send, on_plugins=self._collector.set_plugins,
-            degraded_after=s.degraded_after,
-            collected_at=lambda name: collected.get(name, 0.0),
+            degraded_after=s.degraded_after, collected_at=self._collector.last_collect,
         )
         self._collector.on_collected = self._reconciler.watch_health
         self.host.add_listener(self._reconciler.on_host_event)
@@ -227,7 +225,7 @@ class Agent:
                                                   self._connection.connected), "metric-flush")
         self._spawn(self._connection.run(), "connection")
         self._spawn(self._renew_forever(), "certificate-renewal")
-        self._spawn(self._watch_health(), "plugin-health")
+        self._spawn(self._reconciler.watch_health_forever(self._connection), "plugin-health")
         log.info("agent %s started (home %s, server %s)", s.id, s.home, s.server)
 
     async def stop(self) -> None:
@@ -352,8 +350,7 @@ class Agent:
         elif kind == "cancel_job":
             self.jobs.cancel(message.cancel_job.job_id, "cancelled on request")
         elif kind == "logs_request":
-            await self.connection.send(pb.AgentMessage(
-                logs=plugin_logs(self.host, message.logs_request)))
+            await self.connection.send(pb.AgentMessage(logs=plugin_logs(self.host, message)))
         else:
             log.warning("ignoring an unexpected %s message from the server", kind)
 
@@ -386,14 +383,6 @@ class Agent:
             self.connection.set_credentials(renewed.channel())
             log.info("certificate renewed; valid until %s",
                      renewed.certificate.not_valid_after_utc.isoformat())
-
-    async def _watch_health(self) -> None:
-        """About once a heartbeat: report the plugins' counters, last collect and memory
-        if they changed (state and error changes are reported at once, elsewhere)."""
-        while True:
-            await asyncio.sleep(self.connection.heartbeat_interval)
-            if self.connection.connected.is_set():
-                self.reconciler.watch_health(counters=True)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"agent-{name}")

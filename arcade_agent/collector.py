@@ -134,6 +134,10 @@ class Collector:
             return self.interval_override
         return wanted if wanted > 0 else self.default_interval
 
+    def last_collect(self, key: str) -> float:
+        """When ``key``'s last ``collect`` returned (epoch seconds; 0.0: never)."""
+        return self.collected_at.get(key, 0.0)
+
     @property
     def intervals(self) -> dict[str, float]:
         return dict(self._intervals)

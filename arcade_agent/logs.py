@@ -24,9 +24,10 @@ __all__ = ["MAX_LINES", "plugin_logs"]
 MAX_LINES = 500
 
 
-def plugin_logs(host: PluginHost, request: Any) -> pb.PluginLogs:
-    """The ``PluginLogs`` answer to ``request`` (a ``LogsRequest``): the newest ``limit``
-    lines after ``after``, or an error when nothing was ever logged by that plugin here."""
+def plugin_logs(host: PluginHost, message: Any) -> pb.PluginLogs:
+    """The ``PluginLogs`` answer to ``message``'s ``LogsRequest``: the newest ``limit`` lines
+    after ``after``, or an error when nothing was ever logged by that plugin here."""
+    request = message.logs_request
     limit = min(request.limit or MAX_LINES, MAX_LINES)
     try:
         lines, last = host.logs(request.plugin, after=request.after, limit=limit)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from arcade_core import ArcadeError, Event
 from arcade_core.memory import release_memory
@@ -52,9 +52,16 @@ from .state import AppliedState, StateStore
 if TYPE_CHECKING:
     from arcade_core import Environment, PluginHost
 
-__all__ = ["PluginReport", "Reconciler"]
+__all__ = ["Link", "PluginReport", "Reconciler"]
 
 log = logging.getLogger(__name__)
+
+
+class Link(Protocol):
+    """What the health watch needs of the agent's connection."""
+
+    heartbeat_interval: float
+    connected: asyncio.Event
 
 
 class Reconciler:
@@ -259,6 +266,15 @@ class Reconciler:
         """Report the plugins' health if it changed (see :meth:`Statuses.watch
         <arcade_agent._statuses.Statuses.watch>`)."""
         return self._statuses.watch(counters=counters)
+
+    async def watch_health_forever(self, link: Link) -> None:
+        """About once a heartbeat of ``link`` (the connection), while it is connected: report
+        the plugins' counters, last collect and memory if they changed (a change of state is
+        reported at once, after each collect round and on host events)."""
+        while True:
+            await asyncio.sleep(link.heartbeat_interval)
+            if link.connected.is_set():
+                self.watch_health(counters=True)
 
     def report_now(self) -> None:
         """Send the current statuses again (e.g. right after reconnecting)."""

@@ -83,8 +83,7 @@ class AgentSettings:
     max_restarts: int = 3
     restart_backoff: float = 0.5
     healthy_period: float = 300.0
-    #: A loaded plugin whose hook calls failed this many times in a row is reported
-    #: ``degraded`` (until a call succeeds); at least 1.
+    #: Hook calls failed in a row after which a plugin shows ``degraded`` (until one succeeds).
     degraded_after: int = 3
     #: Jobs run at once; more wait (still ``queued`` on the server) for a slot.
     job_concurrency: int = 2
@@ -338,8 +337,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if name == "jobs_allow":
             return _patterns(value)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
-                    "metric_batch_size", "max_restarts", "job_concurrency",
-                    "degraded_after"):
+                    "metric_batch_size", "max_restarts", "job_concurrency", "degraded_after"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError("expected a whole number")
             return int(value)
