@@ -43,13 +43,28 @@ def _query(**params: Any) -> dict[str, Any]:
 
 
 class ApiError(Exception):
-    """The API answered with an error status; ``message`` is its ``error`` text."""
+    """The API answered with an error status; ``message`` is its ``error`` text, ``hints``
+    its ``hints`` (``[{"rest": ..., "cli": ...}]``: the calls the message names, as ``arcade``
+    commands)."""
 
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+    def __init__(self, status: int, message: str, detail: Any = None,
+                 hints: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail
+        self.hints = [{"rest": str(h["rest"]), "cli": str(h["cli"])} for h in hints
+                      if isinstance(h, dict) and h.get("rest") and h.get("cli")
+                      ] if isinstance(hints, list) else []
+
+    @property
+    def cli_message(self) -> str:
+        """The message for a command-line user: each hint's REST form (a route, a request
+        field) replaced by its ``arcade`` command or flag in backquotes."""
+        message = self.message
+        for hint in sorted(self.hints, key=lambda h: len(h["rest"]), reverse=True):
+            message = message.replace(hint["rest"], f"`{hint['cli']}`")
+        return message
 
 
 class ApiUnreachable(ApiError):
@@ -110,7 +125,8 @@ class ArcadeClient:
                 raise ApiUnauthorized(401, f"{self.api_url} refused the request ({reason}): "
                                       + LOGIN_HINT)
             if isinstance(body, dict) and "error" in body:
-                raise ApiError(response.status_code, str(body["error"]), body.get("detail"))
+                raise ApiError(response.status_code, str(body["error"]), body.get("detail"),
+                               body.get("hints"))
             if isinstance(body, dict) and "detail" in body:
                 raise ApiError(response.status_code, str(body["detail"]), body.get("detail"))
             raise ApiError(
@@ -239,47 +255,6 @@ class ArcadeClient:
         result: dict[str, Any] = response.json()
         return response.status_code, result
 
-    def install_selector(
-        self,
-        selector: Mapping[str, str],
-        spec: str,
-        *,
-        config: Mapping[str, Any] | None = None,
-        isolation: str | None = None,
-        wait: float | None = None,
-    ) -> tuple[int, dict[str, Any]]:
-        params, timeout = self._wait_params(wait)
-        body: dict[str, Any] = {"selector": dict(selector), "plugin": spec}
-        if config is not None:
-            body["config"] = dict(config)
-        if isolation:
-            body["isolation"] = isolation
-        extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
-        response = self._request("POST", "/assignments", json=body, params=params, **extra)
-        result: dict[str, Any] = response.json()
-        return response.status_code, result
-
-    def uninstall(self, agent_id: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "DELETE", f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}"
-        )
-        return result
-
-    def uninstall_selector(self, selector: Mapping[str, str], name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "POST", "/assignments/remove", json={"selector": dict(selector), "plugin": name}
-        )
-        return result
-
-    def set_config(self, agent_id: str, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "PUT",
-            f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config",
-            content=json.dumps(dict(config)),
-            headers={"Content-Type": "application/json"},
-        )
-        return result
-
     # ---------------------------------------------------------------- jobs
 
     def create_job(
@@ -373,14 +348,53 @@ class ArcadeClient:
         result: dict[str, Any] = self._json("POST", f"/agents/{quote(agent_id, safe='')}/revoke")
         return result
 
-    # ---------------------------------------------------------------- plugin logs (issue 14)
+    # ---------------------------------------------------------------- desired-state changes
+
+    def install_plugin(self, spec: str, *, agent: str | None = None,
+                       selector: Mapping[str, str] | None = None,
+                       config: Mapping[str, Any] | None = None, isolation: str | None = None,
+                       reset_config: bool = False, wait: float | None = None) -> dict[str, Any]:
+        """Install ``spec`` on ``agent`` or every agent matching ``selector``; a config or
+        isolation not given is kept (``reset_config``: the defaults). ``timed_out`` in the
+        body: ``wait`` ran out before the agents reported running or failed."""
+        body = {"plugin": spec, **_query(config=None if config is None else dict(config),
+                                          isolation=isolation or None,
+                                          reset_config=reset_config or None)}
+        if agent is None:
+            body["selector"] = dict(selector or {})
+        path = "/assignments" if agent is None else f"/agents/{quote(agent, safe='')}/plugins"
+        return self._waiting("POST", path, wait, json=body)
+
+    def uninstall_plugin(self, name: str, *, agent: str | None = None,
+                         selector: Mapping[str, str] | None = None,
+                         wait: float | None = None) -> dict[str, Any]:
+        """Remove ``name`` from ``agent`` or every agent matching ``selector`` (``wait``:
+        until they report it removed, else ``timed_out``)."""
+        if agent is None:
+            return self._waiting("POST", "/assignments/remove", wait,
+                                 json={"selector": dict(selector or {}), "plugin": name})
+        return self._waiting(
+            "DELETE", f"/agents/{quote(agent, safe='')}/plugins/{quote(name, safe='')}", wait)
+
+    def change_config(self, agent_id: str, name: str, config: Mapping[str, Any], *,
+                      wait: float | None = None) -> dict[str, Any]:
+        """Replace the config of ``name`` on ``agent_id`` (``wait``: until the agent reports
+        it applied, else ``timed_out``)."""
+        path = f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config"
+        return self._waiting("PUT", path, wait, content=json.dumps(dict(config)),
+                             headers={"Content-Type": "application/json"})
+
+    def _waiting(self, method: str, path: str, wait: float | None, **kwargs: Any
+                 ) -> dict[str, Any]:
+        params, timeout = self._wait_params(wait)
+        extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        result: dict[str, Any] = self._json(method, path, params=params, **kwargs, **extra)
+        return result
 
     def plugin_logs(self, agent_id: str, name: str, *, after: int = 0, limit: int = 100
                     ) -> dict[str, Any]:
-        """The last lines plugin ``name`` logged on ``agent_id`` (``lines``, oldest first,
-        each ``seq``/``time``/``level``/``text``; ``last_seq`` to pass as ``after`` next)."""
-        result: dict[str, Any] = self._json(
-            "GET", f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/logs",
-            params={"after": after, "limit": limit},
-        )
+        """The last lines ``name`` logged on ``agent_id``: ``lines`` (oldest first) and
+        ``last_seq`` (pass it as ``after`` to read only newer ones)."""
+        path = f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/logs"
+        result: dict[str, Any] = self._json("GET", path, params={"after": after, "limit": limit})
         return result
