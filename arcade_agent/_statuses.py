@@ -5,8 +5,14 @@ Used by the :class:`~arcade_agent.reconciler.Reconciler`: every status change of
 restarts) is :meth:`Statuses.set` here, and the changes of one event loop tick are coalesced
 into one ``PluginStatusReport`` for the revision being applied (``complete=True`` once it is
 applied). A running plugin's status is refreshed from the host's live status on the way out,
-so restarts and a process plugin that failed for good are reported as they are. Runs on the
-agent's event loop only.
+so restarts, a process plugin that failed for good, a plugin whose calls keep failing
+(``degraded``), its last error, counters, pid and memory are reported as they are.
+
+Health without a flood: :meth:`Statuses.watch` compares the live view with what was last
+sent. A change of state, restarts or pid, or an error appearing (:meth:`PluginReport.news`)
+is reported at once (the agent watches after every collect round and on each host event);
+counters, a new error text, the last collect time and memory only when ``counters=True`` (the
+agent's periodic watch, about once a heartbeat). Runs on the agent's event loop only.
 """
 
 from __future__ import annotations
@@ -20,13 +26,16 @@ from arcade_core import Event, PluginNotFound
 from arcade_core.rpc.v1 import pb
 from arcade_core.states import PluginState
 
-from .report import PluginReport, with_host_status
+from .report import PluginReport, process_rss, with_host_status
 from .state import AppliedState
 
 if TYPE_CHECKING:
     from arcade_core import PluginHost
 
 __all__ = ["Report", "Statuses"]
+
+#: States of a plugin the host has loaded, refreshed from its live status.
+_LOADED = (PluginState.RUNNING, PluginState.DEGRADED)
 
 log = logging.getLogger("arcade_agent.reconciler")
 
@@ -39,11 +48,25 @@ class Statuses:
     """The statuses by plugin name, for the plugins applied in ``state`` on ``host``.
 
     ``revision`` and ``complete`` go into every report: the revision being applied (or last
-    applied) and whether it is fully applied.
+    applied) and whether it is fully applied. ``degraded_after`` is the agent's setting;
+    ``collected_at(name)`` the time of the plugin's last successful ``collect`` (0: never).
     """
 
-    def __init__(self, host: PluginHost, state: AppliedState, report: Report) -> None:
+    def __init__(
+        self,
+        host: PluginHost,
+        state: AppliedState,
+        report: Report,
+        *,
+        degraded_after: int = 3,
+        collected_at: Callable[[str], float] | None = None,
+    ) -> None:
         self.host = host
+        self.degraded_after = degraded_after
+        self._collected_at = collected_at
+        #: What the last report said, by plugin (for :meth:`watch`).
+        self._sent: dict[str, PluginReport] = {}
+        self.reports_sent = 0
         self.state = state
         self.revision = state.revision
         self.complete = True
@@ -87,9 +110,11 @@ class Statuses:
             if name not in wanted and name not in self.state.plugins:
                 del self._by_name[name]
 
-    def refresh(self, report: PluginReport) -> PluginReport:
-        """``report`` with the host's live state (restarts, failed, restarting) folded in."""
-        if report.state is not PluginState.RUNNING:
+    def refresh(self, report: PluginReport, *, measure: bool = True) -> PluginReport:
+        """``report`` of a loaded plugin (``running`` or ``degraded``) with the host's live
+        state (restarts, failed, restarting, degraded, errors) folded in; ``measure=False``
+        leaves a process child's memory unmeasured (0)."""
+        if report.state not in _LOADED:
             return report
         applied = self.state.plugins.get(report.name)
         if applied is None or applied.version != report.version:
@@ -98,7 +123,24 @@ class Statuses:
             status = self.host.status(report.name)
         except PluginNotFound:
             return with_host_status(report, None)
-        return with_host_status(report, status)
+        collected = self._collected_at(report.name) if self._collected_at else 0.0
+        return with_host_status(report, status, degraded_after=self.degraded_after,
+                                last_collect_at=collected,
+                                rss=process_rss if measure else None)
+
+    def watch(self, *, counters: bool = False) -> bool:
+        """Report now if a plugin's state, restarts or pid changed since the last report, or
+        an error appeared — or, with ``counters``, anything else (error text and count, last
+        collect, memory). True when a report was scheduled."""
+        # Memory is measured only when it would be reported (it is not news on its own).
+        reports = [self.refresh(r, measure=counters)
+                   for r in sorted(self._by_name.values(), key=lambda r: r.name)]
+        for report in reports:
+            sent = self._sent.get(report.name)
+            if sent is None or sent.news() != report.news() or (counters and sent != report):
+                self.schedule_report()
+                return True
+        return False
 
     def host_event(self, event: Event) -> None:
         """On the loop: a process plugin crashed, restarted or failed for good."""
@@ -119,9 +161,12 @@ class Statuses:
 
     def _send_report(self) -> None:
         self._report_scheduled = False
+        reports = self.all()
+        self._sent = {r.name: r for r in reports}
+        self.reports_sent += 1
         message = pb.AgentMessage(status=pb.PluginStatusReport(
             revision=self.revision,
-            plugins=[r.to_pb() for r in self.all()],
+            plugins=[r.to_pb() for r in reports],
             complete=self.complete,
         ))
         task = asyncio.ensure_future(self._report(message))

@@ -45,6 +45,7 @@ from .errors import AgentNotStarted
 from .facts import host_facts
 from .identity import Credentials, ensure_credentials, renew, renew_due, store_credentials
 from .jobs import JobRunner
+from .logs import plugin_logs
 from .reconciler import Reconciler
 from .settings import AgentSettings
 from .state import StateStore
@@ -208,7 +209,9 @@ class Agent:
         self._reconciler = Reconciler(
             self.host, self._downloader, self._cache, store, state,
             report=self._connection.send, on_plugins=self._collector.set_plugins,
+            degraded_after=s.degraded_after, collected_at=self._collector.last_collect,
         )
+        self._collector.on_collected = self._reconciler.watch_health
         self.host.add_listener(self._reconciler.on_host_event)
         self._jobs = JobRunner(
             self.host, self._reconciler.ensure_environment, self._connection.send,
@@ -222,6 +225,7 @@ class Agent:
                                                   self._connection.connected), "metric-flush")
         self._spawn(self._connection.run(), "connection")
         self._spawn(self._renew_forever(), "certificate-renewal")
+        self._spawn(self._reconciler.watch_health_forever(self._connection), "plugin-health")
         log.info("agent %s started (home %s, server %s)", s.id, s.home, s.server)
 
     async def stop(self) -> None:
@@ -345,6 +349,8 @@ class Agent:
             self.jobs.submit(message.job)
         elif kind == "cancel_job":
             self.jobs.cancel(message.cancel_job.job_id, "cancelled on request")
+        elif kind == "logs_request":
+            await self.connection.send(pb.AgentMessage(logs=plugin_logs(self.host, message)))
         else:
             log.warning("ignoring an unexpected %s message from the server", kind)
 

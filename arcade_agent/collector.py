@@ -77,7 +77,8 @@ class Collector:
 
     ``intervals`` (from :meth:`set_plugins`) maps a plugin key to its interval in seconds
     (0 = ``default_interval``; ``interval_override`` > 0 replaces them all). Only keys whose
-    plugin implements ``collect`` are called.
+    plugin implements ``collect`` are called. ``on_collected`` is called after each round
+    (the agent looks whether a plugin's health changed).
     """
 
     def __init__(
@@ -89,8 +90,12 @@ class Collector:
         buffer: MetricBuffer,
         batch_size: int = 1000,
         interval_override: float = 0.0,
+        on_collected: Callable[[], object] | None = None,
     ) -> None:
         self.host = host
+        self.on_collected = on_collected
+        #: Epoch time of each plugin's last ``collect`` that returned (it did not raise).
+        self.collected_at: dict[str, float] = {}
         self.default_interval = default_interval
         self.interval_override = interval_override
         self.call_timeout = call_timeout
@@ -116,6 +121,7 @@ class Collector:
         for key in list(self._next_due):
             if key not in self._intervals:
                 del self._next_due[key]
+                self.collected_at.pop(key, None)
         for key, interval in self._intervals.items():
             if key not in self._next_due:
                 self._next_due[key] = now
@@ -127,6 +133,10 @@ class Collector:
         if self.interval_override > 0:
             return self.interval_override
         return wanted if wanted > 0 else self.default_interval
+
+    def last_collect(self, key: str) -> float:
+        """When ``key``'s last ``collect`` returned (epoch seconds; 0.0: never)."""
+        return self.collected_at.get(key, 0.0)
 
     @property
     def intervals(self) -> dict[str, float]:
@@ -171,7 +181,9 @@ class Collector:
             return 0
         self.collections += 1
         metrics: list[pb.Metric] = []
+        now = time.time()
         for key, result in outcome.results.items():
+            self.collected_at[key] = now
             metrics.extend(self._convert(key, result))
         for key, error in outcome.errors.items():
             self.collect_errors[key] = self.collect_errors.get(key, 0) + 1
@@ -180,6 +192,8 @@ class Collector:
         if metrics:
             self.buffer.add(metrics)
             self._has_data.set()
+        if self.on_collected is not None:
+            self.on_collected()
         return len(metrics)
 
     async def flush_forever(

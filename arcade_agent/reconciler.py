@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from arcade_core import ArcadeError, Event
 from arcade_core.memory import release_memory
@@ -52,9 +52,16 @@ from .state import AppliedState, StateStore
 if TYPE_CHECKING:
     from arcade_core import Environment, PluginHost
 
-__all__ = ["PluginReport", "Reconciler"]
+__all__ = ["Link", "PluginReport", "Reconciler"]
 
 log = logging.getLogger(__name__)
+
+
+class Link(Protocol):
+    """What the health watch needs of the agent's connection."""
+
+    heartbeat_interval: float
+    connected: asyncio.Event
 
 
 class Reconciler:
@@ -63,6 +70,8 @@ class Reconciler:
     ``report`` sends a status report (returns False when the stream is down: the next
     ``Register`` carries the truth anyway). ``on_plugins`` receives ``{key: interval}`` of the
     loaded plugins whenever that set changes (the collector schedules from it).
+    ``degraded_after`` and ``collected_at`` feed the plugins' health (see
+    :class:`~arcade_agent._statuses.Statuses`).
     """
 
     def __init__(
@@ -75,6 +84,8 @@ class Reconciler:
         *,
         report: Callable[[pb.AgentMessage], Awaitable[bool]],
         on_plugins: Callable[[dict[str, float]], None],
+        degraded_after: int = 3,
+        collected_at: Callable[[str], float] | None = None,
     ) -> None:
         self.host = host
         self.downloader = downloader
@@ -82,7 +93,8 @@ class Reconciler:
         self.store = store
         self.state = state
         self._on_plugins = on_plugins
-        self._statuses = Statuses(host, state, report)
+        self._statuses = Statuses(host, state, report, degraded_after=degraded_after,
+                                  collected_at=collected_at)
         self._pending: pb.DesiredState | None = None
         self._wakeup = asyncio.Event()
         self._superseded = asyncio.Event()
@@ -249,6 +261,20 @@ class Reconciler:
         # Installing needed a transient peak of memory; don't carry it while idle.
         await asyncio.to_thread(release_memory)
         log.info("applied desired revision %d (%d plugins)", desired.revision, len(wanted))
+
+    def watch_health(self, *, counters: bool = False) -> bool:
+        """Report the plugins' health if it changed (see :meth:`Statuses.watch
+        <arcade_agent._statuses.Statuses.watch>`)."""
+        return self._statuses.watch(counters=counters)
+
+    async def watch_health_forever(self, link: Link) -> None:
+        """About once a heartbeat of ``link`` (the connection), while it is connected: report
+        the plugins' counters, last collect and memory if they changed (a change of state is
+        reported at once, after each collect round and on host events)."""
+        while True:
+            await asyncio.sleep(link.heartbeat_interval)
+            if link.connected.is_set():
+                self.watch_health(counters=True)
 
     def report_now(self) -> None:
         """Send the current statuses again (e.g. right after reconnecting)."""

@@ -83,6 +83,8 @@ class AgentSettings:
     max_restarts: int = 3
     restart_backoff: float = 0.5
     healthy_period: float = 300.0
+    #: Hook calls failed in a row after which a plugin shows ``degraded`` (until one succeeds).
+    degraded_after: int = 3
     #: Jobs run at once; more wait (still ``queued`` on the server) for a slot.
     job_concurrency: int = 2
     #: Run job commands at all (``[jobs] enabled``); off by default.
@@ -148,7 +150,7 @@ class AgentSettings:
             if not getattr(self, name) > 0:
                 raise AgentConfigError(f"setting {name!r} must be a positive number of seconds")
         for name in ("download_concurrency", "metric_buffer", "metric_batch_size",
-                     "job_concurrency"):
+                     "job_concurrency", "degraded_after"):
             if getattr(self, name) < 1:
                 raise AgentConfigError(f"setting {name!r} must be at least 1")
         for name in ("cache_max_bytes", "max_restarts", "download_retries",
@@ -335,7 +337,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if name == "jobs_allow":
             return _patterns(value)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
-                    "metric_batch_size", "max_restarts", "job_concurrency"):
+                    "metric_batch_size", "max_restarts", "job_concurrency", "degraded_after"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError("expected a whole number")
             return int(value)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._environment import Environment
     from ._host import PluginHost
     from ._inspection import inspect_wheel
+    from ._logs import LogLine
     from ._manifest import Manifest
     from ._spec import PluginSpec, normalize_name, parse_spec
     from ._status import HookOutcome, PluginStatus
@@ -63,6 +64,7 @@ _LAZY = {
     "WheelInfo": "_wheel",
     "WheelLimits": "_wheel",
     "inspect_wheel": "_inspection",
+    "LogLine": "_logs",
 }
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "JobContext",
     "JobResult",
     "JobStatus",
+    "LogLine",
     "Manifest",
     "Metric",
     "PluginCallError",

@@ -81,6 +81,7 @@ class ChildProcess:
         host_lib: Path,
         *,
         on_exit: Callable[[ChildProcess, int], None] | None = None,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> None:
         self.env = env
         self.key = key
@@ -91,6 +92,7 @@ class ChildProcess:
         self.tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self.started_at = 0.0
         self._on_exit = on_exit
+        self._on_stderr = on_stderr
         self._stopping = False
         self._closed = False
         self._proc: subprocess.Popen[bytes] | None = None
@@ -248,6 +250,8 @@ class ChildProcess:
                 text = raw.decode("utf-8", "replace").rstrip("\r\n")
                 self.tail.append(text)
                 self._log.info("%s", text)
+                if self._on_stderr is not None:
+                    self._on_stderr(text)
         except (OSError, ValueError):  # pragma: no cover - closed under us
             pass
         finally:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # a plugin's child process imports this module, but never the
 __all__ = [
     "CallStats",
     "HookExec",
+    "OnFailure",
     "RemotePlugin",
     "call_isolated",
     "check_plugin",
@@ -68,13 +69,16 @@ class CallStats:
     keeping the hook path free of locks.
     """
 
-    __slots__ = ("calls", "elapsed", "errors", "last_error", "stuck_since")
+    __slots__ = ("calls", "elapsed", "error_at", "errors", "in_a_row", "last_error",
+                 "stuck_since")
 
     def __init__(self) -> None:
         self.calls = 0
         self.errors = 0
+        self.in_a_row = 0  # failed calls since the last one that succeeded
         self.elapsed = 0.0  # seconds spent in completed calls
         self.last_error = ""
+        self.error_at = 0.0  # wall-clock time of the last failure; 0.0 = none
         self.stuck_since = 0.0  # monotonic time an abandoned call started; 0.0 = not stuck
 
     @property
@@ -85,7 +89,14 @@ class CallStats:
         """Record one failed call (raised, timed out, crashed, skipped while stuck)."""
         self.calls += 1
         self.errors += 1
+        self.in_a_row += 1
         self.last_error = error
+        self.error_at = time.time()
+
+    def succeed(self) -> None:
+        """Record one call that returned (the fast path inlines this)."""
+        self.calls += 1
+        self.in_a_row = 0
 
 
 class RemotePlugin(abc.ABC):
@@ -108,15 +119,24 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def make_hookexec(stats: dict[str, CallStats]) -> HookExec:
+#: Hears each failed call: ``(registration name, hook, error text)`` (the host keeps it in
+#: the plugin's log ring).
+OnFailure = Callable[[str, str, str], None]
+
+
+def make_hookexec(stats: dict[str, CallStats], on_failure: OnFailure | None = None
+                  ) -> HookExec:
     """Return an ``_inner_hookexec`` that isolates and accounts each implementation.
 
     ``stats`` maps registration names to their counters; a plugin registered on the
     manager by other means gets counters on its first call. Results follow pluggy's
     semantics (``None`` results are dropped; ``firstresult`` stops at the first one).
+    ``on_failure`` hears every failed call (off the fast path: only when one fails).
     """
     perf = time.perf_counter
-    log_failure = _log_failure
+
+    def log_failure(plugin: str, hook: str, exc: BaseException) -> None:
+        _log_failure(plugin, hook, exc, on_failure)
 
     def arcade_hookexec(
         hook_name: str,
@@ -153,6 +173,7 @@ def make_hookexec(stats: dict[str, CallStats]) -> HookExec:
                 continue
             st.elapsed += perf() - start
             st.calls += 1
+            st.in_a_row = 0
             if res is not None:
                 results.append(res)
                 if firstresult:
@@ -164,9 +185,16 @@ def make_hookexec(stats: dict[str, CallStats]) -> HookExec:
     return arcade_hookexec
 
 
-def _log_failure(plugin: str, hook: str, exc: BaseException) -> None:
-    logger.warning("plugin %s: %s() failed: %s", plugin, hook, describe_error(exc),
+def _log_failure(plugin: str, hook: str, exc: BaseException,
+                 on_failure: OnFailure | None = None) -> None:
+    text = describe_error(exc)
+    logger.warning("plugin %s: %s() failed: %s", plugin, hook, text,
                    exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)
+    if on_failure is not None:
+        try:
+            on_failure(plugin, hook, text)
+        except Exception:  # pragma: no cover - a host bug must not break the other plugins
+            logger.exception("recording the failure of %s failed", plugin)
 
 
 def check_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> list[str]:
@@ -213,13 +241,14 @@ def call_isolated(
     timeout: float,
     stats: dict[str, CallStats],
     pool: WorkerPool,
+    on_failure: OnFailure | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Call each target's implementation, isolated and bounded by ``timeout``.
 
     ``targets`` pairs a registration name with its implementation (``None``: the plugin
     does not implement the hook; its result is ``None``). Returns ``(results, errors)``
     keyed by registration name, in ``targets`` order. One after another, each call getting
-    the full timeout.
+    the full timeout. ``on_failure`` hears each failure, as for :func:`make_hookexec`.
     """
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -246,14 +275,14 @@ def call_isolated(
                 st.elapsed += time.perf_counter() - started
                 st.fail(describe_error(exc))
                 errors[name] = st.last_error
-                _log_failure(name, hook, exc)
+                _log_failure(name, hook, exc, on_failure)
                 continue
             st.elapsed += time.perf_counter() - started
-            st.calls += 1
+            st.succeed()
             results[name] = value
             continue
         pending = pool.submit(_call_impl, (impl, kwargs), _make_unstick(name, st, hook))
-        _finish(name, st, pending, started, hook, timeout, results, errors)
+        _finish(name, st, pending, started, hook, timeout, results, errors, on_failure)
     return results, errors
 
 
@@ -266,6 +295,7 @@ def _finish(
     timeout: float,
     results: dict[str, Any],
     errors: dict[str, str],
+    on_failure: OnFailure | None,
 ) -> None:
     remaining = max(0.0, started + timeout - time.perf_counter())
 
@@ -278,14 +308,16 @@ def _finish(
         errors[name] = st.last_error
         logger.warning("plugin %s: %s() timed out after %gs; not calling it again until "
                        "that call returns", name, hook, timeout)
+        if on_failure is not None:
+            on_failure(name, hook, st.last_error)
         return
     st.elapsed += pending.finished_at - started
     if pending.error is not None:
         st.fail(describe_error(pending.error))
         errors[name] = st.last_error
-        _log_failure(name, hook, pending.error)
+        _log_failure(name, hook, pending.error, on_failure)
     else:
-        st.calls += 1
+        st.succeed()
         results[name] = pending.value
 
 

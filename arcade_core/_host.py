@@ -40,6 +40,7 @@ from ._exceptions import InvalidCall, PluginInUse
 from ._hookcaller import CallStats, call_isolated, make_hookexec
 from ._hostlib import ensure_host_lib
 from ._instances import Instances
+from ._logs import LogLine, PluginLogs
 from ._manager import make_plugin_manager
 from ._pool import WorkerPool
 from ._process import ProcessPlugin
@@ -97,13 +98,14 @@ class PluginHost:
         self.check_config_schemas = check_config_schemas
         self.store = EnvironmentStore(self.home / "envs", check_schemas=check_config_schemas)
         self._stats: dict[str, CallStats] = {}
+        self._logs = PluginLogs()
         self.pm = make_plugin_manager()
-        self.pm._inner_hookexec = make_hookexec(self._stats)
+        self.pm._inner_hookexec = make_hookexec(self._stats, self._hook_failed)
         self._pool = WorkerPool()
         self._host_lib: Path | None = None
         self._events = HostEvents(after_delivery=self._tell_notify_plugins)
         self._instances = Instances(self.pm, self._stats, self._events, self._new_process,
-                                    check_schemas=check_config_schemas)
+                                    check_schemas=check_config_schemas, logs=self._logs)
         # The table's own lock and dict, read by call() directly: no extra step per call.
         self._lock = self._instances.lock
         self._loaded = self._instances.by_key
@@ -228,6 +230,7 @@ class PluginHost:
                     logger.exception("unloading %s while closing the host failed", key)
             self._events.close(timeout=self.call_timeout)
             self._pool.shutdown()
+            self._logs.close()
 
     # -- status ----------------------------------------------------------------------------
 
@@ -238,6 +241,14 @@ class PluginHost:
     def status(self, key: str) -> PluginStatus:
         """The status of the plugin loaded as ``key``."""
         return self._instances.status(self._instances.get(key))
+
+    def logs(self, key: str, *, after: int = 0, limit: int = 500) -> tuple[list[LogLine], int]:
+        """The last lines ``key`` logged: ``(lines, last_seq)``, the newest ``limit`` lines
+        with a sequence number above ``after``, oldest first (see
+        :mod:`arcade_core._logs`: a process child's stderr, an in-process plugin's own log
+        records, and the host's word on its failed calls, crashes and loads). Kept after
+        an unload; :class:`~arcade_core.PluginNotFound` when ``key`` never logged here."""
+        return self._logs.read(key, after, limit)
 
     # -- calling ---------------------------------------------------------------------------
 
@@ -290,7 +301,8 @@ class PluginHost:
             with self._lock:
                 absent = [k for k in keys if k not in self._loaded]
             targets = [(k, by_name.get(k)) for k in keys if k not in absent]
-        results, errors = call_isolated(hook, targets, kwargs, limit, self._stats, self._pool)
+        results, errors = call_isolated(hook, targets, kwargs, limit, self._stats, self._pool,
+                                        self._hook_failed)
         if absent:
             # A key unloaded between the caller's look and this call is reported, not raised.
             errors.update((k, f"PluginNotFound: no plugin is loaded as {k!r}") for k in absent)
@@ -340,8 +352,23 @@ class PluginHost:
             max_restarts=self.max_restarts,
             healthy_period=self.healthy_period,
             restart_backoff=self.restart_backoff,
-            on_event=self._events.post,
+            on_event=self._process_event,
+            on_stderr=lambda line: self._logs.add(key, "stderr", line),
         )
+
+    def _process_event(self, kind: str, data: dict[str, Any]) -> None:
+        """A supervisor's event: kept in the plugin's log ring, then told to listeners."""
+        key = str(data.get("key", ""))
+        if kind == "plugin.restarted":
+            self._logs.add(key, "WARNING", f"restarted (restart {data.get('restarts')})")
+        else:
+            level = "ERROR" if kind == "plugin.failed" else "WARNING"
+            word = "failed for good" if kind == "plugin.failed" else "crashed"
+            self._logs.add(key, level, f"{word}: {data.get('error', '')}")
+        self._events.post(kind, data)
+
+    def _hook_failed(self, key: str, hook: str, error: str) -> None:
+        self._logs.add(key, "ERROR", f"{hook}() failed: {error}")
 
     def _ensure_host_lib(self) -> Path:
         if self._host_lib is None:

@@ -33,6 +33,7 @@ from ._environment import Environment
 from ._events import HostEvents
 from ._exceptions import HostClosed, InvalidConfig, PluginLoadError, PluginNotFound
 from ._hookcaller import CallStats, check_plugin
+from ._logs import PluginLogs
 from ._process import ProcessPlugin
 from ._proxy import make_proxy
 from ._status import PluginStatus
@@ -65,7 +66,8 @@ class Instances:
 
     ``new_process`` makes the supervisor of a process plugin with the host's settings;
     ``check_schemas`` is the host's ``check_config_schemas``; ``events`` hears
-    ``plugin.loaded`` and ``plugin.unloaded``.
+    ``plugin.loaded`` and ``plugin.unloaded``; ``logs`` keeps what each key logged (the
+    records of an in-process plugin's own loggers while it is loaded, and why a load failed).
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class Instances:
         new_process: NewProcess,
         *,
         check_schemas: bool,
+        logs: PluginLogs | None = None,
     ) -> None:
         self.pm = pm
+        self.logs = logs or PluginLogs()
         self.stats = stats
         self.events = events
         self.new_process = new_process
@@ -132,11 +136,13 @@ class Instances:
                 last_error = process.last_error or st.last_error
             else:
                 last_error = st.last_error or process.last_error
+            error_at = process.error_at if last_error == process.last_error else st.error_at
             pid = process.pid
             malformed = process.malformed
             hooks = list(process.hooks)
         else:
             state, restarts, last_error = PluginState.RUNNING, 0, st.last_error
+            error_at = st.error_at
             pid, malformed = None, 0
             hooks = list(loaded.hooks)
         return PluginStatus(
@@ -144,7 +150,8 @@ class Instances:
             isolation=loaded.isolation, state=state, restarts=restarts,
             last_error=last_error, calls=st.calls, errors=st.errors,
             mean_latency_ms=st.mean_latency_ms, pid=pid, config=dict(loaded.config),
-            hooks=hooks, malformed=malformed,
+            hooks=hooks, malformed=malformed, errors_in_a_row=st.in_a_row,
+            error_at=error_at if last_error and error_at else None,
         )
 
     # -- loading ---------------------------------------------------------------------------
@@ -183,8 +190,20 @@ class Instances:
                 and (old.process is None or old.process.state is not PluginState.FAILED)
             ):
                 return self.status(old)
-            new = self._make(key, env, effective, mode, replacing=old)
-            self._swap(key, old, new)
+            if mode is Isolation.INLINE:  # what it logs while it is constructed counts too
+                self.logs.capture(key, _top_package(env))
+            try:
+                new = self._make(key, env, effective, mode, replacing=old)
+                self._swap(key, old, new)
+            except Exception as exc:
+                self.logs.add(key, "ERROR", f"loading {env.key} failed: {exc}")
+                if old is not None and old.imported is not None:
+                    self.logs.capture(key, _top_package(old.env))
+                else:
+                    self.logs.release(key)
+                raise
+            if new.imported is None:
+                self.logs.release(key)
         data: dict[str, Any] = {"key": key, "name": env.name, "version": env.version,
                                 "isolation": mode}
         if old is not None:
@@ -202,6 +221,7 @@ class Instances:
                     raise PluginNotFound(f"no plugin is loaded as {key!r}")
                 self.pm.unregister(name=key)
                 self.stats.pop(key, None)
+            self.logs.release(key)
             self._discard(loaded)
         self.events.dispatch(Event("plugin.unloaded", {
             "key": key, "name": loaded.env.name, "version": loaded.env.version,
@@ -273,3 +293,9 @@ class Instances:
                 _loader.release(loaded.imported)
         if loaded.process is not None:
             loaded.process.stop()
+
+
+def _top_package(env: Environment) -> str:
+    """The logger whose records are an in-process plugin's own: its entry point's top-level
+    package (``acme_disk.plugin:Plugin`` → ``acme_disk``)."""
+    return env.entry_point.module.split(".")[0]

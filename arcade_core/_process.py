@@ -44,7 +44,8 @@ class ProcessPlugin:
     thread is waiting out the backoff or starting a new child), :attr:`~PluginState.FAILED`
     (restarts exhausted) or :attr:`~PluginState.STOPPED`.
     ``on_event(kind, data)`` hears ``plugin.crashed``, ``plugin.restarted`` and
-    ``plugin.failed`` with ``key``, ``name``, ``version``, ``error``, ``restarts``.
+    ``plugin.failed`` with ``key``, ``name``, ``version``, ``error``, ``restarts``;
+    ``on_stderr(line)`` hears every line the children write to stderr (pump threads).
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class ProcessPlugin:
         healthy_period: float = 300.0,
         restart_backoff: float = 0.5,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> None:
         self.env = env
         self.key = key
@@ -71,9 +73,11 @@ class ProcessPlugin:
         self.healthy_period = healthy_period
         self.restart_backoff = restart_backoff
         self._on_event = on_event
+        self._on_stderr = on_stderr
         self.state = PluginState.STOPPED
         self.restarts = 0
         self.last_error = ""
+        self.error_at = 0.0  # wall-clock time of last_error
         self.hooks: list[str] = []
         self._child: ChildProcess | None = None
         self._starting: ChildProcess | None = None
@@ -104,7 +108,7 @@ class ProcessPlugin:
 
     def _spawn(self) -> ChildProcess:
         child = ChildProcess(self.env, self.key, self.config, self.host_lib,
-                             on_exit=self._child_exited)
+                             on_exit=self._child_exited, on_stderr=self._on_stderr)
         with self._lock:
             if self._stopped() and self._stop.is_set():
                 raise PluginLoadError(f"{self.key}: stopped")
@@ -143,6 +147,7 @@ class ProcessPlugin:
                 self._child = None
                 self._malformed_before += child.malformed
                 self.last_error = reason
+                self.error_at = time.time()
                 if time.monotonic() - child.started_at >= self.healthy_period:
                     self.restarts = 0
                 self.state = PluginState.RESTARTING
@@ -190,6 +195,7 @@ class ProcessPlugin:
                     if self._stopped():
                         return
                     self.last_error = f"restart {attempt} failed: {exc}"
+                    self.error_at = time.time()
                 logger.warning("plugin %s: %s", self.key, self.last_error)
                 continue
             with self._lock:

@@ -18,8 +18,11 @@ class PluginStatus:
     ``state`` is :attr:`~PluginState.RUNNING`, :attr:`~PluginState.RESTARTING` (process
     plugins, between a crash and the restart), :attr:`~PluginState.FAILED` (restarts
     exhausted) or :attr:`~PluginState.STOPPED`. ``calls``/``errors``/``mean_latency_ms``
-    count hook calls from both ``host.hook`` and ``host.call``. ``malformed`` counts
-    protocol lines a process plugin's child got wrong.
+    count hook calls from both ``host.hook`` and ``host.call`` since this instance was
+    loaded; ``errors_in_a_row`` the failed calls since the last one that succeeded (the agent
+    shows ``degraded`` past its threshold); ``error_at`` is when ``last_error`` happened
+    (epoch seconds; ``None``: no error). ``malformed`` counts protocol lines a process
+    plugin's child got wrong.
     """
 
     key: str
@@ -36,6 +39,8 @@ class PluginStatus:
     config: dict[str, Any]
     hooks: list[str] = field(default_factory=list)
     malformed: int = 0
+    errors_in_a_row: int = 0
+    error_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The status as plain JSON-ready data (states and isolation as their words)."""
@@ -45,7 +50,8 @@ class PluginStatus:
             "last_error": self.last_error, "calls": self.calls, "errors": self.errors,
             "mean_latency_ms": self.mean_latency_ms, "pid": self.pid,
             "config": dict(self.config), "hooks": list(self.hooks),
-            "malformed": self.malformed,
+            "malformed": self.malformed, "errors_in_a_row": self.errors_in_a_row,
+            "error_at": self.error_at,
         }
 
 

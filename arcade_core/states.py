@@ -28,7 +28,10 @@ class PluginState(StrEnum):
     """Where one plugin stands on one agent (reported by the agent, shown to operators).
 
     ``PENDING`` is the server's word for an assignment the agent has not reported on yet;
-    ``RESTARTING`` is a process plugin whose child the supervisor is bringing back.
+    ``RESTARTING`` is a process plugin whose child the supervisor is bringing back;
+    ``DEGRADED`` is a loaded plugin whose hook calls failed several times in a row (the
+    agent's ``degraded_after``, 3 by default): it is still called, and shows ``running``
+    again as soon as a call succeeds.
     """
 
     PENDING = "pending"
@@ -39,10 +42,12 @@ class PluginState(StrEnum):
     FAILED = "failed"
     STOPPED = "stopped"
     REMOVED = "removed"
+    DEGRADED = "degraded"
 
 
-#: States after which an install attempt is over (a ``?wait=`` can return).
-FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.FAILED})
+#: States after which an install attempt is over (a ``?wait=`` can return): the plugin was
+#: loaded (``degraded`` too: it is loaded, its calls fail) or it failed.
+FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.DEGRADED, PluginState.FAILED})
 
 
 class Isolation(StrEnum):

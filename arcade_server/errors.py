@@ -30,6 +30,7 @@ from typing import Any
 from arcade_core import ArcadeError
 
 __all__ = [
+    "AgentTimeout",
     "AlreadyExists",
     "BatcherError",
     "Conflict",
@@ -138,6 +139,13 @@ class Forbidden(ServiceError):
 
     status_code = 403
     grpc_code = "PERMISSION_DENIED"
+
+
+class AgentTimeout(ServiceError):
+    """An agent did not answer a request relayed on its stream in time (a log read)."""
+
+    status_code = 504
+    grpc_code = "DEADLINE_EXCEEDED"
 
 
 class SettingsError(ServerError, ValueError):

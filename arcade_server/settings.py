@@ -56,6 +56,7 @@ _DURATIONS = {
     "heartbeat_interval", "offline_after", "metric_retention", "retention_interval",
     "presence_flush_interval", "revision_poll_interval", "wait_poll_interval", "max_wait",
     "shutdown_grace", "job_sweep_interval", "job_lost_after", "job_timeout_grace",
+    "logs_timeout",
     "job_default_timeout", "job_max_timeout", "memory_release_interval",
     "metric_warn_interval", "audit_retention", "job_retention",
 }
@@ -183,6 +184,10 @@ class Settings:
     #: (every ``retention_interval``) enforces both.
     job_retention: float = 30 * 86400.0
     job_max_rows: int = 100_000
+    # -- plugin health and logs (issue 14, part "truth") ---------------------------------
+    #: How long a read of a plugin's logs (``GET /agents/{id}/plugins/{name}/logs``,
+    #: ``arcade logs``) waits for the agent's answer on its stream; then 504.
+    logs_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())

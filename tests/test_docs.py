@@ -108,7 +108,6 @@ def test_plugin_authoring_examples_and_walkthrough_run(authoring: DocSession) ->
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, reason="needs the plugin-truth branch")
 def test_the_broken_plugin_shows_degraded_with_its_error_in_arcade_status(
     authoring: DocSession,
 ) -> None:

@@ -214,6 +214,13 @@ plugin_states = Table(
     # The desired revision the agent was applying when it reported this.
     _column("revision", BigInteger, default=0),
     _column("updated_at", Double),
+    # Health (0006): when the error happened, hook failures since the plugin started, its
+    # last successful collect, and a process plugin's child pid and resident bytes.
+    _optional("error_at", Double),
+    _column("errors", BigInteger, default=0),
+    _optional("last_collect_at", Double),
+    _optional("pid", Integer),
+    _optional("rss", BigInteger),
 )
 
 metrics = Table(

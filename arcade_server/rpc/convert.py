@@ -32,6 +32,8 @@ __all__ = [
     "desired_to_pb",
     "event_from_pb",
     "job_to_pb",
+    "logs_from_pb",
+    "logs_request_to_pb",
     "reported_from_pb",
     "wire_word",
 ]
@@ -86,6 +88,22 @@ def job_to_pb(dispatch: Dispatch) -> pb.ServerMessage:
     ))
 
 
+def logs_request_to_pb(request_id: str, plugin: str, after: int, limit: int
+                      ) -> pb.ServerMessage:
+    """The ``LogsRequest`` asking an agent for ``plugin``'s lines after ``after``."""
+    return pb.ServerMessage(logs_request=pb.LogsRequest(
+        request_id=request_id, plugin=plugin, after=after, limit=limit))
+
+
+def logs_from_pb(message: Any) -> dict[str, Any]:
+    """An agent's ``PluginLogs`` answer as plain data (``lines`` and ``last_seq``)."""
+    return {
+        "last_seq": message.last_seq,
+        "lines": [{"seq": line.seq, "time": line.time, "level": line.level,
+                   "text": line.text} for line in message.lines],
+    }
+
+
 def cancel_to_pb(job_id: str) -> pb.ServerMessage:
     """The ``CancelJob`` message for ``job_id``."""
     return pb.ServerMessage(cancel_job=pb.CancelJob(job_id=job_id))
@@ -100,6 +118,9 @@ def reported_from_pb(status: Any) -> ReportedPlugin:
         name=status.name, version=status.version, state=wire_word(PluginState, status.state),
         error=status.error, restarts=status.restarts,
         isolation=wire_word(Isolation, status.isolation), sha256=status.sha256,
+        error_at=status.error_at or None, errors=status.errors,
+        last_collect_at=status.last_collect_at or None, pid=status.pid or None,
+        rss=status.rss or None,
     )
 
 

@@ -13,6 +13,9 @@ Several replicas: a change made on another replica reaches this one's streams th
 :meth:`Hub.sweep`, a cheap periodic comparison of the revisions in the database with the ones
 sent (one query for all connected agents).
 
+Reads of a plugin's logs are relayed to its agent and wait for the answer
+(:attr:`Hub.logs`, :mod:`arcade_server.rpc.log_reads`).
+
 ``?wait=`` requests register a :class:`Waiter` for their agents with :meth:`Hub.waiter`;
 status reports received on this process wake it and say which agents reported (so a wait
 over a whole fleet re-reads only those), and the waiter re-reads everything on a short
@@ -40,6 +43,7 @@ from ..services import desired as desired_reads
 from ..services.desired import DesiredState
 from ..services.dispatch import Dispatch
 from .convert import cancel_to_pb, job_to_pb
+from .log_reads import LogReads
 
 __all__ = ["MAX_PENDING", "OVERFLOW", "REPLACED", "REVOKED", "AgentStream", "Hub", "Overflow",
            "Replaced", "Revoked", "Waiter"]
@@ -201,6 +205,8 @@ class Hub:
         self.on_revoked: list[Callable[[str], None]] = []
         self._streams: dict[str, AgentStream] = {}
         self._waiters: dict[str, set[Waiter]] = {}
+        #: Reads of plugins' logs waiting for their agents' answers.
+        self.logs = LogReads(self._send_to)
         #: Batches the reads of :meth:`desired` (its counters show how well).
         self.desired_reads: Batcher[str, DesiredState | None] = Batcher(
             self._read_desired, name="desired state reads")
@@ -244,6 +250,15 @@ class Hub:
         stream.close()
         if self._streams.get(stream.agent_id) is stream:
             del self._streams[stream.agent_id]
+            self.logs.agent_gone(stream.agent_id)
+
+    def _send_to(self, agent_id: str, message: Any) -> bool:
+        """Queue ``message`` on the agent's open stream here; False when there is none."""
+        stream = self._streams.get(agent_id)
+        if stream is None or stream.closed:
+            return False
+        stream.send(message)
+        return True
 
     def connected(self, agent_id: str) -> bool:
         return agent_id in self._streams
@@ -257,6 +272,7 @@ class Hub:
     def close_all(self) -> None:
         for stream in list(self._streams.values()):
             stream.close()
+            self.logs.agent_gone(stream.agent_id)
         self._streams.clear()
 
     async def push(self, agent_ids: Iterable[str]) -> int:

@@ -235,6 +235,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 state.hub.status_reported(agent_id)
             elif kind == "metrics":
                 await self._metrics(agent_id, message.metrics)
+            elif kind == "logs":
+                if not state.hub.logs.answered(agent_id, message.logs):
+                    log.debug("agent %s answered a log read nobody waits for", agent_id)
             elif kind == "register":
                 log.warning("agent %s sent Register on an open stream; ignored", agent_id)
             elif kind == "job_event":

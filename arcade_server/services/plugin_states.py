@@ -24,6 +24,9 @@ from .agents import Liveness, get_agent_row
 
 __all__ = ["agent_plugins", "current_states", "install_outcomes", "plugins_of", "removal_outcomes"]
 
+#: The states in which the agent runs the version it reports (``degraded``: its calls fail).
+_LOADED = (PluginState.RUNNING, PluginState.DEGRADED)
+
 
 def agent_plugins(conn: Connection, agent_id: str, liveness: Liveness | None = None
                   ) -> list[dict[str, Any]]:
@@ -70,7 +73,7 @@ def plugins_of(conn: Connection, agents: Mapping[str, bool]) -> dict[str, list[d
                     "revision": a.revision, "updated_at": a.updated_at,
                 },
                 "actual": None if s is None else {**_actual(s), "stale": not agents[agent_id]},
-                "in_sync": a is not None and s is not None and s.state == PluginState.RUNNING
+                "in_sync": a is not None and s is not None and s.state in _LOADED
                 and s.version == a.version,
             })
     return out

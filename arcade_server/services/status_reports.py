@@ -9,6 +9,7 @@ validates one report first, on the event loop, so a bad one never fails a whole 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ __all__ = [
 ]
 
 #: The plugin states an agent may report: every :class:`~arcade_core.states.PluginState`
-#: but ``restarting``, which the agent reports as ``running`` (with its restarts and error).
+#: but ``restarting``, which the agent reports as ``running`` (with its restarts and error);
+#: ``degraded`` included (running, its hook calls keep failing).
 REPORTED_STATES = frozenset(PluginState) - {PluginState.RESTARTING}
 
 @dataclass(frozen=True)
@@ -49,6 +51,13 @@ class ReportedPlugin:
     restarts: int = 0
     isolation: str = ""
     sha256: str = ""
+    #: Health: when ``error`` happened, failed hook calls since start, the last successful
+    #: collect (epoch seconds; ``None``: never / none), a process plugin's pid and RSS bytes.
+    error_at: float | None = None
+    errors: int = 0
+    last_collect_at: float | None = None
+    pid: int | None = None
+    rss: int | None = None
 
 
 def state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int, now: float
@@ -67,8 +76,23 @@ def state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int, 
             "error": clip(p.error, 8000), "restarts": max(0, p.restarts),
             "isolation": clip(p.isolation, 20), "sha256": p.sha256[:64],
             "revision": revision, "updated_at": now,
+            "error_at": _time(p.error_at), "errors": min(max(0, p.errors), _MAX_COUNT),
+            "last_collect_at": _time(p.last_collect_at),
+            "pid": p.pid if p.pid is not None and 0 < p.pid < 2**31 else None,
+            "rss": p.rss if p.rss is not None and 0 < p.rss < _MAX_COUNT else None,
         })
     return rows
+
+
+#: The largest count or size stored (a BIGINT; an agent may send any int64).
+_MAX_COUNT = 2**62
+
+
+def _time(value: float | None) -> float | None:
+    """An agent-sent time, or ``None`` when unset, not finite or not positive."""
+    if value is None or not math.isfinite(value) or value <= 0:
+        return None
+    return value
 
 
 def check_reported(plugins: Sequence[ReportedPlugin]) -> None:
@@ -127,7 +151,8 @@ def report_statuses(conn: Connection, updates: Sequence[StatusUpdate]) -> list[N
     if kept:
         upsert(conn, states, kept, keys=["agent_id", "plugin_name"],
                update=["version", "state", "error", "restarts", "isolation", "sha256",
-                       "revision", "updated_at"])
+                       "revision", "updated_at", "error_at", "errors", "last_collect_at",
+                       "pid", "rss"])
     agents = t.agents
     with_applied = [{"b_id": a, "b_seen": seen[a], "b_revision": applied[a]} for a in applied]
     seen_only = [{"b_id": a, "b_seen": t} for a, t in seen.items() if a not in applied]

@@ -18,6 +18,7 @@ class PluginState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PLUGIN_STATE_FAILED: _ClassVar[PluginState]
     PLUGIN_STATE_STOPPED: _ClassVar[PluginState]
     PLUGIN_STATE_REMOVED: _ClassVar[PluginState]
+    PLUGIN_STATE_DEGRADED: _ClassVar[PluginState]
 
 class Isolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -61,6 +62,7 @@ PLUGIN_STATE_RESTARTING: PluginState
 PLUGIN_STATE_FAILED: PluginState
 PLUGIN_STATE_STOPPED: PluginState
 PLUGIN_STATE_REMOVED: PluginState
+PLUGIN_STATE_DEGRADED: PluginState
 ISOLATION_UNSPECIFIED: Isolation
 ISOLATION_INLINE: Isolation
 ISOLATION_PROCESS: Isolation
@@ -85,18 +87,20 @@ STAGE_ON_FAILURE: Stage
 STAGE_NOTIFY: Stage
 
 class AgentMessage(_message.Message):
-    __slots__ = ("register", "heartbeat", "status", "metrics", "job_event")
+    __slots__ = ("register", "heartbeat", "status", "metrics", "job_event", "logs")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     JOB_EVENT_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
     register: Register
     heartbeat: Heartbeat
     status: PluginStatusReport
     metrics: MetricBatch
     job_event: JobEvent
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., status: _Optional[_Union[PluginStatusReport, _Mapping]] = ..., metrics: _Optional[_Union[MetricBatch, _Mapping]] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ...) -> None: ...
+    logs: PluginLogs
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., status: _Optional[_Union[PluginStatusReport, _Mapping]] = ..., metrics: _Optional[_Union[MetricBatch, _Mapping]] = ..., job_event: _Optional[_Union[JobEvent, _Mapping]] = ..., logs: _Optional[_Union[PluginLogs, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("agent_id", "hostname", "ip", "os", "arch", "agent_version", "python_version", "labels", "plugins", "applied_revision", "jobs", "jobs_enabled", "jobs_allow")
@@ -144,7 +148,7 @@ class Heartbeat(_message.Message):
     def __init__(self, applied_revision: _Optional[int] = ..., sent_at: _Optional[float] = ...) -> None: ...
 
 class PluginStatus(_message.Message):
-    __slots__ = ("name", "version", "state", "error", "restarts", "isolation", "sha256")
+    __slots__ = ("name", "version", "state", "error", "restarts", "isolation", "sha256", "error_at", "errors", "last_collect_at", "pid", "rss")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +156,11 @@ class PluginStatus(_message.Message):
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    ERROR_AT_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LAST_COLLECT_AT_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    RSS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     state: PluginState
@@ -159,7 +168,38 @@ class PluginStatus(_message.Message):
     restarts: int
     isolation: Isolation
     sha256: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PluginState, str]] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., sha256: _Optional[str] = ...) -> None: ...
+    error_at: float
+    errors: int
+    last_collect_at: float
+    pid: int
+    rss: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PluginState, str]] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., sha256: _Optional[str] = ..., error_at: _Optional[float] = ..., errors: _Optional[int] = ..., last_collect_at: _Optional[float] = ..., pid: _Optional[int] = ..., rss: _Optional[int] = ...) -> None: ...
+
+class LogLine(_message.Message):
+    __slots__ = ("seq", "time", "level", "text")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    time: float
+    level: str
+    text: str
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., level: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class PluginLogs(_message.Message):
+    __slots__ = ("request_id", "plugin", "lines", "error", "last_seq")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    plugin: str
+    lines: _containers.RepeatedCompositeFieldContainer[LogLine]
+    error: str
+    last_seq: int
+    def __init__(self, request_id: _Optional[str] = ..., plugin: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ..., error: _Optional[str] = ..., last_seq: _Optional[int] = ...) -> None: ...
 
 class PluginStatusReport(_message.Message):
     __slots__ = ("revision", "plugins", "complete")
@@ -251,16 +291,30 @@ class JobEvent(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., exit_code: _Optional[int] = ..., has_exit_code: bool = ..., output_tail: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., plugins: _Optional[_Iterable[_Union[JobPluginRecord, _Mapping]]] = ..., output_size: _Optional[int] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "desired", "job", "cancel_job")
+    __slots__ = ("welcome", "desired", "job", "cancel_job", "logs_request")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     DESIRED_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     CANCEL_JOB_FIELD_NUMBER: _ClassVar[int]
+    LOGS_REQUEST_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     desired: DesiredState
     job: Job
     cancel_job: CancelJob
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., desired: _Optional[_Union[DesiredState, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ...) -> None: ...
+    logs_request: LogsRequest
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., desired: _Optional[_Union[DesiredState, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., cancel_job: _Optional[_Union[CancelJob, _Mapping]] = ..., logs_request: _Optional[_Union[LogsRequest, _Mapping]] = ...) -> None: ...
+
+class LogsRequest(_message.Message):
+    __slots__ = ("request_id", "plugin", "after", "limit")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    plugin: str
+    after: int
+    limit: int
+    def __init__(self, request_id: _Optional[str] = ..., plugin: _Optional[str] = ..., after: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("agent_id", "server_version", "heartbeat_interval")

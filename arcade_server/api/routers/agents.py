@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
+from arcade_core import ArcadeError, normalize_name
 from arcade_core.states import AgentPresence, PluginState
 
 from ...auth.roles import Role
@@ -31,6 +32,7 @@ from ..schemas import (
     InstallRequest,
     InstallResult,
     Metric,
+    PluginLogs,
     SelectorInstallRequest,
     SelectorInstallResult,
     SelectorRemoveRequest,
@@ -127,6 +129,38 @@ async def get_agent(agent_id: str, state: State) -> dict[str, Any]:
 async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
     return await state.db.read(plugin_states.agent_plugins, agent_id, liveness(state))
 
+
+
+@router.get(
+    "/agents/{agent_id}/plugins/{name}/logs",
+    summary="The last lines a plugin logged on its agent",
+    description="Read from the running agent, which keeps the last 500 lines per plugin (a "
+    "process plugin's stderr, an in-process plugin's own log records, the agent's word on "
+    "its failed calls, crashes and loads). Operator role: a plugin may print secrets.",
+    response_model=PluginLogs,
+    responses=errors(s404="unknown agent, or the agent keeps no logs for that plugin",
+                     s409="the agent is not connected to this server (or has too many log "
+                     "reads waiting)",
+                     s504="the agent did not answer within the server's logs_timeout"),
+    dependencies=[needs(Role.OPERATOR)],
+)
+async def plugin_logs(
+    agent_id: str,
+    name: PluginName,
+    state: State,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1,
+                                description="only lines with a larger seq")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500, description="at most this many lines, the "
+                                "newest of them")] = 100,
+) -> dict[str, Any]:
+    try:
+        plugin = normalize_name(name)
+    except ArcadeError as exc:
+        raise Invalid(str(exc)) from None
+    await state.db.read(agents.get_agent_row, agent_id)
+    answer = await state.hub.logs.read(agent_id, plugin, after=after, limit=limit,
+                                       timeout=state.settings.logs_timeout)
+    return {"agent": agent_id, "plugin": plugin, **answer}
 
 
 @router.post(
@@ -263,7 +297,8 @@ async def install_selector(body: SelectorInstallRequest, state: State, response:
         outcomes, done = await await_outcomes(state, result.revisions, probe, seconds)
         out["states"] = outcomes
         states = [o["state"] for o in outcomes.values() if o]
-        out["running"] = states.count(PluginState.RUNNING)
+        # Degraded is running (loaded, its calls failing): the counts add up to the matches.
+        out["running"] = states.count(PluginState.RUNNING) + states.count(PluginState.DEGRADED)
         out["failed"] = states.count(PluginState.FAILED)
         if done:
             response.status_code = 200

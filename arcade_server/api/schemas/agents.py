@@ -18,7 +18,9 @@ __all__ = [
     "DesiredPlugin",
     "InstallOutcome",
     "InstallResult",
+    "LogLine",
     "Metric",
+    "PluginLogs",
     "SelectorInstallResult",
     "SelectorRemoveResult",
     "UninstallResult",
@@ -71,12 +73,22 @@ class DesiredPlugin(BaseModel):
 
 
 class ActualPlugin(BaseModel):
-    """What the agent last reported."""
+    """What the agent last reported: the state and the plugin's health."""
 
     version: str
-    state: PluginState
-    error: str
-    restarts: int
+    state: PluginState = Field(
+        description="`degraded`: running, but its hook calls failed several times in a row "
+        "(the agent's `degraded_after`, 3 by default) since the last one that succeeded")
+    error: str = Field(description="the last error (a failed call, a crash, a failed load)")
+    error_at: float | None = Field(
+        default=None, description="when `error` happened, seconds since the epoch")
+    errors: int = Field(default=0, description="hook calls that failed since the plugin started")
+    restarts: int = Field(description="restarts of a process plugin's child")
+    last_collect_at: float | None = Field(
+        default=None, description="the last collect() that succeeded, seconds since the epoch")
+    pid: int | None = Field(default=None, description="a process plugin's child process id")
+    rss: int | None = Field(
+        default=None, description="that child's resident memory in bytes")
     isolation: Isolation | Literal[""] = Field(description="empty when the agent did not say")
     sha256: str
     revision: int
@@ -177,7 +189,7 @@ class SelectorInstallResult(BaseModel):
     revisions: dict[str, int] = Field(description="each matched agent's new desired revision")
     states: dict[str, InstallOutcome | None] | None = Field(
         default=None, description="per agent: its final report, or null while it has none")
-    running: int | None = None
+    running: int | None = Field(default=None, description="agents running it (degraded too)")
     failed: int | None = None
     timed_out: bool = Field(description=_TIMED_OUT)
 
@@ -204,3 +216,26 @@ class Metric(BaseModel):
     labels: dict[str, str]
     unit: str
     timestamp: float = Field(description="seconds since the epoch")
+
+
+class LogLine(BaseModel):
+    """One line a plugin logged on its agent."""
+
+    seq: int = Field(description="increasing per plugin on the agent, from 1; pass the last "
+                     "one seen as `after` to read only newer lines")
+    time: float = Field(description="seconds since the epoch, the agent's clock")
+    level: str = Field(description="`stderr` (a process plugin's output) or a log level "
+                       "(`INFO`, `WARNING`, `ERROR`, ...; the agent's own word on a failed "
+                       "call, a crash or a failed load is `WARNING`/`ERROR`)")
+    text: str = Field(description="the line, cut to 1,000 characters")
+
+
+class PluginLogs(BaseModel):
+    """``GET /agents/{agent_id}/plugins/{name}/logs``: the last lines the plugin logged."""
+
+    agent: str
+    plugin: str
+    last_seq: int = Field(description="the newest sequence number the agent keeps for the "
+                          "plugin (0: none yet)")
+    lines: list[LogLine] = Field(description="oldest first")
+

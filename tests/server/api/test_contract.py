@@ -25,7 +25,7 @@ ERROR_REF = "#/components/schemas/Error"
 
 #: The error statuses each operation can answer besides 422 (request validation) and 401/403
 #: (authentication, authorization), from the services it calls: NotFound 404, Conflict 409,
-#: PayloadTooLarge 413; 400 for a JSON body that cannot be decoded.
+#: PayloadTooLarge 413, AgentTimeout 504; 400 for a JSON body that cannot be decoded.
 RAISES: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/plugins"): {409, 413},
     ("post", "/api/v1/plugins/validate"): {413},
@@ -44,6 +44,7 @@ RAISES: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/agents/{agent_id}/plugins"): {400, 404, 409},
     ("delete", "/api/v1/agents/{agent_id}/plugins/{name}"): {404},
     ("put", "/api/v1/agents/{agent_id}/plugins/{name}/config"): {400, 404},
+    ("get", "/api/v1/agents/{agent_id}/plugins/{name}/logs"): {404, 409, 504},
     ("get", "/api/v1/agents/{agent_id}/metrics"): {404},
     ("post", "/api/v1/assignments"): {400, 404, 409},
     ("post", "/api/v1/assignments/remove"): {400},
@@ -162,7 +163,7 @@ def test_enums_and_settings_limits_are_stated(tmp_path: Path) -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["PluginState"]["enum"] == [
         "pending", "downloading", "installing", "running", "restarting", "failed", "stopped",
-        "removed"]
+        "removed", "degraded"]
     assert schemas["JobSummary"]["properties"]["status"] == {
         "$ref": "#/components/schemas/JobStatus"}
     assert schemas["InstallResult"]["properties"]["isolation"] == {
