@@ -1,5 +1,6 @@
 """The fleet-view requests of :class:`arcade_server.client.ArcadeClient` ("views" part):
-the fleet status, deleting an agent, a plugin's versions, metrics with ``latest``.
+the fleet status, deleting an agent, a plugin's versions, metrics with ``latest``, a
+plugin's logs ("truth" part).
 
 A mixin built only on the client's ``_json`` (same arguments as every other method), so it
 works whatever transport the client uses, and keeps ``client.py`` small.
@@ -56,4 +57,12 @@ class FleetViews:
                         latest="true" if latest else None)
         result: list[dict[str, Any]] = self._json(
             "GET", f"/agents/{quote(agent_id, safe='')}/metrics", params=params)
+        return result
+
+    def plugin_logs(self: _Requests, agent_id: str, name: str, *, after: int = 0, limit: int = 100
+                    ) -> dict[str, Any]:
+        """The last lines ``name`` logged on ``agent_id``: ``lines`` (oldest first) and
+        ``last_seq`` (pass it as ``after`` to read only newer ones)."""
+        path = f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/logs"
+        result: dict[str, Any] = self._json("GET", path, params={"after": after, "limit": limit})
         return result

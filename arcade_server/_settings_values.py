@@ -4,6 +4,7 @@ the setting. Used by :class:`arcade_server.settings.Settings` only."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Any
 
 from .errors import SettingsError
 
-__all__ = ["KIB", "MIB", "duration_value", "integer_value", "number_value", "read_config",
+__all__ = ["KIB", "MIB", "default_home", "duration_value", "integer_value", "is_loopback",
+           "number_value", "read_config",
            "size_value"]
 
 KIB = 1024
@@ -84,3 +86,19 @@ def read_config(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise SettingsError(f"config file {path}: [server] must be a table")
     return {k: v for k, v in section.items() if not isinstance(v, dict)}
+
+
+def default_home() -> Path:
+    """``~/.arcade/server``: where the SQLite file and the blob store live by default."""
+    return Path.home() / ".arcade" / "server"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (what may be served without TLS)."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -391,11 +391,3 @@ class ArcadeClient(FleetViews):
         extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
         result: dict[str, Any] = self._json(method, path, params=params, **kwargs, **extra)
         return result
-
-    def plugin_logs(self, agent_id: str, name: str, *, after: int = 0, limit: int = 100
-                    ) -> dict[str, Any]:
-        """The last lines ``name`` logged on ``agent_id``: ``lines`` (oldest first) and
-        ``last_seq`` (pass it as ``after`` to read only newer ones)."""
-        path = f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/logs"
-        result: dict[str, Any] = self._json("GET", path, params={"after": after, "limit": limit})
-        return result

@@ -10,7 +10,6 @@ Everything is validated here, so a typo fails at start with a message naming the
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -22,8 +21,10 @@ from . import limits
 from ._settings_values import (
     KIB,
     MIB,
+    default_home,
     duration_value,
     integer_value,
+    is_loopback,
     number_value,
     read_config,
     size_value,
@@ -35,22 +36,6 @@ __all__ = ["ENV_PREFIX", "Settings", "default_home", "is_loopback"]
 ENV_PREFIX = "ARCADE_SERVER_"
 MIN_CHUNK = 256 * KIB
 MAX_CHUNK = 1 * MIB
-
-def default_home() -> Path:
-    """``~/.arcade/server``: where the SQLite file and the blob store live by default."""
-    return Path.home() / ".arcade" / "server"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (what may be served without TLS)."""
-    host = host.strip().strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 _DURATIONS = {
     "heartbeat_interval", "offline_after", "metric_retention", "retention_interval",
