@@ -1,4 +1,4 @@
-"""A small typed client for Arcade's REST API (httpx), used by the ``arcade`` CLI.
+"""A small typed client for Arcade's REST API, used by the ``arcade`` CLI.
 
 Every error becomes an :class:`ApiError` whose message is the server's one-line ``error``
 (what to fix), :class:`ApiUnauthorized` when the server refuses the credentials (a 401: the
@@ -10,23 +10,22 @@ from disk as multipart, with a progress callback, never reading a wheel whole in
 
 from __future__ import annotations
 
-import json
 import os
-import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
-import httpx
-
+from ._http import Connection, Response, Timeout, TransportError
 from ._multipart import MultipartWheels
 
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = ["DEFAULT_API", "LOGIN_HINT", "ApiError", "ApiUnauthorized", "ApiUnreachable",
-           "ArcadeClient", "default_api_url"]
+           "ArcadeClient", "Response", "Timeout", "default_api_url"]
 
 DEFAULT_API = "http://127.0.0.1:8080"
-_CHUNK = 256 * 1024
 #: How to give the CLI a token (the end of a 401's message).
 LOGIN_HINT = ("log in with `arcade login` (or pass --token / set ARCADE_TOKEN; the first admin "
               "token is in the server's <home>/admin-token)")
@@ -40,6 +39,18 @@ def default_api_url() -> str:
 def _query(**params: Any) -> dict[str, Any]:
     """Query parameters without the ones left unset (``None``)."""
     return {key: value for key, value in params.items() if value is not None}
+
+
+def _query_string(params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> str:
+    """``?a=1&b=true`` as httpx writes it (booleans in lower case, ``None`` empty)."""
+    items = params.items() if isinstance(params, Mapping) else (params or ())
+    pairs = []
+    for key, value in items:
+        for one in value if isinstance(value, list | tuple) else (value,):
+            text = ("true" if one else "false") if isinstance(one, bool) else (
+                "" if one is None else str(one))
+            pairs.append((str(key), text))
+    return "?" + urlencode(pairs) if pairs else ""
 
 
 class ApiError(Exception):
@@ -72,16 +83,22 @@ class ArcadeClient:
         """``token``: sent as ``Authorization: Bearer``; ``ca_file``: the CA certificate(s)
         an HTTPS server's certificate must chain to (default: the system's)."""
         self.api_url = (api_url or default_api_url()).rstrip("/")
-        verify: ssl.SSLContext | bool = True
+        context: ssl.SSLContext | None = None
         if ca_file is not None:
+            import ssl
+
             try:
-                verify = ssl.create_default_context(cafile=os.fspath(ca_file))
+                context = ssl.create_default_context(cafile=os.fspath(ca_file))
             except (OSError, ssl.SSLError) as exc:
                 raise ApiError(0, f"cannot use the CA file {os.fspath(ca_file)!r}: "
                                f"{getattr(exc, 'strerror', None) or exc}") from None
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.api_url + "/api/v1", timeout=timeout,
-                                  headers=headers, verify=verify)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = Timeout(timeout)
+        try:
+            self._http = Connection(self.api_url + "/api/v1", ssl_context=context)
+        except ValueError:
+            raise ApiError(0, f"the API URL {self.api_url!r} is not an http:// or https:// "
+                           f"URL: give one such as {DEFAULT_API}") from None
 
     def __enter__(self) -> ArcadeClient:
         return self
@@ -94,28 +111,55 @@ class ArcadeClient:
 
     # ---------------------------------------------------------------- plumbing
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        json: Any = None,
+        content: bytes | str | Iterable[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | Timeout | None = None,
+    ) -> Response:
+        """Send one request below ``/api/v1``; an error status raises :class:`ApiError`."""
+        sent = {**self._headers, **(headers or {})}
+        body: bytes | Iterable[bytes] | None
+        if json is not None:
+            import json as jsonlib
+
+            body = jsonlib.dumps(json).encode()
+            sent.setdefault("Content-Type", "application/json")
+        elif isinstance(content, str):
+            body = content.encode()
+        else:
+            body = content
+        if timeout is None:
+            limit = self._timeout
+        else:
+            limit = timeout if isinstance(timeout, Timeout) else Timeout(timeout)
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ApiUnreachable(self.api_url, str(exc) or type(exc).__name__) from None
+            response = self._http.request(method, path + _query_string(params), headers=sent,
+                                          body=body, timeout=limit)
+        except TransportError as exc:
+            raise ApiUnreachable(self.api_url, str(exc)) from None
         if response.status_code >= 400:
             try:
-                body = response.json()
+                answer = response.json()
             except ValueError:
-                body = None
+                answer = None
             if response.status_code == 401:
-                reason = body.get("error") if isinstance(body, dict) else None
+                reason = answer.get("error") if isinstance(answer, dict) else None
                 reason = str(reason or "the server needs an API token").split(": send ")[0]
                 raise ApiUnauthorized(401, f"{self.api_url} refused the request ({reason}): "
                                       + LOGIN_HINT)
-            if isinstance(body, dict) and "error" in body:
-                raise ApiError(response.status_code, str(body["error"]), body.get("detail"))
-            if isinstance(body, dict) and "detail" in body:
-                raise ApiError(response.status_code, str(body["detail"]), body.get("detail"))
+            if isinstance(answer, dict) and "error" in answer:
+                raise ApiError(response.status_code, str(answer["error"]), answer.get("detail"))
+            if isinstance(answer, dict) and "detail" in answer:
+                raise ApiError(response.status_code, str(answer["detail"]), answer.get("detail"))
             raise ApiError(
                 response.status_code,
-                f"HTTP {response.status_code} from {response.request.url}: "
+                f"HTTP {response.status_code} from {response.url}: "
                 f"{response.text[:200] or response.reason_phrase}",
             )
         return response
@@ -148,7 +192,7 @@ class ArcadeClient:
             "/plugins/validate" if validate_only else "/plugins",
             content=iter(body),
             headers={"Content-Type": body.content_type, "Content-Length": str(body.length)},
-            timeout=httpx.Timeout(30.0, read=600.0, write=600.0),
+            timeout=Timeout(30.0, read=600.0, write=600.0),
         )
         result: dict[str, Any] = response.json()
         return response.status_code, result
@@ -210,10 +254,10 @@ class ArcadeClient:
 
     # ---------------------------------------------------------------- desired state
 
-    def _wait_params(self, wait: float | None) -> tuple[dict[str, Any], httpx.Timeout | None]:
+    def _wait_params(self, wait: float | None) -> tuple[dict[str, Any], Timeout | None]:
         if not wait:
             return {}, None
-        return {"wait": wait}, httpx.Timeout(30.0, read=wait + 30.0)
+        return {"wait": wait}, Timeout(30.0, read=wait + 30.0)
 
     def install(
         self,
@@ -275,7 +319,7 @@ class ArcadeClient:
         result: dict[str, Any] = self._json(
             "PUT",
             f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config",
-            content=json.dumps(dict(config)),
+            json=dict(config),
             headers={"Content-Type": "application/json"},
         )
         return result

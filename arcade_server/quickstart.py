@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["QUICKSTART_PLUGINS", "QuickstartError", "default_home", "main", "run_quickstart"]
 
 # The server extra and the agent's (its child process): said before anything starts.
-require("fastapi", "uvicorn", "sqlalchemy", "httpx", "build", "grpc", "google.protobuf")
+require("fastapi", "uvicorn", "sqlalchemy", "build", "grpc", "google.protobuf")
 
 log = logging.getLogger("arcade.quickstart")
 

@@ -57,7 +57,7 @@ def _start_server(arcade: Path, home: Path,
                   env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     http, grpc = _free_port(), _free_port()
     proc = subprocess.Popen(
-        [str(arcade), "server", "--home", str(home), "--host", "127.0.0.1",
+        [str(arcade), "server", "--home", str(home),
          "--http-port", str(http), "--grpc-port", str(grpc), "--log-level", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )

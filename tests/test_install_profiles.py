@@ -7,7 +7,8 @@ the outer pip installs into it with ``--python``) filled offline from a cached w
 
 * base (``arcade-fleet``): embeds a ``PluginHost``, installs a real plugin wheel, collects;
 * ``[agent]``: ``arcade agent --help``;
-* ``[cli]``: ``arcade status --help``, and a request that fails cleanly;
+* ``[cli]`` (which adds nothing now: the operator commands' client is the standard
+  library's): ``arcade status --help``, and a request that fails cleanly, in every profile;
 
 and in none of them is FastAPI or SQLAlchemy installed or imported; a command whose extra is
 missing says which one in one line and exits 2.
@@ -135,11 +136,13 @@ def test_base_install_embeds_a_plugin_host(tmp_path: Path,
     code, loaded, installed, _, err = _probe(venv, "server")
     assert (code, err.strip().splitlines()) == (2, [err.strip()])  # one line, no traceback
     assert err.startswith(_needs("server", "server"))
-    code, _, _, _, err = _probe(venv, "status", "--agent", "x")
-    assert code == 2 and err.startswith(_needs("cli", "status"))
+    # The operator commands need nothing beyond the base: their client is the stdlib's.
+    code, loaded_cli, _, _, err = _probe(venv, "status", "--agent", "x", "--api",
+                                         "http://127.0.0.1:9")
+    assert code == 1 and err.startswith("error: cannot reach the Arcade API"), err
     code, _, _, _, err = _probe(venv, "agent")
     assert code == 2 and err.startswith(_needs("agent", "agent"))
-    assert installed == [] and loaded == []
+    assert installed == [] and loaded == [] and loaded_cli == []
 
 
 def test_agent_install_runs_arcade_agent(tmp_path: Path,
@@ -151,8 +154,10 @@ def test_agent_install_runs_arcade_agent(tmp_path: Path,
     code, loaded, installed, out, _ = _probe(venv, "agent", "--help")
     assert code == 0 and "--server HOST:PORT" in out
     assert loaded == ["arcade_agent"] and installed == []
-    code, _, _, _, err = _probe(venv, "status", "--agent", "x")
-    assert code == 2 and err.startswith(_needs("cli", "status"))
+    code, loaded, _, _, err = _probe(venv, "status", "--agent", "x", "--api",
+                                     "http://127.0.0.1:9")
+    assert code == 1 and err.startswith("error: cannot reach the Arcade API"), err
+    assert loaded == []
 
 
 def test_cli_install_runs_the_operator_commands(tmp_path: Path,
@@ -163,11 +168,11 @@ def test_cli_install_runs_the_operator_commands(tmp_path: Path,
     assert proc.returncode == 0 and "usage: arcade status" in proc.stdout, proc.stderr
     code, loaded, installed, _, _ = _probe(venv, "status", "--help")
     assert code == 0 and loaded == [] and installed == []
-    # A real request (nothing listens there): httpx is installed, the error is one line.
+    # A real request (nothing listens there): the stdlib client, the error is one line.
     code, loaded, _, _, err = _probe(venv, "status", "--agent", "x", "--api",
                                      "http://127.0.0.1:9")
     assert code == 1 and err.startswith("error: cannot reach the Arcade API"), err
-    assert loaded == ["httpx"]
+    assert loaded == []
     code, _, _, _, err = _probe(venv, "server")
     assert (code, len(err.strip().splitlines())) == (2, 1)
     assert err.startswith(_needs("server", "server"))

@@ -25,7 +25,7 @@ from ._output import fail
 
 __all__ = ["Credentials", "credentials_path", "load_file", "resolve", "save"]
 
-DEFAULT_API = "http://127.0.0.1:8080"  # the client's default, without importing httpx
+DEFAULT_API = "http://127.0.0.1:8080"  # the client's default, without importing it
 
 
 @dataclass(frozen=True)
