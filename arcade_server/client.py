@@ -6,6 +6,12 @@ message says how to log in), or :class:`ApiUnreachable` when nothing answers at 
 Calls carry ``Authorization: Bearer <token>`` when a token is given; an HTTPS server is
 trusted through ``ca_file`` (the server's ``ca.pem``) or the system's CAs. Uploads stream
 from disk as multipart, with a progress callback, never reading a wheel whole into memory.
+
+The transport is :mod:`arcade_server._http` (the standard library's :mod:`socket`, and
+:mod:`ssl` for HTTPS only), not httpx: ``arcade status`` imports little more than argparse, so
+it answers within 200 ms. :meth:`ArcadeClient._request` takes httpx's keyword arguments
+(``params``, ``json``, ``content``, ``headers``, ``timeout``: seconds or a :class:`Timeout`) and
+returns a :class:`Response` with httpx's ``status_code``, ``content``, ``text`` and ``json()``.
 """
 
 from __future__ import annotations
@@ -14,10 +20,17 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from ._http import Connection, Response, Timeout, TransportError
-from ._multipart import MultipartWheels
+from ._api_errors import (
+    DEFAULT_API,
+    LOGIN_HINT,
+    ApiError,
+    ApiUnauthorized,
+    ApiUnreachable,
+    default_api_url,
+)
+from ._http import Connection, Response, Timeout, TransportError, query_string
 
 if TYPE_CHECKING:
     import ssl
@@ -25,54 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_API", "LOGIN_HINT", "ApiError", "ApiUnauthorized", "ApiUnreachable",
            "ArcadeClient", "Response", "Timeout", "default_api_url"]
 
-DEFAULT_API = "http://127.0.0.1:8080"
-#: How to give the CLI a token (the end of a 401's message).
-LOGIN_HINT = ("log in with `arcade login` (or pass --token / set ARCADE_TOKEN; the first admin "
-              "token is in the server's <home>/admin-token)")
-
-
-def default_api_url() -> str:
-    """``$ARCADE_API``, else ``http://127.0.0.1:8080``."""
-    return os.environ.get("ARCADE_API") or DEFAULT_API
-
 
 def _query(**params: Any) -> dict[str, Any]:
     """Query parameters without the ones left unset (``None``)."""
     return {key: value for key, value in params.items() if value is not None}
-
-
-def _query_string(params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> str:
-    """``?a=1&b=true`` as httpx writes it (booleans in lower case, ``None`` empty)."""
-    items = params.items() if isinstance(params, Mapping) else (params or ())
-    pairs = []
-    for key, value in items:
-        for one in value if isinstance(value, list | tuple) else (value,):
-            text = ("true" if one else "false") if isinstance(one, bool) else (
-                "" if one is None else str(one))
-            pairs.append((str(key), text))
-    return "?" + urlencode(pairs) if pairs else ""
-
-
-class ApiError(Exception):
-    """The API answered with an error status; ``message`` is its ``error`` text."""
-
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail
-
-
-class ApiUnreachable(ApiError):
-    """Nothing answered at the API URL (server down, wrong --api, network)."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(0, f"cannot reach the Arcade API at {url}: {reason}")
-        self.url = url
-
-
-class ApiUnauthorized(ApiError):
-    """The server refused the credentials (none, unknown, expired or revoked): 401."""
 
 
 class ArcadeClient:
@@ -139,7 +108,7 @@ class ArcadeClient:
         else:
             limit = timeout if isinstance(timeout, Timeout) else Timeout(timeout)
         try:
-            response = self._http.request(method, path + _query_string(params), headers=sent,
+            response = self._http.request(method, path + query_string(params), headers=sent,
                                           body=body, timeout=limit)
         except TransportError as exc:
             raise ApiUnreachable(self.api_url, str(exc)) from None
@@ -182,6 +151,8 @@ class ArcadeClient:
         validate_only: bool = False,
     ) -> tuple[int, dict[str, Any]]:
         """Upload the plugin wheel and its dependency wheels; return (status, version)."""
+        from ._multipart import MultipartWheels
+
         paths = [Path(w) for w in wheels]
         for path in paths:
             if not path.is_file():
@@ -199,6 +170,8 @@ class ArcadeClient:
 
     def upload_size(self, wheels: Sequence[str | os.PathLike[str]]) -> int:
         """The number of bytes :meth:`publish` will send for ``wheels``."""
+        from ._multipart import MultipartWheels
+
         return MultipartWheels([Path(w) for w in wheels], None).length
 
     def plugins(self, *, type: str | None = None, enabled: bool | None = None,

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +52,8 @@ def load_file(path: Path | None = None) -> Credentials:
         return Credentials()
     except OSError as exc:
         fail(f"cannot read the credentials file {path}: {exc.strerror or exc}")
+    import tomllib  # only when there is a file to read
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

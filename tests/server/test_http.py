@@ -110,7 +110,8 @@ def test_a_kept_alive_connection_the_server_closed_is_opened_again(
 def test_an_upload_streams_from_disk_with_its_length(
     serve: Callable[[Answer], _OneShotServer], tmp_path: Path
 ) -> None:
-    server = serve(lambda _: b"HTTP/1.1 201 Created\r\nContent-Length: 15\r\n\r\n{\"name\": \"big\"}")
+    server = serve(lambda _: (b"HTTP/1.1 201 Created\r\nContent-Length: 15\r\n\r\n"
+                              b'{"name": "big"}'))
     wheel = tmp_path / "big-1.0.0-py3-none-any.whl"
     wheel.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
     seen: list[int] = []
@@ -129,7 +130,7 @@ def test_failures_are_transport_errors(serve: Callable[[Answer], _OneShotServer]
                 pytest.raises(ApiUnreachable, match="cannot reach the Arcade API"):
             api.health()
     connection = Connection(f"http://127.0.0.1:{garbage.port}")
-    with pytest.raises(TransportError, match="not an HTTP/1.x answer"):
+    with pytest.raises(TransportError, match=r"not an HTTP/1\.x answer"):
         connection.request("GET", "/", headers={}, body=None, timeout=Timeout(30))
     connection.close()
 
