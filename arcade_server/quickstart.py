@@ -189,6 +189,7 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
                             raise QuickstartError(f"{spec} failed on the agent: "
                                                   f"{outcome.get('error')}")
                         screen.say(f"  {spec}: {state} (HTTP {status})")
+                _say_up(screen, server, token_file)
                 screen.say(
                     f"\n{bold('Live metrics')} from GET {server.http_url}/api/v1/agents/"
                     f"{AGENT_ID}/metrics (every {interval:g}s; "
@@ -220,6 +221,40 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
         f"on it, then "
         f"{bold('arcade publish')} / {bold('arcade install')} (README: Running the parts yourself)."
     )
+
+
+def _command() -> str:
+    """How to type ``arcade`` here: ``.venv/bin/arcade`` when it is not on PATH."""
+    import shutil
+
+    script = Path(sys.prefix) / "bin" / "arcade"
+    on_path = shutil.which("arcade")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "arcade"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def _say_up(screen: _Screen, server: Any, token_file: Path) -> None:
+    """Where everything is, and what to type next, once the agent runs the plugins."""
+    bold, arcade = screen.bold, _command()
+    screen.say(
+        f"\n{bold('Arcade is up.')} REST API {bold(server.http_url + '/api/v1')}, "
+        f"API docs {bold(server.http_url + '/docs')}, agents connect to "
+        f"{bold(server.grpc_target)} (TLS).\nTry, in another terminal:\n"
+        f"  {bold(f'export ARCADE_API={server.http_url} ARCADE_TOKEN=$(cat {token_file})')}")
+    steps = [
+        (f"status --agent {AGENT_ID}", "desired and actual state of its plugins"),
+        (f"metrics --agent {AGENT_ID}", "the metrics the server stored"),
+        (f"run --agent {AGENT_ID} --plugin arcade-workspace@1.0.0:before -- echo hello",
+         "a job with a plugin around it"),
+        ("plugins", "the published plugins"),
+    ]
+    width = max(len(command) for command, _ in steps) + len(arcade) + 3
+    for command, what in steps:
+        screen.say(f"  {bold(f'{arcade} {command}'.ljust(width))} {what}")
 
 
 def _enrollment_token(server: Any) -> str:

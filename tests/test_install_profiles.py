@@ -66,16 +66,17 @@ def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
     base = tmp_path_factory.mktemp("profiles")
     source = base / "src"  # a copy: building in the checkout would leave build/ behind
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in"):
         shutil.copy2(REPO / name, source / name)
-    for package in ("arcade_core", "arcade_agent", "arcade_server"):
+    # plugins/: setup.py builds the built-in plugins into wheels shipped in the distribution
+    for package in ("arcade_core", "arcade_agent", "arcade_server", "plugins"):
         shutil.copytree(REPO / package, source / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     offline = ["--no-index", "--find-links", str(wheelhouse)]
     try:  # offline first: after the first run everything is there
         _pip("wheel", "--no-deps", *offline, "-w", str(base / "dist"), str(source))
     except AssertionError:
-        _pip("download", "-d", str(wheelhouse), "setuptools>=77")
+        _pip("download", "-d", str(wheelhouse), "setuptools>=77", "flit_core>=3.12,<5")
         _pip("wheel", "--no-deps", *offline, "-w", str(base / "dist"), str(source))
     (wheel,) = (base / "dist").glob("arcade_fleet-*.whl")
     wanted = f"{wheel}[agent,cli]"
@@ -176,3 +177,43 @@ def test_cli_install_runs_the_operator_commands(tmp_path: Path,
     code, _, _, _, err = _probe(venv, "server")
     assert (code, len(err.strip().splitlines())) == (2, 1)
     assert err.startswith(_needs("server", "server"))
+
+
+def test_publish_builtin_from_an_installed_distribution(
+    tmp_path: Path, project_wheel: tuple[Path, Path], dependency_wheelhouse: Path
+) -> None:
+    """``arcade publish --builtin`` from a ``[cli]`` install, far from any checkout: the
+    built-ins ship inside the wheel, and end up published (with psutil) on a real server."""
+    from arcade_server.builtin import builtin_dependency_wheels, shipped_builtin_wheels
+    from arcade_server.client import ArcadeClient
+    from tests.server.conftest import start_server
+
+    venv = _venv(tmp_path, *project_wheel, "cli")
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    shipped = shipped_builtin_wheels(site / "arcade_server" / "builtin_wheels")
+    assert {"arcade-cpu", "arcade-memory", "arcade-workspace"} <= set(shipped)
+    assert not (site / "plugins").exists()
+    # psutil into the wheelhouse with this interpreter's pip (the venv has none)
+    builtin_dependency_wheels(list(shipped.values()), dependency_wheelhouse)
+    server = start_server(tmp_path / "server")
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ARCADE_API")}
+        env.update(ARCADE_TOKEN=server.admin_token, ARCADE_WHEELHOUSE=str(dependency_wheelhouse),
+                   XDG_CONFIG_HOME=str(tmp_path / "config"))
+        argv = [str(venv / "bin" / "arcade"), "publish", "--builtin", "--api", server.http_url]
+        first = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                               env=env, check=False)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "published: arcade-workspace@1.0.0" in first.stdout
+        assert "published: arcade-cpu@1.0.0  2 wheel(s)" in first.stdout  # with psutil
+        again = subprocess.run([*argv, "arcade-cpu"], capture_output=True, text=True,
+                               timeout=300, cwd=tmp_path, env=env, check=False)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert again.stdout.startswith("already published (identical): arcade-cpu@1.0.0")
+        with ArcadeClient(server.http_url, token=server.admin_token) as api:
+            published = {p["name"] for p in api.plugins()}
+            cpu = api.version("arcade-cpu", "1.0.0")
+        assert set(shipped) <= published
+        assert {w["filename"].split("-")[0] for w in cpu["wheels"]} == {"arcade_cpu", "psutil"}
+    finally:
+        server.stop()
