@@ -106,8 +106,8 @@ def _publish(args: argparse.Namespace) -> int | None:
     return None
 
 
-publish = Command("publish", "Publish a plugin wheel (and the wheels of its dependencies).",
-                  _publish_args, _publish)
+publish = Command("publish", "Publish a plugin wheel (and the wheels of its dependencies), or "
+                  "the built-ins.", _publish_args, _publish)
 
 
 def _plugins_args(p: argparse.ArgumentParser) -> None:

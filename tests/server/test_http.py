@@ -153,3 +153,25 @@ def test_arcade_status_against_a_server_imports_no_heavy_library(
     lines = result.stdout.strip().splitlines()
     assert lines[-2] == "EXIT 1" and "no agent with id 'nobody'" in result.stderr
     assert lines[-1] == "LOADED", result.stdout
+
+
+def test_https_with_the_servers_ca_file_and_without(tmp_path: Path) -> None:
+    from tests.server.conftest import start_server
+
+    server = start_server(tmp_path / "home", http_host="0.0.0.0")
+    try:
+        assert server.http_url.startswith("https://127.0.0.1:")
+        ca = tmp_path / "ca.pem"
+        ca.write_bytes(server.state.tls.ca.pem)
+        with ArcadeClient(server.http_url, token=server.admin_token, ca_file=ca) as api:
+            assert api.health()["status"] == "ok"
+            assert api.agents() == [] and api.health()["status"] == "ok"  # one kept connection
+        with ArcadeClient(server.http_url, token=server.admin_token) as api, \
+                pytest.raises(ApiUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            api.health()  # the system's CAs do not know the server's private CA
+        plain = server.http_url.replace("https://", "http://")
+        with ArcadeClient(plain, token=server.admin_token) as api, \
+                pytest.raises(ApiUnreachable, match="cannot reach the Arcade API"):
+            api.health()  # plain HTTP to the TLS port
+    finally:
+        server.stop()
