@@ -9,8 +9,10 @@ Public modules for Arcade's own packages (agent, server) and embedders, each wit
 ``__all__``: :mod:`arcade_core.states` (the shared vocabulary, also exported here),
 :mod:`arcade_core.requirements` (offline requirement resolution among published wheels),
 :mod:`arcade_core.memory` (giving memory back to the OS in long-running processes) and
-:mod:`arcade_core.lazy` (PEP 562 lazy package attributes). Modules whose names start with
-``_`` are private: nothing outside ``arcade_core`` imports them.
+:mod:`arcade_core.lazy` (PEP 562 lazy package attributes), :mod:`arcade_core.wheelhouse`
+(dependency wheels fetched once into a local wheelhouse); for plugin authors,
+:mod:`arcade_core.testing` (the test harness and its pytest plugin). Modules whose names
+start with ``_`` are private: nothing outside ``arcade_core`` imports them.
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ SUMMARIES: dict[str, str] = {
     "job": "Show one job: status, timing, plugin records and the end of its output.",
     "agent": "Run an Arcade agent: connect to the server, apply its desired state.",
     "quickstart": "Run everything locally: server, built-in plugins, an agent, live metrics.",
+    "plugin": "Start a new plugin project: arcade plugin new NAME.",
 }
 
 

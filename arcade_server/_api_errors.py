@@ -21,13 +21,28 @@ def default_api_url() -> str:
 
 
 class ApiError(Exception):
-    """The API answered with an error status; ``message`` is its ``error`` text."""
+    """The API answered with an error status; ``message`` is its ``error`` text, ``hints``
+    its ``hints`` (``[{"rest": ..., "cli": ...}]``: the calls the message names, as ``arcade``
+    commands)."""
 
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+    def __init__(self, status: int, message: str, detail: Any = None,
+                 hints: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail
+        self.hints = [{"rest": str(h["rest"]), "cli": str(h["cli"])} for h in hints
+                      if isinstance(h, dict) and h.get("rest") and h.get("cli")
+                      ] if isinstance(hints, list) else []
+
+    @property
+    def cli_message(self) -> str:
+        """The message for a command-line user: each hint's REST form (a route, a request
+        field) replaced by its ``arcade`` command or flag in backquotes."""
+        message = self.message
+        for hint in sorted(self.hints, key=lambda h: len(h["rest"]), reverse=True):
+            message = message.replace(hint["rest"], f"`{hint['cli']}`")
+        return message
 
 
 class ApiUnreachable(ApiError):

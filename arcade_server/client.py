@@ -123,7 +123,8 @@ class ArcadeClient:
                 raise ApiUnauthorized(401, f"{self.api_url} refused the request ({reason}): "
                                       + LOGIN_HINT)
             if isinstance(answer, dict) and "error" in answer:
-                raise ApiError(response.status_code, str(answer["error"]), answer.get("detail"))
+                raise ApiError(response.status_code, str(answer["error"]), answer.get("detail"),
+                               answer.get("hints"))
             if isinstance(answer, dict) and "detail" in answer:
                 raise ApiError(response.status_code, str(answer["detail"]), answer.get("detail"))
             raise ApiError(
@@ -256,47 +257,6 @@ class ArcadeClient:
         result: dict[str, Any] = response.json()
         return response.status_code, result
 
-    def install_selector(
-        self,
-        selector: Mapping[str, str],
-        spec: str,
-        *,
-        config: Mapping[str, Any] | None = None,
-        isolation: str | None = None,
-        wait: float | None = None,
-    ) -> tuple[int, dict[str, Any]]:
-        params, timeout = self._wait_params(wait)
-        body: dict[str, Any] = {"selector": dict(selector), "plugin": spec}
-        if config is not None:
-            body["config"] = dict(config)
-        if isolation:
-            body["isolation"] = isolation
-        extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
-        response = self._request("POST", "/assignments", json=body, params=params, **extra)
-        result: dict[str, Any] = response.json()
-        return response.status_code, result
-
-    def uninstall(self, agent_id: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "DELETE", f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}"
-        )
-        return result
-
-    def uninstall_selector(self, selector: Mapping[str, str], name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "POST", "/assignments/remove", json={"selector": dict(selector), "plugin": name}
-        )
-        return result
-
-    def set_config(self, agent_id: str, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._json(
-            "PUT",
-            f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config",
-            json=dict(config),
-            headers={"Content-Type": "application/json"},
-        )
-        return result
-
     # ---------------------------------------------------------------- jobs
 
     def create_job(
@@ -388,4 +348,46 @@ class ArcadeClient:
     def revoke_agent(self, agent_id: str) -> dict[str, Any]:
         """End the agent's stream and refuse its certificates from now on."""
         result: dict[str, Any] = self._json("POST", f"/agents/{quote(agent_id, safe='')}/revoke")
+        return result
+
+    # ---------------------------------------------------------------- desired-state changes
+
+    def install_plugin(self, spec: str, *, agent: str | None = None,
+                       selector: Mapping[str, str] | None = None,
+                       config: Mapping[str, Any] | None = None, isolation: str | None = None,
+                       reset_config: bool = False, wait: float | None = None) -> dict[str, Any]:
+        """Install ``spec`` on ``agent`` or every agent matching ``selector``; a config or
+        isolation not given is kept (``reset_config``: the defaults). ``timed_out`` in the
+        body: ``wait`` ran out before the agents reported running or failed."""
+        body = {"plugin": spec, **_query(config=None if config is None else dict(config),
+                                          isolation=isolation or None,
+                                          reset_config=reset_config or None)}
+        if agent is None:
+            body["selector"] = dict(selector or {})
+        path = "/assignments" if agent is None else f"/agents/{quote(agent, safe='')}/plugins"
+        return self._waiting("POST", path, wait, json=body)
+
+    def uninstall_plugin(self, name: str, *, agent: str | None = None,
+                         selector: Mapping[str, str] | None = None,
+                         wait: float | None = None) -> dict[str, Any]:
+        """Remove ``name`` from ``agent`` or every agent matching ``selector`` (``wait``:
+        until they report it removed, else ``timed_out``)."""
+        if agent is None:
+            return self._waiting("POST", "/assignments/remove", wait,
+                                 json={"selector": dict(selector or {}), "plugin": name})
+        return self._waiting(
+            "DELETE", f"/agents/{quote(agent, safe='')}/plugins/{quote(name, safe='')}", wait)
+
+    def change_config(self, agent_id: str, name: str, config: Mapping[str, Any], *,
+                      wait: float | None = None) -> dict[str, Any]:
+        """Replace the config of ``name`` on ``agent_id`` (``wait``: until the agent reports
+        it applied, else ``timed_out``)."""
+        path = f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config"
+        return self._waiting("PUT", path, wait, json=dict(config))
+
+    def _waiting(self, method: str, path: str, wait: float | None, **kwargs: Any
+                 ) -> dict[str, Any]:
+        params, timeout = self._wait_params(wait)
+        extra: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        result: dict[str, Any] = self._json(method, path, params=params, **kwargs, **extra)
         return result

@@ -2,9 +2,14 @@
 
 * :class:`ServiceError` and its subclasses are raised on purpose by the service functions for
   input a caller got wrong; each maps to one HTTP status and one gRPC code. REST answers them
-  as ``{"error": message, "detail": detail}`` (:mod:`arcade_server.api.errors`); gRPC aborts
-  with the code (:mod:`arcade_server.rpc.servicer`). Anything else escaping a handler is a bug
-  (500), never the answer to bad input.
+  as ``{"error": message, "detail": detail}`` plus ``"hints"`` when the error has any
+  (:mod:`arcade_server.api.errors`); gRPC aborts with the code
+  (:mod:`arcade_server.rpc.servicer`). Anything else escaping a handler is a bug (500), never
+  the answer to bad input.
+* A :class:`Hint` is one way to fix an error, in the two forms callers need: the message
+  names the REST form (a route, a request field), and the ``arcade`` CLI shows the command or
+  flag in its place (:meth:`arcade_server.client.ApiError.cli_message`). Write the hint into
+  the message with an f-string (its ``str`` is the REST form) and pass it in ``hints``.
 * :class:`MigrationError`: the database could not be brought to the current schema. Caught by
   whoever starts the server (``arcade server`` prints it and exits non-zero).
 * :class:`StartupError`: a listener of the server could not start. Caught like
@@ -18,6 +23,8 @@ The last three are also :class:`RuntimeError`\\ s, as they were before they had 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from arcade_core import ArcadeError
@@ -27,6 +34,7 @@ __all__ = [
     "BatcherError",
     "Conflict",
     "Forbidden",
+    "Hint",
     "Invalid",
     "MigrationError",
     "NotFound",
@@ -43,20 +51,40 @@ class ServerError(ArcadeError):
     """Root of every error the Arcade server raises on purpose."""
 
 
+@dataclass(frozen=True)
+class Hint:
+    """One way to fix an error: ``rest``, the route or request field as the message names it
+    (``GET /api/v1/agents``, ``"reset_config": true``), and ``cli``, the same as an ``arcade``
+    command or flag (``arcade agents``, ``--reset-config``). ``str(hint)`` is ``rest``, so an
+    f-string puts the REST form in the message; the CLI puts ``cli`` in its place."""
+
+    rest: str
+    cli: str
+
+    def __str__(self) -> str:
+        return self.rest
+
+    def to_dict(self) -> dict[str, str]:
+        return {"rest": self.rest, "cli": self.cli}
+
+
 class ServiceError(ServerError):
     """A request the service layer refuses: ``message`` says what is wrong and what to do;
-    ``detail`` is JSON-ready extra data. Mapped to :attr:`status_code` (REST) and
-    :attr:`grpc_code` (the name of a ``grpc.StatusCode``)."""
+    ``detail`` is JSON-ready extra data; ``hints`` are the :class:`Hint`\\ s whose REST form
+    the message names. Mapped to :attr:`status_code` (REST) and :attr:`grpc_code` (the name of
+    a ``grpc.StatusCode``)."""
 
     status_code = 400
     grpc_code = "INVALID_ARGUMENT"
     #: Extra HTTP response headers (``WWW-Authenticate`` for a 401).
     headers: dict[str, str] | None = None
 
-    def __init__(self, message: str, detail: Any = None) -> None:
+    def __init__(self, message: str, detail: Any = None, *, hints: Sequence[Hint] = ()
+                 ) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.hints = tuple(hints)
 
 
 class NotFound(ServiceError):

@@ -32,7 +32,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -40,6 +39,7 @@ from arcade_core.commands import parser as make_parser
 from arcade_core.commands import require
 from arcade_core.states import PluginState
 
+from ._quickstart_screen import Screen, Steps, say_up
 from .cli._output import Table, styled
 
 if TYPE_CHECKING:
@@ -116,12 +116,12 @@ def run_quickstart(
     ``http_port``/``grpc_port`` ``None`` try 8080/9090 and fall back to any free port when
     those are taken; 0 means any free port. Raises :class:`QuickstartError`.
     """
-    screen = _Screen(sys.stdout if out is None else out)
+    screen = Screen(sys.stdout if out is None else out)
     asyncio.run(_main(home or default_home(), seconds, http_port, grpc_port, interval, screen))
 
 
 async def _main(home: Path, seconds: float | None, http_port: int | None,
-                grpc_port: int | None, interval: float, screen: _Screen) -> None:
+                grpc_port: int | None, interval: float, screen: Screen) -> None:
     from .builtin import PluginBuildError, build_builtin_wheels, builtin_dependency_wheels
     from .client import ApiError, ArcadeClient
     from .wheelhouse import WheelhouseError
@@ -131,7 +131,7 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    step = _Steps(screen)
+    step = Steps(screen)
     bold = screen.bold
 
     with step("Starting the Arcade server (SQLite + local blob store)"):
@@ -189,7 +189,7 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
                             raise QuickstartError(f"{spec} failed on the agent: "
                                                   f"{outcome.get('error')}")
                         screen.say(f"  {spec}: {state} (HTTP {status})")
-                _say_up(screen, server, token_file)
+                say_up(screen, AGENT_ID, server, token_file)
                 screen.say(
                     f"\n{bold('Live metrics')} from GET {server.http_url}/api/v1/agents/"
                     f"{AGENT_ID}/metrics (every {interval:g}s; "
@@ -221,40 +221,6 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
         f"on it, then "
         f"{bold('arcade publish')} / {bold('arcade install')} (README: Running the parts yourself)."
     )
-
-
-def _command() -> str:
-    """How to type ``arcade`` here: ``.venv/bin/arcade`` when it is not on PATH."""
-    import shutil
-
-    script = Path(sys.prefix) / "bin" / "arcade"
-    on_path = shutil.which("arcade")
-    if on_path is not None and Path(on_path).resolve() == script.resolve():
-        return "arcade"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
-
-
-def _say_up(screen: _Screen, server: Any, token_file: Path) -> None:
-    """Where everything is, and what to type next, once the agent runs the plugins."""
-    bold, arcade = screen.bold, _command()
-    screen.say(
-        f"\n{bold('Arcade is up.')} REST API {bold(server.http_url + '/api/v1')}, "
-        f"API docs {bold(server.http_url + '/docs')}, agents connect to "
-        f"{bold(server.grpc_target)} (TLS).\nTry, in another terminal:\n"
-        f"  {bold(f'export ARCADE_API={server.http_url} ARCADE_TOKEN=$(cat {token_file})')}")
-    steps = [
-        (f"status --agent {AGENT_ID}", "desired and actual state of its plugins"),
-        (f"metrics --agent {AGENT_ID}", "the metrics the server stored"),
-        (f"run --agent {AGENT_ID} --plugin arcade-workspace@1.0.0:before -- echo hello",
-         "a job with a plugin around it"),
-        ("plugins", "the published plugins"),
-    ]
-    width = max(len(command) for command, _ in steps) + len(arcade) + 3
-    for command, what in steps:
-        screen.say(f"  {bold(f'{arcade} {command}'.ljust(width))} {what}")
 
 
 def _enrollment_token(server: Any) -> str:
@@ -335,7 +301,7 @@ def _start_server(home: Path, http_port: int | None, grpc_port: int | None) -> A
         return attempt(http_port or 0, grpc_port or 0)
 
 
-async def _show_metrics(client: ArcadeClient, screen: _Screen, interval: float,
+async def _show_metrics(client: ArcadeClient, screen: Screen, interval: float,
                         seconds: float | None, stop: asyncio.Event) -> None:
     deadline = time.monotonic() + seconds if seconds else None
     while not stop.is_set():
@@ -375,50 +341,3 @@ def _value(value: float, unit: str) -> str:
                 return f"{value:,.1f} {suffix}"
             value /= 1024
     return f"{value:,.2f}"
-
-
-class _Screen:
-    """Where the quick start writes: lines, and a table redrawn in place on a terminal
-    (printed anew per refresh otherwise, so a log keeps every one)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.terminal = out.isatty()
-        self._drawn = 0  # lines of the last table drawn in place
-
-    def bold(self, text: str) -> str:
-        return styled(text, "bold", self.out)
-
-    def say(self, text: str) -> None:
-        self._drawn = 0
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def redraw(self, text: str) -> None:
-        if self.terminal and self._drawn:
-            self.out.write(f"\x1b[{self._drawn}F\x1b[J")  # back to the table's first line
-        self.out.write(text)
-        self.out.flush()
-        self._drawn = text.count("\n")
-
-
-class _Steps:
-    """Prints one line per step, and how long it took or why it failed."""
-
-    def __init__(self, screen: _Screen) -> None:
-        self.screen = screen
-        self.n = 0
-
-    @contextlib.contextmanager
-    def __call__(self, text: str) -> Iterator[None]:
-        self.n += 1
-        started = time.perf_counter()
-        out = self.screen.out
-        self.screen.say(f"{styled(f'{self.n}.', 'bold cyan', out)} {text} ...")
-        try:
-            yield
-        except Exception as exc:
-            self.screen.say(f"   {styled('failed:', 'red', out)} {exc}")
-            raise
-        self.screen.say(f"   {styled('done', 'green', out)} in "
-                        f"{time.perf_counter() - started:.2f}s")

@@ -1,5 +1,5 @@
-"""Session fixtures shared by the whole suite (``tests/`` and, through
-``plugins/conftest.py``, the built-in plugins' own tests).
+"""Session fixtures shared by the suite under ``tests/``. (The built-in plugins' own tests,
+``plugins/*/tests/``, use the public harness's fixtures instead: :mod:`arcade_core.testing`.)
 
 * ``builtin_wheels`` — the built-in plugins built into real wheels, once per session.
 * ``dependency_wheelhouse`` — where dependency wheels are cached (``$ARCADE_WHEELHOUSE`` or
@@ -21,18 +21,10 @@ from arcade_server.wheelhouse import download_wheels
 
 REPO = Path(__file__).resolve().parent.parent
 
-_built: dict[Path, dict[str, Path]] = {}
-
-
 @pytest.fixture(scope="session")
 def builtin_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Normalized plugin name → wheel built from ``plugins/<name>/`` for this session."""
-    # plugins/conftest.py re-exports this fixture, which makes it a second session fixture:
-    # the cache keyed by the session's base temp dir keeps it to one build per session.
-    base = tmp_path_factory.getbasetemp()
-    if base not in _built:
-        _built[base] = build_builtin_wheels(base / "builtin-wheels")
-    return dict(_built[base])
+    return build_builtin_wheels(tmp_path_factory.mktemp("builtin-wheels"))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Error responses: every error is JSON ``{"error": "...", "detail": ...}`` (the ``Error``
-schema of :mod:`arcade_server.api.schemas`).
+schema of :mod:`arcade_server.api.schemas`), with ``"hints"`` (``[{"rest", "cli"}]``) when a
+service error carries :class:`~arcade_server.errors.Hint`\\ s.
 
 Service errors keep their status (404, 409, 413, 422); request validation errors are 422 with
 the first problem in ``error`` and all of them (``loc``, ``msg``, ``type``) in ``detail``; a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import ServiceError
+from ..errors import Hint, ServiceError
 
 __all__ = ["allowed_methods", "error_response", "install_error_handlers"]
 
@@ -30,10 +32,12 @@ _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(status: int, error: str, detail: Any = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": error, "detail": jsonable_encoder(detail)}, status_code=status, headers=headers
-    )
+                   headers: dict[str, str] | None = None,
+                   hints: Sequence[Hint] = ()) -> JSONResponse:
+    body: dict[str, Any] = {"error": error, "detail": jsonable_encoder(detail)}
+    if hints:
+        body["hints"] = [hint.to_dict() for hint in hints]
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _location(loc: Any) -> str:
@@ -68,7 +72,8 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, exc.detail, headers=exc.headers)
+        return error_response(exc.status_code, exc.message, exc.detail, headers=exc.headers,
+                              hints=exc.hints)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

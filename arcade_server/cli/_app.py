@@ -84,7 +84,8 @@ def json_option(parser: argparse.ArgumentParser) -> None:
 @contextmanager
 def client(args: argparse.Namespace, timeout: float = 30.0) -> Iterator[ArcadeClient]:
     """An API client for the command, with the URL, token and CA it was given or finds
-    (:func:`._credentials.resolve`); an :class:`ApiError` becomes its one-line error."""
+    (:func:`._credentials.resolve`); an :class:`ApiError` becomes its one-line error, naming
+    ``arcade`` commands where the server's message names REST calls."""
     from ..client import ApiError, ArcadeClient
     from ._credentials import resolve
 
@@ -97,7 +98,7 @@ def client(args: argparse.Namespace, timeout: float = 30.0) -> Iterator[ArcadeCl
     try:
         yield api_client
     except ApiError as exc:
-        fail(exc.message)
+        fail(exc.cli_message)
     finally:
         api_client.close()
 

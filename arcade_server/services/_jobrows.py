@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Select, select, update
 from arcade_core.states import JobStatus, RecordStatus
 
 from ..db import tables as t
-from ..errors import NotFound
+from ..errors import Hint, NotFound
 from . import secrets
 from ._text import clip
 
@@ -106,7 +106,8 @@ def get_job_row(conn: Connection, job_id: str, *, lock: bool = False) -> LoadedJ
     query = select(t.jobs).where(t.jobs.c.id == job_id)
     found = load_jobs(conn, query.with_for_update() if lock else query) if job_id else []
     if not found:
-        raise NotFound(f"no job with id {job_id!r}; list jobs with GET /api/v1/jobs")
+        hint = Hint("GET /api/v1/jobs", "arcade jobs")
+        raise NotFound(f"no job with id {job_id!r}; list jobs with {hint}", hints=[hint])
     return found[0]
 
 

@@ -28,7 +28,7 @@ from arcade_core.states import AgentPresence, PluginState
 
 from ..db import tables as t
 from ..db.tables import AnyRow
-from ..errors import Invalid, NotFound
+from ..errors import Hint, Invalid, NotFound
 from ..limits import check_labels
 from ._sql import upsert
 from ._text import clip
@@ -219,9 +219,9 @@ def get_agent_row(conn: Connection, agent_id: str) -> AnyRow:
     """The agent's ``agents`` row (404 if it never registered)."""
     agent = conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).first()
     if agent is None:
-        raise NotFound(
-            f"no agent with id {agent_id!r} has registered; list agents with GET /api/v1/agents"
-        )
+        hint = Hint("GET /api/v1/agents", "arcade agents")
+        raise NotFound(f"no agent with id {agent_id!r} has registered; list agents with {hint}",
+                       hints=[hint])
     return agent
 
 

@@ -14,7 +14,6 @@ report).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,14 +21,22 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, or_, select, update
 
-from arcade_core import ArcadeError, InvalidConfig, normalize_name
-from arcade_core.states import Isolation
+from arcade_core import ArcadeError, normalize_name
 
 from ..db import tables as t
 from ..db.tables import AnyRow
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Hint, Invalid, NotFound
 from ..limits import ConfigLimits, canonical_config, check_labels
 from . import registry, secrets
+from ._configs import (
+    DEFAULT_LIMITS,
+    AgentSettings,
+    current_assignments,
+    isolation_of,
+    schema_of,
+    settings_for,
+    validated,
+)
 from ._sql import upsert
 from .agents import get_agent_row
 
@@ -42,9 +49,6 @@ __all__ = [
     "unassign_selector",
 ]
 
-_ISOLATIONS = frozenset(Isolation)
-
-
 @dataclass(frozen=True)
 class AssignResult:
     """The outcome of an assignment change: JSON for the API, and which agents (with which
@@ -55,43 +59,6 @@ class AssignResult:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _isolation(value: str | None, default: str) -> Isolation:
-    isolation = value or default
-    if isolation not in _ISOLATIONS:
-        raise Invalid(f"isolation {value!r} is not supported; use one of {', '.join(Isolation)}")
-    return Isolation(isolation)
-
-
-def _schema(version: AnyRow) -> dict[str, Any] | None:
-    schema = (version.manifest or {}).get("config_schema")
-    return schema if isinstance(schema, dict) else None
-
-
-_DEFAULT_LIMITS = ConfigLimits()
-
-
-def _validated(version: AnyRow, config: Mapping[str, Any] | None,
-               limits: ConfigLimits = _DEFAULT_LIMITS) -> dict[str, Any]:
-    """The effective config (defaults applied), checked against the schema and the limits
-    (finite numbers only, at most ``max_config_bytes``: :mod:`arcade_server.limits`)."""
-    what = f"{version.plugin_name}@{version.version}"
-    if config is not None:
-        canonical_config(config, what, limits.max_config_bytes)
-    try:
-        effective = registry.manifest_of(version).validate_config(config)
-    except InvalidConfig as exc:
-        schema = _schema(version)
-        raise Invalid(
-            f"invalid config for {version.plugin_name}@{version.version}: "
-            f"{secrets.scrub(str(exc), config, schema)}",
-            {"schema": schema},
-        ) from None
-    except ArcadeError as exc:  # a stored manifest that no longer parses: still the input's fault
-        raise Invalid(f"cannot validate config for {version.plugin_name}: {exc}") from None
-    canonical_config(effective, what, limits.max_config_bytes)
-    return effective
 
 
 def _check_plugin_count(conn: Connection, where: Any, plugin: str, maximum: int) -> None:
@@ -107,10 +74,13 @@ def _check_plugin_count(conn: Connection, where: Any, plugin: str, maximum: int)
     ).all()
     if full:
         names = ", ".join(row.agent_id for row in full)
+        remove = Hint("DELETE /api/v1/agents/{agent_id}/plugins/{name}",
+                      "arcade uninstall NAME --agent ID")
         raise Conflict(
             f"agent(s) {names} already have {maximum} plugins assigned, the server's limit "
-            "(max_plugins_per_agent): uninstall one first",
+            f"(max_plugins_per_agent): uninstall one first with {remove}",
             {"agents": [row.agent_id for row in full], "max_plugins_per_agent": maximum},
+            hints=[remove],
         )
 
 
@@ -149,51 +119,21 @@ def _selector_clause(selector: Mapping[str, str]) -> Any:
 
 
 def _assignment_rows(
-    revisions: Mapping[str, int], version: AnyRow, configs: Mapping[str, dict[str, Any]],
-    isolation: Isolation, now: float,
+    revisions: Mapping[str, int], version: AnyRow, settings: AgentSettings, now: float,
 ) -> list[dict[str, Any]]:
     return [
         {"agent_id": agent_id, "plugin_name": version.plugin_name, "version_id": version.id,
-         "config": configs[agent_id], "isolation": isolation, "revision": revision,
-         "created_at": now, "updated_at": now}
+         "config": settings.configs[agent_id], "isolation": settings.isolations[agent_id],
+         "revision": revision, "created_at": now, "updated_at": now}
         for agent_id, revision in revisions.items()
     ]
 
 
-def _stored_configs(conn: Connection, plugin: str, agent_ids: list[str]
-                    ) -> dict[str, dict[str, Any]]:
-    a = t.assignments.c
-    return {
-        agent_id: config or {}
-        for agent_id, config in conn.execute(
-            select(a.agent_id, a.config)
-            .where(a.plugin_name == plugin, a.agent_id.in_(agent_ids))
-        )
-    }
-
-
-def _effective_configs(
-    conn: Connection, version: AnyRow, config: Mapping[str, Any] | None,
-    agent_ids: list[str], limits: ConfigLimits = _DEFAULT_LIMITS,
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Each agent's validated config, and the one to show. A schema with secret fields keeps
-    each agent's stored secrets the request omits (validated once per distinct result)."""
-    schema = _schema(version)
-    if not secrets.has_secrets(schema):
-        effective = _validated(version, config, limits)
-        return dict.fromkeys(agent_ids, effective), effective
-    stored = _stored_configs(conn, version.plugin_name, agent_ids)
-    done: dict[str, dict[str, Any]] = {}
-    out: dict[str, dict[str, Any]] = {}
-    for agent_id in agent_ids:
-        merged = secrets.merge_secrets(config, stored.get(agent_id), schema)
-        key = json.dumps(merged, sort_keys=True)
-        if key not in done:
-            done[key] = _validated(version, merged, limits)
-        out[agent_id] = done[key]
-    if not agent_ids:
-        return out, _validated(version, secrets.merge_secrets(config, None, schema), limits)
-    return out, out[min(agent_ids)]
+def _desired_entry(version: AnyRow, config: dict[str, Any], isolation: str, revision: int,
+                   now: float) -> dict[str, Any]:
+    """The new desired entry as ``GET /agents/{id}/plugins`` shows it (``desired``)."""
+    return {"version": version.version, "config": config, "isolation": isolation,
+            "revision": revision, "updated_at": now}
 
 
 _UPDATE_COLUMNS = ["version_id", "config", "isolation", "revision", "updated_at"]
@@ -202,30 +142,44 @@ _UPDATE_COLUMNS = ["version_id", "config", "isolation", "revision", "updated_at"
 # ---------------------------------------------------------------- changes
 
 
+@dataclass(frozen=True)
+class _Assigned:
+    version: AnyRow
+    settings: AgentSettings
+    revisions: dict[str, int]
+    previous: dict[str, str]  # agent → the version it was assigned before
+    now: float
+
+
 def _assign_where(
     conn: Connection,
     where: Any,
     spec: str,
     config: Mapping[str, Any] | None,
     isolation: str | None,
+    reset_config: bool,
     now: float | None,
     limits: ConfigLimits,
-) -> tuple[AnyRow, dict[str, Any], Isolation, dict[str, int]]:
-    """Resolve ``spec``, validate ``config``, then assign it to the agents matching ``where``
-    (their revisions bumped in this transaction); returns what was assigned (secrets
-    redacted) and the revisions."""
+) -> _Assigned:
+    """Resolve ``spec``, work out and validate each agent's config and isolation (kept
+    unless given: :mod:`._configs`), then assign it to the agents matching ``where`` (their
+    revisions bumped in this transaction)."""
     now = time.time() if now is None else now
     version = registry.resolve(conn, spec)
-    iso = _isolation(isolation, registry.manifest_of(version).isolation)
+    if isolation:
+        isolation_of(isolation, registry.manifest_of(version).isolation)
     if config is not None:  # the request's own config, checked before anything is written
         canonical_config(config, f"{version.plugin_name}@{version.version}",
                          limits.max_config_bytes)
     _check_plugin_count(conn, where, version.plugin_name, limits.max_plugins_per_agent)
+    current = current_assignments(conn, version.plugin_name, where)
     revisions = _bump(conn, where)  # an error below rolls the whole transaction back
-    configs, shown = _effective_configs(conn, version, config, list(revisions), limits)
-    upsert(conn, t.assignments, _assignment_rows(revisions, version, configs, iso, now),
+    settings = settings_for(version, list(revisions), current, config=config,
+                            isolation=isolation, reset_config=reset_config, limits=limits)
+    upsert(conn, t.assignments, _assignment_rows(revisions, version, settings, now),
            keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
-    return version, secrets.redact(shown, _schema(version)), iso, revisions
+    previous = {agent_id: row.version for agent_id, row in current.items()}
+    return _Assigned(version, settings, revisions, previous, now)
 
 
 def assign(
@@ -235,17 +189,24 @@ def assign(
     *,
     config: Mapping[str, Any] | None = None,
     isolation: str | None = None,
+    reset_config: bool = False,
     now: float | None = None,
-    limits: ConfigLimits = _DEFAULT_LIMITS,
+    limits: ConfigLimits = DEFAULT_LIMITS,
 ) -> AssignResult:
-    """Install (or upgrade/downgrade/reconfigure) ``spec`` on one agent."""
+    """Install (or upgrade/downgrade/reconfigure) ``spec`` on one agent; a config and
+    isolation not given are kept from its current assignment of the plugin (``reset_config``:
+    the version's default config)."""
     get_agent_row(conn, agent_id)
-    version, effective, iso, revisions = _assign_where(
-        conn, t.agents.c.id == agent_id, spec, config, isolation, now, limits)
+    done = _assign_where(conn, t.agents.c.id == agent_id, spec, config, isolation,
+                         reset_config, now, limits)
+    version, settings, revision = done.version, done.settings, done.revisions[agent_id]
     return AssignResult(
         {"agent": agent_id, "plugin": version.plugin_name, "version": version.version,
-         "config": effective, "isolation": iso, "revision": revisions[agent_id]},
-        revisions,
+         "config": settings.shown_config, "isolation": settings.shown_isolation,
+         "revision": revision, "previous_version": done.previous.get(agent_id),
+         "desired": _desired_entry(version, settings.shown_config, settings.shown_isolation,
+                                   revision, done.now)},
+        done.revisions,
     )
 
 
@@ -256,17 +217,21 @@ def assign_selector(
     *,
     config: Mapping[str, Any] | None = None,
     isolation: str | None = None,
+    reset_config: bool = False,
     now: float | None = None,
-    limits: ConfigLimits = _DEFAULT_LIMITS,
+    limits: ConfigLimits = DEFAULT_LIMITS,
 ) -> AssignResult:
-    """Install ``spec`` on every agent whose labels match ``selector`` (empty: all agents)."""
-    version, effective, iso, revisions = _assign_where(
-        conn, _selector_clause(selector), spec, config, isolation, now, limits)
+    """Install ``spec`` on every agent whose labels match ``selector`` (empty: all agents);
+    each agent keeps its own config and isolation of the plugin unless they are given."""
+    done = _assign_where(conn, _selector_clause(selector), spec, config, isolation,
+                         reset_config, now, limits)
+    version, settings = done.version, done.settings
     return AssignResult(
         {"selector": dict(selector), "plugin": version.plugin_name, "version": version.version,
-         "config": effective, "isolation": iso, "matched": len(revisions),
-         "agents": sorted(revisions)},
-        revisions,
+         "config": settings.shown_config, "isolation": settings.shown_isolation,
+         "matched": len(done.revisions), "agents": sorted(done.revisions),
+         "revisions": dict(sorted(done.revisions.items()))},
+        done.revisions,
     )
 
 
@@ -279,11 +244,13 @@ def unassign(conn: Connection, agent_id: str, name: str) -> AssignResult:
         delete(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)
     ).rowcount
     if not removed:
-        raise NotFound(f"plugin {plugin!r} is not assigned to agent {agent_id!r}")
+        show = Hint(f"GET /api/v1/agents/{agent_id}/plugins", f"arcade status --agent {agent_id}")
+        raise NotFound(f"plugin {plugin!r} is not assigned to agent {agent_id!r}; its plugins "
+                       f"are shown by {show}", hints=[show])
     revisions = _bump(conn, t.agents.c.id == agent_id)
     return AssignResult(
         {"agent": agent_id, "plugin": plugin, "removed": True,
-         "revision": revisions[agent_id]},
+         "revision": revisions[agent_id], "desired": None},
         revisions,
     )
 
@@ -302,13 +269,13 @@ def unassign_selector(conn: Connection, selector: Mapping[str, str], name: str
         ))
     return AssignResult(
         {"selector": dict(selector), "plugin": plugin, "matched": len(revisions),
-         "agents": sorted(revisions)},
+         "agents": sorted(revisions), "revisions": dict(sorted(revisions.items()))},
         revisions,
     )
 
 
 def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, Any],
-               *, limits: ConfigLimits = _DEFAULT_LIMITS) -> AssignResult:
+               *, limits: ConfigLimits = DEFAULT_LIMITS) -> AssignResult:
     """Replace the config of an assigned plugin (validated, defaults applied; secret fields
     the new config omits keep their stored values)."""
     if not isinstance(config, Mapping):
@@ -323,19 +290,25 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
         .where(a.agent_id == agent_id, a.plugin_name == plugin)
     ).first()
     if found is None:
+        install = Hint(f"POST /api/v1/agents/{agent_id}/plugins",
+                       f"arcade install {plugin} --agent {agent_id}")
         raise NotFound(
-            f"plugin {plugin!r} is not assigned to agent {agent_id!r}; install it first"
+            f"plugin {plugin!r} is not assigned to agent {agent_id!r}; install it first with "
+            f"{install}",
+            hints=[install],
         )
-    schema = _schema(found)
-    effective = _validated(found, secrets.merge_secrets(config, found.config, schema), limits)
+    schema = schema_of(found)
+    effective = validated(found, secrets.merge_secrets(config, found.config, schema), limits)
     revisions = _bump(conn, t.agents.c.id == agent_id)
+    now = time.time()
     conn.execute(
         update(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)
-        .values(config=effective, revision=revisions[agent_id], updated_at=time.time())
+        .values(config=effective, revision=revisions[agent_id], updated_at=now)
     )
+    shown = secrets.redact(effective, schema)
     return AssignResult(
-        {"agent": agent_id, "plugin": plugin, "version": found.version,
-         "config": secrets.redact(effective, schema), "isolation": found.isolation,
-         "revision": revisions[agent_id]},
+        {"agent": agent_id, "plugin": plugin, "version": found.version, "config": shown,
+         "isolation": found.isolation, "revision": revisions[agent_id],
+         "desired": _desired_entry(found, shown, found.isolation, revisions[agent_id], now)},
         revisions,
     )

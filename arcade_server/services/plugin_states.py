@@ -1,8 +1,9 @@
 """Plugin states: what agents report running, beside what they should run.
 
 :func:`agent_plugins` shows one agent's desired and actual plugins side by side;
-:func:`install_outcomes` and :func:`current_states` answer the ``?wait=`` of installs (has
-each agent finished installing, and how did it go).
+:func:`install_outcomes`, :func:`removal_outcomes` and :func:`current_states` answer the
+``?wait=`` of installs, config changes and uninstalls (has each agent finished applying the
+change, and how did it go).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..db import tables as t
 from . import secrets
 from .agents import get_agent_row
 
-__all__ = ["agent_plugins", "current_states", "install_outcomes"]
+__all__ = ["agent_plugins", "current_states", "install_outcomes", "removal_outcomes"]
 
 
 def agent_plugins(conn: Connection, agent_id: str) -> list[dict[str, Any]]:
@@ -110,4 +111,25 @@ def current_states(conn: Connection, agent_ids: Sequence[str], name: str
             t.plugin_states.c.plugin_name == name,
             t.plugin_states.c.agent_id.in_(list(agent_ids)),
         ))
+    }
+
+
+def removal_outcomes(conn: Connection, revisions: Mapping[str, int], name: str
+                     ) -> dict[str, dict[str, Any] | None]:
+    """For each agent, ``{"agent", "plugin", "removed": True, "revision"}`` once it has
+    applied ``revisions[agent]`` (or a later revision) and reports no state for plugin
+    ``name`` (a ``removed`` report deletes the row), or ``None`` until then."""
+    if not revisions:
+        return {}
+    ids = list(revisions)
+    ps, agent = t.plugin_states.c, t.agents.c
+    still = set(conn.scalars(
+        select(ps.agent_id).where(ps.plugin_name == name, ps.agent_id.in_(ids))))
+    applied: dict[str, int] = dict(conn.execute(
+        select(agent.id, agent.applied_revision).where(agent.id.in_(ids))
+    ).all())
+    return {
+        agent_id: None if agent_id in still or applied.get(agent_id, 0) < revision else
+        {"agent": agent_id, "plugin": name, "removed": True, "revision": applied[agent_id]}
+        for agent_id, revision in revisions.items()
     }

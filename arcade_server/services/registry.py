@@ -21,7 +21,7 @@ from arcade_core import InvalidSpec, Manifest, normalize_name, parse_spec
 
 from ..db.tables import AnyRow, assignments, blobs, plugin_states, plugin_versions, plugins
 from ..db.tables import plugin_version_wheels as wheels_table
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Hint, Invalid, NotFound
 from ..limits import MAX_VERSION_LENGTH
 from ._versions import sort_versions, version_dict, wheels_of
 
@@ -123,9 +123,9 @@ def _get_plugin_row(conn: Connection, name: str) -> tuple[AnyRow, list[AnyRow]]:
     normalized = _normalized(name)
     found = _find_plugin(conn, normalized)
     if found is None:
-        raise NotFound(
-            f"no plugin named {normalized!r} is published; list them with GET /api/v1/plugins"
-        )
+        hint = Hint("GET /api/v1/plugins", "arcade plugins")
+        raise NotFound(f"no plugin named {normalized!r} is published; list them with {hint}",
+                       hints=[hint])
     return found
 
 
@@ -190,10 +190,12 @@ def delete_version(conn: Connection, name: str, version: str) -> list[str]:
         select(assignments.c.agent_id).where(assignments.c.version_id == row.id).limit(20)
     ).all()
     if assigned:
+        remove = Hint(f"DELETE /api/v1/agents/{{agent_id}}/plugins/{row.plugin_name}",
+                      f"arcade uninstall {row.plugin_name} --agent ID")
         raise Conflict(
             f"{row.plugin_name}@{row.version} is assigned to {len(assigned)} agent(s) "
-            f"({', '.join(assigned)}): uninstall it from them first",
-            {"agents": list(assigned)},
+            f"({', '.join(assigned)}): uninstall it from them first with {remove}",
+            {"agents": list(assigned)}, hints=[remove],
         )
     shas = {w.sha256 for w in wheels_of(conn, row.id)}
     # The wheel rows go with the version (ON DELETE CASCADE, and explicitly: SQLite enforces
@@ -247,24 +249,34 @@ def resolve(conn: Connection, spec_text: str) -> AnyRow:
     try:
         spec = parse_spec(spec_text)
     except InvalidSpec as exc:
-        raise Invalid(str(exc)) from None
+        listing = Hint("GET /api/v1/plugins", "arcade plugins")
+        raise Invalid(f"{exc}; write NAME, NAME@VERSION or NAME@RANGE (such as "
+                      f"cpu@1.2.0 or 'cpu@>=1.2,<2'); list the plugins with {listing}",
+                      hints=[listing]) from None
     plugin, versions = _find_plugin(conn, spec.name) or (None, [])
     if plugin is None or not versions:
+        publish = Hint("POST /api/v1/plugins", "arcade publish WHEEL...")
+        listing = Hint("GET /api/v1/plugins", "arcade plugins")
         raise NotFound(
-            f"no plugin named {spec.name!r} is published; publish it with "
-            "'arcade publish WHEEL...' or list plugins with 'arcade plugins'"
+            f"no plugin named {spec.name!r} is published; publish it with {publish} or list "
+            f"plugins with {listing}",
+            hints=[publish, listing],
         )
     if not plugin.enabled:
+        enable = Hint(f"POST /api/v1/plugins/{plugin.name}/enable", f"arcade enable {plugin.name}")
         raise Conflict(
             f"plugin {plugin.name!r} is disabled and cannot be newly assigned; enable it with "
-            f"POST /api/v1/plugins/{plugin.name}/enable"
+            f"{enable}",
+            hints=[enable],
         )
     by_version = {Version(v.version): v for v in versions}
     chosen = spec.select(by_version)
     if chosen is None:
         published = ", ".join(v.version for v in sort_versions(versions))
+        show = Hint(f"GET /api/v1/plugins/{plugin.name}", f"arcade plugins {plugin.name}")
         raise Invalid(
             f"no published version of {plugin.name} matches {spec_text!r}; "
-            f"published versions: {published}"
+            f"published versions: {published} (shown by {show})",
+            hints=[show],
         )
     return by_version[chosen]

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 
 from ..auth.roles import Principal, Role
 from ..db import tables as t
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Hint, Invalid, NotFound
 
 __all__ = [
     "ADMIN_NAME",
@@ -187,8 +187,9 @@ def _by_ref(conn: Connection, ref: str) -> Any:
     if row is None and ref.isdigit() and len(ref) <= 18:
         row = conn.execute(select(*_COLUMNS, c.secret_hash).where(c.id == int(ref))).first()
     if row is None:
-        raise NotFound(f"no token named {ref!r} (nor with that id); list them with "
-                       "GET /api/v1/tokens")
+        hint = Hint("GET /api/v1/tokens", "arcade tokens")
+        raise NotFound(f"no token named {ref!r} (nor with that id); list them with {hint}",
+                       hints=[hint])
     return row
 
 

@@ -19,7 +19,7 @@ import pytest
 from arcade_core.commands import main
 from arcade_server.runner import ServerThread
 from arcade_server.services import agents
-from tests.server.helpers import Endpoint, ProtocolAgent, plugin_wheel, unique
+from tests.server.helpers import SCHEMA_MANIFEST, Endpoint, ProtocolAgent, plugin_wheel, unique
 from tests.wheelmaker import make_wheel
 
 Arcade = Callable[..., tuple[int, str, str]]
@@ -150,7 +150,7 @@ def test_server_errors_are_printed_as_one_line(arcade: Arcade) -> None:
     code, _, err = arcade("install", "ghost-plugin", "--agent", "ghost-agent")
     assert code == 1
     assert err.strip() == "error: no agent with id 'ghost-agent' has registered; list agents " \
-                          "with GET /api/v1/agents"
+                          "with `arcade agents`"
 
 
 def test_unreachable_api_is_reported_clearly(run: Arcade,
@@ -355,3 +355,84 @@ def test_enroll_create_list_delete_and_agents_revoke_commands(arcade: Arcade,
     assert code == 1 and made["id"] in err
     code, out, err = arcade("agents", "--json")       # without an action: the list, as before
     assert code == 0 and isinstance(json.loads(out), list), err
+
+
+def test_error_hints_name_arcade_commands_and_flags(arcade: Arcade, server: ServerThread,
+                                                   tmp_path: Path) -> None:
+    """The common mistakes: each error names the `arcade` command or flag that fixes it, not
+    a REST route (the REST answer still names the route, with the CLI form in hints)."""
+    name = unique()
+    agent_id = unique("agent")
+    server.state.db.call(agents.register, agents.AgentInfo(agent_id=agent_id))
+    arcade("publish", str(plugin_wheel(tmp_path / "1", name, "1.0.0")))
+    big = dict(SCHEMA_MANIFEST, config_schema={
+        "type": "object", "additionalProperties": False,
+        "properties": {"threshold": {"type": "integer", "minimum": 0, "maximum": 20,
+                                     "default": 10}}})
+    arcade("publish", str(plugin_wheel(tmp_path / "2", name, "2.0.0", manifest=big)))
+    mistakes = {
+        "unknown agent": (["install", name, "--agent", "nobody"], "`arcade agents`"),
+        "unknown plugin": (["install", "never-published", "--agent", agent_id],
+                           "`arcade publish WHEEL...`"),
+        "unknown version": (["install", f"{name}@9.9", "--agent", agent_id],
+                            f"`arcade plugins {name}`"),
+        "bad spec": (["install", f"{name}@>>1", "--agent", agent_id], "`arcade plugins`"),
+        "bad config": (["install", f"{name}@1.0.0", "--agent", agent_id, "--config",
+                        '{"threshold": -1}'], f"`arcade plugins {name} --json`"),
+        "not assigned": (["config", name, "{}", "--agent", agent_id],
+                         f"`arcade install {name} --agent {agent_id}`"),
+        "not installed": (["uninstall", name, "--agent", agent_id],
+                          f"`arcade status --agent {agent_id}`"),
+        "wait too long": (["install", name, "--agent", agent_id, "--wait", "99999"],
+                          "`--wait`"),
+    }
+    for mistake, (args, hint) in mistakes.items():
+        code, _, err = arcade(*args)
+        assert code == 1, (mistake, err)
+        assert hint in err, (mistake, err)
+        assert "/api/v1" not in err, (mistake, err)
+    # A kept config the new version refuses names both ways out, as flags.
+    code, _, err = arcade("install", f"{name}@1.0.0", "--agent", agent_id,
+                          "--config", '{"threshold": 50}')
+    assert code == 0, err
+    code, _, err = arcade("install", f"{name}@2.0.0", "--agent", agent_id)
+    assert code == 1
+    assert "does not fit" in err and "pass `--config JSON` or `--reset-config`" in err
+    code, out, err = arcade("install", f"{name}@2.0.0", "--agent", agent_id, "--reset-config")
+    assert code == 0, err
+    assert "was 1.0.0" in out
+    code, _, err = arcade("plugins", "never-published")
+    assert code == 1 and "`arcade plugins`" in err and "/api/v1" not in err
+    assert arcade("disable", name)[0] == 0
+    code, _, err = arcade("install", name, "--agent", agent_id)
+    assert code == 1 and f"`arcade enable {name}`" in err
+
+
+def test_uninstall_and_config_wait_and_install_keeps_the_config(
+    arcade: Arcade, server: ServerThread, tmp_path: Path
+) -> None:
+    name = unique()
+    agent_id = unique("agent")
+    server.state.db.call(agents.register, agents.AgentInfo(agent_id=agent_id))
+    arcade("publish", str(plugin_wheel(tmp_path / "1", name, "1.0.0")))
+    arcade("publish", str(plugin_wheel(tmp_path / "2", name, "2.0.0")))
+    code, _, err = arcade("install", f"{name}@1.0.0", "--agent", agent_id,
+                          "--config", '{"threshold": 2}', "--isolation", "process")
+    assert code == 0, err
+    code, out, err = arcade("install", f"{name}@2.0.0", "--agent", agent_id, "--json")
+    assert code == 0, err
+    body = json.loads(out)
+    assert (body["desired"]["config"]["threshold"], body["isolation"]) == (2, "process")
+    code, _, err = arcade("install", name, "--agent", agent_id, "--config", "{}",
+                          "--reset-config")
+    assert code == 2 and "not both" in err
+    # Nobody runs this agent: each wait runs out, with a clear error and exit 1.
+    code, _, err = arcade("config", name, '{"label": "q"}', "--agent", agent_id,
+                          "--wait", "0.3")
+    assert code == 1 and "timed out after 0.3s" in err and "new config applied" in err
+    code, out, err = arcade("uninstall", name, "--agent", agent_id, "--wait", "0.3", "--json")
+    assert code == 1 and json.loads(out)["timed_out"] is True
+    assert arcade("install", name, "--agent", agent_id)[0] == 0
+    code, out, err = arcade("uninstall", name, "--selector", "all", "--wait", "0.3")
+    assert code == 1 and "removed from 1 agent(s)" in out
+    assert "timed out after 0.3s" in err and "plugin removed" in err

@@ -1,19 +1,15 @@
 """``/api/v1/agents`` and ``/api/v1/assignments``: agents, desired state, metrics.
 
-An assignment change returns 202 with the resolved version and the new revision, after the
-new desired state was handed to the agent's open stream. ``?wait=SECONDS`` holds the answer
-until the agent(s) report ``running`` or ``failed`` for that version (200), or the time is up
-(202 with the current state). The wait wakes on reports received by this process and re-reads
-the agents that reported, and re-reads every pending agent every ``wait_poll_interval``
-(reports may reach another replica): a wait over a fleet of N agents reads O(N) rows in all,
-not N per report.
+An assignment change (install, uninstall, config) returns 202 with the NEW desired entry and
+revision, after the new desired state was handed to the agent's open stream, and the agent's
+last report so far (which may still describe the previous desired state). ``?wait=SECONDS``
+holds the answer until the agent(s) report the change done (200), or the time is up (202 with
+``"timed_out": true`` and the state so far): :mod:`arcade_server.api.waits`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
@@ -44,15 +40,11 @@ from ..schemas import (
     stated,
 )
 from ..schemas.requests import PLUGIN_NAME_PATTERN
+from ..waits import Probe, Wait, await_outcomes, check_wait
 
 router = APIRouter(tags=["agents"])
 
 State = Annotated[ServerState, Depends(get_state)]
-Wait = Annotated[
-    float | None,
-    Query(description="seconds to wait for the agent(s) to report running or failed, "
-          "at most the server's max_wait", json_schema_extra=stated(minimum=0)),
-]
 
 PluginName = Annotated[str, Path(description="the plugin's name",
                                  json_schema_extra=stated(pattern=PLUGIN_NAME_PATTERN,
@@ -77,46 +69,24 @@ def _parse_labels(values: list[str] | None) -> dict[str, str]:
     return labels
 
 
-def _check_wait(state: ServerState, wait: float | None) -> float:
-    if wait is None:
-        return 0.0
-    if not 0 <= wait <= state.settings.max_wait:
-        raise Invalid(f"wait must be between 0 and {state.settings.max_wait:g} seconds")
-    return wait
-
-
-async def _await_outcomes(
-    state: ServerState, revisions: dict[str, int], plugin: str, version: str, wait: float
-) -> tuple[dict[str, dict[str, Any] | None], bool]:
-    """Wait up to ``wait`` s for every agent's final report; return (outcomes, all_final)."""
-    deadline = time.monotonic() + wait
-    poll = state.settings.wait_poll_interval
-    pending = dict(revisions)
-    outcomes: dict[str, dict[str, Any] | None] = dict.fromkeys(revisions)
-    with state.hub.waiter(list(revisions)) as waiter:
-        check: list[str] = list(pending)
-        next_full = time.monotonic() + poll
-        while True:
-            if check:
-                found = await state.db.read(
-                    plugin_states.install_outcomes, {a: pending[a] for a in check}, plugin, version
-                )
-                for agent_id, outcome in found.items():
-                    if outcome is not None:
-                        outcomes[agent_id] = outcome
-                        pending.pop(agent_id, None)
-            now = time.monotonic()
-            remaining = deadline - now
-            if not pending or remaining <= 0:
-                return outcomes, not pending
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), timeout=max(0, min(remaining,
-                                                                         next_full - now)))
-            reported = waiter.take()
-            if time.monotonic() >= next_full:
-                check, next_full = list(pending), time.monotonic() + poll
-            else:
-                check = [agent_id for agent_id in reported if agent_id in pending]
+async def _answer(state: ServerState, response: Response, out: dict[str, Any],
+                  agent_id: str, wait: float, probe: Probe) -> dict[str, Any]:
+    """One agent's change: 200 with its outcome when ``probe`` says done within ``wait``,
+    else 202 with ``timed_out`` (when waiting) and its last report so far."""
+    out["connected"] = state.hub.connected(agent_id)
+    out["timed_out"] = False
+    revisions = {agent_id: out["revision"]}
+    if wait > 0:
+        outcomes, done = await await_outcomes(state, revisions, probe, wait)
+        if done:
+            response.status_code = 200
+            outcome = outcomes[agent_id]
+            out["state"] = outcome if outcome and "state" in outcome else None
+            return out
+        out["timed_out"] = True
+    current = await state.db.read(plugin_states.current_states, [agent_id], out["plugin"])
+    out["state"] = current.get(agent_id)
+    return out
 
 
 # ---------------------------------------------------------------- agents
@@ -172,52 +142,68 @@ async def agent_plugins(agent_id: str, state: State) -> list[dict[str, Any]]:
 )
 async def install(agent_id: str, body: InstallRequest, state: State, response: Response,
                   wait: Wait = None) -> dict[str, Any]:
-    seconds = _check_wait(state, wait)
+    seconds = check_wait(state, wait)
     result = await state.db.run(
         assignments.assign, agent_id, body.plugin, config=body.config, isolation=body.isolation,
-        limits=state.settings.config_limits,
+        reset_config=body.reset_config, limits=state.settings.config_limits,
     )
     await state.notifier.desired_changed(result.revisions)
     out = dict(result.body)
-    out["connected"] = state.hub.connected(agent_id)
-    if seconds > 0:
-        outcomes, done = await _await_outcomes(
-            state, result.revisions, out["plugin"], out["version"], seconds
-        )
-        if done:
-            out["state"] = outcomes[agent_id]
-            response.status_code = 200
-            return out
-    current = await state.db.read(plugin_states.current_states, [agent_id], out["plugin"])
-    out["state"] = current.get(agent_id)
-    return out
+    probe = partial(plugin_states.install_outcomes, name=out["plugin"], version=out["version"])
+    return await _answer(state, response, out, agent_id, seconds, probe)
 
 
-@router.delete("/agents/{agent_id}/plugins/{name}", status_code=202,
-               summary="Uninstall a plugin from one agent", response_model=UninstallResult,
-               responses=errors(s404="unknown agent, or the plugin is not assigned to it",
-                                s422="not a valid plugin name"),
-               dependencies=[needs(Role.OPERATOR)])
-async def uninstall(agent_id: str, name: PluginName, state: State) -> dict[str, Any]:
+@router.delete(
+    "/agents/{agent_id}/plugins/{name}",
+    status_code=202,
+    summary="Uninstall a plugin from one agent",
+    response_model=UninstallResult,
+    response_description="removed from the desired state and pushed; the agent has not "
+    "reported it removed yet (or ?wait ran out: timed_out)",
+    responses={200: {"model": UninstallResult,
+                     "description": "the agent reported the plugin removed within ?wait"},
+               **errors(s404="unknown agent, or the plugin is not assigned to it",
+                        s422="not a valid plugin name, or wait over max_wait")},
+    dependencies=[needs(Role.OPERATOR)],
+)
+async def uninstall(agent_id: str, name: PluginName, state: State, response: Response,
+                    wait: Wait = None) -> dict[str, Any]:
+    seconds = check_wait(state, wait)
     result = await state.db.run(assignments.unassign, agent_id, name)
     await state.notifier.desired_changed(result.revisions)
-    return result.body
+    out = dict(result.body)
+    probe = partial(plugin_states.removal_outcomes, name=out["plugin"])
+    return await _answer(state, response, out, agent_id, seconds, probe)
 
 
-@router.put("/agents/{agent_id}/plugins/{name}/config", status_code=202,
-            summary="Replace an assigned plugin's config", response_model=ConfigResult,
-            responses=errors(s404="unknown agent, or the plugin is not assigned to it",
-                             s413=_CONFIG_413,
-                             s422="not a valid plugin name, or the config is refused"),
-            dependencies=[needs(Role.OPERATOR)])
+@router.put(
+    "/agents/{agent_id}/plugins/{name}/config",
+    status_code=202,
+    summary="Replace an assigned plugin's config",
+    response_model=ConfigResult,
+    response_description="stored and pushed; the agent has not reported it applied yet (or "
+    "?wait ran out: timed_out)",
+    responses={200: {"model": ConfigResult,
+                     "description": "the agent reported the new revision applied (running "
+                     "or failed) within ?wait"},
+               **errors(s404="unknown agent, or the plugin is not assigned to it",
+                        s413=_CONFIG_413,
+                        s422="not a valid plugin name, the config is refused, or wait over "
+                        "max_wait")},
+    dependencies=[needs(Role.OPERATOR)],
+)
 async def set_config(
-    agent_id: str, name: PluginName, state: State,
+    agent_id: str, name: PluginName, state: State, response: Response,
     config: Annotated[dict[str, Any], Body(description="the new config (a JSON object)")],
+    wait: Wait = None,
 ) -> dict[str, Any]:
+    seconds = check_wait(state, wait)
     result = await state.db.run(assignments.set_config, agent_id, name, config,
                                 limits=state.settings.config_limits)
     await state.notifier.desired_changed(result.revisions)
-    return result.body
+    out = dict(result.body)
+    probe = partial(plugin_states.install_outcomes, name=out["plugin"], version=out["version"])
+    return await _answer(state, response, out, agent_id, seconds, probe)
 
 
 @router.get("/agents/{agent_id}/metrics", summary="Stored metrics of one agent, oldest first",
@@ -258,32 +244,57 @@ async def agent_metrics(
 )
 async def install_selector(body: SelectorInstallRequest, state: State, response: Response,
                            wait: Wait = None) -> dict[str, Any]:
-    seconds = _check_wait(state, wait)
+    seconds = check_wait(state, wait)
     result = await state.db.run(
         assignments.assign_selector, body.selector, body.plugin,
-        config=body.config, isolation=body.isolation, limits=state.settings.config_limits,
+        config=body.config, isolation=body.isolation, reset_config=body.reset_config,
+        limits=state.settings.config_limits,
     )
     await state.notifier.desired_changed(result.revisions)
     out = dict(result.body)
+    out["timed_out"] = False
     if seconds > 0 and result.revisions:
-        outcomes, done = await _await_outcomes(
-            state, result.revisions, out["plugin"], out["version"], seconds
-        )
+        probe = partial(plugin_states.install_outcomes, name=out["plugin"],
+                        version=out["version"])
+        outcomes, done = await await_outcomes(state, result.revisions, probe, seconds)
         out["states"] = outcomes
         states = [o["state"] for o in outcomes.values() if o]
         out["running"] = states.count(PluginState.RUNNING)
         out["failed"] = states.count(PluginState.FAILED)
         if done:
             response.status_code = 200
+        else:
+            out["timed_out"] = True
     return out
 
 
-@router.post("/assignments/remove", status_code=202, tags=["assignments"],
-             summary="Uninstall a plugin from every agent matching a label selector",
-             response_model=SelectorRemoveResult,
-             responses=errors(s422="not a valid plugin name or selector"),
-             dependencies=[needs(Role.OPERATOR)])
-async def remove_selector(body: SelectorRemoveRequest, state: State) -> dict[str, Any]:
+@router.post(
+    "/assignments/remove",
+    status_code=202,
+    tags=["assignments"],
+    summary="Uninstall a plugin from every agent matching a label selector",
+    response_model=SelectorRemoveResult,
+    response_model_exclude_unset=True,
+    response_description="removed from the desired states and pushed (with ?wait: not every "
+    "agent reported it removed in time: timed_out)",
+    responses={200: {"model": SelectorRemoveResult,
+                     "description": "every matched agent reported it removed within ?wait"},
+               **errors(s422="not a valid plugin name or selector, or wait over max_wait")},
+    dependencies=[needs(Role.OPERATOR)],
+)
+async def remove_selector(body: SelectorRemoveRequest, state: State, response: Response,
+                          wait: Wait = None) -> dict[str, Any]:
+    seconds = check_wait(state, wait)
     result = await state.db.run(assignments.unassign_selector, body.selector, body.plugin)
     await state.notifier.desired_changed(result.revisions)
-    return result.body
+    out = dict(result.body)
+    out["timed_out"] = False
+    if seconds > 0 and result.revisions:
+        probe = partial(plugin_states.removal_outcomes, name=out["plugin"])
+        outcomes, done = await await_outcomes(state, result.revisions, probe, seconds)
+        out["pending"] = sorted(a for a, outcome in outcomes.items() if outcome is None)
+        if done:
+            response.status_code = 200
+        else:
+            out["timed_out"] = True
+    return out

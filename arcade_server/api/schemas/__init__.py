@@ -21,7 +21,7 @@ from .agents import (
     UninstallResult,
 )
 from .auth import AuditEntry, CreatedToken, Token, TokenCreateRequest, WhoAmI
-from .common import ERROR_STATUSES, Error, Health, errors, stated
+from .common import ERROR_STATUSES, Error, ErrorHint, Health, errors, stated
 from .jobs import CancelledJob, CreatedJob, Job, JobRecord, JobSummary
 from .plugins import (
     Manifest,
@@ -57,6 +57,7 @@ __all__ = [
     "CreatedToken",
     "DesiredPlugin",
     "Error",
+    "ErrorHint",
     "Health",
     "InstallOutcome",
     "InstallRequest",

@@ -104,8 +104,14 @@ class InstallOutcome(BaseModel):
     revision: int
 
 
+_STATE_SO_FAR = ("the agent's last report for the plugin: with ?wait and 200, the one that "
+                 "finished the change; otherwise the state so far, which may still describe "
+                 "the previous desired state (compare its version and revision)")
+_TIMED_OUT = "?wait was given and ran out before the agent(s) reported the change done (202)"
+
+
 class InstallResult(BaseModel):
-    """``POST /agents/{agent_id}/plugins``: what was assigned and where the agent stands."""
+    """``POST /agents/{agent_id}/plugins``: the new desired entry and where the agent stands."""
 
     agent: str
     plugin: str
@@ -113,9 +119,14 @@ class InstallResult(BaseModel):
     config: dict[str, Any] = Field(description="the effective config (defaults applied)")
     isolation: Isolation
     revision: int = Field(description="the agent's new desired revision")
+    previous_version: str | None = Field(
+        description="the version assigned before this change (its config and isolation are "
+        "kept unless given or reset), or null for a new install")
+    desired: DesiredPlugin = Field(description="the new desired entry, as GET "
+                                   "/agents/{agent_id}/plugins shows it")
     connected: bool = Field(description="the change was pushed to an open stream")
-    state: InstallOutcome | None = Field(
-        description="the agent's last report for the plugin (with ?wait: for this version)")
+    state: InstallOutcome | None = Field(description=_STATE_SO_FAR)
+    timed_out: bool = Field(description=_TIMED_OUT)
 
 
 class UninstallResult(BaseModel):
@@ -124,7 +135,13 @@ class UninstallResult(BaseModel):
     agent: str
     plugin: str
     removed: bool
-    revision: int
+    revision: int = Field(description="the agent's new desired revision")
+    desired: None = Field(description="always null: the plugin is no longer desired")
+    connected: bool = Field(description="the change was pushed to an open stream")
+    state: InstallOutcome | None = Field(
+        description="null once the agent reported the plugin removed; otherwise its last "
+        "report so far")
+    timed_out: bool = Field(description=_TIMED_OUT)
 
 
 class ConfigResult(BaseModel):
@@ -135,7 +152,11 @@ class ConfigResult(BaseModel):
     version: str
     config: dict[str, Any] = Field(description="the effective config (defaults applied)")
     isolation: Isolation
-    revision: int
+    revision: int = Field(description="the agent's new desired revision")
+    desired: DesiredPlugin = Field(description="the new desired entry")
+    connected: bool = Field(description="the change was pushed to an open stream")
+    state: InstallOutcome | None = Field(description=_STATE_SO_FAR)
+    timed_out: bool = Field(description=_TIMED_OUT)
 
 
 class SelectorInstallResult(BaseModel):
@@ -145,23 +166,31 @@ class SelectorInstallResult(BaseModel):
     selector: dict[str, str]
     plugin: str
     version: str
-    config: dict[str, Any]
-    isolation: Isolation
+    config: dict[str, Any] = Field(
+        description="the first matched agent's effective config (each agent keeps its own "
+        "unless config or reset_config is given)")
+    isolation: Isolation = Field(description="the first matched agent's isolation")
     matched: int
     agents: list[str]
+    revisions: dict[str, int] = Field(description="each matched agent's new desired revision")
     states: dict[str, InstallOutcome | None] | None = Field(
         default=None, description="per agent: its final report, or null while it has none")
     running: int | None = None
     failed: int | None = None
+    timed_out: bool = Field(description=_TIMED_OUT)
 
 
 class SelectorRemoveResult(BaseModel):
-    """``POST /assignments/remove``."""
+    """``POST /assignments/remove``; ``pending`` only with ``?wait`` when agents matched."""
 
     selector: dict[str, str]
     plugin: str
     matched: int
     agents: list[str]
+    revisions: dict[str, int] = Field(description="each matched agent's new desired revision")
+    pending: list[str] | None = Field(
+        default=None, description="the agents that have not reported the plugin removed")
+    timed_out: bool = Field(description=_TIMED_OUT)
 
 
 class Metric(BaseModel):

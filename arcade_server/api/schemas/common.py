@@ -3,7 +3,9 @@
 
 Every error the API answers (a service error, request validation, an unknown route, a wrong
 method, an upload over the limit, a bug) is ``{"error": "...", "detail": ...}``: ``error`` says
-what is wrong and what to do, ``detail`` is JSON-ready extra data or ``null``.
+what is wrong and what to do, ``detail`` is JSON-ready extra data or ``null``. An error whose
+fix is another call also has ``hints``: each names that call as the message does (``rest``)
+and as the ``arcade`` command or flag that does it (``cli``), which the CLI prints instead.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ERROR_STATUSES", "Error", "Health", "errors", "stated"]
+__all__ = ["ERROR_STATUSES", "Error", "ErrorHint", "Health", "errors", "stated"]
+
+
+class ErrorHint(BaseModel):
+    """One way to fix an error, as the message names it and as an ``arcade`` command."""
+
+    rest: str = Field(description="the route or request field, exactly as `error` names it",
+                      examples=["GET /api/v1/agents"])
+    cli: str = Field(description="the same as an `arcade` command or flag",
+                     examples=["arcade agents"])
 
 
 class Error(BaseModel):
@@ -20,7 +31,8 @@ class Error(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"error": "no agent with id 'web-1' has registered; list agents with GET /api/v1/agents",
-         "detail": None},
+         "detail": None,
+         "hints": [{"rest": "GET /api/v1/agents", "cli": "arcade agents"}]},
     ]})
 
     error: str = Field(description="what is wrong and what to do about it")
@@ -28,6 +40,11 @@ class Error(BaseModel):
         description="extra data, or null: for request validation (422) the list of problems, "
         "each {loc, msg, type}; for a refused upload {problems: [...]}; for 413 "
         "{max_upload_bytes}; for a conflict what it clashes with"
+    )
+    hints: list[ErrorHint] = Field(
+        default_factory=list,
+        description="present when the fix is another call: each `rest` text appears in "
+        "`error`; a command-line client shows `cli` in its place",
     )
 
 

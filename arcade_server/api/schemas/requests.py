@@ -77,10 +77,17 @@ class InstallRequest(BaseModel):
                         json_schema_extra=stated(pattern=SPEC_PATTERN,
                                                  maxLength=MAX_SPEC_LENGTH))
     config: dict[str, Any] | None = Field(
-        default=None, description="plugin config; validated, defaults applied"
+        default=None, description="plugin config; validated, defaults applied (omitted: "
+        "each agent keeps its current config of the plugin, see reset_config)"
     )
     isolation: Isolation | None = Field(
-        default=None, description="default: the plugin manifest's isolation"
+        default=None, description="default: the agent's current isolation of the plugin, "
+        "else the plugin manifest's"
+    )
+    reset_config: bool = Field(
+        default=False, description="use the new version's default config instead of keeping "
+        "the agent's current one (without config and without this: the config the operator "
+        "set before, secrets included, is kept and validated against the new version)"
     )
 
 

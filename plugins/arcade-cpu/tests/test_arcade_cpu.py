@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from arcade_core import InvalidConfig, Manifest, Metric
+from arcade_core.testing import PluginProject
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_cpu" / "arcade-plugin.json"
@@ -29,8 +30,8 @@ def _percent_by_cpu(metrics: list[Metric]) -> dict[str, float]:
     return {m.labels["cpu"]: m.value for m in metrics if m.name == "cpu.percent"}
 
 
-def test_collect_reports_total_and_every_cpu_within_0_and_100(plugin_module: ModuleType) -> None:
-    cpu = plugin_module.Cpu({"percpu": True})
+def test_collect_reports_total_and_every_cpu_within_0_and_100(arcade_module: ModuleType) -> None:
+    cpu = arcade_module.Cpu({"percpu": True})
     _spin(0.05)
     metrics = cpu.collect()
     by_cpu = _percent_by_cpu(metrics)
@@ -45,18 +46,18 @@ def test_collect_reports_total_and_every_cpu_within_0_and_100(plugin_module: Mod
 
 
 def test_busy_time_since_the_previous_collect_shows_in_the_total(
-    plugin_module: ModuleType,
+    arcade_module: ModuleType,
 ) -> None:
-    cpu = plugin_module.Cpu({})
+    cpu = arcade_module.Cpu({})
     _spin(0.2)
     by_cpu = _percent_by_cpu(cpu.collect())
     assert by_cpu["total"] > 0.0
     assert max(v for k, v in by_cpu.items() if k != "total") > 0.0
 
 
-def test_each_instance_measures_from_its_own_baseline(plugin_module: ModuleType) -> None:
-    first = plugin_module.Cpu({"percpu": False})
-    second = plugin_module.Cpu({"percpu": False})
+def test_each_instance_measures_from_its_own_baseline(arcade_module: ModuleType) -> None:
+    first = arcade_module.Cpu({"percpu": False})
+    second = arcade_module.Cpu({"percpu": False})
     _spin(0.2)
     first_total = _percent_by_cpu(first.collect())["total"]
     # A shared baseline (psutil.cpu_percent's) would leave the second instance an interval of
@@ -66,13 +67,13 @@ def test_each_instance_measures_from_its_own_baseline(plugin_module: ModuleType)
     assert second_total > 0.0
 
 
-def test_percpu_false_reports_only_the_total(plugin_module: ModuleType) -> None:
-    metrics = plugin_module.Cpu({"percpu": False}).collect()
+def test_percpu_false_reports_only_the_total(arcade_module: ModuleType) -> None:
+    metrics = arcade_module.Cpu({"percpu": False}).collect()
     assert [m.labels for m in metrics if m.name == "cpu.percent"] == [{"cpu": "total"}]
 
 
-def test_load_averages_match_the_operating_system(plugin_module: ModuleType) -> None:
-    metrics = {m.name: m.value for m in plugin_module.Cpu({}).collect()}
+def test_load_averages_match_the_operating_system(arcade_module: ModuleType) -> None:
+    metrics = {m.name: m.value for m in arcade_module.Cpu({}).collect()}
     expected = os.getloadavg()
     for name, value in zip(("cpu.load1", "cpu.load5", "cpu.load15"), expected, strict=True):
         assert metrics[name] >= 0.0
@@ -80,14 +81,14 @@ def test_load_averages_match_the_operating_system(plugin_module: ModuleType) -> 
         assert math.isclose(metrics[name], value, abs_tol=1.0)
 
 
-def test_load_average_false_leaves_the_load_metrics_out(plugin_module: ModuleType) -> None:
-    names = {m.name for m in plugin_module.Cpu({"load_average": False}).collect()}
+def test_load_average_false_leaves_the_load_metrics_out(arcade_module: ModuleType) -> None:
+    names = {m.name for m in arcade_module.Cpu({"load_average": False}).collect()}
     assert names == {"cpu.percent"}
 
 
-def test_metrics_of_one_collect_share_one_timestamp(plugin_module: ModuleType) -> None:
+def test_metrics_of_one_collect_share_one_timestamp(arcade_module: ModuleType) -> None:
     before = time.time()
-    metrics = plugin_module.Cpu({}).collect()
+    metrics = arcade_module.Cpu({}).collect()
     assert len({m.timestamp for m in metrics}) == 1
     assert before <= metrics[0].timestamp <= time.time()
 
@@ -111,11 +112,11 @@ def test_manifest_refuses_a_config_of_the_wrong_shape() -> None:
 
 
 def test_built_wheel_declares_entry_point_manifest_and_psutil(
-    builtin_wheels: dict[str, Path],
+    arcade_project: PluginProject,
 ) -> None:
     from arcade_core import inspect_wheel
 
-    info = inspect_wheel(builtin_wheels["arcade-cpu"])
+    info = inspect_wheel(arcade_project.wheel)
     assert (info.name, info.version) == ("arcade-cpu", "1.0.0")
     assert info.entry_point is not None
     assert info.entry_point.value == "arcade_cpu:Cpu"
@@ -123,20 +124,27 @@ def test_built_wheel_declares_entry_point_manifest_and_psutil(
     assert [r.split(">")[0].split("=")[0].strip() for r in info.requires_dist] == ["psutil"]
 
 
-@pytest.mark.parametrize("isolation", ["inline", "process"])
-def test_built_wheel_collects_through_plugin_host(
-    tmp_path: Path, builtin_wheels: dict[str, Path], psutil_wheel: Path, isolation: str
+def test_the_harness_checks_the_wheel_like_publishing_does(
+    arcade_project: PluginProject,
 ) -> None:
-    from arcade_core import PluginHost
+    assert arcade_project.check({"percpu": False}) == {"percpu": False, "load_average": True}
+    assert [w.name.split("-")[0] for w in arcade_project.dependency_wheels] == ["psutil"]
+    with pytest.raises(InvalidConfig, match=r"config\.percpu"):
+        arcade_project.check({"percpu": "yes"})
 
-    with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-cpu"], psutil_wheel])
-        status = host.load("arcade-cpu", config={"percpu": False}, isolation=isolation)
-        assert (status.name, status.version, status.isolation) == ("arcade-cpu", "1.0.0", isolation)
+
+def test_built_wheel_collects_through_plugin_host(
+    arcade_project: PluginProject, arcade_isolation: str
+) -> None:
+    with arcade_project.loaded({"percpu": False}, isolation=arcade_isolation) as plugin:
+        status = plugin.status
+        assert (status.name, status.version, status.isolation) == (
+            "arcade-cpu", "1.0.0", arcade_isolation,
+        )
         assert status.state == "running"
         assert status.config == {"percpu": False, "load_average": True}
         _spin(0.05)
-        [metrics] = host.hook.collect()
+        metrics = plugin.collect()
     assert {m.name for m in metrics} == {"cpu.percent", "cpu.load1", "cpu.load5", "cpu.load15"}
     [total] = [m for m in metrics if m.name == "cpu.percent"]
     assert total.labels == {"cpu": "total"}

@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from arcade_core import InvalidConfig, Manifest, Metric
+from arcade_core.testing import PluginProject
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_memory" / "arcade-plugin.json"
@@ -37,14 +38,14 @@ def _check_sane(metrics: list[Metric]) -> None:
         assert metric.labels == {}
 
 
-def test_collect_reports_memory_and_swap_in_bytes_and_percent(plugin_module: ModuleType) -> None:
-    metrics = plugin_module.Memory({"include_swap": True}).collect()
+def test_collect_reports_memory_and_swap_in_bytes_and_percent(arcade_module: ModuleType) -> None:
+    metrics = arcade_module.Memory({"include_swap": True}).collect()
     assert [m.name for m in metrics] == list(UNITS)
     _check_sane(metrics)
 
 
-def test_readings_follow_psutil(plugin_module: ModuleType) -> None:
-    by_name = {m.name: m.value for m in plugin_module.Memory({}).collect()}
+def test_readings_follow_psutil(arcade_module: ModuleType) -> None:
+    by_name = {m.name: m.value for m in arcade_module.Memory({}).collect()}
     now = psutil.virtual_memory()
     # Memory moves between two reads; a tenth of the total is far more than it moves here.
     slack = now.total / 10
@@ -53,8 +54,8 @@ def test_readings_follow_psutil(plugin_module: ModuleType) -> None:
     assert abs(by_name["memory.percent"] - now.percent) < 10.0
 
 
-def test_include_swap_false_leaves_swap_out(plugin_module: ModuleType) -> None:
-    metrics = plugin_module.Memory({"include_swap": False}).collect()
+def test_include_swap_false_leaves_swap_out(arcade_module: ModuleType) -> None:
+    metrics = arcade_module.Memory({"include_swap": False}).collect()
     assert [m.name for m in metrics] == ["memory.used", "memory.available", "memory.percent"]
     _check_sane(metrics)
 
@@ -70,11 +71,11 @@ def test_manifest_parses_and_its_defaults_validate() -> None:
 
 
 def test_built_wheel_declares_entry_point_manifest_and_psutil(
-    builtin_wheels: dict[str, Path],
+    arcade_project: PluginProject,
 ) -> None:
     from arcade_core import inspect_wheel
 
-    info = inspect_wheel(builtin_wheels["arcade-memory"])
+    info = inspect_wheel(arcade_project.wheel)
     assert (info.name, info.version) == ("arcade-memory", "1.0.0")
     assert info.entry_point is not None
     assert info.entry_point.value == "arcade_memory:Memory"
@@ -84,12 +85,12 @@ def test_built_wheel_declares_entry_point_manifest_and_psutil(
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
 def test_built_wheel_collects_through_plugin_host(
-    tmp_path: Path, builtin_wheels: dict[str, Path], psutil_wheel: Path, isolation: str
+    tmp_path: Path, arcade_project: PluginProject, isolation: str
 ) -> None:
     from arcade_core import PluginHost
 
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-memory"], psutil_wheel])
+        host.install([arcade_project.wheel, *arcade_project.dependency_wheels])
         status = host.load("arcade-memory", config={"include_swap": False}, isolation=isolation)
         assert (status.isolation, status.state) == (isolation, "running")
         [metrics] = host.hook.collect()

@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 
 from arcade_core import Event, InvalidConfig, Manifest
+from arcade_core.testing import PluginProject
 from tests.waiting import until_sync
 
 DIST = Path(__file__).resolve().parent.parent
@@ -22,10 +23,10 @@ def _event() -> Event:
 
 
 def test_notify_prints_the_event_as_one_json_line_on_stdout(
-    plugin_module: ModuleType, capfd: pytest.CaptureFixture[str]
+    arcade_module: ModuleType, capfd: pytest.CaptureFixture[str]
 ) -> None:
     event = _event()
-    plugin_module.NotifyStdout({}).notify(event)
+    arcade_module.NotifyStdout({}).notify(event)
     out, err = capfd.readouterr()
     assert err == ""
     [line] = out.splitlines()
@@ -33,10 +34,10 @@ def test_notify_prints_the_event_as_one_json_line_on_stdout(
 
 
 def test_stderr_stream_and_prefix(
-    plugin_module: ModuleType, capfd: pytest.CaptureFixture[str]
+    arcade_module: ModuleType, capfd: pytest.CaptureFixture[str]
 ) -> None:
     event = _event()
-    plugin_module.NotifyStdout({"stream": "stderr", "prefix": "arcade-event: "}).notify(event)
+    arcade_module.NotifyStdout({"stream": "stderr", "prefix": "arcade-event: "}).notify(event)
     out, err = capfd.readouterr()
     assert out == ""
     assert err.endswith("\n")
@@ -46,27 +47,27 @@ def test_stderr_stream_and_prefix(
 
 
 def test_values_that_are_not_json_stay_on_one_line(
-    plugin_module: ModuleType, capfd: pytest.CaptureFixture[str]
+    arcade_module: ModuleType, capfd: pytest.CaptureFixture[str]
 ) -> None:
     event = Event("plugin.failed", {"error": "line one\nline two", "path": Path("/tmp/x")})
-    plugin_module.NotifyStdout({}).notify(event)
+    arcade_module.NotifyStdout({}).notify(event)
     [line] = capfd.readouterr().out.splitlines()
     assert json.loads(line)["data"] == {"error": "line one\nline two", "path": "/tmp/x"}
 
 
 def test_each_event_is_flushed_as_it_comes(
-    plugin_module: ModuleType, capfd: pytest.CaptureFixture[str]
+    arcade_module: ModuleType, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    plugin = plugin_module.NotifyStdout({})
+    plugin = arcade_module.NotifyStdout({})
     kinds = ["job.finished", "plugin.failed", "plugin.loaded"]
     for kind in kinds:
         plugin.notify(Event(kind))
     assert [json.loads(line)["kind"] for line in capfd.readouterr().out.splitlines()] == kinds
 
 
-def test_unknown_stream_is_refused(plugin_module: ModuleType) -> None:
+def test_unknown_stream_is_refused(arcade_module: ModuleType) -> None:
     with pytest.raises(ValueError, match="stream must be 'stdout' or 'stderr'"):
-        plugin_module.NotifyStdout({"stream": "file"})
+        arcade_module.NotifyStdout({"stream": "file"})
 
 
 def test_manifest_parses_and_its_defaults_validate() -> None:
@@ -78,10 +79,10 @@ def test_manifest_parses_and_its_defaults_validate() -> None:
         manifest.validate_config({"stream": "file"})
 
 
-def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> None:
+def test_built_wheel_has_no_dependencies(arcade_project: PluginProject) -> None:
     from arcade_core import inspect_wheel
 
-    info = inspect_wheel(builtin_wheels["arcade-notify-stdout"])
+    info = inspect_wheel(arcade_project.wheel)
     assert info.entry_point is not None
     assert info.entry_point.value == "arcade_notify_stdout:NotifyStdout"
     assert info.requires_dist == ()
@@ -89,13 +90,13 @@ def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> Non
 
 
 def test_loaded_in_process_prints_notified_events(
-    tmp_path: Path, builtin_wheels: dict[str, Path], capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, arcade_project: PluginProject, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from arcade_core import PluginHost
 
     event = _event()
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-notify-stdout"]])
+        host.install([arcade_project.wheel])
         host.load("arcade-notify-stdout", config={"prefix": "event "}, isolation="inline")
         assert host.hook.notify(event=event) == []  # pluggy leaves out None results
         status = host.status("arcade-notify-stdout")
@@ -106,7 +107,7 @@ def test_loaded_in_process_prints_notified_events(
 
 def test_loaded_in_a_child_process_notify_succeeds_without_touching_our_stdout(
     tmp_path: Path,
-    builtin_wheels: dict[str, Path],
+    arcade_project: PluginProject,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -115,7 +116,7 @@ def test_loaded_in_a_child_process_notify_succeeds_without_touching_our_stdout(
     caplog.set_level(logging.DEBUG)
     event = _event()
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-notify-stdout"]])
+        host.install([arcade_project.wheel])
         status = host.load("arcade-notify-stdout", config={"prefix": "event "}, isolation="process")
         assert status.pid is not None
         outcome = host.call("notify", event=event)

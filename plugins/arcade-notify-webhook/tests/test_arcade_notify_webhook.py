@@ -18,6 +18,7 @@ from types import ModuleType
 import pytest
 
 from arcade_core import Event, InvalidConfig, Manifest, PluginLoadError
+from arcade_core.testing import PluginProject
 from tests.waiting import DEADLINE
 
 DIST = Path(__file__).resolve().parent.parent
@@ -131,9 +132,9 @@ def _config(url: str, **extra: object) -> dict[str, object]:
     return Manifest.from_json(MANIFEST.read_text()).validate_config({"url": url, **extra})
 
 
-def test_notify_posts_the_event_as_json(plugin_module: ModuleType, receiver: Receiver) -> None:
+def test_notify_posts_the_event_as_json(arcade_module: ModuleType, receiver: Receiver) -> None:
     event = _event()
-    plugin_module.NotifyWebhook(_config(receiver.url)).notify(event)
+    arcade_module.NotifyWebhook(_config(receiver.url)).notify(event)
     [request] = receiver.requests
     assert request.method == "POST"
     assert request.path == "/hooks/arcade?token=s3cret"
@@ -144,27 +145,27 @@ def test_notify_posts_the_event_as_json(plugin_module: ModuleType, receiver: Rec
     assert Event.from_dict(request.json()) == event  # type: ignore[arg-type]
 
 
-def test_configured_headers_are_sent(plugin_module: ModuleType, receiver: Receiver) -> None:
+def test_configured_headers_are_sent(arcade_module: ModuleType, receiver: Receiver) -> None:
     config = _config(receiver.url, headers={"Authorization": "Bearer abc", "X-Team": "ci"})
-    plugin_module.NotifyWebhook(config).notify(_event())
+    arcade_module.NotifyWebhook(config).notify(_event())
     [request] = receiver.requests
     assert request.headers["Authorization"] == "Bearer abc"
     assert request.headers["X-Team"] == "ci"
 
 
 def test_credentials_in_the_url_become_basic_auth(
-    plugin_module: ModuleType, receiver: Receiver
+    arcade_module: ModuleType, receiver: Receiver
 ) -> None:
     url = receiver.url.replace("http://", "http://bot:p%40ss@")
-    plugin_module.NotifyWebhook(_config(url)).notify(_event())
+    arcade_module.NotifyWebhook(_config(url)).notify(_event())
     [request] = receiver.requests
     assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"bot:p@ss").decode()
 
 
 def test_an_event_given_as_a_mapping_and_values_that_are_not_json(
-    plugin_module: ModuleType, receiver: Receiver
+    arcade_module: ModuleType, receiver: Receiver
 ) -> None:
-    plugin_module.NotifyWebhook(_config(receiver.url)).notify(
+    arcade_module.NotifyWebhook(_config(receiver.url)).notify(
         {"kind": "plugin.failed", "data": {"path": Path("/tmp/x")}, "timestamp": 1.5}
     )
     [request] = receiver.requests
@@ -173,10 +174,10 @@ def test_an_event_given_as_a_mapping_and_values_that_are_not_json(
 
 
 def test_a_500_is_retried_after_the_backoff_and_then_delivered(
-    plugin_module: ModuleType, receiver: Receiver
+    arcade_module: ModuleType, receiver: Receiver
 ) -> None:
     receiver.replies = [Reply(500, b"database is down")]
-    plugin_module.NotifyWebhook(_config(receiver.url, backoff=0.1)).notify(_event())
+    arcade_module.NotifyWebhook(_config(receiver.url, backoff=0.1)).notify(_event())
     first, second = receiver.requests
     assert first.body == second.body
     assert first.headers["X-Arcade-Delivery"] == second.headers["X-Arcade-Delivery"]
@@ -184,11 +185,11 @@ def test_a_500_is_retried_after_the_backoff_and_then_delivered(
 
 
 def test_gives_up_after_the_retries_with_every_attempt_in_the_error(
-    plugin_module: ModuleType, receiver: Receiver
+    arcade_module: ModuleType, receiver: Receiver
 ) -> None:
     receiver.default = Reply(503, b"overloaded")
-    plugin = plugin_module.NotifyWebhook(_config(receiver.url, retries=2, backoff=0.05))
-    with pytest.raises(plugin_module.DeliveryError) as caught:
+    plugin = arcade_module.NotifyWebhook(_config(receiver.url, retries=2, backoff=0.05))
+    with pytest.raises(arcade_module.DeliveryError) as caught:
         plugin.notify(_event())
     message = str(caught.value)
     assert message.startswith(
@@ -203,30 +204,30 @@ def test_gives_up_after_the_retries_with_every_attempt_in_the_error(
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 422])
-def test_a_4xx_is_not_retried(plugin_module: ModuleType, receiver: Receiver, status: int) -> None:
+def test_a_4xx_is_not_retried(arcade_module: ModuleType, receiver: Receiver, status: int) -> None:
     receiver.default = Reply(status, b'{"error": "unknown channel"}')
-    plugin = plugin_module.NotifyWebhook(_config(receiver.url, retries=3, backoff=0.05))
-    with pytest.raises(plugin_module.DeliveryError, match=rf"not retried: HTTP {status} .*"
+    plugin = arcade_module.NotifyWebhook(_config(receiver.url, retries=3, backoff=0.05))
+    with pytest.raises(arcade_module.DeliveryError, match=rf"not retried: HTTP {status} .*"
                        r"unknown channel.*check the url and headers"):
         plugin.notify(_event())
     assert len(receiver.requests) == 1
 
 
-def test_a_redirect_is_not_followed(plugin_module: ModuleType, receiver: Receiver) -> None:
+def test_a_redirect_is_not_followed(arcade_module: ModuleType, receiver: Receiver) -> None:
     receiver.default = Reply(302, b"", headers={"Location": "https://elsewhere.example/hook"})
-    plugin = plugin_module.NotifyWebhook(_config(receiver.url, retries=2))
-    with pytest.raises(plugin_module.DeliveryError,
+    plugin = arcade_module.NotifyWebhook(_config(receiver.url, retries=2))
+    with pytest.raises(arcade_module.DeliveryError,
                        match=r"HTTP 302 .*redirects to https://elsewhere\.example; set url"):
         plugin.notify(_event())
     assert [r.method for r in receiver.requests] == ["POST"]
 
 
-def test_the_timeout_bounds_each_attempt(plugin_module: ModuleType, receiver: Receiver) -> None:
+def test_the_timeout_bounds_each_attempt(arcade_module: ModuleType, receiver: Receiver) -> None:
     receiver.default = Reply(delay=3600.0)  # never in time (closing the receiver ends it)
-    plugin = plugin_module.NotifyWebhook(_config(receiver.url, timeout=0.3, retries=1,
+    plugin = arcade_module.NotifyWebhook(_config(receiver.url, timeout=0.3, retries=1,
                                                  backoff=0.0))
     started = time.monotonic()
-    with pytest.raises(plugin_module.DeliveryError,
+    with pytest.raises(arcade_module.DeliveryError,
                        match=r"gave up after 2 attempts: 1: no answer within 0\.3 s \(timeout\)"):
         plugin.notify(_event())
     assert time.monotonic() - started >= 0.6  # each attempt waited its 0.3 s
@@ -234,11 +235,11 @@ def test_the_timeout_bounds_each_attempt(plugin_module: ModuleType, receiver: Re
 
 
 def test_refused_connections_are_retried_then_reported(
-    plugin_module: ModuleType, closed_port_url: str
+    arcade_module: ModuleType, closed_port_url: str
 ) -> None:
-    plugin = plugin_module.NotifyWebhook(_config(closed_port_url, retries=2, backoff=0.05))
+    plugin = arcade_module.NotifyWebhook(_config(closed_port_url, retries=2, backoff=0.05))
     started = time.monotonic()
-    with pytest.raises(plugin_module.DeliveryError,
+    with pytest.raises(arcade_module.DeliveryError,
                        match=r"gave up after 3 attempts: 1: connection failed "
                              r"\(ConnectionRefusedError: .*\); 2: .*; 3: "):
         plugin.notify(_event())
@@ -246,10 +247,10 @@ def test_refused_connections_are_retried_then_reported(
 
 
 def test_no_retries_reports_the_single_failure(
-    plugin_module: ModuleType, closed_port_url: str
+    arcade_module: ModuleType, closed_port_url: str
 ) -> None:
-    plugin = plugin_module.NotifyWebhook(_config(closed_port_url, retries=0))
-    with pytest.raises(plugin_module.DeliveryError,
+    plugin = arcade_module.NotifyWebhook(_config(closed_port_url, retries=0))
+    with pytest.raises(arcade_module.DeliveryError,
                        match=r"^webhook POST to http://127\.0\.0\.1:\d+ failed: connection"):
         plugin.notify(_event())
 
@@ -268,10 +269,10 @@ def test_no_retries_reports_the_single_failure(
     ],
 )
 def test_a_bad_config_is_refused_by_the_class(
-    plugin_module: ModuleType, config: dict[str, object], message: str
+    arcade_module: ModuleType, config: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        plugin_module.NotifyWebhook(config)
+        arcade_module.NotifyWebhook(config)
 
 
 def test_manifest_requires_an_http_url_and_fills_in_defaults() -> None:
@@ -292,10 +293,10 @@ def test_manifest_requires_an_http_url_and_fills_in_defaults() -> None:
         manifest.validate_config({"url": "http://h", "headers": {"X-N": 1}})
 
 
-def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> None:
+def test_built_wheel_has_no_dependencies(arcade_project: PluginProject) -> None:
     from arcade_core import inspect_wheel
 
-    info = inspect_wheel(builtin_wheels["arcade-notify-webhook"])
+    info = inspect_wheel(arcade_project.wheel)
     assert (info.name, info.version) == ("arcade-notify-webhook", "1.0.0")
     assert info.entry_point is not None
     assert info.entry_point.value == "arcade_notify_webhook:NotifyWebhook"
@@ -305,13 +306,13 @@ def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> Non
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
 def test_built_wheel_delivers_events_through_plugin_host(
-    tmp_path: Path, builtin_wheels: dict[str, Path], receiver: Receiver, isolation: str
+    tmp_path: Path, arcade_project: PluginProject, receiver: Receiver, isolation: str
 ) -> None:
     from arcade_core import PluginHost
 
     event = _event()
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-notify-webhook"]])
+        host.install([arcade_project.wheel])
         status = host.load("arcade-notify-webhook", config={"url": receiver.url},
                            isolation=isolation)
         assert status.state == "running"
@@ -330,13 +331,13 @@ def test_built_wheel_delivers_events_through_plugin_host(
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
 def test_a_failed_delivery_is_recorded_by_the_host(
-    tmp_path: Path, builtin_wheels: dict[str, Path], receiver: Receiver, isolation: str
+    tmp_path: Path, arcade_project: PluginProject, receiver: Receiver, isolation: str
 ) -> None:
     from arcade_core import PluginHost
 
     receiver.default = Reply(500, b"boom")
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-notify-webhook"]])
+        host.install([arcade_project.wheel])
         host.load("arcade-notify-webhook", isolation=isolation,
                   config={"url": receiver.url, "retries": 1, "backoff": 0.01})
         outcome = host.call("notify", event=_event())
@@ -351,12 +352,12 @@ def test_a_failed_delivery_is_recorded_by_the_host(
 
 
 def test_the_host_refuses_a_config_without_url(
-    tmp_path: Path, builtin_wheels: dict[str, Path]
+    tmp_path: Path, arcade_project: PluginProject
 ) -> None:
     from arcade_core import PluginHost
 
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-notify-webhook"]])
+        host.install([arcade_project.wheel])
         with pytest.raises(InvalidConfig, match="'url' is a required property"):
             host.load("arcade-notify-webhook", config={})
         with pytest.raises((InvalidConfig, PluginLoadError), match="url"):

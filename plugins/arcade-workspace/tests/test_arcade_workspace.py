@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 
 from arcade_core import InvalidConfig, JobContext, JobResult, Manifest
+from arcade_core.testing import PluginProject
 
 DIST = Path(__file__).resolve().parent.parent
 MANIFEST = DIST / "arcade_workspace" / "arcade-plugin.json"
@@ -29,10 +30,10 @@ def _result(status: str = "succeeded", job_id: str = "job-42") -> JobResult:
 
 
 def test_before_creates_an_empty_job_directory_under_the_root(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
     root = tmp_path / "workspaces"
-    returned = plugin_module.Workspace({"root": str(root)}).before(_job())
+    returned = arcade_module.Workspace({"root": str(root)}).before(_job())
     path = root / "job-42"
     assert path.is_dir()
     assert list(path.iterdir()) == []
@@ -44,18 +45,18 @@ def test_before_creates_an_empty_job_directory_under_the_root(
 
 
 def test_before_cleans_what_an_earlier_run_of_the_job_left(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
     stale = tmp_path / "job-42"
     (stale / "build").mkdir(parents=True)
     (stale / "build" / "out.o").write_bytes(b"old")
-    plugin_module.Workspace({"root": str(tmp_path)}).before(_job())
+    arcade_module.Workspace({"root": str(tmp_path)}).before(_job())
     assert stale.is_dir()
     assert list(stale.iterdir()) == []
 
 
 def test_a_stale_symlink_is_replaced_without_touching_its_target(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -63,7 +64,7 @@ def test_a_stale_symlink_is_replaced_without_touching_its_target(
     root = tmp_path / "root"
     root.mkdir()
     (root / "job-42").symlink_to(outside, target_is_directory=True)
-    plugin = plugin_module.Workspace({"root": str(root)})
+    plugin = arcade_module.Workspace({"root": str(root)})
     plugin.before(_job())
     assert not (root / "job-42").is_symlink()
     assert (root / "job-42").is_dir()
@@ -74,9 +75,9 @@ def test_a_stale_symlink_is_replaced_without_touching_its_target(
 
 
 def test_the_commands_run_in_the_workspace_with_its_path_in_the_environment(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
-    returned = plugin_module.Workspace({"root": str(tmp_path)}).before(_job())
+    returned = arcade_module.Workspace({"root": str(tmp_path)}).before(_job())
     script = (
         "import os, pathlib; pathlib.Path('artifact.txt').write_text(os.getcwd()); "
         "print(os.environ['ARCADE_WORKSPACE'])"
@@ -90,9 +91,9 @@ def test_the_commands_run_in_the_workspace_with_its_path_in_the_environment(
 
 
 def test_after_removes_the_workspace_and_everything_in_it(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
-    plugin = plugin_module.Workspace({"root": str(tmp_path)})
+    plugin = arcade_module.Workspace({"root": str(tmp_path)})
     plugin.before(_job())
     path = tmp_path / "job-42"
     (path / "src" / "pkg").mkdir(parents=True)
@@ -104,9 +105,9 @@ def test_after_removes_the_workspace_and_everything_in_it(
 
 
 def test_after_removes_directories_the_job_made_read_only(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
-    plugin = plugin_module.Workspace({"root": str(tmp_path)})
+    plugin = arcade_module.Workspace({"root": str(tmp_path)})
     plugin.before(_job())
     module_cache = tmp_path / "job-42" / "go" / "pkg" / "mod" / "example.com@v1"
     module_cache.mkdir(parents=True)
@@ -119,9 +120,9 @@ def test_after_removes_directories_the_job_made_read_only(
 
 @pytest.mark.parametrize("status", ["succeeded", "failed", "timed_out", "cancelled"])
 def test_keep_leaves_the_workspace_whatever_the_outcome(
-    plugin_module: ModuleType, tmp_path: Path, status: str
+    arcade_module: ModuleType, tmp_path: Path, status: str
 ) -> None:
-    plugin = plugin_module.Workspace({"root": str(tmp_path), "keep": True})
+    plugin = arcade_module.Workspace({"root": str(tmp_path), "keep": True})
     plugin.before(_job())
     assert plugin.after(_job(), _result(status)) == {
         "removed": False, "path": str(tmp_path / "job-42"), "reason": "keep",
@@ -134,9 +135,9 @@ def test_keep_leaves_the_workspace_whatever_the_outcome(
     [("succeeded", False), ("failed", True), ("timed_out", True), ("cancelled", True)],
 )
 def test_keep_on_failure_keeps_only_what_did_not_succeed(
-    plugin_module: ModuleType, tmp_path: Path, status: str, kept: bool
+    arcade_module: ModuleType, tmp_path: Path, status: str, kept: bool
 ) -> None:
-    plugin = plugin_module.Workspace({"root": str(tmp_path), "keep_on_failure": True})
+    plugin = arcade_module.Workspace({"root": str(tmp_path), "keep_on_failure": True})
     plugin.before(_job())
     outcome = plugin.after(_job(), _result(status))
     assert outcome["removed"] is not kept
@@ -146,19 +147,19 @@ def test_keep_on_failure_keeps_only_what_did_not_succeed(
 
 
 def test_after_without_a_workspace_reports_it_missing(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
-    plugin = plugin_module.Workspace({"root": str(tmp_path)})
+    plugin = arcade_module.Workspace({"root": str(tmp_path)})
     assert plugin.after(_job(), _result()) == {
         "removed": False, "path": str(tmp_path / "job-42"), "reason": "missing",
     }
 
 
 def test_before_and_after_entries_are_separate_instances_that_agree_on_the_path(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
-    before_entry = plugin_module.Workspace({"root": str(tmp_path)})
-    after_entry = plugin_module.Workspace({"root": str(tmp_path), "keep_on_failure": True})
+    before_entry = arcade_module.Workspace({"root": str(tmp_path)})
+    after_entry = arcade_module.Workspace({"root": str(tmp_path), "keep_on_failure": True})
     workdir = Path(before_entry.before(_job("a"))["workdir"])
     before_entry.before(_job("b"))
     assert after_entry.after(_job("a"), _result("succeeded", "a"))["removed"] is True
@@ -172,34 +173,34 @@ def test_before_and_after_entries_are_separate_instances_that_agree_on_the_path(
      ""],
 )
 def test_a_job_id_that_would_escape_the_root_is_refused(
-    plugin_module: ModuleType, tmp_path: Path, job_id: str
+    arcade_module: ModuleType, tmp_path: Path, job_id: str
 ) -> None:
     root = tmp_path / "root"
-    plugin = plugin_module.Workspace({"root": str(root)})
-    with pytest.raises(plugin_module.WorkspaceError, match=r"escape the workspace root|is empty"):
+    plugin = arcade_module.Workspace({"root": str(root)})
+    with pytest.raises(arcade_module.WorkspaceError, match=r"escape the workspace root|is empty"):
         plugin.before(_job(job_id))
-    with pytest.raises(plugin_module.WorkspaceError, match=r"escape the workspace root|is empty"):
+    with pytest.raises(arcade_module.WorkspaceError, match=r"escape the workspace root|is empty"):
         plugin.after(_job(job_id), _result(job_id=job_id))
     assert not root.exists()  # refused before anything was created
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_an_overlong_job_id_is_refused(plugin_module: ModuleType, tmp_path: Path) -> None:
-    with pytest.raises(plugin_module.WorkspaceError, match="longer than 200 bytes"):
-        plugin_module.Workspace({"root": str(tmp_path)}).before(_job("x" * 201))
+def test_an_overlong_job_id_is_refused(arcade_module: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(arcade_module.WorkspaceError, match="longer than 200 bytes"):
+        arcade_module.Workspace({"root": str(tmp_path)}).before(_job("x" * 201))
 
 
-def test_ordinary_job_ids_are_accepted(plugin_module: ModuleType, tmp_path: Path) -> None:
-    plugin = plugin_module.Workspace({"root": str(tmp_path)})
+def test_ordinary_job_ids_are_accepted(arcade_module: ModuleType, tmp_path: Path) -> None:
+    plugin = arcade_module.Workspace({"root": str(tmp_path)})
     for job_id in ["7", "3f2c9a1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", "..hidden", "build #12 (ü)"]:
         assert Path(plugin.before(_job(job_id))["workdir"]).parent == tmp_path
 
 
 def test_the_default_root_is_private_in_the_temp_dir(
-    plugin_module: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    arcade_module: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    plugin = plugin_module.Workspace({})
+    plugin = arcade_module.Workspace({})
     workdir = Path(plugin.before(_job())["workdir"])
     root = tmp_path / "arcade-workspaces"
     assert workdir == root / "job-42"
@@ -210,48 +211,48 @@ def test_the_default_root_is_private_in_the_temp_dir(
 
 
 def test_a_default_root_that_is_a_symlink_is_refused(
-    plugin_module: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    arcade_module: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     planted = tmp_path / "planted"
     planted.mkdir()
     (tmp_path / "arcade-workspaces").symlink_to(planted, target_is_directory=True)
-    with pytest.raises(plugin_module.WorkspaceError, match="not a plain directory"):
-        plugin_module.Workspace({}).before(_job())
+    with pytest.raises(arcade_module.WorkspaceError, match="not a plain directory"):
+        arcade_module.Workspace({}).before(_job())
     assert list(planted.iterdir()) == []
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                     reason="making a directory owned by another user needs root")
 def test_a_default_root_owned_by_another_user_is_refused(
-    plugin_module: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    arcade_module: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     root = tmp_path / "arcade-workspaces"
     root.mkdir(mode=0o700)
     os.chown(root, 65534, 65534)
-    with pytest.raises(plugin_module.WorkspaceError, match="belongs to uid 65534"):
-        plugin_module.Workspace({}).before(_job())
+    with pytest.raises(arcade_module.WorkspaceError, match="belongs to uid 65534"):
+        arcade_module.Workspace({}).before(_job())
     assert list(root.iterdir()) == []
 
 
 def test_a_configured_root_is_created_with_its_parents(
-    plugin_module: ModuleType, tmp_path: Path
+    arcade_module: ModuleType, tmp_path: Path
 ) -> None:
     root = tmp_path / "a" / "b" / "workspaces"
-    assert Path(plugin_module.Workspace({"root": str(root)}).before(_job())["workdir"]).is_dir()
+    assert Path(arcade_module.Workspace({"root": str(root)}).before(_job())["workdir"]).is_dir()
 
 
-def test_a_relative_root_is_refused(plugin_module: ModuleType) -> None:
+def test_a_relative_root_is_refused(arcade_module: ModuleType) -> None:
     with pytest.raises(ValueError, match="root must be an absolute path, not 'ws'"):
-        plugin_module.Workspace({"root": "ws"})
+        arcade_module.Workspace({"root": "ws"})
 
 
-def test_an_unusable_root_is_a_clear_error(plugin_module: ModuleType, tmp_path: Path) -> None:
+def test_an_unusable_root_is_a_clear_error(arcade_module: ModuleType, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(plugin_module.WorkspaceError, match=r"cannot create the workspace root"):
-        plugin_module.Workspace({"root": str(blocker / "root")}).before(_job())
+    with pytest.raises(arcade_module.WorkspaceError, match=r"cannot create the workspace root"):
+        arcade_module.Workspace({"root": str(blocker / "root")}).before(_job())
 
 
 def test_manifest_parses_and_its_defaults_validate() -> None:
@@ -265,10 +266,10 @@ def test_manifest_parses_and_its_defaults_validate() -> None:
         manifest.validate_config({"root": ""})
 
 
-def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> None:
+def test_built_wheel_has_no_dependencies(arcade_project: PluginProject) -> None:
     from arcade_core import inspect_wheel
 
-    info = inspect_wheel(builtin_wheels["arcade-workspace"])
+    info = inspect_wheel(arcade_project.wheel)
     assert (info.name, info.version) == ("arcade-workspace", "1.0.0")
     assert info.entry_point is not None
     assert info.entry_point.value == "arcade_workspace:Workspace"
@@ -278,14 +279,14 @@ def test_built_wheel_has_no_dependencies(builtin_wheels: dict[str, Path]) -> Non
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
 def test_built_wheel_runs_both_stages_through_plugin_host(
-    tmp_path: Path, builtin_wheels: dict[str, Path], isolation: str
+    tmp_path: Path, arcade_project: PluginProject, isolation: str
 ) -> None:
     from arcade_core import PluginHost
 
     root = tmp_path / "workspaces"
     job = _job()
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-workspace"]])
+        host.install([arcade_project.wheel])
         # One instance per job entry, as the agent does: a before entry and an after entry.
         host.load("arcade-workspace", config={"root": str(root)}, isolation=isolation,
                   key="job-42/before/0")
@@ -309,13 +310,13 @@ def test_built_wheel_runs_both_stages_through_plugin_host(
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
 def test_built_wheel_refuses_a_traversing_job_id_through_plugin_host(
-    tmp_path: Path, builtin_wheels: dict[str, Path], isolation: str
+    tmp_path: Path, arcade_project: PluginProject, isolation: str
 ) -> None:
     from arcade_core import PluginHost
 
     root = tmp_path / "workspaces"
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-workspace"]])
+        host.install([arcade_project.wheel])
         host.load("arcade-workspace", config={"root": str(root)}, isolation=isolation)
         outcome = host.call("before", keys=["arcade-workspace"], job=_job("../../etc"))
         assert "would escape the workspace root" in outcome.errors["arcade-workspace"]
@@ -324,12 +325,12 @@ def test_built_wheel_refuses_a_traversing_job_id_through_plugin_host(
 
 
 def test_keep_on_failure_through_plugin_host(
-    tmp_path: Path, builtin_wheels: dict[str, Path]
+    tmp_path: Path, arcade_project: PluginProject
 ) -> None:
     from arcade_core import PluginHost
 
     with PluginHost(tmp_path / "home") as host:
-        host.install([builtin_wheels["arcade-workspace"]])
+        host.install([arcade_project.wheel])
         status = host.load("arcade-workspace",
                            config={"root": str(tmp_path / "ws"), "keep_on_failure": True})
         assert status.config == {"root": str(tmp_path / "ws"), "keep": False,

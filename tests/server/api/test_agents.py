@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -285,3 +286,133 @@ def test_unknown_agent_endpoints_are_404_and_bad_queries_422(api: httpx.Client) 
     assert api.get("/agents", params={"status": "sleeping"}).status_code == 422
     assert api.get("/agents", params={"label": "novalue"}).status_code == 422
     assert api.get("/agents/ghost/metrics", params={"limit": 0}).status_code == 422
+
+
+async def _desired_at(agent: ProtocolAgent, revision: int) -> Any:
+    """The first desired state the agent is sent at ``revision`` or later (pushes to an agent
+    that is behind may skip revisions)."""
+    while True:
+        desired = await agent.desired()
+        if desired.revision >= revision:
+            return desired
+
+
+async def test_an_upgrade_keeps_config_and_isolation_and_answers_the_new_entry(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    name = unique()
+    publish(api, plugin_wheel(tmp_path / "1", name, "1.0.0"))
+    publish(api, plugin_wheel(tmp_path / "2", name, "2.0.0"))
+    agent = await _connected(server)
+    try:
+        url = f"/agents/{agent.agent_id}/plugins"
+        first = await asyncio.to_thread(api.post, url, json={
+            "plugin": f"{name}@1.0.0", "config": {"threshold": 7}, "isolation": "process"})
+        assert first.status_code == 202, first.text
+        assert first.json()["previous_version"] is None and first.json()["timed_out"] is False
+        agent.report(1, status(name, "1.0.0", "running"))
+        upgraded = await asyncio.to_thread(api.post, url, json={"plugin": f"{name}@2.0.0"})
+        body = upgraded.json()
+        assert upgraded.status_code == 202, upgraded.text
+        assert body["previous_version"] == "1.0.0"
+        assert body["desired"] == {"version": "2.0.0", "config": {"threshold": 7, "label": "x"},
+                                   "isolation": "process", "revision": 2,
+                                   "updated_at": body["desired"]["updated_at"]}
+        # The answer is the new desired entry; what the agent runs so far is labelled as such.
+        await until(lambda: api.get(url).json()[0]["actual"] is not None, blocking=True,
+                    what="the 1.0.0 report stored")
+        after = await asyncio.to_thread(api.post, url, json={"plugin": f"{name}@2.0.0"})
+        assert after.json()["state"]["version"] == "1.0.0"
+        assert after.json()["desired"]["version"] == "2.0.0"
+        sent = await _desired_at(agent, 3)
+        assert (sent.revision, json.loads(sent.plugins[0].config_json)) == (
+            3, {"threshold": 7, "label": "x"})
+        reset = await asyncio.to_thread(api.post, url, json={
+            "plugin": f"{name}@2.0.0", "reset_config": True})
+        assert reset.json()["config"] == {"threshold": 10, "label": "x"}
+        assert reset.json()["isolation"] == "process"
+        both = await asyncio.to_thread(api.post, url, json={
+            "plugin": name, "reset_config": True, "config": {}})
+        assert both.status_code == 422 and "not both" in both.json()["error"]
+        # The selector form keeps each agent's own too.
+        fleet = await asyncio.to_thread(api.post, "/assignments", json={
+            "selector": {}, "plugin": f"{name}@1.0.0"})
+        assert fleet.json()["revisions"][agent.agent_id] == 5
+        listed = api.get(url).json()[0]["desired"]
+        assert (listed["version"], listed["config"]["threshold"], listed["isolation"]) == (
+            "1.0.0", 10, "process")
+    finally:
+        await agent.close()
+
+
+async def test_uninstall_and_config_wait_for_the_agent_or_answer_202_timed_out(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    name = unique()
+    publish(api, plugin_wheel(tmp_path, name, "1.0.0"))
+    agent = await _connected(server)
+    try:
+        base = f"/agents/{agent.agent_id}/plugins"
+        await asyncio.to_thread(api.post, base, json={"plugin": name})
+        agent.report((await _desired_at(agent, 1)).revision, status(name, "1.0.0", "running"))
+
+        # Config: done when the agent reports the plugin final at the new revision.
+        async def apply_config() -> None:
+            desired = await _desired_at(agent, 2)
+            agent.report(desired.revision, status(name, "1.0.0", "running"))
+
+        reporter = asyncio.create_task(apply_config())
+        changed = await asyncio.to_thread(
+            api.put, f"{base}/{name}/config", json={"threshold": 3},
+            params={"wait": server.settings.max_wait}, timeout=DEADLINE)
+        await reporter
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["timed_out"] is False
+        assert changed.json()["state"]["revision"] == changed.json()["revision"] == 2
+        assert changed.json()["desired"]["config"] == {"threshold": 3, "label": "x"}
+        # Nobody applies the next one: 202, timed_out, the state so far (revision 2).
+        started = time.monotonic()
+        slow = await asyncio.to_thread(api.put, f"{base}/{name}/config",
+                                       json={"threshold": 4}, params={"wait": 0.5})
+        assert time.monotonic() - started > 0.4
+        assert slow.status_code == 202, slow.text
+        assert slow.json()["timed_out"] is True
+        assert (slow.json()["revision"], slow.json()["state"]["revision"]) == (3, 2)
+
+        # Uninstall: done when the agent applied the revision and reports it removed.
+        async def remove() -> None:
+            desired = await _desired_at(agent, 4)
+            assert list(desired.plugins) == []
+            agent.report(desired.revision, status(name, "1.0.0", "removed"))
+
+        reporter = asyncio.create_task(remove())
+        removed = await asyncio.to_thread(
+            api.delete, f"{base}/{name}", params={"wait": server.settings.max_wait},
+            timeout=DEADLINE)
+        await reporter
+        assert removed.status_code == 200, removed.text
+        assert removed.json() | {"connected": True} == {
+            "agent": agent.agent_id, "plugin": name, "removed": True, "revision": 4,
+            "desired": None, "connected": True, "state": None, "timed_out": False}
+        # Installed again, removed again, and nobody reports: 202 with the last report.
+        await asyncio.to_thread(api.post, base, json={"plugin": name})
+        agent.report((await _desired_at(agent, 5)).revision, status(name, "1.0.0", "running"))
+        await until(lambda: (api.get(base).json()[0]["actual"] or {}).get("revision") == 5,
+                    blocking=True, what="the report of revision 5 stored")
+        pending = await asyncio.to_thread(api.delete, f"{base}/{name}", params={"wait": 0.3})
+        assert pending.status_code == 202
+        assert pending.json()["timed_out"] is True
+        assert pending.json()["state"]["state"] == "running"
+        # The selector form: 202 timed_out naming the agents still pending, then 200.
+        await asyncio.to_thread(api.post, base, json={"plugin": name})
+        waited = await asyncio.to_thread(api.post, "/assignments/remove", json={
+            "selector": {}, "plugin": name}, params={"wait": 0.3})
+        assert waited.status_code == 202
+        assert (waited.json()["timed_out"], waited.json()["pending"]) == (True, [agent.agent_id])
+        agent.report((await _desired_at(agent, 8)).revision, status(name, "1.0.0", "removed"))
+        await until(lambda: api.get(base).json() == [], blocking=True, what="removal stored")
+        none_left = await asyncio.to_thread(api.post, "/assignments/remove", json={
+            "selector": {}, "plugin": name}, params={"wait": 0.3})
+        assert none_left.json()["matched"] == 0 and none_left.json()["timed_out"] is False
+    finally:
+        await agent.close()

@@ -71,7 +71,10 @@ NOT_JSON = {("get", "/api/v1/tls/ca.pem"): "application/x-pem-file"}
 TWO_SUCCESSES = {
     ("post", "/api/v1/plugins"): {"200", "201"},
     ("post", "/api/v1/agents/{agent_id}/plugins"): {"200", "202"},
+    ("delete", "/api/v1/agents/{agent_id}/plugins/{name}"): {"200", "202"},
+    ("put", "/api/v1/agents/{agent_id}/plugins/{name}/config"): {"200", "202"},
     ("post", "/api/v1/assignments"): {"200", "202"},
+    ("post", "/api/v1/assignments/remove"): {"200", "202"},
     ("post", "/api/v1/jobs/{job_id}/cancel"): {"200", "202"},
 }
 
@@ -194,6 +197,10 @@ def test_real_errors_are_the_error_schema(
     document: dict[str, Any], server: ServerThread, api: httpx.Client, tmp_path: Path
 ) -> None:
     _check_error(document, api.get("/agents/nobody"), 404)
+    # A fix that is another call: the message names the route, hints add the CLI form.
+    nobody = api.get("/agents/nobody").json()
+    assert nobody["error"].endswith("list agents with GET /api/v1/agents")
+    assert nobody["hints"] == [{"rest": "GET /api/v1/agents", "cli": "arcade agents"}]
     _check_error(document, api.get("/plugins/nothing-here/versions/1.0"), 404)
     _check_error(document, api.get("/no/such/route"), 404)
     missing = api.get("/no/such/route")

@@ -40,7 +40,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 def _error(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error", "detail"}, body
+    assert set(body) in ({"error", "detail"}, {"error", "detail", "hints"}), body
+    for hint in body.get("hints", []):  # each hint's REST form is named by the message
+        assert hint["rest"] in body["error"] and hint["cli"].startswith(("arcade ", "--"))
     message: str = body["error"]
     return message
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -133,3 +134,104 @@ def test_install_outcomes_need_a_final_state_for_the_version_at_the_revision(
                   [status_reports.ReportedPlugin(name, "2.0.0", "running")], complete=True)
     outcome = database.call(plugin_states.install_outcomes, result.revisions, name, "2.0.0")
     assert outcome["a1"] is not None and outcome["a1"]["state"] == "running"
+
+
+def _manifest(*, maximum: int | None = None, default_label: str = "x",
+              secret: bool = False) -> dict[str, Any]:
+    """A manifest like the helpers' one, with another ``threshold`` maximum, ``label``
+    default, or a secret ``token`` field."""
+    properties: dict[str, Any] = {
+        "threshold": {"type": "integer", "minimum": 0, "default": 10,
+                      **({"maximum": maximum} if maximum is not None else {})},
+        "label": {"type": "string", "default": default_label},
+    }
+    if secret:
+        properties["token"] = {"type": "string", "writeOnly": True}
+    return {"description": "a test plugin", "type": "collector", "interval": 5,
+            "config_schema": {"type": "object", "properties": properties,
+                              "additionalProperties": False}}
+
+
+def _desired(db: Database, agent_id: str) -> tuple[str, dict[str, Any], str]:
+    [plugin] = db.call(desired.desired_state, agent_id).plugins
+    return plugin.version, dict(plugin.config), plugin.isolation
+
+
+def test_an_upgrade_keeps_the_config_and_isolation_the_operator_set(
+    database: Database, tmp_path: Path
+) -> None:
+    name = unique()
+    _publish(database, plugin_wheel(tmp_path / "1", name, "1.0.0"))
+    _publish(database, plugin_wheel(tmp_path / "2", name, "2.0.0",
+                                    manifest=_manifest(default_label="y")))
+    _register(database, "a1")
+    database.call(assignments.assign, "a1", f"{name}@1.0.0", config={"threshold": 3},
+                  isolation="process")
+    upgraded = database.call(assignments.assign, "a1", f"{name}@2.0.0")
+    # The threshold the operator set and the isolation stay; the label was 1.0.0's default,
+    # so it takes 2.0.0's.
+    assert _desired(database, "a1") == ("2.0.0", {"threshold": 3, "label": "y"}, "process")
+    assert upgraded.body["previous_version"] == "1.0.0"
+    assert upgraded.body["desired"]["config"] == {"threshold": 3, "label": "y"}
+    assert upgraded.body["desired"]["isolation"] == "process"
+    assert upgraded.body["desired"]["revision"] == upgraded.body["revision"] == 2
+    # New values replace what is kept; an isolation given replaces the kept one.
+    database.call(assignments.assign, "a1", f"{name}@1.0.0", config={"label": "z"},
+                  isolation="inline")
+    assert _desired(database, "a1") == ("1.0.0", {"threshold": 10, "label": "z"}, "inline")
+    database.call(assignments.assign, "a1", f"{name}@2.0.0", isolation="process")
+    assert _desired(database, "a1") == ("2.0.0", {"threshold": 10, "label": "z"}, "process")
+    # reset_config: the new version's defaults (the isolation is still kept).
+    reset = database.call(assignments.assign, "a1", f"{name}@2.0.0", reset_config=True)
+    assert _desired(database, "a1") == ("2.0.0", {"threshold": 10, "label": "y"}, "process")
+    assert reset.body["previous_version"] == "2.0.0"
+    with pytest.raises(Invalid, match="not both"):
+        database.call(assignments.assign, "a1", name, config={}, reset_config=True)
+
+
+def test_a_kept_config_the_new_version_refuses_is_422_naming_the_fix(
+    database: Database, tmp_path: Path
+) -> None:
+    name = unique()
+    _publish(database, plugin_wheel(tmp_path / "1", name, "1.0.0"))
+    _publish(database, plugin_wheel(tmp_path / "2", name, "2.0.0",
+                                    manifest=_manifest(maximum=20)))
+    _register(database, "a1")
+    database.call(assignments.assign, "a1", f"{name}@1.0.0", config={"threshold": 50})
+    with pytest.raises(Invalid) as refused:
+        database.call(assignments.assign, "a1", f"{name}@2.0.0")
+    message = refused.value.message
+    assert f"the config kept from agent a1 ({name}@1.0.0) does not fit {name}@2.0.0" in message
+    assert "config.threshold: 50 is greater than the maximum of 20" in message
+    assert {(h.rest, h.cli) for h in refused.value.hints} == {
+        ('"config"', "--config JSON"), ('"reset_config": true', "--reset-config")}
+    assert all(h.rest in message for h in refused.value.hints)
+    # Nothing changed; either fix works.
+    assert _desired(database, "a1")[0] == "1.0.0"
+    assert database.call(desired.desired_state, "a1").revision == 1
+    database.call(assignments.assign, "a1", f"{name}@2.0.0", reset_config=True)
+    assert _desired(database, "a1")[1] == {"threshold": 10, "label": "x"}
+
+
+def test_an_upgrade_keeps_the_secrets_and_a_selector_keeps_each_agents_own(
+    database: Database, tmp_path: Path
+) -> None:
+    name = unique()
+    _publish(database, plugin_wheel(tmp_path / "1", name, "1.0.0",
+                                    manifest=_manifest(secret=True)))
+    _publish(database, plugin_wheel(tmp_path / "2", name, "2.0.0",
+                                    manifest=_manifest(secret=True)))
+    _register(database, "w1", role=name)
+    _register(database, "w2", role=name)
+    _register(database, "w3", role=name)
+    database.call(assignments.assign, "w1", f"{name}@1.0.0",
+                  config={"token": "s3cret-one", "threshold": 1}, isolation="process")
+    database.call(assignments.assign, "w2", f"{name}@1.0.0", config={"token": "s3cret-two"})
+    result = database.call(assignments.assign_selector, {"role": name}, f"{name}@2.0.0")
+    assert result.body["revisions"] == {"w1": 2, "w2": 2, "w3": 1}
+    assert _desired(database, "w1") == (
+        "2.0.0", {"token": "s3cret-one", "threshold": 1, "label": "x"}, "process")
+    assert _desired(database, "w2") == (
+        "2.0.0", {"token": "s3cret-two", "threshold": 10, "label": "x"}, "inline")
+    assert _desired(database, "w3") == ("2.0.0", {"threshold": 10, "label": "x"}, "inline")
+    assert "s3cret" not in str(result.body)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from arcade_server.wheelhouse import (
+from arcade_core.wheelhouse import (
     WheelhouseError,
     dependency_wheels,
     download_wheels,
@@ -46,7 +46,7 @@ def test_cached_wheels_are_reused_without_running_pip(
     def no_pip(*args: object, **kwargs: object) -> None:
         raise AssertionError("pip was run although the wheel is in the wheelhouse")
 
-    monkeypatch.setattr("arcade_server.wheelhouse.subprocess.run", no_pip)
+    monkeypatch.setattr("arcade_core.wheelhouse.subprocess.run", no_pip)
     assert download_wheels(["six>=1"], house) == [house / six.name]
 
 
