@@ -33,8 +33,6 @@ from ._exceptions import (
     PluginNotFound,
     ProtocolError,
 )
-from ._markers import PROJECT_NAME, hookimpl, hookspec
-from ._types import Event, JobContext, JobResult, Metric
 from ._version import __version__
 from .lazy import lazy_attributes
 from .states import AgentPresence, Isolation, JobStatus, PluginState, RecordStatus, Stage
@@ -45,13 +43,24 @@ if TYPE_CHECKING:
     from ._inspection import inspect_wheel
     from ._logs import LogLine
     from ._manifest import Manifest
+    from ._markers import PROJECT_NAME, hookimpl, hookspec
     from ._spec import PluginSpec, normalize_name, parse_spec
     from ._status import HookOutcome, PluginStatus
+    from ._types import Event, JobContext, JobResult, Metric
     from ._wheel import EntryPoint, WheelInfo, WheelLimits
 
 
 # name -> private module that defines it; imported on first attribute access.
+# hookimpl and the value types too: they import pluggy (~15 ms), which `arcade status`
+# (arcade_core.commands, a submodule) never needs; a plugin pays for it on first use.
 _LAZY = {
+    "PROJECT_NAME": "_markers",
+    "hookimpl": "_markers",
+    "hookspec": "_markers",
+    "Event": "_types",
+    "JobContext": "_types",
+    "JobResult": "_types",
+    "Metric": "_types",
     "HookOutcome": "_status",
     "PluginHost": "_host",
     "PluginStatus": "_status",

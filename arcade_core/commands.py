@@ -51,7 +51,7 @@ DESCRIPTION = "Arcade: plugins for agent fleets. Run the server, publish plugins
 #: One-line help of the built-in commands, in the order ``arcade --help`` lists them.
 SUMMARIES: dict[str, str] = {
     "server": "Run the Arcade server: REST API and gRPC for agents.",
-    "publish": "Publish a plugin wheel (and the wheels of its dependencies).",
+    "publish": "Publish a plugin wheel (and the wheels of its dependencies), or the built-ins.",
     "plugins": "List published plugins, or show one with its versions.",
     "enable": "Allow new assignments of a plugin.",
     "disable": "Refuse new assignments of a plugin (agents already running it keep it).",

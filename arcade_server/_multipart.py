@@ -3,7 +3,7 @@ uploads never read a wheel whole into memory, and report progress as they go."""
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -16,7 +16,7 @@ class MultipartWheels:
     """A streaming ``multipart/form-data`` body of wheel files (field ``wheels``)."""
 
     def __init__(self, paths: Sequence[Path], progress: Callable[[int], None] | None) -> None:
-        self.boundary = uuid.uuid4().hex
+        self.boundary = os.urandom(16).hex()  # not uuid: it imports platform
         self.paths = [Path(p) for p in paths]
         self.progress = progress
         self._heads = [

@@ -8,6 +8,12 @@ build through ``build``'s :class:`~build.ProjectBuilder` — without an isolated
 environment, so offline, using the build backend installed beside Arcade (``flit_core``,
 from the ``server`` extra).
 
+An installed arcade-fleet has no ``plugins/``: its build (``setup.py``) built them into wheels
+shipped in ``arcade_server/builtin_wheels/`` (:data:`SHIPPED_WHEELS_DIR`).
+:func:`builtin_wheels` takes the sources of a checkout when there are some, else those
+wheels, so ``arcade publish --builtin`` works both ways (and needs neither ``build`` nor
+``flit_core`` when installed).
+
 Backends known to have no global side effects (``flit_core``) are run in this interpreter
 instead of a fresh one per hook: that saves two interpreter starts per wheel. Any other
 backend runs through ``build``'s ordinary subprocess hook runner.
@@ -39,15 +45,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_PLUGINS_DIR",
+    "SHIPPED_WHEELS_DIR",
     "PluginBuildError",
     "build_builtin_wheels",
     "build_plugin_wheel",
     "builtin_dependency_wheels",
     "builtin_plugin_sources",
+    "builtin_wheels",
+    "checkout_plugins_dir",
+    "shipped_builtin_wheels",
 ]
 
 BUILTIN_PLUGINS_DIR: Final[Path] = Path(__file__).resolve().parent.parent / "plugins"
 """``plugins/`` of the source checkout this package runs from (it exists only there)."""
+
+SHIPPED_WHEELS_DIR: Final[Path] = Path(__file__).resolve().parent / "builtin_wheels"
+"""The built-in plugins' wheels inside an installed distribution (built by ``setup.py``)."""
 
 # Requirements that the host provides to every plugin; never fetched as dependency wheels.
 
@@ -96,6 +109,50 @@ def builtin_plugin_sources(plugins_dir: Path | None = None) -> dict[str, Path]:
     if not sources:
         raise PluginBuildError(f"no plugin source trees (*/pyproject.toml) under {root}")
     return sources
+
+
+def checkout_plugins_dir() -> Path | None:
+    """:data:`BUILTIN_PLUGINS_DIR` when Arcade runs from a source checkout (it has the
+    plugins' sources beside its ``pyproject.toml``), else ``None``."""
+    root = BUILTIN_PLUGINS_DIR
+    if root.is_dir() and (root.parent / "pyproject.toml").is_file():
+        return root
+    return None
+
+
+def shipped_builtin_wheels(wheels_dir: Path | None = None) -> dict[str, Path]:
+    """Map each built-in plugin's normalized name to the wheel shipped in the distribution
+    (``wheels_dir``, default :data:`SHIPPED_WHEELS_DIR`); empty when none is there."""
+    from packaging.utils import parse_wheel_filename
+
+    root = SHIPPED_WHEELS_DIR if wheels_dir is None else wheels_dir
+    found: dict[str, Path] = {}
+    for wheel in sorted(root.glob("*.whl")) if root.is_dir() else ():
+        found[str(parse_wheel_filename(wheel.name)[0])] = wheel
+    return found
+
+
+def builtin_wheels(out_dir: Path, names: Sequence[str] = ()) -> dict[str, Path]:
+    """The wheels of the built-in plugins named (all when ``names`` is empty): built into
+    ``out_dir`` from a checkout's ``plugins/``, else the ones shipped in the distribution.
+    Raises :class:`PluginBuildError` for an unknown name (saying which exist) or when
+    neither sources nor shipped wheels are there."""
+    checkout = checkout_plugins_dir()
+    available = (builtin_plugin_sources(checkout) if checkout is not None
+                 else shipped_builtin_wheels())
+    if not available:
+        raise PluginBuildError(
+            f"this arcade-fleet has no built-in plugins: neither a checkout's plugins/ nor "
+            f"wheels in {SHIPPED_WHEELS_DIR} (reinstall arcade-fleet from its wheel)")
+    wanted: list[str] = [str(canonicalize_name(n)) for n in names] or sorted(available)
+    unknown = [n for n in wanted if n not in available]
+    if unknown:
+        raise PluginBuildError(
+            f"no built-in plugin named {', '.join(unknown)}; the built-ins are "
+            f"{', '.join(sorted(available))}")
+    if checkout is None:
+        return {name: available[name] for name in wanted}
+    return {name: build_plugin_wheel(available[name], out_dir) for name in wanted}
 
 
 def build_plugin_wheel(source_dir: Path, out_dir: Path) -> Path:

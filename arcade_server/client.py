@@ -1,4 +1,4 @@
-"""A small typed client for Arcade's REST API (httpx), used by the ``arcade`` CLI.
+"""A small typed client for Arcade's REST API, used by the ``arcade`` CLI.
 
 Every error becomes an :class:`ApiError` whose message is the server's one-line ``error``
 (what to fix), :class:`ApiUnauthorized` when the server refuses the credentials (a 401: the
@@ -6,78 +6,43 @@ message says how to log in), or :class:`ApiUnreachable` when nothing answers at 
 Calls carry ``Authorization: Bearer <token>`` when a token is given; an HTTPS server is
 trusted through ``ca_file`` (the server's ``ca.pem``) or the system's CAs. Uploads stream
 from disk as multipart, with a progress callback, never reading a wheel whole into memory.
+
+The transport is :mod:`arcade_server._http` (the standard library's :mod:`socket`, and
+:mod:`ssl` for HTTPS only), not httpx: ``arcade status`` imports little more than argparse, so
+it answers within 200 ms. :meth:`ArcadeClient._request` takes httpx's keyword arguments
+(``params``, ``json``, ``content``, ``headers``, ``timeout``: seconds or a :class:`Timeout`) and
+returns a :class:`Response` with httpx's ``status_code``, ``content``, ``text`` and ``json()``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
+from ._api_errors import (
+    DEFAULT_API,
+    LOGIN_HINT,
+    ApiError,
+    ApiUnauthorized,
+    ApiUnreachable,
+    default_api_url,
+)
 from ._client_views import FleetViews
-from ._multipart import MultipartWheels
+from ._http import Connection, Response, Timeout, TransportError, query_string
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["DEFAULT_API", "LOGIN_HINT", "ApiError", "ApiUnauthorized", "ApiUnreachable",
-           "ArcadeClient", "default_api_url"]
-
-DEFAULT_API = "http://127.0.0.1:8080"
-_CHUNK = 256 * 1024
-#: How to give the CLI a token (the end of a 401's message).
-LOGIN_HINT = ("log in with `arcade login` (or pass --token / set ARCADE_TOKEN; the first admin "
-              "token is in the server's <home>/admin-token)")
-
-
-def default_api_url() -> str:
-    """``$ARCADE_API``, else ``http://127.0.0.1:8080``."""
-    return os.environ.get("ARCADE_API") or DEFAULT_API
+           "ArcadeClient", "Response", "Timeout", "default_api_url"]
 
 
 def _query(**params: Any) -> dict[str, Any]:
     """Query parameters without the ones left unset (``None``)."""
     return {key: value for key, value in params.items() if value is not None}
-
-
-class ApiError(Exception):
-    """The API answered with an error status; ``message`` is its ``error`` text, ``hints``
-    its ``hints`` (``[{"rest": ..., "cli": ...}]``: the calls the message names, as ``arcade``
-    commands)."""
-
-    def __init__(self, status: int, message: str, detail: Any = None,
-                 hints: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail
-        self.hints = [{"rest": str(h["rest"]), "cli": str(h["cli"])} for h in hints
-                      if isinstance(h, dict) and h.get("rest") and h.get("cli")
-                      ] if isinstance(hints, list) else []
-
-    @property
-    def cli_message(self) -> str:
-        """The message for a command-line user: each hint's REST form (a route, a request
-        field) replaced by its ``arcade`` command or flag in backquotes."""
-        message = self.message
-        for hint in sorted(self.hints, key=lambda h: len(h["rest"]), reverse=True):
-            message = message.replace(hint["rest"], f"`{hint['cli']}`")
-        return message
-
-
-class ApiUnreachable(ApiError):
-    """Nothing answered at the API URL (server down, wrong --api, network)."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(0, f"cannot reach the Arcade API at {url}: {reason}")
-        self.url = url
-
-
-class ApiUnauthorized(ApiError):
-    """The server refused the credentials (none, unknown, expired or revoked): 401."""
 
 
 class ArcadeClient(FleetViews):
@@ -88,16 +53,22 @@ class ArcadeClient(FleetViews):
         """``token``: sent as ``Authorization: Bearer``; ``ca_file``: the CA certificate(s)
         an HTTPS server's certificate must chain to (default: the system's)."""
         self.api_url = (api_url or default_api_url()).rstrip("/")
-        verify: ssl.SSLContext | bool = True
+        context: ssl.SSLContext | None = None
         if ca_file is not None:
+            import ssl
+
             try:
-                verify = ssl.create_default_context(cafile=os.fspath(ca_file))
+                context = ssl.create_default_context(cafile=os.fspath(ca_file))
             except (OSError, ssl.SSLError) as exc:
                 raise ApiError(0, f"cannot use the CA file {os.fspath(ca_file)!r}: "
                                f"{getattr(exc, 'strerror', None) or exc}") from None
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.api_url + "/api/v1", timeout=timeout,
-                                  headers=headers, verify=verify)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = Timeout(timeout)
+        try:
+            self._http = Connection(self.api_url + "/api/v1", ssl_context=context)
+        except ValueError:
+            raise ApiError(0, f"the API URL {self.api_url!r} is not an http:// or https:// "
+                           f"URL: give one such as {DEFAULT_API}") from None
 
     def __enter__(self) -> ArcadeClient:
         return self
@@ -110,29 +81,56 @@ class ArcadeClient(FleetViews):
 
     # ---------------------------------------------------------------- plumbing
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        json: Any = None,
+        content: bytes | str | Iterable[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | Timeout | None = None,
+    ) -> Response:
+        """Send one request below ``/api/v1``; an error status raises :class:`ApiError`."""
+        sent = {**self._headers, **(headers or {})}
+        body: bytes | Iterable[bytes] | None
+        if json is not None:
+            import json as jsonlib
+
+            body = jsonlib.dumps(json).encode()
+            sent.setdefault("Content-Type", "application/json")
+        elif isinstance(content, str):
+            body = content.encode()
+        else:
+            body = content
+        if timeout is None:
+            limit = self._timeout
+        else:
+            limit = timeout if isinstance(timeout, Timeout) else Timeout(timeout)
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ApiUnreachable(self.api_url, str(exc) or type(exc).__name__) from None
+            response = self._http.request(method, path + query_string(params), headers=sent,
+                                          body=body, timeout=limit)
+        except TransportError as exc:
+            raise ApiUnreachable(self.api_url, str(exc)) from None
         if response.status_code >= 400:
             try:
-                body = response.json()
+                answer = response.json()
             except ValueError:
-                body = None
+                answer = None
             if response.status_code == 401:
-                reason = body.get("error") if isinstance(body, dict) else None
+                reason = answer.get("error") if isinstance(answer, dict) else None
                 reason = str(reason or "the server needs an API token").split(": send ")[0]
                 raise ApiUnauthorized(401, f"{self.api_url} refused the request ({reason}): "
                                       + LOGIN_HINT)
-            if isinstance(body, dict) and "error" in body:
-                raise ApiError(response.status_code, str(body["error"]), body.get("detail"),
-                               body.get("hints"))
-            if isinstance(body, dict) and "detail" in body:
-                raise ApiError(response.status_code, str(body["detail"]), body.get("detail"))
+            if isinstance(answer, dict) and "error" in answer:
+                raise ApiError(response.status_code, str(answer["error"]), answer.get("detail"),
+                               answer.get("hints"))
+            if isinstance(answer, dict) and "detail" in answer:
+                raise ApiError(response.status_code, str(answer["detail"]), answer.get("detail"))
             raise ApiError(
                 response.status_code,
-                f"HTTP {response.status_code} from {response.request.url}: "
+                f"HTTP {response.status_code} from {response.url}: "
                 f"{response.text[:200] or response.reason_phrase}",
             )
         return response
@@ -155,6 +153,8 @@ class ArcadeClient(FleetViews):
         validate_only: bool = False,
     ) -> tuple[int, dict[str, Any]]:
         """Upload the plugin wheel and its dependency wheels; return (status, version)."""
+        from ._multipart import MultipartWheels
+
         paths = [Path(w) for w in wheels]
         for path in paths:
             if not path.is_file():
@@ -165,13 +165,15 @@ class ArcadeClient(FleetViews):
             "/plugins/validate" if validate_only else "/plugins",
             content=iter(body),
             headers={"Content-Type": body.content_type, "Content-Length": str(body.length)},
-            timeout=httpx.Timeout(30.0, read=600.0, write=600.0),
+            timeout=Timeout(30.0, read=600.0, write=600.0),
         )
         result: dict[str, Any] = response.json()
         return response.status_code, result
 
     def upload_size(self, wheels: Sequence[str | os.PathLike[str]]) -> int:
         """The number of bytes :meth:`publish` will send for ``wheels``."""
+        from ._multipart import MultipartWheels
+
         return MultipartWheels([Path(w) for w in wheels], None).length
 
     def plugins(self, *, type: str | None = None, enabled: bool | None = None,
@@ -227,10 +229,10 @@ class ArcadeClient(FleetViews):
 
     # ---------------------------------------------------------------- desired state
 
-    def _wait_params(self, wait: float | None) -> tuple[dict[str, Any], httpx.Timeout | None]:
+    def _wait_params(self, wait: float | None) -> tuple[dict[str, Any], Timeout | None]:
         if not wait:
             return {}, None
-        return {"wait": wait}, httpx.Timeout(30.0, read=wait + 30.0)
+        return {"wait": wait}, Timeout(30.0, read=wait + 30.0)
 
     def install(
         self,
@@ -382,8 +384,7 @@ class ArcadeClient(FleetViews):
         """Replace the config of ``name`` on ``agent_id`` (``wait``: until the agent reports
         it applied, else ``timed_out``)."""
         path = f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config"
-        return self._waiting("PUT", path, wait, content=json.dumps(dict(config)),
-                             headers={"Content-Type": "application/json"})
+        return self._waiting("PUT", path, wait, json=dict(config))
 
     def _waiting(self, method: str, path: str, wait: float | None, **kwargs: Any
                  ) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -40,6 +39,7 @@ from arcade_core.commands import parser as make_parser
 from arcade_core.commands import require
 from arcade_core.states import PluginState
 
+from ._quickstart_screen import Screen, Steps, say_up
 from .cli._output import Table, styled
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["QUICKSTART_PLUGINS", "QuickstartError", "default_home", "main", "run_quickstart"]
 
 # The server extra and the agent's (its child process): said before anything starts.
-require("fastapi", "uvicorn", "sqlalchemy", "httpx", "build", "grpc", "google.protobuf")
+require("fastapi", "uvicorn", "sqlalchemy", "build", "grpc", "google.protobuf")
 
 log = logging.getLogger("arcade.quickstart")
 
@@ -116,12 +116,12 @@ def run_quickstart(
     ``http_port``/``grpc_port`` ``None`` try 8080/9090 and fall back to any free port when
     those are taken; 0 means any free port. Raises :class:`QuickstartError`.
     """
-    screen = _Screen(sys.stdout if out is None else out)
+    screen = Screen(sys.stdout if out is None else out)
     asyncio.run(_main(home or default_home(), seconds, http_port, grpc_port, interval, screen))
 
 
 async def _main(home: Path, seconds: float | None, http_port: int | None,
-                grpc_port: int | None, interval: float, screen: _Screen) -> None:
+                grpc_port: int | None, interval: float, screen: Screen) -> None:
     from .builtin import PluginBuildError, build_builtin_wheels, builtin_dependency_wheels
     from .client import ApiError, ArcadeClient
     from .wheelhouse import WheelhouseError
@@ -131,7 +131,7 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    step = _Steps(screen)
+    step = Steps(screen)
     bold = screen.bold
 
     with step("Starting the Arcade server (SQLite + local blob store)"):
@@ -189,6 +189,7 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
                             raise QuickstartError(f"{spec} failed on the agent: "
                                                   f"{outcome.get('error')}")
                         screen.say(f"  {spec}: {state} (HTTP {status})")
+                say_up(screen, AGENT_ID, server, token_file)
                 screen.say(
                     f"\n{bold('Live metrics')} from GET {server.http_url}/api/v1/agents/"
                     f"{AGENT_ID}/metrics (every {interval:g}s; "
@@ -300,7 +301,7 @@ def _start_server(home: Path, http_port: int | None, grpc_port: int | None) -> A
         return attempt(http_port or 0, grpc_port or 0)
 
 
-async def _show_metrics(client: ArcadeClient, screen: _Screen, interval: float,
+async def _show_metrics(client: ArcadeClient, screen: Screen, interval: float,
                         seconds: float | None, stop: asyncio.Event) -> None:
     deadline = time.monotonic() + seconds if seconds else None
     while not stop.is_set():
@@ -340,50 +341,3 @@ def _value(value: float, unit: str) -> str:
                 return f"{value:,.1f} {suffix}"
             value /= 1024
     return f"{value:,.2f}"
-
-
-class _Screen:
-    """Where the quick start writes: lines, and a table redrawn in place on a terminal
-    (printed anew per refresh otherwise, so a log keeps every one)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.terminal = out.isatty()
-        self._drawn = 0  # lines of the last table drawn in place
-
-    def bold(self, text: str) -> str:
-        return styled(text, "bold", self.out)
-
-    def say(self, text: str) -> None:
-        self._drawn = 0
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def redraw(self, text: str) -> None:
-        if self.terminal and self._drawn:
-            self.out.write(f"\x1b[{self._drawn}F\x1b[J")  # back to the table's first line
-        self.out.write(text)
-        self.out.flush()
-        self._drawn = text.count("\n")
-
-
-class _Steps:
-    """Prints one line per step, and how long it took or why it failed."""
-
-    def __init__(self, screen: _Screen) -> None:
-        self.screen = screen
-        self.n = 0
-
-    @contextlib.contextmanager
-    def __call__(self, text: str) -> Iterator[None]:
-        self.n += 1
-        started = time.perf_counter()
-        out = self.screen.out
-        self.screen.say(f"{styled(f'{self.n}.', 'bold cyan', out)} {text} ...")
-        try:
-            yield
-        except Exception as exc:
-            self.screen.say(f"   {styled('failed:', 'red', out)} {exc}")
-            raise
-        self.screen.say(f"   {styled('done', 'green', out)} in "
-                        f"{time.perf_counter() - started:.2f}s")

@@ -7,7 +7,8 @@ the outer pip installs into it with ``--python``) filled offline from a cached w
 
 * base (``arcade-fleet``): embeds a ``PluginHost``, installs a real plugin wheel, collects;
 * ``[agent]``: ``arcade agent --help``;
-* ``[cli]``: ``arcade status --help``, and a request that fails cleanly;
+* ``[cli]`` (which adds nothing now: the operator commands' client is the standard
+  library's): ``arcade status --help``, and a request that fails cleanly, in every profile;
 
 and in none of them is FastAPI or SQLAlchemy installed or imported; a command whose extra is
 missing says which one in one line and exits 2.
@@ -65,16 +66,17 @@ def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
     base = tmp_path_factory.mktemp("profiles")
     source = base / "src"  # a copy: building in the checkout would leave build/ behind
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in"):
         shutil.copy2(REPO / name, source / name)
-    for package in ("arcade_core", "arcade_agent", "arcade_server"):
+    # plugins/: setup.py builds the built-in plugins into wheels shipped in the distribution
+    for package in ("arcade_core", "arcade_agent", "arcade_server", "plugins"):
         shutil.copytree(REPO / package, source / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     offline = ["--no-index", "--find-links", str(wheelhouse)]
     try:  # offline first: after the first run everything is there
         _pip("wheel", "--no-deps", *offline, "-w", str(base / "dist"), str(source))
     except AssertionError:
-        _pip("download", "-d", str(wheelhouse), "setuptools>=77")
+        _pip("download", "-d", str(wheelhouse), "setuptools>=77", "flit_core>=3.12,<5")
         _pip("wheel", "--no-deps", *offline, "-w", str(base / "dist"), str(source))
     (wheel,) = (base / "dist").glob("arcade_fleet-*.whl")
     wanted = f"{wheel}[agent,cli]"
@@ -135,11 +137,13 @@ def test_base_install_embeds_a_plugin_host(tmp_path: Path,
     code, loaded, installed, _, err = _probe(venv, "server")
     assert (code, err.strip().splitlines()) == (2, [err.strip()])  # one line, no traceback
     assert err.startswith(_needs("server", "server"))
-    code, _, _, _, err = _probe(venv, "status", "--agent", "x")
-    assert code == 2 and err.startswith(_needs("cli", "status"))
+    # The operator commands need nothing beyond the base: their client is the stdlib's.
+    code, loaded_cli, _, _, err = _probe(venv, "status", "--agent", "x", "--api",
+                                         "http://127.0.0.1:9")
+    assert code == 1 and err.startswith("error: cannot reach the Arcade API"), err
     code, _, _, _, err = _probe(venv, "agent")
     assert code == 2 and err.startswith(_needs("agent", "agent"))
-    assert installed == [] and loaded == []
+    assert installed == [] and loaded == [] and loaded_cli == []
 
 
 def test_agent_install_runs_arcade_agent(tmp_path: Path,
@@ -151,8 +155,10 @@ def test_agent_install_runs_arcade_agent(tmp_path: Path,
     code, loaded, installed, out, _ = _probe(venv, "agent", "--help")
     assert code == 0 and "--server HOST:PORT" in out
     assert loaded == ["arcade_agent"] and installed == []
-    code, _, _, _, err = _probe(venv, "status", "--agent", "x")
-    assert code == 2 and err.startswith(_needs("cli", "status"))
+    code, loaded, _, _, err = _probe(venv, "status", "--agent", "x", "--api",
+                                     "http://127.0.0.1:9")
+    assert code == 1 and err.startswith("error: cannot reach the Arcade API"), err
+    assert loaded == []
 
 
 def test_cli_install_runs_the_operator_commands(tmp_path: Path,
@@ -163,11 +169,51 @@ def test_cli_install_runs_the_operator_commands(tmp_path: Path,
     assert proc.returncode == 0 and "usage: arcade status" in proc.stdout, proc.stderr
     code, loaded, installed, _, _ = _probe(venv, "status", "--help")
     assert code == 0 and loaded == [] and installed == []
-    # A real request (nothing listens there): httpx is installed, the error is one line.
+    # A real request (nothing listens there): the stdlib client, the error is one line.
     code, loaded, _, _, err = _probe(venv, "status", "--agent", "x", "--api",
                                      "http://127.0.0.1:9")
     assert code == 1 and err.startswith("error: cannot reach the Arcade API"), err
-    assert loaded == ["httpx"]
+    assert loaded == []
     code, _, _, _, err = _probe(venv, "server")
     assert (code, len(err.strip().splitlines())) == (2, 1)
     assert err.startswith(_needs("server", "server"))
+
+
+def test_publish_builtin_from_an_installed_distribution(
+    tmp_path: Path, project_wheel: tuple[Path, Path], dependency_wheelhouse: Path
+) -> None:
+    """``arcade publish --builtin`` from a ``[cli]`` install, far from any checkout: the
+    built-ins ship inside the wheel, and end up published (with psutil) on a real server."""
+    from arcade_server.builtin import builtin_dependency_wheels, shipped_builtin_wheels
+    from arcade_server.client import ArcadeClient
+    from tests.server.conftest import start_server
+
+    venv = _venv(tmp_path, *project_wheel, "cli")
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    shipped = shipped_builtin_wheels(site / "arcade_server" / "builtin_wheels")
+    assert {"arcade-cpu", "arcade-memory", "arcade-workspace"} <= set(shipped)
+    assert not (site / "plugins").exists()
+    # psutil into the wheelhouse with this interpreter's pip (the venv has none)
+    builtin_dependency_wheels(list(shipped.values()), dependency_wheelhouse)
+    server = start_server(tmp_path / "server")
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ARCADE_API")}
+        env.update(ARCADE_TOKEN=server.admin_token, ARCADE_WHEELHOUSE=str(dependency_wheelhouse),
+                   XDG_CONFIG_HOME=str(tmp_path / "config"))
+        argv = [str(venv / "bin" / "arcade"), "publish", "--builtin", "--api", server.http_url]
+        first = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                               env=env, check=False)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "published: arcade-workspace@1.0.0" in first.stdout
+        assert "published: arcade-cpu@1.0.0  2 wheel(s)" in first.stdout  # with psutil
+        again = subprocess.run([*argv, "arcade-cpu"], capture_output=True, text=True,
+                               timeout=300, cwd=tmp_path, env=env, check=False)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert again.stdout.startswith("already published (identical): arcade-cpu@1.0.0")
+        with ArcadeClient(server.http_url, token=server.admin_token) as api:
+            published = {p["name"] for p in api.plugins()}
+            cpu = api.version("arcade-cpu", "1.0.0")
+        assert set(shipped) <= published
+        assert {w["filename"].split("-")[0] for w in cpu["wheels"]} == {"arcade_cpu", "psutil"}
+    finally:
+        server.stop()

@@ -23,6 +23,7 @@ from ..settings import Settings
 from ..state import ServerState
 from .audit import AuditMiddleware
 from .auth import document_auth, install_auth, needs
+from .docs import install_docs
 from .errors import install_error_handlers
 from .openapi import install_openapi
 from .routers import access, agents, fleet, identity, jobs, plugins
@@ -57,8 +58,11 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
         description="Plugin registry, per-agent desired state, metrics and jobs for Arcade "
         "agents.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from local assets: offline too
+        redoc_url=None,
     )
     app.state.arcade = state
+    install_docs(app, "Arcade")
     install_error_handlers(app)
     app.include_router(plugins.router, prefix=API_PREFIX)
     app.include_router(agents.router, prefix=API_PREFIX)

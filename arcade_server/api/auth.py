@@ -61,8 +61,8 @@ TOUCH_INTERVAL = 60.0
 #: Where a check leaves the verified caller in the request's scope (the audit log reads it).
 PRINCIPAL_KEY = "arcade.principal"
 
-#: The only routes anyone may call, as (method, path). FastAPI's own ``/docs`` and
-#: ``/openapi.json`` (not API routes) are public too.
+#: The only routes anyone may call, as (method, path). ``/openapi.json``, the ``/docs`` page
+#: and its assets under ``/docs/assets/`` (:mod:`.docs`; not API routes) are public too.
 PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/healthz"),
     ("GET", "/readyz"),

@@ -9,8 +9,9 @@ commands in :mod:`._agents`, the job commands in :mod:`._jobs`; tables and JSON 
 error is one clear line on stderr and a non-zero exit (1: the request failed, 2: bad usage),
 never a traceback.
 
-Importing them is cheap: argparse and the stdlib only. The REST client (httpx) is imported
-when a command sends its request; the server (FastAPI, SQLAlchemy, grpc) and the agent never.
+Importing them is cheap: argparse and the stdlib only. The REST client
+(:mod:`arcade_server.client`, over :mod:`socket`) is imported when a command sends its
+request; the server (FastAPI, SQLAlchemy, grpc), httpx and the agent never.
 This package imports nothing itself, so a command loads only its own module.
 """
 

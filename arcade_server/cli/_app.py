@@ -8,7 +8,7 @@ The ``arcade.commands`` entry points name these
 objects; calling one with ``(argv, prog=...)`` parses, runs and returns the exit status.
 Every failure is one ``error:`` line on stderr (1: the request failed, 2: bad usage).
 
-:mod:`httpx` is installed with the ``cli`` extra but imported only when a command sends a
+The REST client (:mod:`arcade_server.client`) is imported only when a command sends a
 request (:func:`client`): ``arcade status --help`` does not pay for it.
 """
 
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from arcade_core.commands import parser as make_parser
-from arcade_core.commands import require
 
 from ._output import CommandError, fail, styled
 
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["Command", "client", "connection_options", "json_option", "parse_json_object",
            "parse_selector"]
 
-require("httpx")  # the cli extra: a missing one is reported by `arcade` before anything runs
 
 API_HELP = ("REST API URL [env ARCADE_API, then the credentials file; default "
             "http://127.0.0.1:8080]")

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from ._output import fail
 
 __all__ = ["Credentials", "credentials_path", "load_file", "resolve", "save"]
 
-DEFAULT_API = "http://127.0.0.1:8080"  # the client's default, without importing httpx
+DEFAULT_API = "http://127.0.0.1:8080"  # the client's default, without importing it
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,8 @@ def load_file(path: Path | None = None) -> Credentials:
         return Credentials()
     except OSError as exc:
         fail(f"cannot read the credentials file {path}: {exc.strerror or exc}")
+    import tomllib  # only when there is a file to read
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -41,8 +41,12 @@ class _Progress:
 
 
 def _publish_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("wheels", nargs="+", type=Path, metavar="WHEELS",
-                   help="the plugin wheel and its dependency wheels")
+    p.add_argument("wheels", nargs="*", type=Path, metavar="WHEELS",
+                   help="the plugin wheel and its dependency wheels (with --builtin: names "
+                   "of built-in plugins, default all)")
+    p.add_argument("--builtin", action="store_true",
+                   help="publish Arcade's built-in plugins (arcade-cpu, arcade-memory, "
+                   "arcade-workspace, ...) with their dependency wheels")
     p.add_argument("--validate", action="store_true", help="dry run: check only")
     p.add_argument("--fetch-deps", action="store_true",
                    help="also publish the wheels of the plugin's dependencies, fetched with "
@@ -51,8 +55,15 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
                    "[env ARCADE_WHEELHOUSE; default ~/.cache/arcade/wheelhouse]")
 
 
-def _publish(args: argparse.Namespace) -> None:
+def _publish(args: argparse.Namespace) -> int | None:
+    if args.builtin:
+        from ._builtin import publish_builtin
+
+        return publish_builtin(args)
     wheels: list[Path] = args.wheels
+    if not wheels:
+        fail("give the plugin wheel (and its dependency wheels), or --builtin to publish "
+             "the built-in plugins", 2)
     for path in wheels:
         if not path.is_file():
             fail(f"{path} is not a file", 2)
@@ -79,23 +90,24 @@ def _publish(args: argparse.Namespace) -> None:
             status, body = api.publish(wheels, validate_only=args.validate)
     if args.as_json:
         print_json(body)
-        return
+        return None
     if args.validate:
         record = body.get("would_record", {})
         print(f"valid: {record.get('name')}@{record.get('version')} "
               f"({len(record.get('wheels', []))} wheel(s))")
         if body.get("existing"):
             print(f"note: {body['existing']}")
-        return
+        return None
     verb = "published" if status == 201 else "already published (identical)"
     print(f"{verb}: {body['name']}@{body['version']}  sha256 {body['sha256'][:12]}…  "
           f"{len(body['wheels'])} wheel(s), {size(sum(w['size'] for w in body['wheels']))}")
     if body.get("ignored"):
         print(f"not needed, not stored: {', '.join(body['ignored'])}")
+    return None
 
 
-publish = Command("publish", "Publish a plugin wheel (and the wheels of its dependencies).",
-                  _publish_args, _publish)
+publish = Command("publish", "Publish a plugin wheel (and the wheels of its dependencies), or "
+                  "the built-ins.", _publish_args, _publish)
 
 
 def _plugins_args(p: argparse.ArgumentParser) -> None:

@@ -30,6 +30,14 @@ def test_quickstart_prints_live_cpu_and_memory_metrics(
     assert Path(token.group(2)).read_text().strip() == token.group(1)
     assert "export ARCADE_TOKEN=$(cat " in output and "export ARCADE_API=http://" in output
     assert "arcade-cpu@1.0.0: running" in output and "arcade-memory@1.0.0: running" in output
+    # Once up: the URLs, and the next commands to type.
+    up = output[output.index("Arcade is up."):output.index("Live metrics")]
+    assert re.search(r"REST API http://127\.0\.0\.1:\d+/api/v1, API docs "
+                     r"http://127\.0\.0\.1:\d+/docs, agents connect to 127\.0\.0\.1:\d+", up), up
+    for command in ("status --agent quickstart", "metrics --agent quickstart",
+                    "run --agent quickstart --plugin arcade-workspace@1.0.0:before", "plugins"):
+        assert re.search(rf"\n  \S*arcade {re.escape(command)}", up), (command, up)
+    assert "export ARCADE_API=http://" in up
     # Live metrics read back from the REST API, with real values.
     cpu = re.findall(r"cpu\.percent\s+│\s+cpu=total\s+│\s+([\d.,]+)", output)
     memory = re.findall(r"memory\.percent\s+│\s+│\s+([\d.,]+)", output)
@@ -38,3 +46,4 @@ def test_quickstart_prints_live_cpu_and_memory_metrics(
     assert 0 < float(memory[-1]) < 100
     assert len(re.findall(r"agent quickstart — ", output)) >= 2   # refreshed, not printed once
     assert "Stopping the server" in output and "Traceback" not in output
+

@@ -35,8 +35,6 @@ TABLE: dict[tuple[str, str], Role | None] = {
     ("HEAD", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("HEAD", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
-    ("HEAD", "/redoc"): PUBLIC,
     ("GET", "/api/v1/health"): V,
     ("GET", "/api/v1/whoami"): V,
     ("POST", "/api/v1/plugins"): P,
