@@ -56,19 +56,25 @@ SUMMARIES: dict[str, str] = {
     "enable": "Allow new assignments of a plugin.",
     "disable": "Refuse new assignments of a plugin (agents already running it keep it).",
     "agents": "List agents with their status (online/offline) and revisions.",
-    "status": "Show an agent's plugins: desired and actual side by side.",
+    "status": "Show what runs where: the fleet, or one agent's plugins with their errors.",
     "install": "Install a plugin version on one agent or on every agent matching a selector.",
     "uninstall": "Remove a plugin from an agent's desired state (or from every matching "
                  "agent).",
     "config": "Replace the config of a plugin assigned to an agent (validated against its "
               "schema).",
-    "metrics": "Show an agent's latest stored metrics.",
+    "metrics": "Show an agent's stored metrics in their units (--latest: current values).",
+    "logs": "Show the last lines a plugin logged on an agent; --follow for new ones.",
+    "versions": "List a plugin's published versions, or delete one.",
     "run": "Run commands on an agent as a job, with plugins around them; follow it live.",
     "jobs": "List jobs, newest first.",
     "job": "Show one job: status, timing, plugin records and the end of its output.",
     "agent": "Run an Arcade agent: connect to the server, apply its desired state.",
     "quickstart": "Run everything locally: server, built-in plugins, an agent, live metrics.",
     "plugin": "Start a new plugin project: arcade plugin new NAME.",
+    "login": "Check an API token against the server and save it for the other commands.",
+    "tokens": "Create, list and revoke API tokens (admin).",
+    "enroll": "Create, list and delete agent enrollment tokens (admin).",
+    "audit": "Show the audit log, newest first (admin).",
 }
 
 
