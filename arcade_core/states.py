@@ -31,7 +31,10 @@ class PluginState(StrEnum):
     ``RESTARTING`` is a process plugin whose child the supervisor is bringing back;
     ``DEGRADED`` is a loaded plugin whose hook calls failed several times in a row (the
     agent's ``degraded_after``, 3 by default): it is still called, and shows ``running``
-    again as soon as a call succeeds.
+    again as soon as a call succeeds. ``UNTRUSTED`` is a loaded plugin whose version is no
+    longer signed by a key the agent trusts (its trust config changed since it was installed):
+    it keeps running until replaced. ``DRIFTED`` is a plugin whose installed files no longer
+    match the hashes of their wheel's RECORD.
     """
 
     PENDING = "pending"
@@ -43,6 +46,8 @@ class PluginState(StrEnum):
     STOPPED = "stopped"
     REMOVED = "removed"
     DEGRADED = "degraded"
+    UNTRUSTED = "untrusted"
+    DRIFTED = "drifted"
 
 
 #: States after which an install attempt is over (a ``?wait=`` can return): the plugin was

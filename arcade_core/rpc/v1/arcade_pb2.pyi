@@ -19,6 +19,8 @@ class PluginState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PLUGIN_STATE_STOPPED: _ClassVar[PluginState]
     PLUGIN_STATE_REMOVED: _ClassVar[PluginState]
     PLUGIN_STATE_DEGRADED: _ClassVar[PluginState]
+    PLUGIN_STATE_UNTRUSTED: _ClassVar[PluginState]
+    PLUGIN_STATE_DRIFTED: _ClassVar[PluginState]
 
 class Isolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -63,6 +65,8 @@ PLUGIN_STATE_FAILED: PluginState
 PLUGIN_STATE_STOPPED: PluginState
 PLUGIN_STATE_REMOVED: PluginState
 PLUGIN_STATE_DEGRADED: PluginState
+PLUGIN_STATE_UNTRUSTED: PluginState
+PLUGIN_STATE_DRIFTED: PluginState
 ISOLATION_UNSPECIFIED: Isolation
 ISOLATION_INLINE: Isolation
 ISOLATION_PROCESS: Isolation
@@ -337,20 +341,30 @@ class WheelRef(_message.Message):
     def __init__(self, filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class DesiredPlugin(_message.Message):
-    __slots__ = ("name", "version", "isolation", "config_json", "wheels", "interval")
+    __slots__ = ("name", "version", "isolation", "config_json", "wheels", "interval", "signatures")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     WHEELS_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     isolation: Isolation
     config_json: str
     wheels: _containers.RepeatedCompositeFieldContainer[WheelRef]
     interval: float
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., config_json: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ..., interval: _Optional[float] = ...) -> None: ...
+    signatures: _containers.RepeatedCompositeFieldContainer[PluginSignature]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., config_json: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ..., interval: _Optional[float] = ..., signatures: _Optional[_Iterable[_Union[PluginSignature, _Mapping]]] = ...) -> None: ...
+
+class PluginSignature(_message.Message):
+    __slots__ = ("key_id", "signature")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    signature: bytes
+    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class DesiredState(_message.Message):
     __slots__ = ("revision", "plugins")

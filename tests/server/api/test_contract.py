@@ -163,7 +163,7 @@ def test_enums_and_settings_limits_are_stated(tmp_path: Path) -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["PluginState"]["enum"] == [
         "pending", "downloading", "installing", "running", "restarting", "failed", "stopped",
-        "removed", "degraded"]
+        "removed", "degraded", "untrusted", "drifted"]
     assert schemas["JobSummary"]["properties"]["status"] == {
         "$ref": "#/components/schemas/JobStatus"}
     assert schemas["InstallResult"]["properties"]["isolation"] == {
