@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -39,8 +40,9 @@ from ..services import agents, desired, job_runs, metrics, status_reports
 from ..services.desired import DesiredState
 from ..services.enrollment import Identity
 from ..state import ServerState
-from ..storage import BlobNotFound
+from ..storage import BlobNotFound, BlobStore
 from . import enrollment_calls
+from .chunks import encode_chunk, read_chunk
 from .convert import (
     agent_info_from_pb,
     cancel_to_pb,
@@ -319,42 +321,29 @@ class AgentService(pb_grpc.AgentServiceServicer):
             )
         chunk_size = state.settings.chunk_size
         if whole is not None:
-            if offset == 0 and size <= chunk_size:   # the common case: one chunk, no copy
-                yield pb.WheelChunk(data=whole, offset=0, total_size=size)
-                return
             view = memoryview(whole)
             while True:
-                yield pb.WheelChunk(data=bytes(view[offset:offset + chunk_size]), offset=offset,
-                                    total_size=size)
+                yield encode_chunk(view[offset:offset + chunk_size], offset, size)
                 offset += chunk_size
                 if offset >= size:
                     return
-        store = state.store
-
-        def read_at(position: int) -> bytes:
-            # Open per chunk: no file handle is held across a yield, so a client that goes
-            # away mid-stream (the handler is cancelled and never resumed) leaks nothing.
-            with store.open(sha256) as handle:
-                handle.seek(position)
-                return handle.read(chunk_size)
-
         if offset == size:
-            yield pb.WheelChunk(data=b"", offset=offset, total_size=size)
+            yield encode_chunk(b"", offset, size)
             return
-        # Read ahead: the next chunk is read from disk while this one is sent.
-        pending: asyncio.Future[bytes] | None = asyncio.ensure_future(
-            asyncio.to_thread(read_at, offset)
-        )
+        read = functools.partial(_read_chunk, state.store, sha256, chunk_size, size)
+        # Read ahead: the next chunk is read (and encoded) while this one is sent.
+        pending: asyncio.Future[tuple[bytes, int]] | None = asyncio.ensure_future(
+            asyncio.to_thread(read, offset))
         try:
             while pending is not None:
-                data = await pending
+                message, length = await pending
                 pending = None
-                if not data:
+                if not length:   # the file shrank under us (a broken store): stop short
                     break
-                next_offset = offset + len(data)
+                next_offset = offset + length
                 if next_offset < size:
-                    pending = asyncio.ensure_future(asyncio.to_thread(read_at, next_offset))
-                yield pb.WheelChunk(data=data, offset=offset, total_size=size)
+                    pending = asyncio.ensure_future(asyncio.to_thread(read, next_offset))
+                yield message
                 offset = next_offset
         except BlobNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"wheel {sha256} was deleted")
@@ -373,3 +362,21 @@ class AgentService(pb_grpc.AgentServiceServicer):
         """A new certificate for the calling agent (authenticated by its current one)."""
         peer, _identity = await self._authenticate(context)
         return await enrollment_calls.renew(self.state, peer, request, context)
+
+
+def _read_chunk(store: BlobStore, sha256: str, chunk_size: int, size: int,
+                position: int) -> tuple[bytes, int]:
+    """The encoded chunk of a stored blob at ``position`` and the number of blob bytes in
+    it (a worker thread). The file is
+    opened per chunk: no handle is held across a yield, so a client that goes away
+    mid-stream (the handler is cancelled and never resumed) leaks nothing."""
+    path = store.path(sha256)
+    try:
+        if path is not None:
+            return read_chunk(path, position, chunk_size, size)
+        with store.open(sha256) as handle:
+            handle.seek(position)
+            data = handle.read(chunk_size)
+        return encode_chunk(data, position, size), len(data)
+    except FileNotFoundError:
+        raise BlobNotFound(sha256) from None
