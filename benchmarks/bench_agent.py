@@ -156,7 +156,8 @@ class _PeakRss:
 
 
 def bench_download(server: Server, work: Path, size_mb: int, rounds: int) -> None:
-    payload = os.urandom(size_mb * 1024 * 1024)
+    # Decimal megabytes: a 100 MiB payload made a wheel over the default max_wheel_bytes.
+    payload = os.urandom(size_mb * 1_000_000)
     wheel = make_wheel(work / "wheels", "bigdata", "1.0.0", files={
         "bigdata/__init__.py": "from arcade_core import hookimpl\n\nclass Plugin:\n"
                                "    def __init__(self, config): pass\n",
