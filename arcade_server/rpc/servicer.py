@@ -15,8 +15,11 @@ batches and job events.
 At fleet scale the per-agent messages are coalesced: registrations, status reports and
 metric batches go through the server's group-commit batchers (one transaction for all that
 arrive together), the first desired state and the open-jobs check are batched reads, and
-``DownloadWheel`` answers small wheels from the shared in-memory read path and checks the
-permission against the state the hub last queued for the agent before asking the database.
+``DownloadWheel`` answers small wheels from the shared in-memory read path, checks the
+permission against the state the hub last queued for the agent before asking the database,
+and trusts the certificate of the agent's open stream (checked when it opened; see
+:meth:`~arcade_server.rpc.hub.Hub.trusts`) instead of looking its identity up again. Chunks
+are encoded by :mod:`arcade_server.rpc.chunks`, without protobuf objects.
 """
 
 from __future__ import annotations
