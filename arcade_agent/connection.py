@@ -33,6 +33,8 @@ import grpc
 
 from arcade_core.rpc.v1 import pb, pb_grpc
 
+from .downloader import download_stub
+
 __all__ = ["Connection", "backoff_delay"]
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ class Connection:
         else:
             self._channel = grpc.aio.secure_channel(self.target, self._credentials,
                                                     options=options)
-        self._stub = pb_grpc.AgentServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = download_stub(self._channel)
 
     def stub(self) -> pb_grpc.AgentServiceStub:
         """The service stub on the agent's channel (for ``DownloadWheel``)."""

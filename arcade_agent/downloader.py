@@ -10,7 +10,10 @@ for the rest from that offset.
 
 Throughput: chunks are written and hashed in a worker thread (``hashlib`` and file writes
 release the GIL) while the event loop receives the next chunk, and chunk bytes are never
-copied by the agent. Several wheels download at once, at most ``concurrency``; two requests
+copied by the agent: :func:`download_stub` decodes each ``WheelChunk`` into a
+:class:`ChunkView` whose ``data`` is a view of the received message (a protobuf object would
+copy the bytes twice, on parsing and on reading ``data``: ~150 ms of CPU per 100 MB).
+Several wheels download at once, at most ``concurrency``; two requests
 for the same sha256 share one download.
 """
 
@@ -36,7 +39,8 @@ from arcade_core.rpc.v1 import pb, pb_grpc
 from .cache import WheelCache
 from .errors import DownloadError, HashMismatch
 
-__all__ = ["DownloadError", "DownloadStats", "Downloader", "HashMismatch"]
+__all__ = ["ChunkView", "DownloadError", "DownloadStats", "Downloader", "HashMismatch",
+           "decode_chunk", "download_stub"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,82 @@ class DownloadStats:
     @property
     def mean_mb_per_s(self) -> float:
         return self.bytes / self.seconds / 1e6 if self.seconds else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkView:
+    """A received ``WheelChunk``: ``data`` is a view into the message's bytes, not a copy."""
+
+    data: memoryview
+    offset: int
+    total_size: int
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint in WheelChunk")
+
+
+def decode_chunk(message: bytes) -> ChunkView:
+    """Parse an encoded ``WheelChunk`` (protobuf wire format; unknown fields skipped) without
+    copying its data. Raises ``ValueError`` on a malformed message."""
+    view = memoryview(message)
+    data = view[0:0]
+    offset = total = 0
+    pos, end = 0, len(message)
+    try:
+        while pos < end:
+            key, pos = _varint(message, pos)
+            field, wire = key >> 3, key & 7
+            if wire == 0:
+                value, pos = _varint(message, pos)
+                if field == 2:
+                    offset = value
+                elif field == 3:
+                    total = value
+            elif wire == 2:
+                length, pos = _varint(message, pos)
+                if pos + length > end:
+                    raise ValueError("truncated WheelChunk")
+                if field == 1:
+                    data = view[pos:pos + length]
+                pos += length
+            elif wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+            else:
+                raise ValueError(f"unexpected wire type {wire} in WheelChunk")
+    except IndexError:
+        raise ValueError("truncated WheelChunk") from None
+    if pos != end:
+        raise ValueError("truncated WheelChunk")
+    # int64 on the wire: a negative value arrives as its two's complement
+    return ChunkView(data, _int64(offset), _int64(total))
+
+
+def _int64(value: int) -> int:
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def download_stub(channel: grpc.aio.Channel) -> pb_grpc.AgentServiceStub:
+    """An ``AgentService`` stub on ``channel`` whose ``DownloadWheel`` yields
+    :class:`ChunkView` objects (see :func:`decode_chunk`) instead of ``WheelChunk`` messages;
+    the other methods are as generated."""
+    stub = pb_grpc.AgentServiceStub(channel)  # type: ignore[no-untyped-call]
+    stub.DownloadWheel = channel.unary_stream(
+        "/arcade.v1.AgentService/DownloadWheel",
+        request_serializer=pb.DownloadRequest.SerializeToString,
+        response_deserializer=decode_chunk,
+    )
+    return stub
 
 
 class Downloader:

@@ -23,12 +23,12 @@ import grpc
 import uvicorn
 
 from arcade_core.memory import tune_malloc
-from arcade_core.rpc.v1 import pb_grpc
 from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM
 
 from .api.app import create_app
 from .errors import StartupError
 from .limits import GRPC_MAX_SEND
+from .rpc.chunks import add_agent_service
 from .rpc.servicer import AgentService
 from .settings import Settings
 from .state import ServerState
@@ -143,9 +143,7 @@ class ArcadeServer:
         await self.state.start()
         try:
             self._grpc = grpc.aio.server(options=grpc_options(settings))
-            pb_grpc.add_AgentServiceServicer_to_server(  # type: ignore[no-untyped-call]
-                AgentService(self.state), self._grpc
-            )
+            add_agent_service(AgentService(self.state), self._grpc)
             target = _host_port(settings.grpc_host, settings.grpc_port)
             try:
                 self.grpc_port = self._grpc.add_secure_port(target, self.grpc_credentials())

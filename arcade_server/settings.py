@@ -78,9 +78,11 @@ class Settings:
     retention_interval: float = 600.0
     #: How often in-memory "last seen" times are written to the database.
     presence_flush_interval: float = 5.0
-    #: Fallback sweep that pushes desired states changed by another replica.
+    #: Fallback sweep that pushes desired states changed by another replica and ends the
+    #: streams of agents revoked there.
     revision_poll_interval: float = 5.0
-    #: ``?wait=`` re-reads the database this often (so it works across replicas).
+    #: ``?wait=`` re-reads the database this often for agents not connected to this process
+    #: (so it works across replicas; reports of agents connected here wake it at once).
     wait_poll_interval: float = 1.0
     #: Longest ``?wait=`` a request may ask for.
     max_wait: float = 300.0

@@ -42,9 +42,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arcade_agent.cache import WheelCache
-from arcade_agent.downloader import Downloader
+from arcade_agent.downloader import Downloader, download_stub
 from arcade_agent.identity import load_credentials
-from arcade_core.rpc.v1 import pb, pb_grpc
+from arcade_core.rpc.v1 import pb
 from benchmarks._util import median, percentile, print_table
 from tests.e2e.harness import AgentProc, Server, free_port, wait_until
 from tests.wheelmaker import make_wheel
@@ -156,7 +156,8 @@ class _PeakRss:
 
 
 def bench_download(server: Server, work: Path, size_mb: int, rounds: int) -> None:
-    payload = os.urandom(size_mb * 1024 * 1024)
+    # Decimal megabytes: a 100 MiB payload made a wheel over the default max_wheel_bytes.
+    payload = os.urandom(size_mb * 1_000_000)
     wheel = make_wheel(work / "wheels", "bigdata", "1.0.0", files={
         "bigdata/__init__.py": "from arcade_core import hookimpl\n\nclass Plugin:\n"
                                "    def __init__(self, config): pass\n",
@@ -183,7 +184,7 @@ def bench_download(server: Server, work: Path, size_mb: int, rounds: int) -> Non
             credentials = load_credentials(work / "agent-dl")
             assert credentials is not None, "the agent did not enroll"
             channel = grpc.aio.secure_channel(server.grpc_target, credentials.channel())
-            stub = pb_grpc.AgentServiceStub(channel)
+            stub = download_stub(channel)   # as the agent does
             times = []
             base = psutil.Process().memory_info().rss
             with _PeakRss() as rss:

@@ -86,7 +86,11 @@ async def await_outcomes(state: ServerState, revisions: dict[str, int], probe: P
                 await asyncio.wait_for(waiter.wait(), timeout=max(0, min(remaining,
                                                                          next_full - now)))
             reported = waiter.take()
+            check = [agent_id for agent_id in reported if agent_id in pending]
             if time.monotonic() >= next_full:
-                check, next_full = list(pending), time.monotonic() + poll
-            else:
-                check = [agent_id for agent_id in reported if agent_id in pending]
+                # The agents connected here report here, and each report wakes the waiter:
+                # only the others (connected to another replica, or not at all) are re-read.
+                hub = state.hub
+                check += [agent_id for agent_id in pending
+                          if agent_id not in reported and not hub.connected(agent_id)]
+                next_full = time.monotonic() + poll

@@ -18,14 +18,16 @@ Reads of a plugin's logs are relayed to its agent and wait for the answer
 
 ``?wait=`` requests register a :class:`Waiter` for their agents with :meth:`Hub.waiter`;
 status reports received on this process wake it and say which agents reported (so a wait
-over a whole fleet re-reads only those), and the waiter re-reads everything on a short
-interval as well (the report may have arrived at another replica).
+over a whole fleet re-reads only those), and the waiter re-reads, on a short interval, the
+agents not connected here (their report may arrive at another replica).
 
-At fleet scale two reads are answered without a query per agent: the desired state a new
+At fleet scale three reads are answered without a query per agent: the desired state a new
 stream starts with (:meth:`Hub.desired`: agents connecting together share the few queries of
-one :func:`~arcade_server.services.desired_reads.desired_states` call), and ``DownloadWheel``'s
+one :func:`~arcade_server.services.desired_reads.desired_states` call), ``DownloadWheel``'s
 permission check (:meth:`Hub.allows_download`: a wheel of the desired state this process last
-queued for the agent's open stream; anything else is still checked in the database).
+queued for the agent's open stream; anything else is still checked in the database), and its
+identity check (:meth:`Hub.trusts`: the certificate the agent's open stream was opened and
+checked with; :meth:`Hub.sweep` applies revocations made on other replicas to open streams).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ..db.batcher import Batcher
 from ..db.engine import Database
 from ..errors import NotFound
 from ..services import desired as desired_reads
+from ..services import enrollment
 from ..services.desired import DesiredState
 from ..services.dispatch import Dispatch
 from .convert import cancel_to_pb, job_to_pb
@@ -93,11 +96,15 @@ class AgentStream:
         "closed",
         "offered_revision",
         "sent_revision",
+        "serial",
         "wheels",
     )
 
-    def __init__(self, agent_id: str) -> None:
+    def __init__(self, agent_id: str, serial: str = "") -> None:
         self.agent_id = agent_id
+        #: Serial of the certificate the stream was opened with, verified then (see
+        #: :meth:`Hub.trusts`); emptied when the identity stops holding it.
+        self.serial = serial
         self._items: list[Any] = []
         self._waiter: asyncio.Future[None] | None = None
         self.offered_revision = -1
@@ -223,6 +230,16 @@ class Hub:
             raise NotFound(f"no agent with id {agent_id!r} has registered")
         return state
 
+    def trusts(self, agent_id: str, serial: str) -> bool:
+        """True when the agent has an open stream here, opened with the certificate
+        ``serial`` (its identity was checked then): a call with that certificate needs no
+        identity check of its own. A revocation here closes the stream at once
+        (:meth:`agent_revoked`); one on another replica, or a certificate replaced there,
+        is found by :meth:`sweep`."""
+        stream = self._streams.get(agent_id)
+        return (stream is not None and not stream.closed and bool(serial)
+                and stream.serial == serial)
+
     def allows_download(self, agent_id: str, sha256: str) -> bool:
         """True when the wheel is in the desired state last queued for the agent's open stream
         here (False means "ask the database": it may be a job's wheel, or another replica's)."""
@@ -236,13 +253,14 @@ class Hub:
 
     # ---------------------------------------------------------------- streams
 
-    def attach(self, agent_id: str) -> AgentStream:
-        """Register a new stream for ``agent_id``, closing the one it replaces."""
+    def attach(self, agent_id: str, serial: str = "") -> AgentStream:
+        """Register a new stream for ``agent_id`` opened with the (verified) certificate
+        ``serial``, closing the one it replaces."""
         old = self._streams.get(agent_id)
         if old is not None:
             log.info("agent %s connected again: closing its previous stream", agent_id)
             old.close(REPLACED)
-        stream = AgentStream(agent_id)
+        stream = AgentStream(agent_id, serial)
         self._streams[agent_id] = stream
         return stream
 
@@ -328,10 +346,13 @@ class Hub:
 
     async def sweep(self) -> int:
         """Push to connected agents whose revision in the database moved past what they got
-        (changes made by another replica)."""
+        (changes made by another replica), and apply identity changes made on another
+        replica to the streams here (:meth:`check_identities`)."""
         ids = self.connected_ids()
         if not ids:
             return 0
+        await self.check_identities(ids)
+        ids = self.connected_ids()
         current = await self._db.read(desired_reads.revisions, ids)
         stale = [
             agent_id for agent_id, revision in current.items()
@@ -339,6 +360,24 @@ class Hub:
             and revision > stream.offered_revision
         ]
         return await self.push(stale) if stale else 0
+
+    async def check_identities(self, agent_ids: Sequence[str]) -> int:
+        """Close the streams here of agents revoked (or whose identity was deleted) on
+        another replica, and stop trusting a stream whose certificate its identity no longer
+        holds (replaced twice since); return how many streams changed."""
+        identities = await self._db.read(enrollment.get_identities, list(agent_ids))
+        changed = 0
+        for agent_id, identity in zip(agent_ids, identities, strict=True):
+            stream = self._streams.get(agent_id)
+            if stream is None or stream.closed:
+                continue
+            if identity is None or identity.revoked:
+                self.agent_revoked(agent_id)
+                changed += 1
+            elif stream.serial and stream.serial not in identity.serials:
+                stream.serial = ""
+                changed += 1
+        return changed
 
     # ---------------------------------------------------------------- status waits
 

@@ -15,8 +15,11 @@ batches and job events.
 At fleet scale the per-agent messages are coalesced: registrations, status reports and
 metric batches go through the server's group-commit batchers (one transaction for all that
 arrive together), the first desired state and the open-jobs check are batched reads, and
-``DownloadWheel`` answers small wheels from the shared in-memory read path and checks the
-permission against the state the hub last queued for the agent before asking the database.
+``DownloadWheel`` answers small wheels from the shared in-memory read path, checks the
+permission against the state the hub last queued for the agent before asking the database,
+and trusts the certificate of the agent's open stream (checked when it opened; see
+:meth:`~arcade_server.rpc.hub.Hub.trusts`) instead of looking its identity up again. Chunks
+are encoded by :mod:`arcade_server.rpc.chunks`, without protobuf objects.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -39,8 +43,9 @@ from ..services import agents, desired, job_runs, metrics, status_reports
 from ..services.desired import DesiredState
 from ..services.enrollment import Identity
 from ..state import ServerState
-from ..storage import BlobNotFound
+from ..storage import BlobNotFound, BlobStore
 from . import enrollment_calls
+from .chunks import encode_chunk, read_chunk
 from .convert import (
     agent_info_from_pb,
     cancel_to_pb,
@@ -82,7 +87,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         if registered is None:
             return
         agent_id, known_jobs = registered
-        stream = state.hub.attach(agent_id)
+        stream = state.hub.attach(agent_id, peer.serial)
         state.presence.touch(agent_id)  # newer than a departure of the stream it replaced
         reader: asyncio.Task[None] | None = None
         log.info("agent %s connected (%s)", agent_id, context.peer())
@@ -143,10 +148,12 @@ class AgentService(pb_grpc.AgentServiceServicer):
         return messages
 
     async def _authenticate(
-        self, context: grpc.aio.ServicerContext
+        self, context: grpc.aio.ServicerContext, peer: PeerCertificate | None = None
     ) -> tuple[PeerCertificate, Identity]:
-        """The calling agent's certificate and live identity; aborts ``UNAUTHENTICATED``."""
-        peer = peer_certificate(context, self.state.tls.ca)
+        """The calling agent's certificate (``peer`` if already read) and live identity;
+        aborts ``UNAUTHENTICATED``."""
+        if peer is None:
+            peer = peer_certificate(context, self.state.tls.ca)
         try:
             identity = await self.state.identities.check(peer)
         except ServiceError as exc:
@@ -281,7 +288,12 @@ class AgentService(pb_grpc.AgentServiceServicer):
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
         state = self.state
-        peer, _identity = await self._authenticate(context)
+        # The certificate of the agent's open stream was checked when the stream opened
+        # (and is re-checked against revocations made elsewhere by the hub's sweep): a
+        # rollout's thousand downloads then cost no identity lookups.
+        peer = peer_certificate(context, state.tls.ca)
+        if peer is None or not state.hub.trusts(peer.agent_id, peer.serial):
+            peer, _identity = await self._authenticate(context, peer)
         if request.agent_id and request.agent_id != peer.agent_id:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -325,42 +337,29 @@ class AgentService(pb_grpc.AgentServiceServicer):
             )
         chunk_size = state.settings.chunk_size
         if whole is not None:
-            if offset == 0 and size <= chunk_size:   # the common case: one chunk, no copy
-                yield pb.WheelChunk(data=whole, offset=0, total_size=size)
-                return
             view = memoryview(whole)
             while True:
-                yield pb.WheelChunk(data=bytes(view[offset:offset + chunk_size]), offset=offset,
-                                    total_size=size)
+                yield encode_chunk(view[offset:offset + chunk_size], offset, size)
                 offset += chunk_size
                 if offset >= size:
                     return
-        store = state.store
-
-        def read_at(position: int) -> bytes:
-            # Open per chunk: no file handle is held across a yield, so a client that goes
-            # away mid-stream (the handler is cancelled and never resumed) leaks nothing.
-            with store.open(sha256) as handle:
-                handle.seek(position)
-                return handle.read(chunk_size)
-
         if offset == size:
-            yield pb.WheelChunk(data=b"", offset=offset, total_size=size)
+            yield encode_chunk(b"", offset, size)
             return
-        # Read ahead: the next chunk is read from disk while this one is sent.
-        pending: asyncio.Future[bytes] | None = asyncio.ensure_future(
-            asyncio.to_thread(read_at, offset)
-        )
+        read = functools.partial(_read_chunk, state.store, sha256, chunk_size, size)
+        # Read ahead: the next chunk is read (and encoded) while this one is sent.
+        pending: asyncio.Future[tuple[bytes, int]] | None = asyncio.ensure_future(
+            asyncio.to_thread(read, offset))
         try:
             while pending is not None:
-                data = await pending
+                message, length = await pending
                 pending = None
-                if not data:
+                if not length:   # the file shrank under us (a broken store): stop short
                     break
-                next_offset = offset + len(data)
+                next_offset = offset + length
                 if next_offset < size:
-                    pending = asyncio.ensure_future(asyncio.to_thread(read_at, next_offset))
-                yield pb.WheelChunk(data=data, offset=offset, total_size=size)
+                    pending = asyncio.ensure_future(asyncio.to_thread(read, next_offset))
+                yield message
                 offset = next_offset
         except BlobNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"wheel {sha256} was deleted")
@@ -379,3 +378,21 @@ class AgentService(pb_grpc.AgentServiceServicer):
         """A new certificate for the calling agent (authenticated by its current one)."""
         peer, _identity = await self._authenticate(context)
         return await enrollment_calls.renew(self.state, peer, request, context)
+
+
+def _read_chunk(store: BlobStore, sha256: str, chunk_size: int, size: int,
+                position: int) -> tuple[bytes, int]:
+    """The encoded chunk of a stored blob at ``position`` and the number of blob bytes in
+    it (a worker thread). The file is
+    opened per chunk: no handle is held across a yield, so a client that goes away
+    mid-stream (the handler is cancelled and never resumed) leaks nothing."""
+    path = store.path(sha256)
+    try:
+        if path is not None:
+            return read_chunk(path, position, chunk_size, size)
+        with store.open(sha256) as handle:
+            handle.seek(position)
+            data = handle.read(chunk_size)
+        return encode_chunk(data, position, size), len(data)
+    except FileNotFoundError:
+        raise BlobNotFound(sha256) from None

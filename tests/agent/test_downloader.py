@@ -11,19 +11,26 @@ import grpc
 import pytest
 
 from arcade_agent.cache import WheelCache
-from arcade_agent.downloader import Downloader, DownloadError, HashMismatch
+from arcade_agent.downloader import Downloader, DownloadError, HashMismatch, download_stub
 from arcade_core.rpc.v1 import pb, pb_grpc
 
 from .blobserver import BlobService, start
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[BlobService, pb_grpc.AgentServiceStub]]:
+@pytest.fixture(params=["views", "protobuf"])
+async def served(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[BlobService, pb_grpc.AgentServiceStub]]:
+    """A blob server and a stub to it: the agent's own (chunks decoded as views, see
+    ``download_stub``) and the generated one (chunks as protobuf messages)."""
     service = BlobService()
     server, target = await start(service)
     channel = grpc.aio.insecure_channel(target)
     try:
-        yield service, pb_grpc.AgentServiceStub(channel)
+        if request.param == "views":
+            yield service, download_stub(channel)
+        else:
+            yield service, pb_grpc.AgentServiceStub(channel)
     finally:
         await channel.close()
         await server.stop(None)

@@ -285,3 +285,34 @@ async def test_enrollment_renewal_and_revocation_are_in_the_audit_log(
     [(action, actor, kind, outcome)] = rows(refused)
     assert (action, actor, kind) == ("agent.enroll", refused, "anonymous")
     assert outcome.startswith("denied") and "arcenr_x" not in outcome
+
+
+async def test_downloads_on_an_open_stream_trust_its_checked_certificate_until_revoked(
+    server: ServerThread, api: httpx.Client, tmp_path: Path
+) -> None:
+    """DownloadWheel with the certificate of the agent's open stream costs no identity
+    lookup; a revocation ends that trust at once (the stream closes)."""
+    name = unique()
+    published = publish(api, plugin_wheel(tmp_path, name))
+    agent = ProtocolAgent(server)
+    try:
+        await agent.connect()
+        await agent.desired()
+        installed = await asyncio.to_thread(
+            api.post, f"/agents/{agent.agent_id}/plugins", json={"plugin": name})
+        assert installed.status_code in (200, 202), installed.text
+        await agent.desired()
+        # As if the cached identity had expired (it is trusted for a second only).
+        server.state.identities.forget(agent.agent_id)
+        lookups = server.state.identities.reads.items
+        assert b"".join(c.data for c in await agent.download(published["sha256"]))
+        assert b"".join(c.data for c in await agent.download(published["sha256"]))
+        assert server.state.identities.reads.items == lookups
+        revoked = await asyncio.to_thread(api.post, f"/agents/{agent.agent_id}/revoke")
+        assert revoked.status_code == 200, revoked.text
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await agent.download(published["sha256"])
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in (caught.value.details() or "")
+    finally:
+        await agent.close()

@@ -15,6 +15,7 @@ import grpc
 import httpx
 import pytest
 
+from arcade_agent.downloader import download_stub
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import to_pb
 from arcade_core.states import Isolation
@@ -278,6 +279,12 @@ async def test_download_wheel_streams_chunks_and_resumes_from_an_offset(
                     i * 256 * 1024 for i in range(len(chunks))
                 ]
                 assert {c.total_size for c in chunks} == {len(content)}
+                # The agent's own stub reads the same stream as views of each message.
+                views = [c async for c in download_stub(agent.channel).DownloadWheel(
+                    pb.DownloadRequest(sha256=sha))]
+                assert b"".join(bytes(c.data) for c in views) == content
+                assert [(c.offset, c.total_size) for c in views] == [
+                    (c.offset, c.total_size) for c in chunks]
                 offset = len(content) // 2 + 17
                 resumed = await agent.download(sha, offset=offset)
                 assert resumed[0].offset == offset
