@@ -17,6 +17,10 @@ already loaded), with no per-row identity map or unit of work in the hot paths.
 * ``agents`` / ``agent_labels`` — registered agents; labels are rows so a selector is one
   indexed query. ``desired_revision`` is bumped in the transaction that changes assignments.
 * ``assignments`` — the desired state: which version of which plugin an agent should run.
+* ``plugin_signatures`` — signatures of a version's statement (:mod:`arcade_core.signing`):
+  the signer's key id and raw public key (so the server can check a signature before storing
+  it and show who signed), and the 64 signature bytes. Agents trust keys of their own config,
+  never these public keys.
 * ``plugin_states`` — the actual state the agent last reported, beside the desired one.
 * ``metrics`` — stored metric rows, deleted after the retention period.
 * ``jobs`` / ``job_plugins`` — commands run on one agent, with one record per job plugin entry
@@ -49,6 +53,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Row,
     String,
@@ -71,6 +76,7 @@ __all__ = [
     "jobs",
     "metadata",
     "metrics",
+    "plugin_signatures",
     "plugin_states",
     "plugin_version_wheels",
     "plugin_versions",
@@ -150,6 +156,16 @@ plugin_version_wheels = Table(
     _column("name", String(200)),
     _column("version", String(100)),
     _column("size", BigInteger),
+)
+
+plugin_signatures = Table(
+    "plugin_signatures", metadata,
+    Column("version_id", BigId, ForeignKey("plugin_versions.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("key_id", String(16), primary_key=True),
+    _column("public_key", LargeBinary(32)),
+    _column("signature", LargeBinary(64)),
+    _column("created_at", Double),
 )
 
 agents = Table(

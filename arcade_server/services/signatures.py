@@ -1,0 +1,85 @@
+"""Signatures of published versions: checked before they are stored, carried to agents.
+
+A signature covers a version's statement (:func:`arcade_core.signing.statement` of its name,
+version and every wheel's sha256, in the order they are installed), so :func:`add` rebuilds
+the statement from the stored version and checks the signature with the public key the
+signer sent: a signature that does not verify, or covers other wheels, is refused before
+anything is written. What the server stores only says *who signed*; whether to trust them is
+each agent's decision, from its own config (the server cannot widen it).
+
+:func:`of_versions` reads them for many versions at once (the desired states, the registry).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from arcade_core import signing
+
+from ..db import tables as t
+from ..errors import Invalid, NotFound
+from ._versions import wheels_of
+
+__all__ = ["add", "of_versions", "statement_of"]
+
+
+def _version_row(conn: Connection, name: str, version: str) -> Any:
+    row = conn.execute(
+        select(t.plugin_versions.c.id, t.plugin_versions.c.plugin_name,
+               t.plugin_versions.c.version)
+        .where(t.plugin_versions.c.plugin_name == name, t.plugin_versions.c.version == version)
+    ).first()
+    if row is None:
+        raise NotFound(f"plugin {name!r} has no version {version!r}")
+    return row
+
+
+def statement_of(conn: Connection, version_id: int, name: str, version: str) -> bytes:
+    """The statement a signature of this stored version must cover."""
+    wheels = {w.filename: w.sha256 for w in wheels_of(conn, version_id)}
+    return signing.statement(name, version, wheels)
+
+
+def add(conn: Connection, name: str, version: str, *, public_key: bytes,
+        signature: bytes) -> dict[str, Any]:
+    """Store ``signature`` of ``name==version`` by ``public_key`` after checking it; signing
+    again with the same key replaces the old signature. Returns ``{"key_id", "created_at"}``."""
+    if len(public_key) != 32:
+        raise Invalid(f"public key: {len(public_key)} bytes; an ed25519 public key has 32")
+    if len(signature) != signing.SIGNATURE_LENGTH:
+        raise Invalid(f"signature: {len(signature)} bytes; an ed25519 signature has "
+                      f"{signing.SIGNATURE_LENGTH}")
+    row = _version_row(conn, name, version)
+    if not signing.verify(public_key, signature, statement_of(conn, row.id, name, version)):
+        raise Invalid(
+            f"the signature by key {signing.key_id(public_key)} does not verify for "
+            f"{name}=={version}: sign the statement of exactly the wheels published as this "
+            "version (`arcade sign NAME@VERSION --key KEY`)")
+    key_id = signing.key_id(public_key)
+    now = time.time()
+    table = t.plugin_signatures
+    conn.execute(table.delete().where(table.c.version_id == row.id, table.c.key_id == key_id))
+    conn.execute(table.insert().values(version_id=row.id, key_id=key_id, public_key=public_key,
+                                       signature=signature, created_at=now))
+    return {"key_id": key_id, "created_at": now}
+
+
+def of_versions(conn: Connection, version_ids: Iterable[int]
+                ) -> dict[int, list[signing.Signature]]:
+    """The signatures of each version (by key id), for any number of versions in one query
+    per 500."""
+    ids = sorted(set(version_ids))
+    out: dict[int, list[signing.Signature]] = {version_id: [] for version_id in ids}
+    table = t.plugin_signatures
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(
+            select(table.c.version_id, table.c.key_id, table.c.signature)
+            .where(table.c.version_id.in_(ids[start:start + 500]))
+            .order_by(table.c.version_id, table.c.key_id)
+        ):
+            out[row.version_id].append(signing.Signature(row.key_id, bytes(row.signature)))
+    return out
