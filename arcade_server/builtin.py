@@ -14,34 +14,23 @@ shipped in ``arcade_server/builtin_wheels/`` (:data:`SHIPPED_WHEELS_DIR`).
 wheels, so ``arcade publish --builtin`` works both ways (and needs neither ``build`` nor
 ``flit_core`` when installed).
 
-Backends known to have no global side effects (``flit_core``) are run in this interpreter
-instead of a fresh one per hook: that saves two interpreter starts per wheel. Any other
-backend runs through ``build``'s ordinary subprocess hook runner.
+The build itself is :func:`arcade_core.building.build_wheel` (the test harness's too), with
+``flit_core``'s hooks run in this interpreter: two interpreter starts fewer per wheel.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import runpy
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final
 
 from packaging.utils import canonicalize_name
 
 from arcade_core import ArcadeError
+from arcade_core.building import BuildError, build_wheel
 
 from .wheelhouse import dependency_wheels
-
-if TYPE_CHECKING:
-    from build import BuildBackendException
 
 __all__ = [
     "BUILTIN_PLUGINS_DIR",
@@ -62,30 +51,9 @@ BUILTIN_PLUGINS_DIR: Final[Path] = Path(__file__).resolve().parent.parent / "plu
 SHIPPED_WHEELS_DIR: Final[Path] = Path(__file__).resolve().parent / "builtin_wheels"
 """The built-in plugins' wheels inside an installed distribution (built by ``setup.py``)."""
 
-# Requirements that the host provides to every plugin; never fetched as dependency wheels.
-
-# Build backends whose hooks may run in this interpreter: importing them changes nothing
-# global, and their hooks only read the source tree and write the output directory.
-_IN_PROCESS_BACKENDS: Final = frozenset({"flit_core.buildapi"})
-
-# PEP 517 hooks run with the source tree as the working directory; the working directory
-# (and os.environ, sys.argv) is process-wide, so in-process hook runs take turns.
-_in_process_lock = threading.Lock()
-
 
 class PluginBuildError(ArcadeError):
     """A plugin source tree could not be built into a wheel (or is not where it should be)."""
-
-
-class _Runner(Protocol):
-    """pyproject_hooks' hook runner: runs ``cmd`` in ``cwd`` with ``extra_environ`` added."""
-
-    def __call__(
-        self,
-        cmd: Sequence[str],
-        cwd: str | None = None,
-        extra_environ: Mapping[str, str] | None = None,
-    ) -> None: ...
 
 
 def builtin_plugin_sources(plugins_dir: Path | None = None) -> dict[str, Path]:
@@ -156,53 +124,17 @@ def builtin_wheels(out_dir: Path, names: Sequence[str] = ()) -> dict[str, Path]:
 
 
 def build_plugin_wheel(source_dir: Path, out_dir: Path) -> Path:
-    """Build the plugin (or any project) in ``source_dir`` into a wheel in ``out_dir``.
+    """Build the plugin (or any project) in ``source_dir`` into a wheel in ``out_dir``
+    (:func:`arcade_core.building.build_wheel`, flit_core's hooks in this interpreter).
 
-    PEP 517 through ``build``'s :class:`~build.ProjectBuilder`, with no isolated build
-    environment: the build requirements must already be installed (for the built-in
-    plugins: ``flit_core``, in Arcade's ``server`` extra), and nothing is downloaded.
-    The wheel is built in a temporary directory inside ``out_dir`` and renamed into place,
-    so ``out_dir`` never holds a partial wheel; an existing wheel of the same name is
-    replaced. Returns the wheel's absolute path. Raises :class:`PluginBuildError` saying
+    Offline: the build requirements must already be installed (for the built-in plugins:
+    ``flit_core``, in Arcade's ``server`` extra). Raises :class:`PluginBuildError` saying
     what to fix.
     """
-    from build import BuildBackendException, BuildException, ProjectBuilder
-
-    source = Path(source_dir).resolve()
-    if not (source / "pyproject.toml").is_file():
-        raise PluginBuildError(
-            f"{source} is not a plugin source tree: it has no pyproject.toml "
-            "(a plugin needs one, with [build-system] and [project] tables)"
-        )
-    target = Path(out_dir).resolve()
-    target.mkdir(parents=True, exist_ok=True)
     try:
-        builder = ProjectBuilder(source, runner=_hook_runner(source))
-        missing = builder.check_dependencies("wheel")
-    except BuildException as exc:
-        raise PluginBuildError(f"cannot build a wheel from {source}: {exc}") from None
-    except BuildBackendException as exc:
-        raise PluginBuildError(f"cannot build a wheel from {source}: {_reason(exc)}") from None
-    if missing:
-        names = sorted({chain[0] for chain in missing})
-        raise PluginBuildError(
-            f"cannot build a wheel from {source} offline: its build requirements "
-            f"{', '.join(names)} are not installed in this environment ({sys.prefix}); "
-            "install them, e.g. "
-            f"pip install {' '.join(repr(n) for n in names)}"
-        )
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target))
-    try:
-        try:
-            built = Path(builder.build("wheel", staging))
-        except (BuildException, BuildBackendException) as exc:
-            reason = _reason(exc) if isinstance(exc, BuildBackendException) else str(exc)
-            raise PluginBuildError(f"cannot build a wheel from {source}: {reason}") from None
-        final = target / built.name
-        os.replace(built, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final
+        return build_wheel(source_dir, out_dir, in_process=True)
+    except BuildError as exc:
+        raise PluginBuildError(str(exc)) from None
 
 
 def build_builtin_wheels(out_dir: Path, plugins_dir: Path | None = None) -> dict[str, Path]:
@@ -222,20 +154,6 @@ def builtin_dependency_wheels(
     return dependency_wheels(paths, wheelhouse)
 
 
-def _reason(exc: BuildBackendException) -> str:
-    """What went wrong in the backend: its exception, or the tail of a hook process's output."""
-    cause = exc.exception
-    if isinstance(cause, subprocess.CalledProcessError) and cause.output:
-        output = (
-            cause.output.decode(errors="replace")
-            if isinstance(cause.output, bytes)
-            else cause.output
-        )
-        tail = [line for line in output.strip().splitlines() if line.strip()][-3:]
-        return " | ".join(tail)
-    return str(cause)
-
-
 def _project_name(pyproject: Path) -> str:
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
@@ -245,61 +163,3 @@ def _project_name(pyproject: Path) -> str:
             f"{pyproject} has no readable [project] name ({type(exc).__name__}: {exc}); "
             "a plugin's pyproject.toml must declare it statically"
         ) from None
-
-
-def _hook_runner(source: Path) -> _Runner:
-    """The PEP 517 hook runner for ``source``: in this interpreter when its backend allows."""
-    import pyproject_hooks
-
-    try:
-        table = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))[
-            "build-system"
-        ]
-        # An in-tree backend path would have to go onto sys.meta_path: not in this process.
-        in_process = table["build-backend"] in _IN_PROCESS_BACKENDS and "backend-path" not in table
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError):
-        in_process = False  # ProjectBuilder reports what is wrong with the file
-    if in_process:
-        return _run_hook_in_process
-    runner: _Runner = pyproject_hooks.quiet_subprocess_runner
-    return runner
-
-
-def _run_hook_in_process(
-    cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
-) -> None:
-    """Run one hook the way a fresh ``python`` would, but in this interpreter.
-
-    ``cmd`` is pyproject_hooks' ``[python, .../_in_process.py, hook_name, control_dir]``:
-    the script reads its input from and writes its result to ``control_dir``. It runs here
-    with the same working directory, environment and ``sys.argv`` a subprocess would get;
-    they are process-wide, so they are restored afterwards and runs are serialised. (The
-    script also drops its own directory from ``sys.path``; that directory is never on it.)
-    """
-    script, *args = cmd[1:]
-    with _in_process_lock, _patched_process_state([script, *args], cwd, extra_environ or {}):
-        try:
-            runpy.run_path(script, run_name="__main__")
-        except SystemExit as exc:  # the script's own usage errors; a backend error propagates
-            if exc.code not in (None, 0):
-                raise PluginBuildError(f"PEP 517 hook runner refused {args}: {exc.code}") from None
-
-
-@contextlib.contextmanager
-def _patched_process_state(
-    argv: list[str], cwd: str | None, environ: Mapping[str, str]
-) -> Iterator[None]:
-    saved_argv = sys.argv
-    saved_env = {key: os.environ.get(key) for key in environ}
-    sys.argv = argv
-    os.environ.update(environ)
-    try:
-        with contextlib.chdir(cwd or os.getcwd()):
-            yield
-    finally:
-        sys.argv = saved_argv
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -1,0 +1,171 @@
+"""Build a plugin project into a wheel: PEP 517 through ``build``, offline.
+
+One builder for everything Arcade builds from sources: the test harness
+(:mod:`arcade_core.testing`), ``arcade publish --builtin`` from a checkout and the quickstart
+(:mod:`arcade_server.builtin`). The build runs without an isolated build environment, so
+nothing is downloaded: the project's build backend (``flit_core``, ``hatchling``,
+``setuptools``, ...) must be installed beside Arcade; a missing one is named with the ``pip
+install`` that fixes it.
+
+Hooks run in a subprocess (``build``'s quiet runner), so a backend cannot change the caller's
+interpreter; with ``in_process=True``, backends known to have no global side effects
+(``flit_core``) run in this interpreter instead, which saves two interpreter starts per wheel
+(the server's built-ins; never the harness, which builds an author's arbitrary backend).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Final, Protocol
+
+from ._exceptions import ArcadeError
+
+__all__ = ["BuildError", "build_wheel"]
+
+# Build backends whose hooks may run in this interpreter: importing them changes nothing
+# global, and their hooks only read the source tree and write the output directory.
+_IN_PROCESS_BACKENDS: Final = frozenset({"flit_core.buildapi"})
+
+# PEP 517 hooks run with the source tree as the working directory; the working directory
+# (and os.environ, sys.argv) is process-wide, so in-process hook runs take turns.
+_in_process_lock = threading.Lock()
+
+
+class BuildError(ArcadeError):
+    """A project could not be built into a wheel; the message says what to fix."""
+
+
+class _Runner(Protocol):
+    """pyproject_hooks' hook runner: runs ``cmd`` in ``cwd`` with ``extra_environ`` added."""
+
+    def __call__(
+        self,
+        cmd: Sequence[str],
+        cwd: str | None = None,
+        extra_environ: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+
+def build_wheel(project: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                in_process: bool = False) -> Path:
+    """Build the project in ``project`` (a directory with ``pyproject.toml``) into a wheel in
+    ``out_dir`` and return its absolute path.
+
+    The wheel is built in a temporary directory inside ``out_dir`` and renamed into place, so
+    ``out_dir`` never holds a partial wheel; an existing wheel of the same name is replaced.
+    Raises :class:`BuildError` with the backend's last lines of output, or the build
+    requirements that are not installed.
+    """
+    try:
+        from build import BuildBackendException, BuildException, ProjectBuilder
+    except ImportError:
+        raise BuildError("building a plugin wheel needs the 'build' package: pip install "
+                         "'arcade-fleet[testing]'") from None
+    source = Path(project).resolve()
+    if not (source / "pyproject.toml").is_file():
+        raise BuildError(f"{source} is not a plugin project: it has no pyproject.toml (a "
+                         "plugin needs one, with [build-system] and [project] tables)")
+    target = Path(out_dir).resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        builder = ProjectBuilder(source, python_executable=sys.executable,
+                                 runner=_hook_runner(source, in_process=in_process))
+        missing = builder.check_dependencies("wheel")
+    except (BuildException, BuildBackendException) as exc:
+        raise BuildError(f"cannot build a wheel from {source}: {_reason(exc)}") from None
+    if missing:
+        names = sorted({chain[0] for chain in missing})
+        raise BuildError(
+            f"cannot build a wheel from {source} offline: its build requirements "
+            f"{', '.join(names)} are not installed in this environment ({sys.prefix}); "
+            f"pip install {' '.join(repr(n) for n in names)}")
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target))
+    try:
+        try:
+            built = Path(builder.build("wheel", staging))
+        except (BuildException, BuildBackendException) as exc:
+            raise BuildError(f"cannot build a wheel from {source}: {_reason(exc)}") from None
+        final = target / built.name
+        os.replace(built, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong: the backend's exception, or the tail of its hook process's output."""
+    cause = getattr(exc, "exception", exc)
+    output = getattr(cause, "output", None)
+    if isinstance(cause, subprocess.CalledProcessError) and output:
+        text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+        return " | ".join([line for line in text.strip().splitlines() if line.strip()][-3:])
+    return str(cause)
+
+
+def _hook_runner(source: Path, *, in_process: bool) -> _Runner:
+    """The PEP 517 hook runner for ``source``: in this interpreter when asked and its
+    backend allows."""
+    import pyproject_hooks
+
+    runner: _Runner = pyproject_hooks.quiet_subprocess_runner
+    if not in_process:
+        return runner
+    try:
+        table = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))[
+            "build-system"
+        ]
+        # An in-tree backend path would have to go onto sys.meta_path: not in this process.
+        allowed = table["build-backend"] in _IN_PROCESS_BACKENDS and "backend-path" not in table
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        allowed = False  # ProjectBuilder reports what is wrong with the file
+    return _run_hook_in_process if allowed else runner
+
+
+def _run_hook_in_process(
+    cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
+) -> None:
+    """Run one hook the way a fresh ``python`` would, but in this interpreter.
+
+    ``cmd`` is pyproject_hooks' ``[python, .../_in_process.py, hook_name, control_dir]``:
+    the script reads its input from and writes its result to ``control_dir``. It runs here
+    with the same working directory, environment and ``sys.argv`` a subprocess would get;
+    they are process-wide, so they are restored afterwards and runs are serialised. (The
+    script also drops its own directory from ``sys.path``; that directory is never on it.)
+    """
+    script, *args = cmd[1:]
+    with _in_process_lock, _patched_process_state([script, *args], cwd, extra_environ or {}):
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as exc:  # the script's own usage errors; a backend error propagates
+            if exc.code not in (None, 0):
+                raise BuildError(f"PEP 517 hook runner refused {args}: {exc.code}") from None
+
+
+@contextlib.contextmanager
+def _patched_process_state(
+    argv: list[str], cwd: str | None, environ: Mapping[str, str]
+) -> Iterator[None]:
+    saved_argv = sys.argv
+    saved_env = {key: os.environ.get(key) for key in environ}
+    sys.argv = argv
+    os.environ.update(environ)
+    try:
+        with contextlib.chdir(cwd or os.getcwd()):
+            yield
+    finally:
+        sys.argv = saved_argv
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
