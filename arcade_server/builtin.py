@@ -29,8 +29,7 @@ from packaging.utils import canonicalize_name
 
 from arcade_core import ArcadeError
 from arcade_core.building import BuildError, build_wheel
-
-from .wheelhouse import dependency_wheels
+from arcade_core.wheelhouse import dependency_wheels
 
 __all__ = [
     "BUILTIN_PLUGINS_DIR",
@@ -149,7 +148,7 @@ def builtin_dependency_wheels(
     wheels: Mapping[str, Path] | Iterable[Path], wheelhouse: Path | None = None
 ) -> list[Path]:
     """The dependency wheels the given plugin wheels need, transitively, fetched into
-    ``wheelhouse`` (:func:`arcade_server.wheelhouse.dependency_wheels`)."""
+    ``wheelhouse`` (:func:`arcade_core.wheelhouse.dependency_wheels`)."""
     paths = list(wheels.values()) if isinstance(wheels, Mapping) else list(wheels)
     return dependency_wheels(paths, wheelhouse)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arcade_core import PluginHost
-from arcade_server.wheelhouse import dependency_wheels, download_wheels
+from arcade_core.wheelhouse import dependency_wheels, download_wheels
 from benchmarks._util import median, percentile, print_table
 from tests.wheelmaker import make_wheel
 

@@ -26,9 +26,10 @@ __all__ = ["publish_builtin"]
 
 def publish_builtin(args: argparse.Namespace) -> int:
     """Publish the built-ins named in ``args.wheels`` (all when none); return the exit code."""
+    from arcade_core.wheelhouse import WheelhouseError
+
     from ..builtin import PluginBuildError, builtin_dependency_wheels, builtin_wheels
     from ..client import ApiError
-    from ..wheelhouse import WheelhouseError
 
     names = [str(n) for n in args.wheels]
     say = (lambda text: None) if args.as_json else _say

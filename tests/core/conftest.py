@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from arcade_server.wheelhouse import download_wheels
+from arcade_core.wheelhouse import download_wheels
 
 WHEELHOUSE = Path(__file__).resolve().parents[2] / ".cache" / "wheelhouse"
 

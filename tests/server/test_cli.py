@@ -227,7 +227,7 @@ def test_run_usage_errors(arcade: Arcade) -> None:
 def test_publish_fetch_deps_adds_the_dependency_wheels(
     arcade: Arcade, tmp_path: Path, dependency_wheelhouse: Path
 ) -> None:
-    from arcade_server.wheelhouse import download_wheels
+    from arcade_core.wheelhouse import download_wheels
 
     download_wheels(["six"], dependency_wheelhouse)  # cached after the first run
     name = unique()
