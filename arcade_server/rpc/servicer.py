@@ -54,9 +54,9 @@ from .convert import (
     job_to_pb,
     reported_from_pb,
 )
-from .hub import MAX_PENDING, OVERFLOW, REPLACED, REVOKED, AgentStream
 from .identity import PeerCertificate, peer_certificate
 from .status import status_code
+from .streams import MAX_PENDING, OVERFLOW, REPLACED, REVOKED, AgentStream
 
 __all__ = ["AgentService", "desired_to_pb"]
 

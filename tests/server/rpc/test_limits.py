@@ -102,7 +102,7 @@ async def test_a_stream_that_never_reads_holds_only_the_latest_desired_state(
 
 
 async def test_jobs_queued_on_a_stream_that_never_reads_are_bounded() -> None:
-    from arcade_server.rpc.hub import MAX_PENDING, OVERFLOW, AgentStream
+    from arcade_server.rpc.streams import MAX_PENDING, OVERFLOW, AgentStream
 
     stream = AgentStream("deaf")
     for i in range(MAX_PENDING + 10):
