@@ -85,9 +85,10 @@ def main() -> None:
                     rows.append(("baseline: the killed process reaped",
                                  f"{median(base) * 1000:.1f} ms"))
                 else:
+                    bound = 3 * HEARTBEAT
                     rows.append(("hung agent (SIGSTOP) -> offline (median / max)",
                                  f"{median(took):.2f} / {max(took):.2f} s (bound: 3 heartbeats "
-                                 f"= {3 * HEARTBEAT:g} s; ratio {median(took) / (3 * HEARTBEAT):.2f})"))
+                                 f"= {bound:g} s; ratio {median(took) / bound:.2f})"))
             print_table(f"presence, {args.rounds} rounds each", rows)
         finally:
             server.close()
