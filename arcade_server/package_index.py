@@ -245,6 +245,9 @@ def fetch_project(index_url: str, name: str, *, timeout: float) -> ProjectPage |
         exc.close()
         if exc.code == 404:
             return None
+        if 300 <= exc.code < 400:
+            raise IndexUnavailable(f"{redact(url)} redirects to a URL that is not http(s), or "
+                                   "too many times: refused") from None
         raise IndexUnavailable(f"the index answered {exc.code} for {redact(url)}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)

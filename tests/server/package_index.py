@@ -42,7 +42,7 @@ class LocalIndex:
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, directory=str(root), **kwargs)
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 index.requests.append(self.path)
                 page = root / self.path.lstrip("/") / "index.json"
                 if (index.json_pages and self.path.startswith("/simple/") and page.is_file()

@@ -55,7 +55,7 @@ def test_import_publishes_the_plugin_with_its_dependencies(
     # The projects the host provides are never asked of the index.
     assert not [r for r in index.requests if "/arcade-fleet/" in r or "/pluggy/" in r]
     stored = api.get(f"/plugins/{name}/versions/1.2.0").json()
-    assert [w["filename"] for w in stored["wheels"]][0] == plugin.name
+    assert stored["wheels"][0]["filename"] == plugin.name
     again = api.post("/plugins/import", json={"requirement": f"{name}==1.2.0",
                                               "index_url": index.url})
     assert again.status_code == 200, again.text
