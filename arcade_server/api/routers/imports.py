@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ...auth.roles import Role
 from ...index_resolver import ImportLimits
 from ...services import imports
 from ...state import ServerState
+from ..audit import set_target
 from ..auth import needs
 from ..deps import get_state
 from ..schemas import errors
@@ -41,8 +42,8 @@ State = Annotated[ServerState, Depends(get_state)]
     },
     dependencies=[needs(Role.PUBLISHER)],
 )
-async def import_plugin(body: ImportRequest, response: Response, state: State
-                        ) -> dict[str, Any]:
+async def import_plugin(body: ImportRequest, request: Request, response: Response,
+                        state: State) -> dict[str, Any]:
     """Resolve the requirement for the platforms the agents report, download the wheels,
     check each against the sha256 the index publishes, and publish them as one version."""
     settings = state.settings
@@ -53,6 +54,9 @@ async def import_plugin(body: ImportRequest, response: Response, state: State
         index_url=body.index_url or settings.index_url, limits=limits,
         work_root=settings.upload_dir, allowed=settings.index_allow)
     published = result.published
+    # The audit log names what was published, not just the route.
+    set_target(request, f"plugins/{published.version['name']}/versions/"
+                        f"{published.version['version']}")
     if not published.created:
         response.status_code = 200
     return {**published.version, "created": published.created,

@@ -4,6 +4,7 @@ wheels, a real server resolving with pip (no test uses the public index)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +63,31 @@ def test_import_publishes_the_plugin_with_its_dependencies(
     assert again.json()["created"] is False
     # Nothing is left in the upload directory.
     assert not list(server.state.settings.upload_dir.iterdir())
+    # The audit log names the version imported.
+    rows = api.get("/audit", params={"target": f"plugins/{name}"}).json()
+    assert {(r["action"], r["target"]) for r in rows} == {
+        ("POST /api/v1/plugins/import", f"plugins/{name}/versions/1.2.0")}
+
+
+def test_a_wheel_over_max_wheel_bytes_is_refused_and_nothing_is_left(
+    tmp_path: Path, index: LocalIndex
+) -> None:
+    name = unique("arcade-big")
+    module = name.replace("-", "_")
+    index.add(plugin_wheel(tmp_path, name, "1.0", files={
+        f"{module}/__init__.py": "", f"{module}/blob.bin": os.urandom(64 * 1024)}))
+    server = start_server(tmp_path / "home", max_wheel_bytes=16 * 1024)
+    try:
+        with httpx.Client(base_url=server.http_url + "/api/v1", headers=server.auth_headers,
+                          timeout=60) as api:
+            response = api.post("/plugins/import",
+                                json={"requirement": name, "index_url": index.url})
+            assert api.get(f"/plugins/{name}").status_code == 404
+        assert not list(server.state.settings.upload_dir.iterdir())
+    finally:
+        server.stop()
+    assert response.status_code == 413, response.text
+    assert "max_wheel_bytes" in response.json()["error"]
 
 
 def test_import_reads_pep_691_json_pages(api: httpx.Client, tmp_path: Path) -> None:
