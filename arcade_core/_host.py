@@ -343,7 +343,9 @@ class PluginHost:
 
     def _new_process(self, env: Environment, key: str, config: dict[str, Any]) -> ProcessPlugin:
         """The supervisor of a process plugin, with this host's timeouts and restart policy
-        (started by the instance table)."""
+        (started by the instance table). Its log ring is made now, so a plugin loaded here
+        answers :meth:`logs` (empty) before its child has written a line."""
+        self._logs.ring(key)
         return ProcessPlugin(
             env, key, config,
             host_lib=self._ensure_host_lib(),

@@ -65,6 +65,7 @@ SUMMARIES: dict[str, str] = {
     "metrics": "Show an agent's stored metrics in their units (--latest: current values).",
     "logs": "Show the last lines a plugin logged on an agent; --follow for new ones.",
     "versions": "List a plugin's published versions, or delete one.",
+    "updates": "Show the newer versions of a plugin on its package index.",
     "run": "Run commands on an agent as a job, with plugins around them; follow it live.",
     "jobs": "List jobs, newest first.",
     "job": "Show one job: status, timing, plugin records and the end of its output.",

@@ -30,6 +30,7 @@ from ._api_errors import (
     ApiUnreachable,
     default_api_url,
 )
+from ._client_index import IndexRequests
 from ._client_views import FleetViews
 from ._http import Connection, Response, Timeout, TransportError, query_string
 
@@ -45,7 +46,7 @@ def _query(**params: Any) -> dict[str, Any]:
     return {key: value for key, value in params.items() if value is not None}
 
 
-class ArcadeClient(FleetViews):
+class ArcadeClient(FleetViews, IndexRequests):
     """Typed calls to ``/api/v1``; use as a context manager or call :meth:`close`."""
 
     def __init__(self, api_url: str | None = None, *, token: str | None = None,

@@ -36,6 +36,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "Hint",
+    "IndexUnavailable",
     "Invalid",
     "MigrationError",
     "NotFound",
@@ -146,6 +147,14 @@ class AgentTimeout(ServiceError):
 
     status_code = 504
     grpc_code = "DEADLINE_EXCEEDED"
+
+
+class IndexUnavailable(ServiceError):
+    """A package index an import reads could not be read in time (unreachable, an HTTP
+    error, too slow): the fix is on the index's side or the network's, not in the request."""
+
+    status_code = 502
+    grpc_code = "UNAVAILABLE"
 
 
 class SettingsError(ServerError, ValueError):

@@ -30,6 +30,7 @@ from ._settings_values import (
     size_value,
 )
 from .errors import SettingsError
+from .package_index import index_settings
 
 __all__ = ["ENV_PREFIX", "Settings", "default_home", "is_loopback"]
 
@@ -43,7 +44,7 @@ _DURATIONS = {
     "shutdown_grace", "job_sweep_interval", "job_lost_after", "job_timeout_grace",
     "logs_timeout",
     "job_default_timeout", "job_max_timeout", "memory_release_interval",
-    "metric_warn_interval", "audit_retention", "job_retention",
+    "metric_warn_interval", "audit_retention", "job_retention", "import_timeout",
 }
 _SIZES = {"max_upload_bytes", "chunk_size", "max_config_bytes", "max_wheel_bytes",
           "grpc_max_receive_bytes"}
@@ -175,6 +176,12 @@ class Settings:
     #: How long a read of a plugin's logs (``GET /agents/{id}/plugins/{name}/logs``,
     #: ``arcade logs``) waits for the agent's answer on its stream; then 504.
     logs_timeout: float = 5.0
+    # -- import from a package index (issue 15, part "index"): see package_index.py
+    #: The default index of imports; the indexes (URL prefixes) they may read, empty: any
+    #: http(s) one (docs/security.md: SSRF); the longest an import may take (then 502).
+    index_url: str = "https://pypi.org/simple/"
+    index_allow: tuple[str, ...] = ()
+    import_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
@@ -233,6 +240,8 @@ class Settings:
                 "spaces (or empty for a random one)")
         self._check_limits()
         self._check_views()
+        for name, value in index_settings(self.index_url, self.index_allow).items():
+            object.__setattr__(self, name, value)
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise SettingsError(f"log_level: {self.log_level!r} is not a logging level")
 
@@ -352,7 +361,7 @@ class Settings:
                 converted[name] = number_value(name, value)
             elif name == "home":
                 converted[name] = Path(str(value))
-            elif name == "san":
+            elif name in ("san", "index_allow"):
                 converted[name] = tuple(str(v) for v in value) if isinstance(
                     value, list | tuple) else str(value)
             elif name == "agent_cert_days":

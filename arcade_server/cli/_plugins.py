@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ._app import Command, client
+from ._import import add_import_args, publish_from_index
 from ._output import Table, ago, fail, print_json, size, styled
 
 __all__ = ["disable", "enable", "plugins", "publish"]
@@ -53,9 +54,14 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
                    "pip into the wheelhouse (reused when already there)")
     p.add_argument("--wheelhouse", type=Path, help="dependency wheel cache for --fetch-deps "
                    "[env ARCADE_WHEELHOUSE; default ~/.cache/arcade/wheelhouse]")
+    add_import_args(p)  # --from-index, --index-url (issue 15, part "index")
 
 
 def _publish(args: argparse.Namespace) -> int | None:
+    if args.from_index is not None:
+        return publish_from_index(args)
+    if args.index_url is not None:
+        fail("--index-url goes with --from-index REQUIREMENT", 2)
     if args.builtin:
         from ._builtin import publish_builtin
 

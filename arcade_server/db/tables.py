@@ -21,6 +21,9 @@ already loaded), with no per-row identity map or unit of work in the hot paths.
   the signer's key id and raw public key (so the server can check a signature before storing
   it and show who signed), and the 64 signature bytes. Agents trust keys of their own config,
   never these public keys.
+* ``plugin_imports`` — the package index a version was imported from (``POST
+  /plugins/import``) and the requirement asked for, so ``GET /plugins/{name}/updates``
+  knows where to look. Uploaded versions have no row.
 * ``plugin_states`` — the actual state the agent last reported, beside the desired one.
 * ``metrics`` — stored metric rows, deleted after the retention period.
 * ``jobs`` / ``job_plugins`` — commands run on one agent, with one record per job plugin entry
@@ -76,6 +79,7 @@ __all__ = [
     "jobs",
     "metadata",
     "metrics",
+    "plugin_imports",
     "plugin_signatures",
     "plugin_states",
     "plugin_version_wheels",
@@ -166,6 +170,15 @@ plugin_signatures = Table(
     _column("public_key", LargeBinary(32)),
     _column("signature", LargeBinary(64)),
     _column("created_at", Double),
+)
+
+plugin_imports = Table(
+    "plugin_imports", metadata,
+    Column("version_id", BigId, ForeignKey("plugin_versions.id", ondelete="CASCADE"),
+           primary_key=True),
+    _column("index_url", String(1000)),
+    _column("requirement", String(500)),
+    _column("imported_at", Double),
 )
 
 agents = Table(

@@ -57,6 +57,7 @@ ERROR_STATUSES: dict[int, str] = {
     413: "the upload is over the server's max_upload_bytes",
     422: "the request is invalid: a parameter or body field is missing or wrong, or its "
     "content is refused (error says which and what to fix)",
+    502: "the package index could not be read (unreachable, an HTTP error, too slow)",
     504: "the agent did not answer in time",
 }
 

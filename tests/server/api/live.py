@@ -25,6 +25,7 @@ from arcade_core.rpc.v1 import pb, pb_grpc
 from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
 from tests.e2e.harness import Server, wait_until
 from tests.server.helpers import SCHEMA_MANIFEST, dependency_wheel, plugin_wheel
+from tests.server.package_index import LocalIndex
 from tests.waiting import DEADLINE
 from tests.wheelmaker import make_wheel
 
@@ -103,6 +104,7 @@ class LiveServer:
             self.server.env["ARCADE_SERVER_ADMIN_TOKEN"] = token
             self.server.http.headers.update(self.server.auth_headers)
         self.agent: _Agent | None = None
+        self.index: LocalIndex | None = None
 
     @property
     def url(self) -> str:
@@ -110,6 +112,11 @@ class LiveServer:
         return self.server.url
 
     def __enter__(self) -> LiveServer:
+        # Imports read this empty local index only (index_allow): no generated request makes
+        # the server fetch from anywhere else, so none waits on the network.
+        self.index = LocalIndex(self.directory / "index")
+        self.server.env.update(ARCADE_SERVER_INDEX_URL=self.index.url,
+                               ARCADE_SERVER_INDEX_ALLOW=self.index.url)
         self.server.start()
         try:
             self._seed()
@@ -128,6 +135,9 @@ class LiveServer:
             self.agent = None
         self.server.stop()
         self.server.http.close()
+        if self.index is not None:
+            self.index.close()
+            self.index = None
 
     def _publish(self, *wheels: Path) -> None:
         files = [("wheels", (w.name, w.read_bytes(), "application/octet-stream"))

@@ -39,6 +39,8 @@ TABLE: dict[tuple[str, str], Role | None] = {
     ("GET", "/api/v1/whoami"): V,
     ("POST", "/api/v1/plugins"): P,
     ("POST", "/api/v1/plugins/validate"): P,
+    ("POST", "/api/v1/plugins/import"): P,
+    ("GET", "/api/v1/plugins/{name}/updates"): V,
     ("GET", "/api/v1/plugins"): V,
     ("GET", "/api/v1/plugins/{name}"): V,
     ("GET", "/api/v1/plugins/{name}/versions"): V,

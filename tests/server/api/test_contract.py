@@ -25,10 +25,13 @@ ERROR_REF = "#/components/schemas/Error"
 
 #: The error statuses each operation can answer besides 422 (request validation) and 401/403
 #: (authentication, authorization), from the services it calls: NotFound 404, Conflict 409,
-#: PayloadTooLarge 413, AgentTimeout 504; 400 for a JSON body that cannot be decoded.
+#: PayloadTooLarge 413, AgentTimeout 504,
+#: IndexUnavailable 502; 400 for a JSON body that cannot be decoded.
 RAISES: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/plugins"): {409, 413},
     ("post", "/api/v1/plugins/validate"): {413},
+    ("post", "/api/v1/plugins/import"): {409, 413, 502},
+    ("get", "/api/v1/plugins/{name}/updates"): {404, 409, 502},
     ("get", "/api/v1/plugins"): set(),
     ("get", "/api/v1/plugins/{name}"): {404},
     ("get", "/api/v1/plugins/{name}/versions"): {404},
@@ -73,6 +76,7 @@ NOT_JSON = {("get", "/api/v1/tls/ca.pem"): "application/x-pem-file"}
 #: Operations answering one of two 2xx statuses (the body is the same model).
 TWO_SUCCESSES = {
     ("post", "/api/v1/plugins"): {"200", "201"},
+    ("post", "/api/v1/plugins/import"): {"200", "201"},
     ("post", "/api/v1/agents/{agent_id}/plugins"): {"200", "202"},
     ("delete", "/api/v1/agents/{agent_id}/plugins/{name}"): {"200", "202"},
     ("put", "/api/v1/agents/{agent_id}/plugins/{name}/config"): {"200", "202"},
