@@ -21,6 +21,10 @@ already loaded), with no per-row identity map or unit of work in the hot paths.
   the signer's key id and raw public key (so the server can check a signature before storing
   it and show who signed), and the 64 signature bytes. Agents trust keys of their own config,
   never these public keys.
+* ``plugin_keys`` — the publish policy's claims: the keys a plugin name accepts new versions
+  signed by (the first signed publish of a name claims it; an admin changes them). Keyed by
+  name, not a foreign key to ``plugins``: a claim outlives deleting every version, and an
+  admin may claim a name before anything is published under it.
 * ``plugin_states`` — the actual state the agent last reported, beside the desired one.
 * ``metrics`` — stored metric rows, deleted after the retention period.
 * ``jobs`` / ``job_plugins`` — commands run on one agent, with one record per job plugin entry
@@ -76,6 +80,7 @@ __all__ = [
     "jobs",
     "metadata",
     "metrics",
+    "plugin_keys",
     "plugin_signatures",
     "plugin_states",
     "plugin_version_wheels",
@@ -166,6 +171,14 @@ plugin_signatures = Table(
     _column("public_key", LargeBinary(32)),
     _column("signature", LargeBinary(64)),
     _column("created_at", Double),
+)
+
+plugin_keys = Table(
+    "plugin_keys", metadata,
+    Column("plugin_name", String(200), primary_key=True),
+    Column("key_id", String(16), primary_key=True),
+    _column("public_key", LargeBinary(32)),
+    _column("added_at", Double),
 )
 
 agents = Table(

@@ -88,7 +88,9 @@ def test_the_api_conforms_to_its_document(live: LiveServer) -> None:
         failures += _fuzz(operation, GenerationMode.POSITIVE, base_url, CHECKS, headers)
         failures += _fuzz(operation, GenerationMode.NEGATIVE, base_url,
                           [*CHECKS, negative_data_rejection], headers)
-    assert operations == 38   # 23 + 5 token/audit + 7 identity + 2 fleet views + plugin logs
+    # 23 + 5 token/audit + 7 identity + 2 fleet views + plugin logs + 3 signing (a version's
+    # signatures, a name's keys: get and put)
+    assert operations == 41
     assert live.server.alive, live.server.log()[-3000:]
     assert "unexpected error answering" not in live.server.log()
     assert not failures, "\n\n".join(failures[:20])
