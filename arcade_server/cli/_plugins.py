@@ -10,7 +10,7 @@ from pathlib import Path
 from ._app import Command, client
 from ._output import Table, ago, fail, print_json, size, styled
 
-__all__ = ["disable", "enable", "plugins", "publish"]
+__all__ = ["disable", "enable", "plugins", "publish", "signed_upload"]
 
 
 class _Progress:
@@ -53,6 +53,28 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
                    "pip into the wheelhouse (reused when already there)")
     p.add_argument("--wheelhouse", type=Path, help="dependency wheel cache for --fetch-deps "
                    "[env ARCADE_WHEELHOUSE; default ~/.cache/arcade/wheelhouse]")
+    p.add_argument("--sign", type=Path, metavar="KEY",
+                   help="sign what is published with this private key (NAME.key from "
+                   "arcade keys generate): the statement of every wheel uploaded")
+    p.add_argument("--passphrase-file", type=Path, metavar="FILE",
+                   help="with --sign: the key's passphrase is FILE's first line (else asked)")
+
+
+def signed_upload(args: argparse.Namespace, wheels: list[Path]
+                  ) -> tuple[list[Path], dict[str, str] | None]:
+    """With ``--sign`` (and not ``--validate``): the wheels to upload and the signature
+    fields over exactly them (wheels nothing requires are left out, and said so)."""
+    if args.sign is None or args.validate:
+        return wheels, None
+    from ._signing import load_private_key, sign_upload
+
+    key = getattr(args, "loaded_key", None) or load_private_key(args.sign, args.passphrase_file)
+    args.loaded_key = key
+    kept, fields = sign_upload(key, wheels)
+    left = [path.name for path in wheels if path not in kept]
+    if left and not args.as_json:
+        sys.stderr.write(f"not needed, not uploaded: {', '.join(left)}\n")
+    return kept, fields or None
 
 
 def _publish(args: argparse.Namespace) -> int | None:
@@ -77,17 +99,18 @@ def _publish(args: argparse.Namespace) -> int | None:
             fail(f"--fetch-deps: {exc}")
         given = {p.name for p in wheels}
         wheels = [*wheels, *(p for p in extra if p.name not in given)]
+    wheels, fields = signed_upload(args, wheels)
     with client(args) as api:
         total = api.upload_size(wheels)
         if not args.as_json and sys.stderr.isatty() and total > 1024 * 1024:
             progress = _Progress(total)
             try:
                 status, body = api.publish(wheels, progress=progress.advance,
-                                           validate_only=args.validate)
+                                           validate_only=args.validate, fields=fields)
             finally:
                 progress.close()
         else:
-            status, body = api.publish(wheels, validate_only=args.validate)
+            status, body = api.publish(wheels, validate_only=args.validate, fields=fields)
     if args.as_json:
         print_json(body)
         return None
@@ -103,6 +126,8 @@ def _publish(args: argparse.Namespace) -> int | None:
           f"{len(body['wheels'])} wheel(s), {size(sum(w['size'] for w in body['wheels']))}")
     if body.get("ignored"):
         print(f"not needed, not stored: {', '.join(body['ignored'])}")
+    if body.get("signers"):
+        print(f"signed by: {', '.join(s['key_id'] for s in body['signers'])}")
     return None
 
 
@@ -127,10 +152,12 @@ def _plugins(args: argparse.Namespace) -> None:
             enabled = "enabled" if plugin["enabled"] else "DISABLED"
             print(f"{styled(plugin['name'], 'bold')}  ({enabled})"
                   f"  {plugin['description'] or plugin['summary']}")
-            table = Table.of("version", "type", "size", "sha256", "published")
+            table = Table.of("version", "type", "size", "sha256", "published", "signed by")
             for release in plugin["releases"]:
+                signers = ", ".join(s["key_id"] for s in release.get("signers", []))
                 table.add_row(release["version"], release["type"], size(release["size"]),
-                              release["sha256"][:12] + "…", ago(release["created_at"]))
+                              release["sha256"][:12] + "…", ago(release["created_at"]),
+                              signers or "unsigned")
             table.print()
             if latest and latest.get("agents"):
                 print("agents running the latest version: " + ", ".join(

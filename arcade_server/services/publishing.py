@@ -270,6 +270,11 @@ def record_version(conn: Connection, prepared: PreparedPublish,
 def check_signature(prepared: PreparedPublish, signed: Signed) -> None:
     """:class:`Invalid` unless ``signed`` verifies for the statement of the wheels this
     publish records (the message names the wheels it had to cover)."""
+    if len(signed.public_key) != 32:
+        raise Invalid(f"public_key: {len(signed.public_key)} bytes; an ed25519 public key has 32")
+    if len(signed.signature) != signing.SIGNATURE_LENGTH:
+        raise Invalid(f"signature: {len(signed.signature)} bytes; an ed25519 signature has "
+                      f"{signing.SIGNATURE_LENGTH}")
     plugin = prepared.plugin
     data = signing.statement(plugin.name, plugin.version,
                              {w.filename: w.sha256 for w in prepared.wheels})

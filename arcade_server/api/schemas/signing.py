@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
 __all__ = ["PluginKey", "PluginKeys", "PluginKeysRequest", "SignatureRequest", "Signer"]
@@ -46,4 +48,5 @@ class PluginKeysRequest(BaseModel):
     """``PUT /plugins/{name}/keys``: the keys the name accepts from now on (replaces them;
     ``[]`` releases the claim)."""
 
-    keys: list[str] = Field(max_length=32, description=f"each {_KEY_HELP}")
+    keys: list[Annotated[str, Field(max_length=200)]] = Field(
+        max_length=32, description=f"each {_KEY_HELP}")
