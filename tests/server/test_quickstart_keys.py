@@ -21,7 +21,7 @@ from tests.server.helpers import plugin_wheel, unique
 
 def test_the_key_is_made_once_and_signs_what_the_quickstart_publishes(tmp_path: Path) -> None:
     keys = tmp_path / "home 'q\"" / "keys"
-    key, key_id = signing_key(keys)
+    _, key_id = signing_key(keys)
     assert stat.S_IMODE((keys / "quickstart.key").stat().st_mode) == 0o600
     again, same_id = signing_key(keys)
     assert same_id == key_id
@@ -40,5 +40,5 @@ def test_the_key_is_made_once_and_signs_what_the_quickstart_publishes(tmp_path: 
 def test_an_unusable_key_says_how_to_start_afresh(tmp_path: Path) -> None:
     (tmp_path / "quickstart.key").write_text("not a key\n")
     (tmp_path / "quickstart.pub").write_text("AAAA\n")
-    with pytest.raises(QuickstartKeyError, match="remove .* to make a new one"):
+    with pytest.raises(QuickstartKeyError, match=r"remove .* to make a new one"):
         signing_key(tmp_path)
