@@ -197,6 +197,9 @@ def test_an_admin_transfers_a_name_to_another_key(api: httpx.Client, tmp_path: P
     assert _upload(api, v2, fields=_fields(new, name, "2.0.0", v2)).status_code == 201
     released = api.put(f"/plugins/{name}/keys", json={"keys": []})
     assert released.status_code == 200 and released.json()["keys"] == []
+    audited = api.get("/audit", params={"target": f"plugins/{name}/keys"}).json()
+    assert [(r["action"], r["actor"], r["outcome"]) for r in audited] == [
+        ("PUT /api/v1/plugins/{name}/keys", "admin", "200")] * 2
     v3 = plugin_wheel(tmp_path / "3", name, "3.0.0")
     assert _upload(api, v3).status_code == 201
 
