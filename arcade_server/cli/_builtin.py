@@ -20,7 +20,7 @@ from typing import Any
 
 from ._app import client
 from ._output import fail, print_json, size
-from ._plugins import signed_upload
+from ._signing import signed_upload
 
 __all__ = ["publish_builtin"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ._app import Command, client
 from ._output import Table, ago, fail, print_json, size, styled
 
-__all__ = ["disable", "enable", "plugins", "publish", "signed_upload"]
+__all__ = ["disable", "enable", "plugins", "publish"]
 
 
 class _Progress:
@@ -60,23 +60,6 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
                    help="with --sign: the key's passphrase is FILE's first line (else asked)")
 
 
-def signed_upload(args: argparse.Namespace, wheels: list[Path]
-                  ) -> tuple[list[Path], dict[str, str] | None]:
-    """With ``--sign`` (and not ``--validate``): the wheels to upload and the signature
-    fields over exactly them (wheels nothing requires are left out, and said so)."""
-    if args.sign is None or args.validate:
-        return wheels, None
-    from ._signing import load_private_key, sign_upload
-
-    key = getattr(args, "loaded_key", None) or load_private_key(args.sign, args.passphrase_file)
-    args.loaded_key = key
-    kept, fields = sign_upload(key, wheels)
-    left = [path.name for path in wheels if path not in kept]
-    if left and not args.as_json:
-        sys.stderr.write(f"not needed, not uploaded: {', '.join(left)}\n")
-    return kept, fields or None
-
-
 def _publish(args: argparse.Namespace) -> int | None:
     if args.builtin:
         from ._builtin import publish_builtin
@@ -99,6 +82,8 @@ def _publish(args: argparse.Namespace) -> int | None:
             fail(f"--fetch-deps: {exc}")
         given = {p.name for p in wheels}
         wheels = [*wheels, *(p for p in extra if p.name not in given)]
+    from ._signing import signed_upload
+
     wheels, fields = signed_upload(args, wheels)
     with client(args) as api:
         total = api.upload_size(wheels)

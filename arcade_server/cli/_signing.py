@@ -26,7 +26,8 @@ from ._output import fail, print_json
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["load_private_key", "read_passphrase", "sign", "sign_upload", "signature_fields"]
+__all__ = ["load_private_key", "read_passphrase", "sign", "sign_upload", "signature_fields",
+           "signed_upload"]
 
 
 def read_passphrase(path: Path | None, *, prompt: str, confirm: bool = False) -> bytes | None:
@@ -118,6 +119,21 @@ def sign_upload(key: Ed25519PrivateKey, paths: Sequence[Path]
     by_name = {path.name: path for path in paths}
     fields = signature_fields(key, plugins[0].name, plugins[0].version, wheels)
     return [by_name[filename] for filename in wheels], fields
+
+
+def signed_upload(args: argparse.Namespace, wheels: list[Path]
+                  ) -> tuple[list[Path], dict[str, str] | None]:
+    """With ``--sign`` (and not ``--validate``): the wheels to upload and the signature
+    fields over exactly them (wheels nothing requires are left out, and said so)."""
+    if args.sign is None or args.validate:
+        return wheels, None
+    key = getattr(args, "loaded_key", None) or load_private_key(args.sign, args.passphrase_file)
+    args.loaded_key = key
+    kept, fields = sign_upload(key, wheels)
+    left = [path.name for path in wheels if path not in kept]
+    if left and not args.as_json:
+        sys.stderr.write(f"not needed, not uploaded: {', '.join(left)}\n")
+    return kept, fields or None
 
 
 # ---------------------------------------------------------------- arcade sign
