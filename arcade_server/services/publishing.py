@@ -224,7 +224,6 @@ def record_version(conn: Connection, prepared: PreparedPublish,
             "bump the version and publish again",
             {"name": plugin.name, "version": plugin.version, "sha256": existing.sha256},
         )
-    plugin_keys.check_publish(conn, plugin.name, signed.key_id if signed else None)
     now = time.time()
     insert_ignore(
         conn, blobs,
@@ -234,6 +233,10 @@ def record_version(conn: Connection, prepared: PreparedPublish,
         conn, plugins, [{"name": plugin.name, "enabled": True, "created_at": now,
                          "updated_at": now}],
     )
+    # The plugin's row, locked, serializes this name's publishes (PostgreSQL; SQLite has one
+    # writer): two first signed publishes cannot both claim it with different keys.
+    conn.execute(select(plugins.c.name).where(plugins.c.name == plugin.name).with_for_update())
+    plugin_keys.check_publish(conn, plugin.name, signed.key_id if signed else None)
     manifest = plugin.manifest or Manifest()
     row = conn.execute(
         plugin_versions.insert().returning(*plugin_versions.c),

@@ -4,6 +4,7 @@ deleting a version takes its signatures but not the claim."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,31 @@ def test_set_keys_replaces_keeps_added_at_and_releases(database: Database) -> No
     assert database.call(plugin_keys.set_keys, name, [])["keys"] == []
     with pytest.raises(Invalid, match="31 bytes"):
         database.call(plugin_keys.set_keys, name, [b"x" * 31])
+
+
+def test_concurrent_first_signed_publishes_claim_for_one_key_only(
+    database: Database, tmp_path: Path
+) -> None:
+    for round_ in range(3):
+        name = unique()
+        # Published unsigned before: the plugin's row exists, only its lock serializes.
+        database.call(publishing.record_version, publishing.inspect_upload(
+            [plugin_wheel(tmp_path / f"{round_}-0", name, "0.1.0")]))
+        keys = [Ed25519PrivateKey.generate() for _ in range(2)]
+        prepared = [publishing.inspect_upload(
+            [plugin_wheel(tmp_path / f"{round_}-{i + 1}", name, f"{i + 1}.0.0")])
+            for i in range(2)]
+
+        signed = [(p, _signed(k, p)) for p, k in zip(prepared, keys, strict=True)]
+
+        def record(attempt: tuple[publishing.PreparedPublish, publishing.Signed]) -> str:
+            try:
+                database.call(publishing.record_version, *attempt)
+            except Forbidden:
+                return "refused"
+            return "published"
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(record, signed))
+        assert outcomes == ["published", "refused"]
+        assert len(database.call(plugin_keys.keys_of, name)["keys"]) == 1
