@@ -53,6 +53,8 @@ SUMMARIES: dict[str, str] = {
     "server": "Run the Arcade server: REST API and gRPC for agents.",
     "publish": "Publish a plugin wheel (and the wheels of its dependencies), or the built-ins.",
     "plugins": "List published plugins, or show one with its versions.",
+    "sign": "Add your signature to a published plugin version.",
+    "keys": "Make signing keys; see or change the keys a plugin name accepts.",
     "enable": "Allow new assignments of a plugin.",
     "disable": "Refuse new assignments of a plugin (agents already running it keep it).",
     "agents": "List agents with their status (online/offline) and revisions.",

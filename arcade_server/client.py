@@ -31,6 +31,7 @@ from ._api_errors import (
     default_api_url,
 )
 from ._client_index import IndexRequests
+from ._client_signing import SigningRequests
 from ._client_views import FleetViews
 from ._http import Connection, Response, Timeout, TransportError, query_string
 
@@ -46,7 +47,7 @@ def _query(**params: Any) -> dict[str, Any]:
     return {key: value for key, value in params.items() if value is not None}
 
 
-class ArcadeClient(FleetViews, IndexRequests):
+class ArcadeClient(FleetViews, IndexRequests, SigningRequests):
     """Typed calls to ``/api/v1``; use as a context manager or call :meth:`close`."""
 
     def __init__(self, api_url: str | None = None, *, token: str | None = None,
@@ -152,15 +153,17 @@ class ArcadeClient(FleetViews, IndexRequests):
         *,
         progress: Callable[[int], None] | None = None,
         validate_only: bool = False,
+        fields: Mapping[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Upload the plugin wheel and its dependency wheels; return (status, version)."""
+        """Upload the plugin wheel and its dependency wheels (with ``fields``: a signature,
+        see :func:`arcade_server.cli._signing.sign_upload`); return (status, version)."""
         from ._multipart import MultipartWheels
 
         paths = [Path(w) for w in wheels]
         for path in paths:
             if not path.is_file():
                 raise ApiError(0, f"{path} is not a file")
-        body = MultipartWheels(paths, progress)
+        body = MultipartWheels(paths, progress, fields)
         response = self._request(
             "POST",
             "/plugins/validate" if validate_only else "/plugins",

@@ -7,9 +7,12 @@ It does, in order, and says so as it goes:
    API token is, and the ``export`` lines that let the ``arcade`` commands use it;
 2. builds the built-in plugins into real wheels and gathers their dependency wheels
    (:mod:`arcade_server.builtin`; psutil is fetched with pip once, then cached);
-3. publishes them through the REST API, as an operator would;
+3. publishes them through the REST API, as an operator would, signed with the quick start's
+   own key (``HOME/keys/quickstart.key``, made on the first run and kept);
 4. starts a local agent, ``python -m arcade_agent`` in a child process, as on any machine of
-   a fleet (its log: ``HOME/agent.log``), and waits until the server reports it connected;
+   a fleet (its log: ``HOME/agent.log``; its config ``HOME/agent.toml`` trusts the quick
+   start's public key, so it installs only what that key signed), and waits until the
+   server reports it connected;
 5. installs ``arcade-cpu@1.0.0`` and ``arcade-memory@1.0.0`` on it through the REST API and
    waits until the agent reports them ``running``;
 6. shows the agent's metrics as the server stored them (read back from
@@ -39,6 +42,7 @@ from arcade_core.commands import parser as make_parser
 from arcade_core.commands import require
 from arcade_core.states import PluginState
 
+from ._quickstart_keys import QuickstartKeyError, agent_config, sign_wheels, signing_key
 from ._quickstart_screen import Screen, Steps, say_up
 from .cli._output import Table, styled
 
@@ -160,10 +164,15 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
                         for name, wheel in wheels.items()}
             screen.say("  " + (", ".join(sorted({p.name for d in deps.values() for p in d}))
                                or "none needed"))
-            with step("Publishing them through the REST API (POST /api/v1/plugins)"):
+            with step(f"Signing key {home / 'keys' / 'quickstart.key'}"):
+                key, key_id = await asyncio.to_thread(signing_key, home / "keys")
+            screen.say(f"  key id {key_id} (the agent trusts {home / 'keys' / 'quickstart.pub'})")
+            with step("Publishing them signed, through the REST API (POST /api/v1/plugins)"):
                 for name, wheel in sorted(wheels.items()):
-                    status, body = await asyncio.to_thread(client.publish,
-                                                           [wheel, *deps[name]])
+                    paths, fields = await asyncio.to_thread(sign_wheels, key,
+                                                          [wheel, *deps[name]])
+                    status, body = await asyncio.to_thread(client.publish, paths,
+                                                           fields=fields)
                     what = "published" if status == 201 else "already published"
                     screen.say(f"  {body.get('name', name)}@{body.get('version', '?')}: {what}")
 
@@ -171,7 +180,8 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
                       f"{home / 'agent'})"):
                 token = await asyncio.to_thread(_enrollment_token, server)
                 agent = _start_agent(home, server.grpc_target, interval, token,
-                                     home / "server" / "tls" / "ca.pem")
+                                     home / "server" / "tls" / "ca.pem",
+                                     home / "keys" / "quickstart.pub")
             try:
                 await _wait_connected(client, agent, home / "agent.log", 30.0)
                 for spec in QUICKSTART_PLUGINS:
@@ -202,6 +212,8 @@ async def _main(home: Path, seconds: float | None, http_port: int | None,
                     await asyncio.to_thread(_stop_agent, agent)
         except ApiError as exc:
             raise QuickstartError(f"the REST API refused a step: {exc.message}") from None
+        except QuickstartKeyError as exc:
+            raise QuickstartError(str(exc)) from None
         except (PluginBuildError, WheelhouseError) as exc:
             raise QuickstartError(
                 f"{exc} (dependency wheels come from the package index once, then from the "
@@ -234,17 +246,14 @@ def _enrollment_token(server: Any) -> str:
     return str(created.token)
 
 
-def _start_agent(home: Path, server: str, interval: float, token: str, ca_file: Path
-                 ) -> subprocess.Popen[bytes]:
+def _start_agent(home: Path, server: str, interval: float, token: str, ca_file: Path,
+                 trusted_key: Path) -> subprocess.Popen[bytes]:
     """``python -m arcade_agent`` with short intervals, logging to ``HOME/agent.log``. On its
     first start it enrolls with ``token`` (in its environment, not on its command line),
     trusting ``ca_file``; later starts use the certificate in ``HOME/agent/tls``."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "agent.toml"
-    config.write_text(f"collect_interval = {interval}\ncollect_interval_override = {interval}\n"
-                      "reconnect_initial = 0.2\nreconnect_max = 2.0\n"
-                      # the quickstart agent runs jobs (`arcade run`): an agent opts in itself
-                      "\n[jobs]\nenabled = true\n", encoding="utf-8")
+    config.write_text(agent_config(interval, trusted_key), encoding="utf-8")
     with open(home / "agent.log", "ab") as logfile:
         return subprocess.Popen(
             [sys.executable, "-m", "arcade_agent", "--server", server, "--home",

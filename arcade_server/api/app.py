@@ -26,7 +26,7 @@ from .auth import document_auth, install_auth, needs
 from .docs import install_docs
 from .errors import install_error_handlers
 from .openapi import install_openapi
-from .routers import access, agents, fleet, identity, imports, jobs, plugins
+from .routers import access, agents, fleet, identity, imports, jobs, plugins, signing
 from .schemas import Health, errors
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, state: ServerState | None = 
     install_error_handlers(app)
     app.include_router(imports.router, prefix=API_PREFIX)
     app.include_router(plugins.router, prefix=API_PREFIX)
+    app.include_router(signing.router, prefix=API_PREFIX)
     app.include_router(agents.router, prefix=API_PREFIX)
     app.include_router(fleet.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)

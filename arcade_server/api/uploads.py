@@ -7,6 +7,10 @@ in a ``wheels`` field goes to its own temp file (writes are done in a thread, a 
 Nothing is held whole in memory, and the temp directory is removed on every error; what a
 crash leaves in the upload directory is swept when the server starts
 (:meth:`arcade_server.state.ServerState.start`).
+
+Besides the wheels, the text fields ``public_key`` and ``signature`` (a publisher's signature
+of the version's statement, each base64, at most once) are accepted and returned in
+:attr:`UploadedWheels.fields`; any other field is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ..limits import MAX_WHEELS
 __all__ = ["UploadedWheels", "receive_wheels"]
 
 FIELD = "wheels"
+#: The text fields a publish may carry besides the wheels (each at most once).
+TEXT_FIELDS = ("public_key", "signature")
 _FLUSH_BYTES = 1024 * 1024
 _MAX_FILES = MAX_WHEELS
 
@@ -39,6 +45,7 @@ class UploadedWheels:
 
     directory: Path
     paths: list[Path] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -95,10 +102,13 @@ class _Parser:
         self.closes = 0
         self.error: Exception | None = None
         self.field_bytes = 0
+        self.text_field: str | None = None
+        self.texts: dict[str, bytearray] = {}
 
     def on_part_begin(self) -> None:
         self._disposition = b""
         self._index = None
+        self.text_field = None
         self._skipping = False
         self.field_bytes = 0
 
@@ -118,11 +128,18 @@ class _Parser:
         _, options = parse_options_header(self._disposition)
         field_name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
+        if field_name in TEXT_FIELDS and filename is None:
+            if field_name in self.texts:
+                raise Invalid(f"the form field {field_name!r} was sent twice: send one")
+            self.texts[field_name] = bytearray()
+            self.text_field = field_name
+            return
         if field_name != FIELD or filename is None:
             if self.error is None:
                 self.error = Invalid(
                     f"unexpected form field {field_name!r}: send each wheel as a file in a "
-                    f"field named {FIELD!r}"
+                    f"field named {FIELD!r} (and a signature in the text fields "
+                    f"{' and '.join(map(repr, TEXT_FIELDS))})"
                 )
             self._skipping = True
             return
@@ -151,6 +168,8 @@ class _Parser:
             self.ops.append(("data", self._index, data[start:end]))
         elif not self._skipping:
             self.field_bytes += end - start
+            if self.text_field is not None and self.field_bytes <= 4096:
+                self.texts[self.text_field] += data[start:end]
 
     def on_part_end(self) -> None:
         if self._index is not None:
@@ -215,6 +234,9 @@ async def receive_wheels(request: Request, upload_dir: Path, max_bytes: int,
                 raise Invalid(f"malformed multipart body: {exc}") from None
             if state.field_bytes > 64 * 1024:
                 raise Invalid("form fields other than 'wheels' files are not accepted")
+            if state.text_field is not None and state.field_bytes > 4096:
+                raise Invalid(f"the form field {state.text_field!r} is over 4096 bytes: it holds "
+                              "one base64 value")
             pending += len(chunk)
             if pending >= _FLUSH_BYTES:
                 ops, state.ops = state.ops, []
@@ -231,6 +253,8 @@ async def receive_wheels(request: Request, upload_dir: Path, max_bytes: int,
         if state.closes != len(state.paths) or sink.files:
             raise Invalid("malformed multipart body: a file part was not terminated")
         uploaded.paths = list(state.paths)
+        uploaded.fields = {name: bytes(value).decode("utf-8", "replace").strip()
+                           for name, value in state.texts.items()}
         return uploaded
     except BaseException:
         await asyncio.to_thread(sink.close_all)

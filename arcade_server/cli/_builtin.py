@@ -20,6 +20,7 @@ from typing import Any
 
 from ._app import client
 from ._output import fail, print_json, size
+from ._signing import signed_upload
 
 __all__ = ["publish_builtin"]
 
@@ -46,9 +47,10 @@ def publish_builtin(args: argparse.Namespace) -> int:
             fail(f"--builtin: {exc}")
         with client(args) as api:
             for name, wheel in wheels.items():
+                paths, fields = signed_upload(args, [wheel, *deps[name]])
                 try:
-                    status, body = api.publish([wheel, *deps[name]],
-                                               validate_only=args.validate)
+                    status, body = api.publish(paths, validate_only=args.validate,
+                                               fields=fields)
                 except ApiError as exc:
                     failed += 1
                     results.append({"name": name, "error": exc.message})

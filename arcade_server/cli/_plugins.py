@@ -54,6 +54,11 @@ def _publish_args(p: argparse.ArgumentParser) -> None:
                    "pip into the wheelhouse (reused when already there)")
     p.add_argument("--wheelhouse", type=Path, help="dependency wheel cache for --fetch-deps "
                    "[env ARCADE_WHEELHOUSE; default ~/.cache/arcade/wheelhouse]")
+    p.add_argument("--sign", type=Path, metavar="KEY",
+                   help="sign what is published with this private key (NAME.key from "
+                   "arcade keys generate): the statement of every wheel uploaded")
+    p.add_argument("--passphrase-file", type=Path, metavar="FILE",
+                   help="with --sign: the key's passphrase is FILE's first line (else asked)")
     add_import_args(p)  # --from-index, --index-url (issue 15, part "index")
 
 
@@ -84,17 +89,20 @@ def _publish(args: argparse.Namespace) -> int | None:
             fail(f"--fetch-deps: {exc}")
         given = {p.name for p in wheels}
         wheels = [*wheels, *(p for p in extra if p.name not in given)]
+    from ._signing import signed_upload
+
+    wheels, fields = signed_upload(args, wheels)
     with client(args) as api:
         total = api.upload_size(wheels)
         if not args.as_json and sys.stderr.isatty() and total > 1024 * 1024:
             progress = _Progress(total)
             try:
                 status, body = api.publish(wheels, progress=progress.advance,
-                                           validate_only=args.validate)
+                                           validate_only=args.validate, fields=fields)
             finally:
                 progress.close()
         else:
-            status, body = api.publish(wheels, validate_only=args.validate)
+            status, body = api.publish(wheels, validate_only=args.validate, fields=fields)
     if args.as_json:
         print_json(body)
         return None
@@ -110,6 +118,8 @@ def _publish(args: argparse.Namespace) -> int | None:
           f"{len(body['wheels'])} wheel(s), {size(sum(w['size'] for w in body['wheels']))}")
     if body.get("ignored"):
         print(f"not needed, not stored: {', '.join(body['ignored'])}")
+    if body.get("signers"):
+        print(f"signed by: {', '.join(s['key_id'] for s in body['signers'])}")
     return None
 
 
@@ -134,10 +144,12 @@ def _plugins(args: argparse.Namespace) -> None:
             enabled = "enabled" if plugin["enabled"] else "DISABLED"
             print(f"{styled(plugin['name'], 'bold')}  ({enabled})"
                   f"  {plugin['description'] or plugin['summary']}")
-            table = Table.of("version", "type", "size", "sha256", "published")
+            table = Table.of("version", "type", "size", "sha256", "published", "signed by")
             for release in plugin["releases"]:
+                signers = ", ".join(s["key_id"] for s in release.get("signers", []))
                 table.add_row(release["version"], release["type"], size(release["size"]),
-                              release["sha256"][:12] + "…", ago(release["created_at"]))
+                              release["sha256"][:12] + "…", ago(release["created_at"]),
+                              signers or "unsigned")
             table.print()
             if latest and latest.get("agents"):
                 print("agents running the latest version: " + ", ".join(

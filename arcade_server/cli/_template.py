@@ -169,11 +169,16 @@ The tests use Arcade's harness (`arcade_core.testing`): they build this project 
 wheel, check it the way the server does when it is published, install it into a throwaway
 plugin host and call `collect` in-process and in a child process.
 
-## Build and publish
+## Build, sign and publish
+
+Agents that trust a key install only what it signed, so sign what you publish. Make a key
+pair once (`release.key` stays with you, offline and backed up; `release.pub` goes to the
+agents' `[[trust.keys]]`); the first signed publish of the name claims it for that key:
 
 ```sh
+arcade keys generate release --dir ~/.arcade-keys
 python -m build --wheel --no-isolation
-arcade publish dist/{wheel_name}-0.1.0-py3-none-any.whl
+arcade publish dist/{wheel_name}-0.1.0-py3-none-any.whl --sign ~/.arcade-keys/release.key
 arcade install {name} --agent AGENT_ID --config '{{"directory": "/var/log"}}'
 arcade metrics --agent AGENT_ID --name {module}.entries
 ```
@@ -244,8 +249,9 @@ def _plugin(args: argparse.Namespace) -> None:
           f"({module}/__init__.py, its manifest, tests, README)")
     print("next:", file=sys.stderr)
     print(f"  cd {target} && pip install -e '.[test]' && pytest", file=sys.stderr)
-    print("  python -m build --wheel --no-isolation && arcade publish dist/*.whl",
-          file=sys.stderr)
+    print("  arcade keys generate release --dir ~/.arcade-keys    (once)", file=sys.stderr)
+    print("  python -m build --wheel --no-isolation && "
+          "arcade publish dist/*.whl --sign ~/.arcade-keys/release.key", file=sys.stderr)
 
 
 def _umask() -> int:

@@ -24,6 +24,10 @@ already loaded), with no per-row identity map or unit of work in the hot paths.
 * ``plugin_imports`` — the package index a version was imported from (``POST
   /plugins/import``) and the requirement asked for, so ``GET /plugins/{name}/updates``
   knows where to look. Uploaded versions have no row.
+* ``plugin_keys`` — the publish policy's claims: the keys a plugin name accepts new versions
+  signed by (the first signed publish of a name claims it; an admin changes them). Keyed by
+  name, not a foreign key to ``plugins``: a claim outlives deleting every version, and an
+  admin may claim a name before anything is published under it.
 * ``plugin_states`` — the actual state the agent last reported, beside the desired one.
 * ``metrics`` — stored metric rows, deleted after the retention period.
 * ``jobs`` / ``job_plugins`` — commands run on one agent, with one record per job plugin entry
@@ -80,6 +84,7 @@ __all__ = [
     "metadata",
     "metrics",
     "plugin_imports",
+    "plugin_keys",
     "plugin_signatures",
     "plugin_states",
     "plugin_version_wheels",
@@ -179,6 +184,12 @@ plugin_imports = Table(
     _column("index_url", String(1000)),
     _column("requirement", String(500)),
     _column("imported_at", Double),
+plugin_keys = Table(
+    "plugin_keys", metadata,
+    Column("plugin_name", String(200), primary_key=True),
+    Column("key_id", String(16), primary_key=True),
+    _column("public_key", LargeBinary(32)),
+    _column("added_at", Double),
 )
 
 agents = Table(

@@ -23,8 +23,11 @@ def wheels_of(conn: Connection, version_id: int) -> list[AnyRow]:
 
 
 def version_dict(row: AnyRow, wheels: Sequence[AnyRow], *,
-                 agents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A ``plugin_versions`` row and its wheels (in install order) as the API shows them."""
+                 agents: list[dict[str, Any]] | None = None,
+                 signers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A ``plugin_versions`` row and its wheels (in install order) as the API shows them,
+    with who signed it (``signers``: ``[{"key_id", "created_at"}]``, from
+    :func:`.signatures.signers_of`)."""
     data: dict[str, Any] = {
         "name": row.plugin_name,
         "version": row.version,
@@ -45,6 +48,7 @@ def version_dict(row: AnyRow, wheels: Sequence[AnyRow], *,
             for w in wheels
         ],
     }
+    data["signers"] = list(signers or [])
     if agents is not None:
         data["agents"] = agents
     return data

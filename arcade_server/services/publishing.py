@@ -3,7 +3,11 @@
 Publishing is split so no step blocks the event loop and the database transaction stays
 short: :func:`inspect_upload` (blocking: reads the wheels, never runs their code) →
 :func:`store_blobs` (blocking: content-addressed, verified copies) → :func:`record_version`
-(one transaction). :func:`publish` runs the three from async code. Two concurrent publishes
+(one transaction). :func:`publish` runs the three from async code. A publish may carry a
+signature (:class:`Signed`) of the version's statement: it is checked before any blob is
+stored and recorded in the version's transaction (:mod:`.signatures`), and the publish policy
+(:mod:`.plugin_keys`: a claimed name accepts new versions signed by its keys only) is applied
+before storing and again in that transaction. Two concurrent publishes
 of the same ``name@version`` race on a unique constraint: the loser's transaction rolls back
 and it answers as a re-publish would (200 if identical, 409 otherwise).
 """
@@ -20,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from arcade_core import ArcadeError, Manifest, WheelInfo, inspect_wheel
+from arcade_core import ArcadeError, Manifest, WheelInfo, inspect_wheel, signing
 from arcade_core.requirements import check_requirements
 
 from ..db.engine import Database
@@ -29,12 +33,15 @@ from ..db.tables import plugin_version_wheels as wheels_table
 from ..errors import Conflict, Invalid
 from ..limits import check_name_version
 from ..storage import BlobStore
+from . import plugin_keys, signatures
 from ._sql import insert_ignore
 from ._versions import version_dict, wheels_of
 
 __all__ = [
     "PreparedPublish",
     "PublishResult",
+    "Signed",
+    "check_signature",
     "inspect_upload",
     "publish",
     "record_version",
@@ -68,6 +75,18 @@ class PreparedPublish:
             "wheels": [_wheel_info_dict(w) for w in self.wheels],
             "ignored": list(self.ignored),
         }
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A publisher's signature of the statement of the wheels it publishes, and its key."""
+
+    public_key: bytes
+    signature: bytes
+
+    @property
+    def key_id(self) -> str:
+        return signing.key_id(self.public_key)
 
 
 @dataclass(frozen=True)
@@ -174,15 +193,31 @@ def _find_version(conn: Connection, name: str, version: str) -> AnyRow | None:
     ).first()
 
 
-def record_version(conn: Connection, prepared: PreparedPublish) -> PublishResult:
-    """Record the published version; identical re-publish → ``created=False``; different
-    content under the same ``name@version`` → :class:`Conflict`."""
+def _add_signature(conn: Connection, name: str, version: str, signed: Signed | None) -> None:
+    if signed is not None:
+        signatures.add(conn, name, version, public_key=signed.public_key,
+                       signature=signed.signature)
+
+
+def _signers(conn: Connection, version_id: int) -> list[dict[str, Any]]:
+    return signatures.signers_of(conn, [version_id])[version_id]
+
+
+def record_version(conn: Connection, prepared: PreparedPublish,
+                   signed: Signed | None = None) -> PublishResult:
+    """Record the published version (with its signature, if ``signed``); identical re-publish
+    → ``created=False`` (a new signature is added); different content under the same
+    ``name@version`` → :class:`Conflict`; a new version of a claimed name not signed by one of
+    its keys → :class:`Forbidden`; a signature that does not verify → :class:`Invalid`."""
     plugin = prepared.plugin
     existing = _find_version(conn, plugin.name, plugin.version)
     if existing is not None:
         wheels = wheels_of(conn, existing.id)
         if _identical(existing, wheels, prepared):
-            return PublishResult(version_dict(existing, wheels), False, prepared.ignored)
+            _add_signature(conn, plugin.name, plugin.version, signed)
+            return PublishResult(version_dict(existing, wheels,
+                                              signers=_signers(conn, existing.id)),
+                                 False, prepared.ignored)
         raise Conflict(
             f"{plugin.name}@{plugin.version} is already published with different content "
             f"(plugin wheel sha256 {existing.sha256}); published versions are immutable: "
@@ -198,6 +233,10 @@ def record_version(conn: Connection, prepared: PreparedPublish) -> PublishResult
         conn, plugins, [{"name": plugin.name, "enabled": True, "created_at": now,
                          "updated_at": now}],
     )
+    # The plugin's row, locked, serializes this name's publishes (PostgreSQL; SQLite has one
+    # writer): two first signed publishes cannot both claim it with different keys.
+    conn.execute(select(plugins.c.name).where(plugins.c.name == plugin.name).with_for_update())
+    plugin_keys.check_publish(conn, plugin.name, signed.key_id if signed else None)
     manifest = plugin.manifest or Manifest()
     row = conn.execute(
         plugin_versions.insert().returning(*plugin_versions.c),
@@ -224,15 +263,46 @@ def record_version(conn: Connection, prepared: PreparedPublish) -> PublishResult
          for i, w in enumerate(prepared.wheels)],
     ).all()
     conn.execute(update(plugins).where(plugins.c.name == plugin.name).values(updated_at=now))
-    return PublishResult(version_dict(row, stored), True, prepared.ignored)
+    if signed is not None:
+        _add_signature(conn, plugin.name, plugin.version, signed)
+        plugin_keys.claim(conn, plugin.name, signed.public_key)
+    return PublishResult(version_dict(row, stored, signers=_signers(conn, row.id)), True,
+                         prepared.ignored)
 
 
-def _check_conflict(conn: Connection, prepared: PreparedPublish) -> None:
+def check_signature(prepared: PreparedPublish, signed: Signed) -> None:
+    """:class:`Invalid` unless ``signed`` verifies for the statement of the wheels this
+    publish records (the message names the wheels it had to cover)."""
+    if len(signed.public_key) != 32:
+        raise Invalid(f"public_key: {len(signed.public_key)} bytes; an ed25519 public key has 32")
+    if len(signed.signature) != signing.SIGNATURE_LENGTH:
+        raise Invalid(f"signature: {len(signed.signature)} bytes; an ed25519 signature has "
+                      f"{signing.SIGNATURE_LENGTH}")
+    plugin = prepared.plugin
+    data = signing.statement(plugin.name, plugin.version,
+                             {w.filename: w.sha256 for w in prepared.wheels})
+    if signing.verify(signed.public_key, signed.signature, data):
+        return
+    covered = ", ".join(w.filename for w in prepared.wheels)
+    extra = (f"; the upload also held wheels nothing requires ({', '.join(prepared.ignored)}), "
+             "which are not recorded: leave them out" if prepared.ignored else "")
+    raise Invalid(
+        f"the signature by key {signed.key_id} does not verify for "
+        f"{plugin.name}=={plugin.version}: sign the statement of exactly the wheels "
+        f"recorded ({covered}){extra}",
+        {"key_id": signed.key_id, "wheels": [w.filename for w in prepared.wheels]})
+
+
+def _check_conflict(conn: Connection, prepared: PreparedPublish,
+                    signed: Signed | None = None) -> None:
     """:class:`Conflict` now, before any blob is stored, when the version exists with other
-    content (the common 409: nothing is written for it)."""
+    content (the common 409: nothing is written for it), and :class:`Forbidden` when the
+    publish policy refuses a new version."""
     existing = _find_version(conn, prepared.plugin.name, prepared.plugin.version)
     if existing is not None and not _identical(existing, wheels_of(conn, existing.id), prepared):
         record_version(conn, prepared)  # raises the Conflict with its message
+    if existing is None:
+        plugin_keys.check_publish(conn, prepared.plugin.name, signed.key_id if signed else None)
 
 
 def _unrecorded(conn: Connection, shas: Sequence[str]) -> list[str]:
@@ -249,25 +319,29 @@ async def _remove_new_blobs(db: Database, store: BlobStore, added: Sequence[str]
         await asyncio.to_thread(store.delete, sha256)
 
 
-async def publish(db: Database, store: BlobStore, paths: Sequence[Path]) -> PublishResult:
-    """Inspect, store and record uploaded wheels (from async code, never blocking the loop).
+async def publish(db: Database, store: BlobStore, paths: Sequence[Path],
+                  signed: Signed | None = None) -> PublishResult:
+    """Inspect, store and record uploaded wheels (from async code, never blocking the loop),
+    with the publisher's signature if ``signed``.
 
     A refused publish leaves nothing behind: a conflict found before storing stores nothing,
     and blobs stored for a publish that then fails are deleted again (unless another publish
     recorded them meanwhile)."""
     prepared = await asyncio.to_thread(inspect_upload, paths)
-    await db.read(_check_conflict, prepared)
+    if signed is not None:
+        await asyncio.to_thread(check_signature, prepared, signed)
+    await db.read(_check_conflict, prepared, signed)
     present = await asyncio.to_thread(lambda: {w.sha256 for w in prepared.wheels
                                                if store.exists(w.sha256)})
     added = [w.sha256 for w in prepared.wheels if w.sha256 not in present]
     try:
         await asyncio.to_thread(store_blobs, store, prepared)
         try:
-            result = await db.run(record_version, prepared)
+            result = await db.run(record_version, prepared, signed)
         except IntegrityError:
             # A concurrent publish of the same name@version won the race: answer as a
             # re-publish.
-            result = await db.run(record_version, prepared)
+            result = await db.run(record_version, prepared, signed)
     except BaseException:
         await _remove_new_blobs(db, store, added)
         raise

@@ -19,11 +19,20 @@ from sqlalchemy import Connection, delete, func, or_, select, update
 
 from arcade_core import InvalidSpec, Manifest, normalize_name, parse_spec
 
-from ..db.tables import AnyRow, assignments, blobs, plugin_states, plugin_versions, plugins
+from ..db.tables import (
+    AnyRow,
+    assignments,
+    blobs,
+    plugin_signatures,
+    plugin_states,
+    plugin_versions,
+    plugins,
+)
 from ..db.tables import plugin_version_wheels as wheels_table
 from ..errors import Conflict, Hint, Invalid, NotFound
 from ..limits import MAX_VERSION_LENGTH
 from ._versions import sort_versions, version_dict, wheels_of
+from .signatures import signers_of
 
 __all__ = [
     "delete_version",
@@ -132,9 +141,10 @@ def _get_plugin_row(conn: Connection, name: str) -> tuple[AnyRow, list[AnyRow]]:
 def get_plugin(conn: Connection, name: str) -> dict[str, Any]:
     plugin, versions = _get_plugin_row(conn, name)
     data = _plugin_dict(plugin, versions)
+    signers = signers_of(conn, [v.id for v in versions])
     data["releases"] = [
         {"version": v.version, "sha256": v.sha256, "size": v.size, "created_at": v.created_at,
-         "type": v.type, "summary": v.summary}
+         "type": v.type, "summary": v.summary, "signers": signers[v.id]}
         for v in sort_versions(versions)
     ]
     return data
@@ -179,7 +189,8 @@ def get_version(conn: Connection, name: str, version: str) -> dict[str, Any]:
         agents.append({"agent": agent_id, "desired": True, "state": actual.pop(agent_id, None)})
     for agent_id, state in sorted(actual.items()):
         agents.append({"agent": agent_id, "desired": False, "state": state})
-    return version_dict(row, wheels_of(conn, row.id), agents=agents)
+    return version_dict(row, wheels_of(conn, row.id), agents=agents,
+                        signers=signers_of(conn, [row.id])[row.id])
 
 
 def delete_version(conn: Connection, name: str, version: str) -> list[str]:
@@ -201,6 +212,7 @@ def delete_version(conn: Connection, name: str, version: str) -> list[str]:
     # The wheel rows go with the version (ON DELETE CASCADE, and explicitly: SQLite enforces
     # foreign keys only with the pragma the engine sets).
     conn.execute(delete(wheels_table).where(wheels_table.c.version_id == row.id))
+    conn.execute(delete(plugin_signatures).where(plugin_signatures.c.version_id == row.id))
     conn.execute(delete(plugin_versions).where(plugin_versions.c.id == row.id))
     still_used = set(
         conn.scalars(select(wheels_table.c.sha256).where(wheels_table.c.sha256.in_(shas)))

@@ -7,7 +7,8 @@ signer sent: a signature that does not verify, or covers other wheels, is refuse
 anything is written. What the server stores only says *who signed*; whether to trust them is
 each agent's decision, from its own config (the server cannot widen it).
 
-:func:`of_versions` reads them for many versions at once (the desired states, the registry).
+:func:`of_versions` reads them for many versions at once (the desired states);
+:func:`signers_of` says who signed, and when, for the registry's responses.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..db import tables as t
 from ..errors import Invalid, NotFound
 from ._versions import wheels_of
 
-__all__ = ["add", "of_versions", "statement_of"]
+__all__ = ["add", "of_versions", "signers_of", "statement_of"]
 
 
 def _version_row(conn: Connection, name: str, version: str) -> Any:
@@ -82,4 +83,21 @@ def of_versions(conn: Connection, version_ids: Iterable[int]
             .order_by(table.c.version_id, table.c.key_id)
         ):
             out[row.version_id].append(signing.Signature(row.key_id, bytes(row.signature)))
+    return out
+
+
+def signers_of(conn: Connection, version_ids: Iterable[int]
+               ) -> dict[int, list[dict[str, Any]]]:
+    """Who signed each version, and when: ``[{"key_id", "created_at"}]`` by key id, for any
+    number of versions in one query per 500 (the registry shows these)."""
+    ids = sorted(set(version_ids))
+    out: dict[int, list[dict[str, Any]]] = {version_id: [] for version_id in ids}
+    table = t.plugin_signatures
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(
+            select(table.c.version_id, table.c.key_id, table.c.created_at)
+            .where(table.c.version_id.in_(ids[start:start + 500]))
+            .order_by(table.c.version_id, table.c.key_id)
+        ):
+            out[row.version_id].append({"key_id": row.key_id, "created_at": row.created_at})
     return out

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from arcade_core import signing
 from tests.waiting import DEADLINE, until_sync
 
 T = TypeVar("T")
@@ -42,6 +45,15 @@ download_timeout = 30
 JOBS_AGENT_CONFIG = AGENT_CONFIG + """
 [jobs]
 enabled = true
+"""
+#: The key the harness signs everything it publishes with (:meth:`Server.publish`), made
+#: once per test session; :data:`TRUST_HARNESS_KEY` is the agent config that trusts it.
+PUBLISHER_KEY = Ed25519PrivateKey.generate()
+PUBLISHER_KEY_TEXT = signing.public_key_text(
+    PUBLISHER_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+TRUST_HARNESS_KEY = f"""
+[[trust.keys]]
+key = "{PUBLISHER_KEY_TEXT}"
 """
 SERVER_ENV = {
     "ARCADE_SERVER_HEARTBEAT_INTERVAL": "1",
@@ -158,10 +170,16 @@ class Server(Proc):
         return {"ARCADE_AGENT_ENROLL_TOKEN": body["token"],
                 "ARCADE_AGENT_CA_HASH": body["ca_hash"]}
 
-    def publish(self, *wheels: Path) -> dict[str, Any]:
+    def publish(self, *wheels: Path, key: Ed25519PrivateKey | None = PUBLISHER_KEY
+                ) -> dict[str, Any]:
+        """Publish ``wheels`` signed with ``key`` (the harness's :data:`PUBLISHER_KEY` unless
+        told; ``None``: unsigned), as ``arcade publish --sign`` does."""
+        from arcade_server.cli._signing import sign_upload
+
+        paths, fields = sign_upload(key, list(wheels)) if key is not None else (list(wheels), {})
         files = [("wheels", (w.name, w.read_bytes(), "application/octet-stream"))
-                 for w in wheels]
-        response = self.http.post("/plugins", files=files)
+                 for w in paths]
+        response = self.http.post("/plugins", files=files, data=fields)
         assert response.status_code in (200, 201), response.text
         body: dict[str, Any] = response.json()
         return body

@@ -34,8 +34,11 @@ def test_new_project_tests_publishes_and_runs_on_an_agent_without_edits(
     _run([sys.executable, "-m", "build", "--wheel", "--no-isolation"], project, env)
     [wheel] = (project / "dist").glob("*.whl")
     assert wheel.name == "hello_arcade-0.1.0-py3-none-any.whl"
-    assert "published: hello-arcade@0.1.0" in _run([str(ARCADE), "publish", str(wheel)],
-                                                    project, env)
+    _run([str(ARCADE), "keys", "generate", "release", "--dir", str(tmp_path / "keys"),
+          "--no-passphrase"], project, env)
+    published = _run([str(ARCADE), "publish", str(wheel), "--sign",
+                      str(tmp_path / "keys" / "release.key")], project, env)
+    assert "published: hello-arcade@0.1.0" in published and "signed by: " in published
     wait_until(lambda: (server.agent("e2e-template") or {}).get("online"),
                what="the agent to come online")
     out = _run([str(ARCADE), "install", "hello-arcade", "--agent", "e2e-template",

@@ -11,6 +11,7 @@ import pytest
 
 from arcade_core.commands import main
 from arcade_server.builtin import PluginBuildError, builtin_wheels, shipped_builtin_wheels
+from arcade_server.cli._keys import generate_key
 from arcade_server.client import ArcadeClient
 from arcade_server.runner import ServerThread
 from tests.wheelmaker import make_wheel
@@ -43,6 +44,14 @@ def test_publish_builtin_publishes_them_all_with_psutil_then_says_already(
     with ArcadeClient(server.http_url, token=server.admin_token) as client:
         wheels = client.version("arcade-workspace", "1.0.0")["wheels"]
     assert [w["filename"] for w in wheels] == ["arcade_workspace-1.0.0-py3-none-any.whl"]
+    # Signed: a re-publish of identical wheels adds the signature, over both of cpu's wheels.
+    key_id = generate_key("release", tmp_path / "keys")
+    code, out, err = _arcade(capsys, "publish", "--builtin", "arcade-cpu", "--sign",
+                             str(tmp_path / "keys" / "release.key"), "--json", *api)
+    (result,) = json.loads(out)
+    assert code == 0, err
+    assert result["status"] == 200 and [s["key_id"] for s in result["signers"]] == [key_id]
+    assert len(result["wheels"]) == 2
     code, _, err = _arcade(capsys, "publish", "--builtin", "arcade-nope", *api)
     assert code == 1 and "no built-in plugin named arcade-nope; the built-ins are " in err
     code, _, err = _arcade(capsys, "publish", *api)

@@ -22,7 +22,8 @@ from ..schemas import (
     VersionDetail,
     errors,
 )
-from ..uploads import receive_wheels
+from ..uploads import UploadedWheels, receive_wheels
+from .signing import decode_base64
 
 router = APIRouter(prefix="/plugins", tags=["plugins"])
 
@@ -41,7 +42,18 @@ _UPLOAD_DOC: dict[str, Any] = {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
                             "description": "the plugin wheel and its dependency wheels",
-                        }
+                        },
+                        "public_key": {
+                            "type": "string",
+                            "description": "with signature: the signer's public key (base64 "
+                            "of the raw 32 bytes, the line of NAME.pub)",
+                        },
+                        "signature": {
+                            "type": "string",
+                            "description": "with public_key: base64 of the ed25519 signature "
+                            "of the version's statement (arcade_core.signing.statement of "
+                            "exactly the wheels recorded)",
+                        },
                     },
                 }
             }
@@ -63,23 +75,27 @@ _UNKNOWN_VERSION = "no plugin of that name is published, or it has no such versi
     responses={
         200: {"model": PublishedVersion, "description": "identical re-publish"},
         **errors(
+            s403="the name is claimed and the version is not signed by one of its keys "
+            "(GET /plugins/{name}/keys lists them)",
             s409="name@version is already published with other content",
             s413="the upload is over the server's max_upload_bytes, or a wheel over "
             "max_wheel_bytes",
-            s422="not multipart, not wheels, or the wheels are refused (error says why; "
-            "detail.problems lists every problem)",
+            s422="not multipart, not wheels, the wheels are refused (error says why; "
+            "detail.problems lists every problem), or the signature does not verify",
         ),
     },
     dependencies=[needs(Role.PUBLISHER)],
 )
 async def publish(request: Request, response: Response, state: State) -> dict[str, Any]:
-    """201 new version, 200 identical re-publish, 409 same ``name@version`` with other content,
-    413 over ``max_upload_bytes``, 422 invalid (the reason says what to fix)."""
+    """201 new version, 200 identical re-publish, 403 a claimed name not signed by its keys,
+    409 same ``name@version`` with other content, 413 over ``max_upload_bytes``, 422 invalid
+    (the reason says what to fix)."""
     settings = state.settings
     uploaded = await receive_wheels(request, settings.upload_dir, settings.max_upload_bytes,
                                     settings.max_wheel_bytes)
     try:
-        result = await publishing.publish(state.db, state.store, uploaded.paths)
+        result = await publishing.publish(state.db, state.store, uploaded.paths,
+                                          _signed(uploaded))
     finally:
         await asyncio.to_thread(uploaded.cleanup)
     body = dict(result.version)
@@ -88,6 +104,18 @@ async def publish(request: Request, response: Response, state: State) -> dict[st
     if not result.created:
         response.status_code = 200
     return body
+
+
+def _signed(uploaded: UploadedWheels) -> publishing.Signed | None:
+    """The publisher's signature sent with the wheels (both fields, or neither)."""
+    key, signature = uploaded.fields.get("public_key"), uploaded.fields.get("signature")
+    if key is None and signature is None:
+        return None
+    if key is None or signature is None:
+        raise Invalid("send both form fields public_key and signature (or neither): "
+                      "`arcade publish WHEEL... --sign KEY.key` does")
+    return publishing.Signed(decode_base64(key, "public_key"),
+                             decode_base64(signature, "signature"))
 
 
 @router.post(

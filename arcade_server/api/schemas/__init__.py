@@ -46,6 +46,7 @@ from .requests import (
     SelectorInstallRequest,
     SelectorRemoveRequest,
 )
+from .signing import PluginKey, PluginKeys, PluginKeysRequest, SignatureRequest, Signer
 
 __all__ = [
     "ERROR_STATUSES",
@@ -78,6 +79,9 @@ __all__ = [
     "Manifest",
     "Metric",
     "PluginDetail",
+    "PluginKey",
+    "PluginKeys",
+    "PluginKeysRequest",
     "PluginLogs",
     "PluginSummary",
     "PluginVersion",
@@ -87,6 +91,8 @@ __all__ = [
     "SelectorInstallResult",
     "SelectorRemoveRequest",
     "SelectorRemoveResult",
+    "SignatureRequest",
+    "Signer",
     "Token",
     "TokenCreateRequest",
     "UninstallResult",

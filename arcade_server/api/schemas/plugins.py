@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arcade_core.states import Isolation, PluginState
 
+from .signing import Signer
+
 __all__ = [
     "Manifest",
     "PluginDetail",
@@ -65,6 +67,7 @@ class PluginVersion(BaseModel):
     size: int
     created_at: float = Field(description="seconds since the epoch")
     wheels: list[Wheel]
+    signers: list[Signer] = Field(description="the keys that signed this version's statement")
 
 
 class PublishedVersion(PluginVersion):
@@ -111,6 +114,7 @@ class Release(BaseModel):
     created_at: float
     type: str
     summary: str
+    signers: list[Signer] = Field(description="the keys that signed this version")
 
 
 class PluginDetail(PluginSummary):
