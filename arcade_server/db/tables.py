@@ -184,6 +184,8 @@ plugin_imports = Table(
     _column("index_url", String(1000)),
     _column("requirement", String(500)),
     _column("imported_at", Double),
+)
+
 plugin_keys = Table(
     "plugin_keys", metadata,
     Column("plugin_name", String(200), primary_key=True),
