@@ -1,6 +1,6 @@
 """Drift of an installed environment: files that no longer match what was installed.
 
-An environment (:mod:`arcade_core._environment`) is immutable once built: its wheels were
+An environment (:class:`arcade_core.Environment`) is immutable once built: its wheels were
 unpacked with every byte checked against their ``RECORD``, and ``installer`` wrote each
 wheel's installed ``RECORD`` (path, sha256, size of every file it put down, scripts after
 their shebang was rewritten). :class:`Baseline` is what the agent expects to find:
