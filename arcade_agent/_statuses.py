@@ -72,8 +72,9 @@ class Statuses:
         self.revision = state.revision
         self.complete = True
         self._by_name: dict[str, PluginReport] = {}
-        #: The last drift of each plugin version: (version, paths, when); kept after repair.
-        self._drift: dict[str, tuple[str, tuple[str, ...], float]] = {}
+        #: The last drift of each plugin version: (version, paths, when, not repaired yet);
+        #: kept after a repair. While not repaired, a loaded plugin shows ``drifted``.
+        self._drift: dict[str, tuple[str, tuple[str, ...], float, bool]] = {}
         self._report = report
         self._report_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -89,8 +90,14 @@ class Statuses:
     def drifted(self, report: PluginReport, paths: Collection[str], at: float) -> None:
         """Remember the drift of ``report``'s plugin (kept on its later reports of the same
         version) and report it with ``report``'s state."""
-        self._drift[report.name] = (report.version, tuple(paths), at)
+        self._drift[report.name] = (report.version, tuple(paths), at, True)
         self.set(report)
+
+    def repaired(self, name: str) -> None:
+        """``name``'s drift was repaired: its reports keep the drift, not the state."""
+        drift = self._drift.get(name)
+        if drift is not None:
+            self._drift[name] = (*drift[:3], False)
 
     def running(self) -> list[PluginReport]:
         """What really runs: the applied plugins as the host sees them (for ``Register``)."""
@@ -127,6 +134,8 @@ class Statuses:
         drift = self._drift.get(report.name)
         if drift is not None and drift[0] == report.version:
             report = replace(report, drift=drift[1], drift_at=drift[2])
+            if drift[3] and report.state in _LOADED:  # e.g. set again by a redelivery
+                report = replace(report, state=PluginState.DRIFTED)
         if report.state not in _LOADED:
             return report
         applied = self.state.plugins.get(report.name)

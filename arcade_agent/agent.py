@@ -222,8 +222,7 @@ class Agent:
         )
         await self._reconciler.restore()
         self.drift = watch_for(self._reconciler, s.drift)
-        await self.drift.check_all()
-        self._spawn(self.drift.run(), "drift-watch")
+        self._spawn(self.drift.run(), "drift-watch")  # hashes everything first
         self._spawn(self._reconciler.run(), "reconciler")
         self._spawn(self._collector.run(), "collector")
         self._spawn(self._collector.flush_forever(self._connection.send,

@@ -1,7 +1,8 @@
 """When the agent checks its plugins' environments for drift (:mod:`arcade_agent.drift`).
 
-:meth:`DriftWatch.check_all` runs at the agent's start: every applied plugin's environment
-is hashed in full (its baseline taken). :meth:`DriftWatch.run` then goes round the plugins
+:meth:`DriftWatch.check_all` runs first, as the agent starts (its plugins just loaded from
+disk): every applied plugin's environment is hashed in full (its baseline taken).
+:meth:`DriftWatch.run` then goes round the plugins
 forever, one plugin per step, the steps spread evenly over ``check_interval`` (the stat pass);
 a plugin whose last full hash is older than ``hash_interval`` gets the full pass at its step
 instead. So the work is spread over time, never all plugins at once, and each check runs in
@@ -73,8 +74,11 @@ class DriftWatch:
         for name in sorted(envs):
             await self._check(name, envs[name], full=True)
 
-    async def run(self) -> None:
-        """Check forever, one plugin per step (until cancelled)."""
+    async def run(self, *, check_first: bool = True) -> None:
+        """:meth:`check_all` (unless ``check_first`` is false), then check forever, one plugin
+        per step (until cancelled). A task: a repair at start may need the connection."""
+        if check_first:
+            await self.check_all()
         quick, full = self.settings.check_interval, self.settings.hash_interval
         if not quick and not full:
             return

@@ -293,6 +293,7 @@ class Reconciler:
                                            error_at=time.time()))
                 return
             self.repairs += 1
+            self._statuses.repaired(name)
             log.warning("repaired %s@%s: environment rebuilt, plugin loaded again", name,
                         plugin.version)
             self._statuses.set(self._statuses.refresh(report))

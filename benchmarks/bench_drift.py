@@ -115,7 +115,7 @@ async def _measure(host: PluginHost, check: float, full: float) -> float:
 
     watch = DriftWatch(DriftSettings(check, full), watched, on_drift)
     await watch.check_all()
-    task = asyncio.create_task(watch.run())
+    task = asyncio.create_task(watch.run(check_first=False))
     began, start_cpu = time.perf_counter(), time.process_time()
     await asyncio.sleep(full)
     task.cancel()

@@ -145,6 +145,11 @@ def test_policy_report_leaves_the_plugin_drifted_and_the_file_as_it_is(
                what="more check rounds")
     assert _actual(server, "e2e-drift-report", "reported")["state"] == "drifted"
     assert module.read_bytes() == edited
+    # A config change (the same version again, reconfigured in place) does not hide it.
+    changed = server.http.put("/agents/e2e-drift-report/plugins/reported/config",
+                              params={"wait": 30}, json={"scale": 2})
+    assert changed.status_code == 200, changed.text
+    assert _actual(server, "e2e-drift-report", "reported")["state"] == "drifted"
     assert "repaired" not in agent.log()
 
 
