@@ -242,6 +242,9 @@ class Reconciler:
         plugin = self.state.plugins.get(name)
         if plugin is None or (plugin.version, plugin.sha256) != (env.version, env.sha256):
             return  # replaced meanwhile
+        if self._operating.locked():  # a desired state or a repair is changing environments:
+            self.on_rebuilt(name)     # what the check saw may be that; check afresh later
+            return
         at = time.time()
         self._statuses.drifted(PluginReport(
             name, plugin.version, PluginState.DRIFTED, "installed files changed: "
