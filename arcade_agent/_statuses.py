@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from arcade_core import Event, PluginNotFound
@@ -71,6 +72,9 @@ class Statuses:
         self.revision = state.revision
         self.complete = True
         self._by_name: dict[str, PluginReport] = {}
+        #: The last drift of each plugin version: (version, paths, when, not repaired yet);
+        #: kept after a repair. While not repaired, a loaded plugin shows ``drifted``.
+        self._drift: dict[str, tuple[str, tuple[str, ...], float, bool]] = {}
         self._report = report
         self._report_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -82,6 +86,18 @@ class Statuses:
     def all(self) -> list[PluginReport]:
         """Current per-plugin statuses (restarts and failures refreshed from the host)."""
         return [self.refresh(r) for r in sorted(self._by_name.values(), key=lambda r: r.name)]
+
+    def drifted(self, report: PluginReport, paths: Collection[str], at: float) -> None:
+        """Remember the drift of ``report``'s plugin (kept on its later reports of the same
+        version) and report it with ``report``'s state."""
+        self._drift[report.name] = (report.version, tuple(paths), at, True)
+        self.set(report)
+
+    def repaired(self, name: str) -> None:
+        """``name``'s drift was repaired: its reports keep the drift, not the state."""
+        drift = self._drift.get(name)
+        if drift is not None:
+            self._drift[name] = (*drift[:3], False)
 
     def running(self) -> list[PluginReport]:
         """What really runs: the applied plugins as the host sees them (for ``Register``)."""
@@ -102,6 +118,7 @@ class Statuses:
         for name, status in list(self._by_name.items()):
             if status.state is PluginState.REMOVED:
                 del self._by_name[name]
+                self._drift.pop(name, None)
 
     def forget_unwanted(self, wanted: Collection[str]) -> None:
         """Drop the statuses of plugins neither ``wanted`` nor applied (e.g. a failed
@@ -114,6 +131,11 @@ class Statuses:
         """``report`` of a loaded plugin (``running`` or ``degraded``) with the host's live
         state (restarts, failed, restarting, degraded, errors) folded in; ``measure=False``
         leaves a process child's memory unmeasured (0)."""
+        drift = self._drift.get(report.name)
+        if drift is not None and drift[0] == report.version:
+            report = replace(report, drift=drift[1], drift_at=drift[2])
+            if drift[3] and report.state in _LOADED:  # e.g. set again by a redelivery
+                report = replace(report, state=PluginState.DRIFTED)
         if report.state not in _LOADED:
             return report
         applied = self.state.plugins.get(report.name)

@@ -19,8 +19,8 @@ enrolls to get one (:mod:`arcade_agent.identity`), and renews it over its authen
 channel at two thirds of its lifetime.
 
 Everything lives under ``settings.home``: ``agent-id``, ``tls/``, ``state.json``, ``envs/``
-(the plugin environments, owned by the :class:`~arcade_core.PluginHost`), ``cache/wheels/``
-and ``jobs/`` (the default working directories of running jobs; see :mod:`arcade_agent.jobs`).
+(the plugin environments, owned by the :class:`~arcade_core.PluginHost`), ``cache/wheels/``,
+``jobs/`` (jobs' default working directories; see :mod:`arcade_agent.jobs`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from .cache import CacheStats, WheelCache
 from .collector import Collector, MetricBuffer
 from .connection import Connection
 from .downloader import Downloader, DownloadStats
+from .drift_watch import DriftWatch, watch_for
 from .errors import AgentNotStarted
 from .facts import host_facts
 from .identity import Credentials, ensure_credentials, renew, renew_due, store_credentials
@@ -98,6 +99,7 @@ class Agent:
         self._downloader: Downloader | None = None
         self._cache: WheelCache | None = None
         self._jobs: JobRunner | None = None
+        self.drift: DriftWatch | None = None  # the drift watch, once started
         self._facts: dict[str, str] = {}
         self._credentials: Credentials | None = None
         #: Certificates renewed since start (tests, status).
@@ -219,6 +221,8 @@ class Agent:
             call_timeout=s.call_timeout, policy=s.job_policy,
         )
         await self._reconciler.restore()
+        self.drift = watch_for(self._reconciler, s.drift)
+        self._spawn(self.drift.run(), "drift-watch")  # hashes everything first
         self._spawn(self._reconciler.run(), "reconciler")
         self._spawn(self._collector.run(), "collector")
         self._spawn(self._collector.flush_forever(self._connection.send,
@@ -313,19 +317,13 @@ class Agent:
     async def _register(self) -> pb.Register:
         reconciler = self.reconciler
         return pb.Register(
-            agent_id=self.id,
-            hostname=self._facts.get("hostname", ""),
-            ip=self._facts.get("ip", ""),
-            os=self._facts.get("os", ""),
-            arch=self._facts.get("arch", ""),
-            agent_version=arcade_version,
-            python_version=platform.python_version(),
-            labels=self.settings.labels,
+            agent_id=self.id, hostname=self._facts.get("hostname", ""),
+            ip=self._facts.get("ip", ""), os=self._facts.get("os", ""),
+            arch=self._facts.get("arch", ""), agent_version=arcade_version,
+            python_version=platform.python_version(), labels=self.settings.labels,
             plugins=[r.to_pb() for r in reconciler.running()],
-            applied_revision=reconciler.applied_revision,
-            jobs=self.jobs.known(),
-            jobs_enabled=self.settings.jobs_enabled,
-            jobs_allow=list(self.settings.jobs_allow),
+            applied_revision=reconciler.applied_revision, jobs=self.jobs.known(),
+            jobs_enabled=self.settings.jobs_enabled, jobs_allow=list(self.settings.jobs_allow),
         )
 
     def _heartbeat(self) -> pb.Heartbeat:

@@ -48,12 +48,17 @@ class PluginReport:
     #: A process plugin's child and its resident memory in bytes (0: none, unknown).
     pid: int = 0
     rss: int = 0
+    #: The installed files that last drifted (see :mod:`arcade_agent.drift`) and when
+    #: (epoch seconds; 0: never); kept after a repair.
+    drift: tuple[str, ...] = ()
+    drift_at: float = 0.0
 
     def news(self) -> tuple[object, ...]:
         """What makes a report worth sending at once when it changes: the state, restarts,
         the child, and whether there is an error at all (a plugin whose error text changes
         on every call must not send a report per call: new text goes with the counters)."""
-        return (self.version, self.state, bool(self.error), self.restarts, self.pid)
+        return (self.version, self.state, bool(self.error), self.restarts, self.pid,
+                self.drift_at)
 
     def to_pb(self) -> pb.PluginStatus:
         """The report as the wire's ``PluginStatus``."""
@@ -62,6 +67,7 @@ class PluginReport:
             error=self.error, restarts=self.restarts, isolation=to_pb(self.isolation),
             sha256=self.sha256, error_at=self.error_at, errors=self.errors,
             last_collect_at=self.last_collect_at, pid=self.pid, rss=self.rss,
+            drift=self.drift, drift_at=self.drift_at,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,7 +78,8 @@ class PluginReport:
             "isolation": self.isolation or "", "sha256": self.sha256,
             "error_at": self.error_at or None, "errors": self.errors,
             "last_collect_at": self.last_collect_at or None, "pid": self.pid or None,
-            "rss": self.rss or None,
+            "rss": self.rss or None, "drift": list(self.drift),
+            "drift_at": self.drift_at or None,
         }
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from arcade_core.job_policy import JobPolicy
 
+from .drift_settings import DriftSettings, drift_settings
 from .errors import AgentConfigError
 
 __all__ = ["AgentConfigError", "AgentSettings", "default_agent_id", "parse_labels", "parse_size"]
@@ -98,6 +99,7 @@ class AgentSettings:
     #: (``sha256:<hex>``) to fetch it with; needed to enroll.
     ca_file: Path | None = None
     ca_hash: str | None = None
+    drift: DriftSettings = field(default_factory=DriftSettings)  # [drift]: drift_settings.py
 
     # ------------------------------------------------------------------ building
 
@@ -332,8 +334,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ValueError("expected a mapping or KEY=VALUE items")
         if name == "cache_max_bytes":
             return parse_size(value)
-        if name == "jobs_enabled":
-            return _boolean(value)
+        if name in ("jobs_enabled", "drift"):
+            return _boolean(value) if name == "jobs_enabled" else drift_settings(value)
         if name == "jobs_allow":
             return _patterns(value)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
@@ -380,21 +382,18 @@ def _check_server(server: str, what: str) -> None:
     host, sep, port = server.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise AgentConfigError(
-            f"{what}: {server!r} is not HOST:PORT (e.g. 127.0.0.1:9090, the server's gRPC port)"
-        )
+            f"{what}: {server!r} is not HOST:PORT (e.g. 127.0.0.1:9090, the server's gRPC port)")
 
 
 def _check_agent_id(agent_id: str, what: str) -> None:
     if not _AGENT_ID.match(agent_id):
         raise AgentConfigError(
             f"{what}: {agent_id!r} is not a valid agent id (1-128 characters: letters, digits, "
-            "'.', '_', ':' and '-', starting with a letter or digit)"
-        )
+            "'.', '_', ':' and '-', starting with a letter or digit)")
 
 
 def _check_label_key(key: str, what: str) -> None:
     if not _LABEL_KEY.match(key):
         raise AgentConfigError(
             f"{what}: label key {key!r} must be 1-63 characters: letters, digits, '.', '_', "
-            "'/' and '-', starting with a letter or digit"
-        )
+            "'/' and '-', starting with a letter or digit")

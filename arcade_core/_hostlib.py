@@ -59,8 +59,10 @@ def ensure_host_lib(home: Path) -> Path:
 
 def child_environment(host_lib: Path) -> dict[str, str]:
     """The environment variables of a child: the host's, without its ``PYTHON*`` ones,
-    with ``host_lib`` as the only ``PYTHONPATH``."""
+    with ``host_lib`` as the only ``PYTHONPATH`` and no bytecode written (environments are
+    immutable once built: a ``__pycache__`` in one is drift to the agent)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = str(host_lib)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     return env

@@ -51,8 +51,10 @@ class PluginState(StrEnum):
 
 
 #: States after which an install attempt is over (a ``?wait=`` can return): the plugin was
-#: loaded (``degraded`` too: it is loaded, its calls fail) or it failed.
-FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.DEGRADED, PluginState.FAILED})
+#: loaded (``degraded`` too: it is loaded, its calls fail; ``drifted`` too: it is loaded, its
+#: files changed and the agent's policy is to report, not repair) or it failed.
+FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.DEGRADED, PluginState.FAILED,
+                                 PluginState.DRIFTED})
 
 
 class Isolation(StrEnum):

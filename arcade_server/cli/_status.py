@@ -2,9 +2,10 @@
 
 ``arcade status --agent ID`` shows one agent's plugins, desired beside actual, with what
 went wrong (error count, last error and its age, restarts), the last successful collect, and
-a process plugin's pid and RSS. Without ``--agent`` it shows the fleet: every agent × plugin
-(``--selector`` to narrow) and the counts by state. The plugins of an offline agent show
-their last known state marked ``(stale)``: it is not live.
+a process plugin's pid and RSS, and under the table one line per plugin whose installed files
+drifted (when, which; kept after the agent repaired it). Without ``--agent`` it shows the
+fleet: every agent × plugin (``--selector`` to narrow) and the counts by state. The plugins
+of an offline agent show their last known state marked ``(stale)``: it is not live.
 
 The health fields (``errors``, ``error_at``, ``last_collect_at``, ``pid``, ``rss``) are read
 with ``.get()``: a server that does not send them shows ``-``. ``--json`` prints everything
@@ -28,7 +29,8 @@ __all__ = ["metrics", "status", "versions"]
 NO_AGENTS = ("no agents yet: start one with `arcade agent --server HOST:PORT --enroll-token "
              "TOKEN --ca-hash sha256:…` (make a token with `arcade enroll create`)")
 
-_STYLES = {PluginState.RUNNING: "green", PluginState.FAILED: "red", "degraded": "bold red"}
+_STYLES = {PluginState.RUNNING: "green", PluginState.FAILED: "red", "degraded": "bold red",
+           PluginState.DRIFTED: "bold red"}
 
 
 def _state(actual: dict[str, Any] | None) -> Cell:
@@ -55,6 +57,19 @@ def _last_error(actual: dict[str, Any]) -> str:
         return ""
     at = actual.get("error_at")
     return f"{error} ({ago(at)})" if at else error
+
+
+def _drift_line(name: str, actual: dict[str, Any]) -> list[str]:
+    """``drift NAME (2m ago, repaired): path (changed), …`` for a plugin that drifted."""
+    paths = actual.get("drift") or []
+    if not paths:
+        return []
+    at = actual.get("drift_at")
+    when = [ago(at)] if at else []
+    if actual.get("state") != PluginState.DRIFTED:
+        when.append("repaired")
+    detail = f" ({', '.join(when)})" if when else ""
+    return [f"drift {name}{detail}: {', '.join(str(x) for x in paths)}\n"]
 
 
 def _plugin_cells(p: dict[str, Any]) -> list[str | Cell]:
@@ -102,6 +117,8 @@ def _status(args: argparse.Namespace) -> None:
     for p in items:
         table.add_row(*_plugin_cells(p))
     table.print()
+    for p in items:
+        print(*_drift_line(p["name"], p["actual"] or {}), sep="", end="")
     if any((p["actual"] or {}).get("stale") for p in items):
         print(f"{args.agent} is offline: states are the last it reported (stale)")
 

@@ -263,6 +263,10 @@ plugin_states = Table(
     _optional("last_collect_at", Double),
     _optional("pid", Integer),
     _optional("rss", BigInteger),
+    # Drift (0011): the installed files that last differed from their RECORD hashes (a JSON
+    # list of "<path> (changed|added|missing)", at most 21) and when the agent found them.
+    _optional("drift", JSON),
+    _optional("drift_at", Double),
 )
 
 metrics = Table(

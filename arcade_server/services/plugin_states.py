@@ -80,8 +80,11 @@ def plugins_of(conn: Connection, agents: Mapping[str, bool]) -> dict[str, list[d
 
 
 def _actual(row: AnyRow) -> dict[str, Any]:
-    """A ``plugin_states`` row as the API's actual state: every column but the keys."""
-    return {k: v for k, v in row._mapping.items() if k not in ("agent_id", "plugin_name")}
+    """A ``plugin_states`` row as the API's actual state: every column but the keys
+    (``drift`` NULL, never drifted, as an empty list)."""
+    actual = {k: v for k, v in row._mapping.items() if k not in ("agent_id", "plugin_name")}
+    actual["drift"] = actual.get("drift") or []
+    return actual
 
 
 def _chunks(ids: Sequence[str], size: int = 500) -> list[Sequence[str]]:

@@ -58,6 +58,9 @@ class ReportedPlugin:
     last_collect_at: float | None = None
     pid: int | None = None
     rss: int | None = None
+    #: Drift: the installed files that last changed, and when (``None``: never).
+    drift: tuple[str, ...] = ()
+    drift_at: float | None = None
 
 
 def state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int, now: float
@@ -80,10 +83,16 @@ def state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int, 
             "last_collect_at": _time(p.last_collect_at),
             "pid": p.pid if p.pid is not None and 0 < p.pid < 2**31 else None,
             "rss": p.rss if p.rss is not None and 0 < p.rss < _MAX_COUNT else None,
+            "drift": [clip(path, _MAX_DRIFT_PATH) for path in p.drift[:_MAX_DRIFT]] or None,
+            "drift_at": _time(p.drift_at),
         })
     return rows
 
 
+#: The most drifted paths stored per plugin (the agent sends 20 and "… and N more"), and
+#: the longest path.
+_MAX_DRIFT = 21
+_MAX_DRIFT_PATH = 1000
 #: The largest count or size stored (a BIGINT; an agent may send any int64).
 _MAX_COUNT = 2**62
 
@@ -152,7 +161,7 @@ def report_statuses(conn: Connection, updates: Sequence[StatusUpdate]) -> list[N
         upsert(conn, states, kept, keys=["agent_id", "plugin_name"],
                update=["version", "state", "error", "restarts", "isolation", "sha256",
                        "revision", "updated_at", "error_at", "errors", "last_collect_at",
-                       "pid", "rss"])
+                       "pid", "rss", "drift", "drift_at"])
     agents = t.agents
     with_applied = [{"b_id": a, "b_seen": seen[a], "b_revision": applied[a]} for a in applied]
     seen_only = [{"b_id": a, "b_seen": t} for a, t in seen.items() if a not in applied]

@@ -201,3 +201,34 @@ async def test_agents_delete_is_refused_online_unless_forced_and_revokes(
     assert code == 0 and out.startswith(f"deleted agent {gone}")
     code, _, err = arcade("agents", "delete", gone)
     assert code == 1 and gone in err
+
+
+def test_status_of_an_agent_shows_drift_stored_from_its_reports(
+    arcade: Arcade, server: ServerThread,
+) -> None:
+    """Drift an agent reports is stored (bounded, each path clipped), served by REST and
+    printed by ``arcade status --agent`` one line per plugin, repaired or still drifted."""
+    agent_id = unique("drifty")
+    found = time.time() - 60
+    paths = tuple(f"lib/python3.11/site-packages/p/m{i}.py (changed)" for i in range(30))
+    _register(server, agent_id, {},
+              ReportedPlugin("edited", "1.0.0", "drifted", error="installed files changed",
+                             drift=("lib/x.py (changed)", "bin/tool (added)"),
+                             drift_at=found),
+              ReportedPlugin("fixed", "1.0.0", "running", drift=(*paths, "y" * 5000),
+                             drift_at=found),
+              ReportedPlugin("clean", "1.0.0", "running"))
+    code, out, _ = arcade("status", "--agent", agent_id, "--json")
+    actual = {p["name"]: p["actual"] for p in json.loads(out)}
+    assert actual["edited"]["drift"] == ["lib/x.py (changed)", "bin/tool (added)"]
+    assert actual["edited"]["drift_at"] == pytest.approx(found)
+    assert len(actual["fixed"]["drift"]) == 21                      # bounded when stored
+    assert actual["clean"]["drift"] == [] and actual["clean"]["drift_at"] is None
+    code, out, err = arcade("status", "--agent", agent_id)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "drift edited (1m ago): lib/x.py (changed), bin/tool (added)" in lines
+    assert any(line.startswith("drift fixed (1m ago, repaired): lib/python3.11/")
+               for line in lines)
+    assert not any(line.startswith("drift clean") for line in lines)
+    assert "drifted" in out

@@ -152,7 +152,7 @@ class Heartbeat(_message.Message):
     def __init__(self, applied_revision: _Optional[int] = ..., sent_at: _Optional[float] = ...) -> None: ...
 
 class PluginStatus(_message.Message):
-    __slots__ = ("name", "version", "state", "error", "restarts", "isolation", "sha256", "error_at", "errors", "last_collect_at", "pid", "rss")
+    __slots__ = ("name", "version", "state", "error", "restarts", "isolation", "sha256", "error_at", "errors", "last_collect_at", "pid", "rss", "drift", "drift_at")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +165,8 @@ class PluginStatus(_message.Message):
     LAST_COLLECT_AT_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     RSS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_AT_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     state: PluginState
@@ -177,7 +179,9 @@ class PluginStatus(_message.Message):
     last_collect_at: float
     pid: int
     rss: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PluginState, str]] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., sha256: _Optional[str] = ..., error_at: _Optional[float] = ..., errors: _Optional[int] = ..., last_collect_at: _Optional[float] = ..., pid: _Optional[int] = ..., rss: _Optional[int] = ...) -> None: ...
+    drift: _containers.RepeatedScalarFieldContainer[str]
+    drift_at: float
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PluginState, str]] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., sha256: _Optional[str] = ..., error_at: _Optional[float] = ..., errors: _Optional[int] = ..., last_collect_at: _Optional[float] = ..., pid: _Optional[int] = ..., rss: _Optional[int] = ..., drift: _Optional[_Iterable[str]] = ..., drift_at: _Optional[float] = ...) -> None: ...
 
 class LogLine(_message.Message):
     __slots__ = ("seq", "time", "level", "text")

@@ -74,11 +74,11 @@ class DesiredPlugin(BaseModel):
 
 class ActualPlugin(BaseModel):
     """What the agent last reported: the state and the plugin's health."""
-
     version: str
     state: PluginState = Field(
         description="`degraded`: running, but its hook calls failed several times in a row "
-        "(the agent's `degraded_after`, 3 by default) since the last one that succeeded")
+        "(the agent's `degraded_after`, 3 by default) since the last one that succeeded; "
+        "`drifted`: its installed files no longer match their RECORD hashes (`drift`)")
     error: str = Field(description="the last error (a failed call, a crash, a failed load)")
     error_at: float | None = Field(
         default=None, description="when `error` happened, seconds since the epoch")
@@ -90,6 +90,13 @@ class ActualPlugin(BaseModel):
     rss: int | None = Field(
         default=None, description="that child's resident memory in bytes")
     isolation: Isolation | Literal[""] = Field(description="empty when the agent did not say")
+    drift: list[str] = Field(
+        default_factory=list,
+        description="the installed files that last differed from their wheels' RECORD "
+        "hashes (`<path> (changed|added|missing)`, at most 20 and `… and N more`); kept "
+        "after the agent repaired the environment (state `running` again)")
+    drift_at: float | None = Field(
+        default=None, description="when the agent found that drift, seconds since the epoch")
     sha256: str
     revision: int
     updated_at: float
