@@ -38,6 +38,7 @@ from typing import Any
 from arcade_core.job_policy import JobPolicy
 
 from .errors import AgentConfigError
+from .trust import Trust, parse_trust
 
 __all__ = ["AgentConfigError", "AgentSettings", "default_agent_id", "parse_labels", "parse_size"]
 
@@ -98,6 +99,8 @@ class AgentSettings:
     #: (``sha256:<hex>``) to fetch it with; needed to enroll.
     ca_file: Path | None = None
     ca_hash: str | None = None
+    #: Keys whose signatures the agent accepts (``[[trust.keys]]``, :mod:`arcade_agent.trust`).
+    trust: Trust = field(default_factory=Trust)
 
     # ------------------------------------------------------------------ building
 
@@ -138,8 +141,7 @@ class AgentSettings:
             if name not in known:
                 raise AgentConfigError(
                     f"unknown setting {name!r} in {source}; known settings: "
-                    + ", ".join(sorted(known))
-                )
+                    + ", ".join(sorted(known)))
             kwargs[name] = _coerce(name, value, source)
         return cls(**kwargs)
 
@@ -163,9 +165,8 @@ class AgentSettings:
         if self.agent_id is not None:
             _check_agent_id(self.agent_id, "setting 'agent_id'")
         if self.ca_hash is not None and not _CA_HASH.match(self.ca_hash):
-            raise AgentConfigError(
-                f"setting 'ca_hash': {self.ca_hash!r} is not sha256:<64 hex digits> (the "
-                "ca_hash printed by arcade enroll create)")
+            raise AgentConfigError(f"setting 'ca_hash': {self.ca_hash!r} is not sha256:<64 hex "
+                                   "digits> (the ca_hash printed by arcade enroll create)")
         for key in self.labels:
             _check_label_key(key, "setting 'labels'")
         for pattern in self.jobs_allow:
@@ -262,8 +263,7 @@ def parse_size(value: str | int) -> int:
     if not match:
         raise AgentConfigError(
             f"invalid size {value!r}: expected a number of bytes with an optional unit "
-            "(B, KB, MB, GB, KiB, MiB, GiB), e.g. 512MiB"
-        )
+            "(B, KB, MB, GB, KiB, MiB, GiB), e.g. 512MiB")
     unit = (match.group(2) or "").lower().rstrip("b")
     return int(float(match.group(1)) * _UNITS[unit])
 
@@ -298,11 +298,12 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise AgentConfigError(f"config file {path} is not valid {suffix[1:]}: {exc}") from None
     if not isinstance(data, dict):
         raise AgentConfigError(f"config file {path}: expected a table/mapping of settings")
-    # An [agent] table (or `agent:` mapping) may hold the settings, so one file can
-    # configure several Arcade parts; a [jobs] table may sit beside it or inside it.
-    if set(data) - {"jobs"} == {"agent"} and isinstance(data["agent"], dict):
-        data = {**({"jobs": data["jobs"]} if "jobs" in data else {}), **data["agent"]}
+    # An [agent] table (or `agent:` mapping) may hold the settings; [jobs], [trust] beside it.
+    if set(data) - {"jobs", "trust"} == {"agent"} and isinstance(data["agent"], dict):
+        data = {**{k: v for k, v in data.items() if k != "agent"}, **data["agent"]}
     out = {str(k).replace("-", "_"): v for k, v in data.items()}
+    if "trust" in out:  # [[trust.keys]]: relative files are next to the config file
+        out["trust"] = parse_trust(out["trust"], f"config file {path}", base=path.parent)
     jobs = out.pop("jobs", None)
     if jobs is not None:
         if not isinstance(jobs, dict):
@@ -336,6 +337,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return _boolean(value)
         if name == "jobs_allow":
             return _patterns(value)
+        if name == "trust":
+            return parse_trust(value, source)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
                     "metric_batch_size", "max_restarts", "job_concurrency", "degraded_after"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -380,21 +383,18 @@ def _check_server(server: str, what: str) -> None:
     host, sep, port = server.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise AgentConfigError(
-            f"{what}: {server!r} is not HOST:PORT (e.g. 127.0.0.1:9090, the server's gRPC port)"
-        )
+            f"{what}: {server!r} is not HOST:PORT (e.g. 127.0.0.1:9090, the server's gRPC port)")
 
 
 def _check_agent_id(agent_id: str, what: str) -> None:
     if not _AGENT_ID.match(agent_id):
         raise AgentConfigError(
             f"{what}: {agent_id!r} is not a valid agent id (1-128 characters: letters, digits, "
-            "'.', '_', ':' and '-', starting with a letter or digit)"
-        )
+            "'.', '_', ':' and '-', starting with a letter or digit)")
 
 
 def _check_label_key(key: str, what: str) -> None:
     if not _LABEL_KEY.match(key):
         raise AgentConfigError(
             f"{what}: label key {key!r} must be 1-63 characters: letters, digits, '.', '_', "
-            "'/' and '-', starting with a letter or digit"
-        )
+            "'/' and '-', starting with a letter or digit")
