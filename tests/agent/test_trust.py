@@ -3,6 +3,7 @@ signatures (real ed25519 keys; the statements of :mod:`arcade_core.signing`)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_a_swapped_dependency_wheel_breaks_the_signature() -> None:
 
 def test_patterns_limit_which_plugins_a_key_may_sign() -> None:
     release, release_public = _key()
-    team, team_public = _key()
+    _, team_public = _key()
     trust = Trust((TrustedKey(release_public, ("arcade-*",)), TrustedKey(team_public)))
     assert trust.check("arcade-cpu", "1.0.0", WHEELS, [_sign(release, "arcade-cpu")])
     assert trust.check("Arcade_CPU", "1.0.0", WHEELS, [_sign(release, "Arcade_CPU")])
@@ -130,7 +131,7 @@ collect_interval = 2
 key = "{signing.public_key_text(second)}"
 """)
     assert AgentSettings.load(config, env={}).trust.key_ids == (signing.key_id(second),)
-    env = {"ARCADE_AGENT_TRUST": '{"keys": [{"key": "%s"}]}' % signing.public_key_text(first)}
+    env = {"ARCADE_AGENT_TRUST": json.dumps({"keys": [{"key": signing.public_key_text(first)}]})}
     assert AgentSettings.load(env=env).trust.key_ids == (signing.key_id(first),)
     assert not AgentSettings.load(env={}).trust.enabled
 
@@ -148,9 +149,9 @@ key = "{signing.public_key_text(second)}"
 def test_a_bad_entry_is_refused_naming_it(tmp_path: Path, entry: str, problem: str) -> None:
     _, public = _key()
     config = tmp_path / "agent.toml"
-    config.write_text("[[trust.keys]]\nkey = \"%s\"\n\n[[trust.keys]]\n%s\n"
-                      % (signing.public_key_text(public),
-                         entry.replace("{k}", signing.public_key_text(public))))
+    text = signing.public_key_text(public)
+    config.write_text(f'[[trust.keys]]\nkey = "{text}"\n\n[[trust.keys]]\n'
+                      + entry.replace("{k}", text) + "\n")
     with pytest.raises(AgentConfigError) as refused:
         AgentSettings.load(config, env={})
     assert str(refused.value).startswith(f"config file {config}: "
