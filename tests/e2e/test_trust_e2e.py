@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from arcade_core import signing
+from arcade_core.states import FINAL_JOB_STATUSES
 from tests.agent.plugkit import probe_wheel
 from tests.server.helpers import dependency_wheel, plugin_wheel
 from tests.wheelmaker import make_wheel
@@ -72,6 +73,9 @@ file = "release.pub"
 [[trust.keys]]
 key = "{signing.public_key_text(_raw(team))}"
 plugins = ["team-*"]
+
+[jobs]
+enabled = true
 """
     agent = start_agent(server, "e2e-trust", config=config)
     wait_until(lambda: _online(server, "e2e-trust"), what="the agent to come online")
@@ -127,6 +131,18 @@ plugins = ["team-*"]
     # What was trusted still runs; the refusals are in the agent's log too.
     assert _actual(server, "e2e-trust", "sig-good")["state"] == "running"
     assert "plugin sig-unsigned@1.0.0: not signed by a trusted key" in agent.log()
+
+    # A job's plugin entries carry no signatures: an agent with trusted keys refuses them.
+    created = server.http.post("/jobs", json={
+        "agent": "e2e-trust", "commands": ["true"],
+        "plugins": [{"plugin": "sig-good@1.0.0", "stage": "before"}]})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    job = wait_until(lambda: (j := server.http.get(f"/jobs/{job_id}").json())["status"]
+                     in FINAL_JOB_STATUSES and j, what="the job to finish")
+    assert job["status"] == "failed", job
+    assert job["plugins"][0]["error"] == (
+        f"setup failed: not signed by a trusted key (trusted: {rel}, signed by: none)")
 
 
 def test_rotation_keeps_running_plugins_as_untrusted_and_refuses_new_installs(
