@@ -51,8 +51,10 @@ class PluginState(StrEnum):
 
 
 #: States after which an install attempt is over (a ``?wait=`` can return): the plugin was
-#: loaded (``degraded`` too: it is loaded, its calls fail) or it failed.
-FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.DEGRADED, PluginState.FAILED})
+#: loaded (``degraded`` too: it is loaded, its calls fail; ``untrusted`` too: a config change
+#: applied to a running version the agent no longer trusts) or it failed.
+FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.DEGRADED,
+                                 PluginState.UNTRUSTED, PluginState.FAILED})
 
 
 class Isolation(StrEnum):

@@ -28,7 +28,8 @@ __all__ = ["metrics", "status", "versions"]
 NO_AGENTS = ("no agents yet: start one with `arcade agent --server HOST:PORT --enroll-token "
              "TOKEN --ca-hash sha256:…` (make a token with `arcade enroll create`)")
 
-_STYLES = {PluginState.RUNNING: "green", PluginState.FAILED: "red", "degraded": "bold red"}
+_STYLES = {PluginState.RUNNING: "green", PluginState.FAILED: "red", "degraded": "bold red",
+           PluginState.UNTRUSTED: "bold red"}
 
 
 def _state(actual: dict[str, Any] | None) -> Cell:

@@ -177,6 +177,11 @@ def test_rotation_keeps_running_plugins_as_untrusted_and_refuses_new_installs(
     since = time.time()
     wait_until(lambda: server.metrics("e2e-rotate", name="rot-old.major", since=since),
                what="metrics of the untrusted plugin")
+    # A config change applies to it (it is loaded) and a ?wait returns on its report.
+    changed = server.http.put("/agents/e2e-rotate/plugins/rot-old/config",
+                              params={"wait": 20}, json={"scale": 2})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["state"]["state"] == "untrusted"
     _refused(server, agent, "rot-later",
              f"not signed by a trusted key (trusted: {_kid(new)}, signed by: {_kid(old)})")
 
