@@ -45,21 +45,24 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_agent")
     args = parser.parse_args(argv)
 
     from .service import EXIT_BAD_CONFIG, load_settings, run, setup_logging
-    from .settings import AgentConfigError
+    from .settings import AgentConfigError, AgentSettings
+
+    def load() -> AgentSettings:  # at start, and again on SIGHUP (for the trust)
+        return load_settings(server=args.server, home=args.home, agent_id=args.agent_id,
+                             labels=args.label, config=args.config,
+                             enroll_token=args.enroll_token, ca_file=args.ca_file,
+                             ca_hash=args.ca_hash)
 
     try:
         setup_logging(args.log_level)
-        settings = load_settings(server=args.server, home=args.home, agent_id=args.agent_id,
-                                 labels=args.label, config=args.config,
-                                 enroll_token=args.enroll_token, ca_file=args.ca_file,
-                                 ca_hash=args.ca_hash)
+        settings = load()
     except AgentConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     from .errors import AgentError
 
     try:
-        run(settings)
+        run(settings, reload=load)
     except KeyboardInterrupt:
         return 130
     except AgentError as exc:  # enrollment refused, a certificate of another agent, ...

@@ -13,6 +13,9 @@ sent. A change of state, restarts or pid, or an error appearing (:meth:`PluginRe
 is reported at once (the agent watches after every collect round and on each host event);
 counters, a new error text, the last collect time and memory only when ``counters=True`` (the
 agent's periodic watch, about once a heartbeat). Runs on the agent's event loop only.
+
+A loaded plugin that its agent no longer trusts (:meth:`Statuses.mark_untrusted`) is shown
+``untrusted`` while the host runs it (a crash or a failure still shows as such).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Report", "Statuses"]
 
 #: States of a plugin the host has loaded, refreshed from its live status.
-_LOADED = (PluginState.RUNNING, PluginState.DEGRADED)
+_LOADED = (PluginState.RUNNING, PluginState.DEGRADED, PluginState.UNTRUSTED)
 
 log = logging.getLogger("arcade_agent.reconciler")
 
@@ -75,6 +78,7 @@ class Statuses:
         #: The last drift of each plugin version: (version, paths, when, not repaired yet);
         #: kept after a repair. While not repaired, a loaded plugin shows ``drifted``.
         self._drift: dict[str, tuple[str, tuple[str, ...], float, bool]] = {}
+        self._untrusted: dict[str, str] = {}  # name -> why it is no longer trusted
         self._report = report
         self._report_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -113,6 +117,18 @@ class Statuses:
         self._by_name[report.name] = report
         self.schedule_report()
 
+    def mark_untrusted(self, name: str, reason: str | None) -> bool:
+        """Show the loaded plugin ``name`` as ``untrusted`` with ``reason`` (None: trusted
+        again, or gone). True when this changed its trust (a report is then scheduled)."""
+        if self._untrusted.get(name) == reason:
+            return False
+        if reason is None:
+            del self._untrusted[name]
+        else:
+            self._untrusted[name] = reason
+        self.schedule_report()
+        return True
+
     def forget_removed(self) -> None:
         """Drop the ``removed`` statuses: an earlier revision's news."""
         for name, status in list(self._by_name.items()):
@@ -146,9 +162,13 @@ class Statuses:
         except PluginNotFound:
             return with_host_status(report, None)
         collected = self._collected_at(report.name) if self._collected_at else 0.0
-        return with_host_status(report, status, degraded_after=self.degraded_after,
+        live = with_host_status(report, status, degraded_after=self.degraded_after,
                                 last_collect_at=collected,
                                 rss=process_rss if measure else None)
+        reason = self._untrusted.get(report.name)
+        if reason is not None and live.state in (PluginState.RUNNING, PluginState.DEGRADED):
+            return replace(live, state=PluginState.UNTRUSTED, error=live.error or reason)
+        return live
 
     def watch(self, *, counters: bool = False) -> bool:
         """Report now if a plugin's state, restarts or pid changed since the last report, or

@@ -10,7 +10,10 @@ the applied state.
 
 Deterministic failures (an install or load error) are remembered per plugin fingerprint, so
 the same desired state delivered again does not retry them; a download failure is retried on
-the next delivery. A newer desired state *supersedes* the one in flight: waiting for downloads
+the next delivery. A version not signed by a trusted key fails before anything is downloaded
+(remembered until the trust or the signatures change); a version already running that the
+trust no longer covers keeps running and shows ``untrusted`` (:mod:`arcade_agent.trust`).
+A newer desired state *supersedes* the one in flight: waiting for downloads
 stops with :class:`Superseded` (the downloads go on into the cache), host operations in
 progress finish.
 """
@@ -25,13 +28,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from arcade_core import ArcadeError, PluginNotFound
 from arcade_core.rpc.v1 import pb
+from arcade_core.signing import Signature
 from arcade_core.states import PluginState
 
 from ._statuses import Statuses
 from .desired import DesiredPlugin
-from .errors import DownloadError, InvalidWheelRef
+from .errors import DownloadError, InvalidWheelRef, UntrustedPlugin
 from .report import PluginReport
 from .state import AppliedPlugin, AppliedState
+from .trust import Trust
 
 if TYPE_CHECKING:
     from arcade_core import Environment, PluginHost
@@ -52,6 +57,7 @@ class EnsureEnvironment(Protocol):
     def __call__(
         self, name: str, version: str, refs: Sequence[pb.WheelRef],
         *, on_download: Callable[[], None] | None = None,
+        signatures: Sequence[Signature] = (),
     ) -> Awaitable[Environment]: ...
 
 
@@ -61,7 +67,7 @@ class Transitions:
     ``superseded`` is set by the reconciler when a newer desired state arrives;
     ``ensure_environment`` makes a version's environment exist (downloading what is not
     cached); ``save`` persists ``state``; ``plugins_changed`` tells the collector that the
-    set of loaded plugins (or an interval) changed.
+    set of loaded plugins (or an interval) changed; ``trust()`` is the agent's current trust.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class Transitions:
         *,
         save: Callable[[], Awaitable[None]],
         plugins_changed: Callable[[], None],
+        trust: Callable[[], Trust] = Trust,
     ) -> None:
         self.host = host
         self.state = state
@@ -83,6 +90,14 @@ class Transitions:
         self._save = save
         self._plugins_changed = plugins_changed
         self._failures: dict[str, str] = {}  # name -> fingerprint of a deterministic failure
+        self._trust = trust
+        self._trust_failures: set[str] = set()  # names whose remembered failure is trust
+
+    def forget_trust_failures(self) -> None:
+        """The trust changed: retry the versions refused as untrusted."""
+        for name in self._trust_failures:
+            self._failures.pop(name, None)
+        self._trust_failures.clear()
 
     def forget_failures(self, wanted: Mapping[str, DesiredPlugin]) -> None:
         """Forget the remembered failures of plugins no longer wanted, or wanted otherwise."""
@@ -113,8 +128,13 @@ class Transitions:
         old = current if loaded else None
         try:
             env = await self._until_superseded(
-                self.ensure_environment(d.name, d.version, d.refs, on_download=mark_downloading)
+                self.ensure_environment(d.name, d.version, d.refs, on_download=mark_downloading,
+                                        signatures=d.signatures)
             )
+        except UntrustedPlugin as exc:  # nothing was downloaded or installed
+            self.fail(d, str(exc), old)
+            self._trust_failures.add(d.name)
+            return
         except (DownloadError, InvalidWheelRef) as exc:  # the server may fix it: retry
             self.fail(d, str(exc), old, remember=False)
             return
@@ -139,6 +159,7 @@ class Transitions:
                                 d.wheels)
         self.state.plugins[d.name] = applied
         self._failures.pop(d.name, None)
+        self.statuses.mark_untrusted(d.name, None)
         self.statuses.set(self.statuses.refresh(PluginReport(
             d.name, d.version, PluginState.RUNNING, isolation=isolation, sha256=d.sha256)))
         self._plugins_changed()
@@ -150,7 +171,16 @@ class Transitions:
         await self._save()
 
     async def _adjust(self, current: AppliedPlugin, d: DesiredPlugin) -> None:
-        """Same version already loaded: apply config, isolation and interval changes."""
+        """Same version already loaded: apply config, isolation and interval changes, and
+        say whether it is still trusted (it keeps running either way)."""
+        try:
+            self._trust().check(d.name, d.version, d.wheel_hashes, d.signatures)
+        except UntrustedPlugin as exc:
+            if self.statuses.mark_untrusted(d.name, str(exc)):
+                log.warning("plugin %s@%s keeps running but is no longer trusted: %s",
+                            d.name, d.version, exc)
+        else:
+            self.statuses.mark_untrusted(d.name, None)
         # No preference: keep what runs (the manifest's default).
         isolation = d.isolation or current.isolation
         d = replace(d, isolation=isolation)
@@ -198,6 +228,7 @@ class Transitions:
             return
         del self.state.plugins[name]
         self._plugins_changed()
+        self.statuses.mark_untrusted(name, None)
         self.statuses.set(PluginReport(name, plugin.version, PluginState.REMOVED,
                                        isolation=plugin.isolation, sha256=plugin.sha256))
         log.info("removed %s@%s", name, plugin.version)

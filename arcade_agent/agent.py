@@ -212,7 +212,7 @@ class Agent:
             self.host, self._downloader, self._cache, store, state,
             report=self._connection.send, on_plugins=self._collector.set_plugins,
             degraded_after=s.degraded_after, collected_at=self._collector.last_collect,
-        )
+            trust=s.trust)
         self._collector.on_collected = self._reconciler.watch_health
         self.host.add_listener(self._reconciler.on_host_event)
         self._jobs = JobRunner(

@@ -9,6 +9,7 @@ from typing import Any
 from arcade_core import ProtocolError
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import from_pb
+from arcade_core.signing import Signature
 from arcade_core.states import Isolation
 
 from .errors import InvalidDesiredPlugin
@@ -19,7 +20,8 @@ __all__ = ["DesiredPlugin"]
 
 @dataclass(frozen=True, slots=True)
 class DesiredPlugin:
-    """One desired plugin. ``isolation`` ``None``: the plugin's manifest decides."""
+    """One desired plugin. ``isolation`` ``None``: the plugin's manifest decides.
+    ``signatures``: of the version's statement, checked against the agent's own trust."""
 
     name: str
     version: str
@@ -28,6 +30,7 @@ class DesiredPlugin:
     interval: float
     wheels: tuple[WheelFile, ...]
     refs: tuple[pb.WheelRef, ...]
+    signatures: tuple[Signature, ...] = ()
 
     @property
     def sha256(self) -> str:
@@ -36,11 +39,18 @@ class DesiredPlugin:
 
     def fingerprint(self) -> str:
         """What makes two deliveries of this plugin the same attempt (to remember a
-        deterministic failure and not retry it)."""
+        deterministic failure and not retry it): a signature added later is another
+        attempt."""
         return json.dumps(
-            [self.version, self.sha256, self.isolation or "", self.config], sort_keys=True,
+            [self.version, self.sha256, self.isolation or "", self.config,
+             sorted((s.key_id, s.signature.hex()) for s in self.signatures)], sort_keys=True,
             default=str,
         )
+
+    @property
+    def wheel_hashes(self) -> dict[str, str]:
+        """Every wheel of the version, filename → sha256 (what its statement covers)."""
+        return {w.filename: w.sha256 for w in self.wheels}
 
     @classmethod
     def from_pb(cls, plugin: pb.DesiredPlugin) -> DesiredPlugin:
@@ -66,4 +76,6 @@ class DesiredPlugin:
             interval=plugin.interval,
             wheels=wheels,
             refs=tuple(plugin.wheels),
+            signatures=tuple(Signature(s.key_id, bytes(s.signature))
+                             for s in plugin.signatures),
         )

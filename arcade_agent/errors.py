@@ -14,6 +14,8 @@ should catch them.
 * :class:`InvalidDesiredPlugin` — an entry of the server's desired state cannot be applied
   as sent (bad config JSON, unknown isolation, no wheels); the reconciler reports that one
   plugin failed and applies the rest.
+* :class:`UntrustedPlugin` — a plugin version is not signed by a key the agent trusts
+  (:mod:`arcade_agent.trust`); the reconciler reports it failed before downloading anything.
 * :class:`InvalidBeforeResult` — a job's ``before`` hook returned something of the wrong
   shape; the job runner fails the job with it.
 
@@ -34,6 +36,7 @@ __all__ = [
     "InvalidBeforeResult",
     "InvalidDesiredPlugin",
     "InvalidWheelRef",
+    "UntrustedPlugin",
 ]
 
 
@@ -82,3 +85,7 @@ class InvalidDesiredPlugin(AgentError, ValueError):
 
 class InvalidBeforeResult(AgentError, ValueError):
     """A job's ``before`` hook returned something other than ``None`` or the documented dict."""
+
+
+class UntrustedPlugin(AgentError):
+    """A plugin version lacks a valid signature by a key this agent trusts for its name."""

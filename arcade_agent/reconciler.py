@@ -22,6 +22,13 @@ true. Deterministic failures (an install or load error) are
 remembered per plugin fingerprint, so the same desired state delivered again (on reconnect)
 does not retry them; a download failure (server gone) is retried on the next delivery.
 
+Trust (:mod:`arcade_agent.trust`): with trusted keys configured, a version must carry a valid
+signature by one of them before anything of it is downloaded, else it fails with
+``not signed by a trusted key (…)`` and nothing is installed. :meth:`Reconciler.set_trust`
+(SIGHUP) applies the last desired state again under the new trust: versions no longer trusted
+are refused from then on, and a plugin already running keeps running but shows ``untrusted``
+until it is replaced (stopping it would turn a key rotation into an outage).
+
 Statuses (``downloading`` → ``installing`` → ``running`` | ``failed`` | ``removed``, with error
 text and restarts) are reported as they change, coalesced per event loop tick, and a report
 with ``complete=True`` closes each revision. Host events (a process plugin crashed, restarted
@@ -41,6 +48,7 @@ from typing import TYPE_CHECKING, Protocol
 from arcade_core import ArcadeError, Event, InvalidWheel, PluginNotFound
 from arcade_core.memory import release_memory
 from arcade_core.rpc.v1 import pb
+from arcade_core.signing import Signature
 from arcade_core.states import Isolation, PluginState
 
 from ._statuses import Statuses
@@ -52,6 +60,7 @@ from .drift_settings import DriftPolicy
 from .errors import AgentError, InvalidDesiredPlugin
 from .report import PluginReport
 from .state import AppliedState, StateStore
+from .trust import Trust
 
 if TYPE_CHECKING:
     from arcade_core import Environment, PluginHost
@@ -91,9 +100,12 @@ class Reconciler:
         degraded_after: int = 3,
         collected_at: Callable[[str], float] | None = None,
         drift_policy: DriftPolicy = DriftPolicy.REPAIR,
+        trust: Trust | None = None,
     ) -> None:
         self.host = host
         self.drift_policy = drift_policy
+        #: The keys this agent trusts (see :meth:`set_trust`).
+        self.trust = trust or Trust()
         #: Held while a desired state is applied or a drifted plugin repaired.
         self._operating = asyncio.Lock()
         #: Called with a plugin's name after its environment was rebuilt (drift repair).
@@ -107,11 +119,13 @@ class Reconciler:
         self._statuses = Statuses(host, state, report, degraded_after=degraded_after,
                                   collected_at=collected_at)
         self._pending: pb.DesiredState | None = None
+        self._last: pb.DesiredState | None = None
         self._wakeup = asyncio.Event()
         self._superseded = asyncio.Event()
         self._transitions = Transitions(host, state, self._statuses, self._superseded,
                                         self.ensure_environment, save=self._save,
-                                        plugins_changed=self._plugins_changed)
+                                        plugins_changed=self._plugins_changed,
+                                        trust=lambda: self.trust)
         self._busy = False
         self._applied_event = asyncio.Condition()
         self._loop = asyncio.get_running_loop()
@@ -134,10 +148,21 @@ class Reconciler:
 
     def submit(self, desired: pb.DesiredState) -> None:
         """Apply ``desired`` as soon as possible, superseding any state being applied."""
-        self._pending = desired
+        self._pending = self._last = desired
         if self._busy:
             self._superseded.set()
         self._wakeup.set()
+
+    def set_trust(self, trust: Trust) -> None:
+        """Trust ``trust`` from now on (the agent's config was re-read): the last desired
+        state is applied again, so versions no longer trusted are refused and running ones
+        show ``untrusted``; remembered trust failures are retried (a key may have been
+        added)."""
+        self.trust = trust
+        log.info("trust changed: %s", trust.describe())
+        self._transitions.forget_trust_failures()
+        if self._last is not None:
+            self.submit(self._last)
 
     async def wait_applied(self, revision: int, timeout: float | None = None) -> None:
         """Wait until a desired state with revision >= ``revision`` is fully applied."""
@@ -208,13 +233,20 @@ class Reconciler:
     async def ensure_environment(
         self, name: str, version: str, refs: Sequence[pb.WheelRef],
         *, on_download: Callable[[], None] | None = None,
+        signatures: Sequence[Signature] = (),
     ) -> Environment:
         """The environment of ``name@version`` built from ``refs``: reused if present,
         else built from cached or downloaded (verified) wheels.
 
+        With trusted keys, ``signatures`` must include a trusted key's signature of the
+        statement of exactly ``refs`` (checked first, before anything is downloaded or an
+        existing environment is handed out), else :class:`~arcade_agent.errors.UntrustedPlugin`.
+
         Also the entry point for job plugins (issue 5), which need an environment without
-        touching the desired-state plugins.
+        touching the desired-state plugins. A job's plugins carry no signatures on the wire
+        yet, so an agent with trusted keys refuses them.
         """
+        self.trust.check(name, version, {r.filename: r.sha256 for r in refs}, signatures)
         sha = refs[0].sha256 if refs else ""
         for env in await asyncio.to_thread(self.host.installed):
             if env.name == name and env.version == version and env.sha256 == sha:

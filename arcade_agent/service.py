@@ -4,21 +4,29 @@ Used by the agent's one front end, :mod:`arcade_agent.__main__` (argparse, so a 
 agent process does not carry the operator CLI's libraries), which serves ``arcade agent`` and
 ``python -m arcade_agent``. SIGTERM and SIGINT stop the agent cleanly: plugins are
 unloaded, plugin processes stopped, and the applied state stays on disk for the next start.
+SIGHUP loads the settings again and applies their trust (``[[trust.keys]]``,
+:mod:`arcade_agent.trust`); a config that does not load is refused with a logged error and
+the trust in force stays (other settings take effect at the next start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from arcade_core.memory import tune_malloc
 
-from .errors import AgentConfigError
+from .errors import AgentConfigError, AgentNotStarted
 from .settings import AgentSettings, parse_labels
+
+if TYPE_CHECKING:
+    from .agent import Agent
 
 __all__ = ["EXIT_BAD_CONFIG", "load_settings", "run", "setup_logging"]
 
@@ -60,23 +68,55 @@ def setup_logging(level: str) -> None:
     )
 
 
-def run(settings: AgentSettings) -> None:
+def run(settings: AgentSettings, *,
+        reload: Callable[[], AgentSettings] | None = None) -> None:
     """Run the agent until SIGTERM or SIGINT (blocking), in a process of its own: glibc's
-    allocator is tuned first (:func:`~arcade_core.memory.tune_malloc`)."""
+    allocator is tuned first (:func:`~arcade_core.memory.tune_malloc`). ``reload`` loads the
+    settings again (as at start) for SIGHUP, which applies their trust."""
     tune_malloc()
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, reload))
 
 
-async def _serve(settings: AgentSettings) -> None:
+async def _serve(settings: AgentSettings,
+                 reload: Callable[[], AgentSettings] | None = None) -> None:
     from .agent import Agent
 
     agent = Agent(settings)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = [signal.SIGTERM, signal.SIGINT]
+    for sig in signals:
         loop.add_signal_handler(sig, agent.request_stop)
-    log.info("arcade agent %s connecting to %s", settings.id, settings.server)
+    reloads: set[asyncio.Task[None]] = set()
+    if reload is not None:
+        def on_sighup() -> None:
+            task = asyncio.create_task(_reload_trust(agent, reload), name="agent-sighup")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        signals.append(signal.SIGHUP)
+    log.info("arcade agent %s connecting to %s (%s)", settings.id, settings.server,
+             settings.trust.describe())
     try:
         await agent.run()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.remove_signal_handler(sig)
+        for task in list(reloads):
+            task.cancel()
+
+
+async def _reload_trust(agent: Agent, reload: Callable[[], AgentSettings]) -> None:
+    """SIGHUP: load the settings again and trust their keys; a config that does not load
+    is refused and the trust in force stays."""
+    try:
+        settings = await asyncio.to_thread(reload)
+    except AgentConfigError as exc:
+        log.error("SIGHUP: the new config was refused, keeping the old trust (%s): %s",
+                  agent.settings.trust.describe(), exc)
+        return
+    agent.settings = dataclasses.replace(agent.settings, trust=settings.trust)
+    try:
+        agent.reconciler.set_trust(settings.trust)
+    except AgentNotStarted:  # not started yet: it starts with these settings
+        log.info("SIGHUP: trust for the start: %s", settings.trust.describe())

@@ -24,11 +24,9 @@ or one pattern per line.)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
-import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +37,8 @@ from arcade_core.job_policy import JobPolicy
 
 from .drift_settings import DriftSettings, drift_settings
 from .errors import AgentConfigError
+from .facts import default_agent_id
+from .trust import Trust, parse_trust
 
 __all__ = ["AgentConfigError", "AgentSettings", "default_agent_id", "parse_labels", "parse_size"]
 
@@ -100,6 +100,7 @@ class AgentSettings:
     ca_file: Path | None = None
     ca_hash: str | None = None
     drift: DriftSettings = field(default_factory=DriftSettings)  # [drift]: drift_settings.py
+    trust: Trust = field(default_factory=Trust)  # [[trust.keys]]: trust.py
 
     # ------------------------------------------------------------------ building
 
@@ -140,8 +141,7 @@ class AgentSettings:
             if name not in known:
                 raise AgentConfigError(
                     f"unknown setting {name!r} in {source}; known settings: "
-                    + ", ".join(sorted(known))
-                )
+                    + ", ".join(sorted(known)))
             kwargs[name] = _coerce(name, value, source)
         return cls(**kwargs)
 
@@ -165,9 +165,8 @@ class AgentSettings:
         if self.agent_id is not None:
             _check_agent_id(self.agent_id, "setting 'agent_id'")
         if self.ca_hash is not None and not _CA_HASH.match(self.ca_hash):
-            raise AgentConfigError(
-                f"setting 'ca_hash': {self.ca_hash!r} is not sha256:<64 hex digits> (the "
-                "ca_hash printed by arcade enroll create)")
+            raise AgentConfigError(f"setting 'ca_hash': {self.ca_hash!r} is not sha256:<64 hex "
+                                   "digits> (the ca_hash printed by arcade enroll create)")
         for key in self.labels:
             _check_label_key(key, "setting 'labels'")
         for pattern in self.jobs_allow:
@@ -219,26 +218,6 @@ class AgentSettings:
         return self.agent_id
 
 
-def default_agent_id() -> str:
-    """A stable id for this machine: ``<hostname>-<8 hex of sha256(machine-id)>``.
-
-    The machine id comes from ``/etc/machine-id`` (systemd) or ``/var/lib/dbus/machine-id``;
-    without one, the host name alone is hashed. Characters outside ``[A-Za-z0-9._-]`` in the
-    host name become ``-``.
-    """
-    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-.") or "agent"
-    machine = ""
-    for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
-        try:
-            machine = Path(candidate).read_text(encoding="utf-8").strip()
-        except OSError:
-            continue
-        if machine:
-            break
-    digest = hashlib.sha256((machine or host).encode()).hexdigest()[:8]
-    return f"{host[:100]}-{digest}"
-
-
 def parse_labels(items: list[str] | tuple[str, ...] | str) -> dict[str, str]:
     """Parse ``k=v`` items (or one comma separated string) into a label mapping."""
     if isinstance(items, str):
@@ -264,8 +243,7 @@ def parse_size(value: str | int) -> int:
     if not match:
         raise AgentConfigError(
             f"invalid size {value!r}: expected a number of bytes with an optional unit "
-            "(B, KB, MB, GB, KiB, MiB, GiB), e.g. 512MiB"
-        )
+            "(B, KB, MB, GB, KiB, MiB, GiB), e.g. 512MiB")
     unit = (match.group(2) or "").lower().rstrip("b")
     return int(float(match.group(1)) * _UNITS[unit])
 
@@ -300,11 +278,12 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise AgentConfigError(f"config file {path} is not valid {suffix[1:]}: {exc}") from None
     if not isinstance(data, dict):
         raise AgentConfigError(f"config file {path}: expected a table/mapping of settings")
-    # An [agent] table (or `agent:` mapping) may hold the settings, so one file can
-    # configure several Arcade parts; a [jobs] table may sit beside it or inside it.
-    if set(data) - {"jobs"} == {"agent"} and isinstance(data["agent"], dict):
-        data = {**({"jobs": data["jobs"]} if "jobs" in data else {}), **data["agent"]}
+    # An [agent] table (or `agent:` mapping) may hold the settings; [jobs], [trust] beside it.
+    if set(data) - {"jobs", "trust"} == {"agent"} and isinstance(data["agent"], dict):
+        data = {**{k: v for k, v in data.items() if k != "agent"}, **data["agent"]}
     out = {str(k).replace("-", "_"): v for k, v in data.items()}
+    if "trust" in out:  # [[trust.keys]]: relative files are next to the config file
+        out["trust"] = parse_trust(out["trust"], f"config file {path}", base=path.parent)
     jobs = out.pop("jobs", None)
     if jobs is not None:
         if not isinstance(jobs, dict):
@@ -338,6 +317,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return _boolean(value) if name == "jobs_enabled" else drift_settings(value)
         if name == "jobs_allow":
             return _patterns(value)
+        if name == "trust":
+            return parse_trust(value, source)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
                     "metric_batch_size", "max_restarts", "job_concurrency", "degraded_after"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

@@ -51,10 +51,11 @@ class PluginState(StrEnum):
 
 
 #: States after which an install attempt is over (a ``?wait=`` can return): the plugin was
-#: loaded (``degraded`` too: it is loaded, its calls fail; ``drifted`` too: it is loaded, its
+#: loaded (``degraded`` too: it is loaded, its calls fail; ``untrusted`` too: a config change
+#: applied to a running version the agent no longer trusts; ``drifted`` too: it is loaded, its
 #: files changed and the agent's policy is to report, not repair) or it failed.
-FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.DEGRADED, PluginState.FAILED,
-                                 PluginState.DRIFTED})
+FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.DEGRADED,
+                                 PluginState.UNTRUSTED, PluginState.DRIFTED, PluginState.FAILED})
 
 
 class Isolation(StrEnum):

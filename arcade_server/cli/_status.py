@@ -29,8 +29,9 @@ __all__ = ["metrics", "status", "versions"]
 NO_AGENTS = ("no agents yet: start one with `arcade agent --server HOST:PORT --enroll-token "
              "TOKEN --ca-hash sha256:…` (make a token with `arcade enroll create`)")
 
-_STYLES = {PluginState.RUNNING: "green", PluginState.FAILED: "red", "degraded": "bold red",
-           PluginState.DRIFTED: "bold red"}
+_STYLES: dict[str, str] = {PluginState.RUNNING: "green", PluginState.FAILED: "red",
+                           PluginState.DEGRADED: "bold red",
+                           PluginState.UNTRUSTED: "bold red", PluginState.DRIFTED: "bold red"}
 
 
 def _state(actual: dict[str, Any] | None) -> Cell:

@@ -63,6 +63,8 @@ def desired_to_pb(state: DesiredState) -> pb.ServerMessage:
                 config_json=p.config_json, interval=p.interval,
                 wheels=[pb.WheelRef(filename=w.filename, sha256=w.sha256, size=w.size)
                         for w in p.wheels],
+                signatures=[pb.PluginSignature(key_id=s.key_id, signature=s.signature)
+                            for s in p.signatures],
             )
             for p in state.plugins
         ],

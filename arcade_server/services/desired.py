@@ -1,9 +1,11 @@
 """Desired state reads: the plugin list each agent should run, and what it may download.
 
 :func:`desired_states` builds the full desired list of several agents in a few queries (for
-the first state of new streams and pushes after a fleet-wide change); :func:`revisions` is
-the cheap check of which connected agents are behind; :func:`may_download` is the
-DownloadWheel permission check. Changes are in :mod:`~arcade_server.services.assignments`.
+the first state of new streams and pushes after a fleet-wide change), each plugin with the
+signatures of its version (agents decide themselves whether they trust the signers);
+:func:`revisions` is the cheap check of which connected agents are behind;
+:func:`may_download` is the DownloadWheel permission check.
+Changes are in :mod:`~arcade_server.services.assignments`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from arcade_core.signing import Signature
+
 from ..db import tables as t
-from . import registry
+from . import registry, signatures
 from .agents import get_agent_row
 from .job_runs import job_wheel_allowed
 
@@ -43,7 +47,7 @@ class WheelRef:
 @dataclass(frozen=True)
 class DesiredPlugin:
     """One plugin an agent should run (``isolation``: an
-    :class:`~arcade_core.states.Isolation` word)."""
+    :class:`~arcade_core.states.Isolation` word); ``signatures``: its version's, by key id."""
 
     name: str
     version: str
@@ -51,6 +55,7 @@ class DesiredPlugin:
     config: Mapping[str, Any]
     wheels: tuple[WheelRef, ...]
     interval: float
+    signatures: tuple[Signature, ...] = ()
 
     @property
     def config_json(self) -> str:
@@ -68,7 +73,8 @@ class DesiredState:
 
 
 def desired_states(conn: Connection, agent_ids: Iterable[str]) -> dict[str, DesiredState]:
-    """The full desired state of each agent, in three queries whatever the number of agents."""
+    """The full desired state of each agent, in four queries whatever the number of agents
+    (plus one per 500 distinct versions beyond the first 500, for their signatures)."""
     ids = list(dict.fromkeys(agent_ids))
     if not ids:
         return {}
@@ -93,18 +99,20 @@ def desired_states(conn: Connection, agent_ids: Iterable[str]) -> dict[str, Desi
             .order_by(w.version_id, w.position)
         ):
             wheels_of[wheel.version_id].append(WheelRef(wheel.filename, wheel.sha256, wheel.size))
-    cache: dict[int, tuple[tuple[WheelRef, ...], float]] = {}
+    signed = signatures.of_versions(conn, wheels_of) if wheels_of else {}
+    cache: dict[int, tuple[tuple[WheelRef, ...], float, tuple[Signature, ...]]] = {}
     plugins: dict[str, list[DesiredPlugin]] = {agent_id: [] for agent_id in revision_of}
     for row in rows:
         if row.version_id not in cache:
             cache[row.version_id] = (
                 tuple(wheels_of[row.version_id]),
                 float(registry.manifest_of(row).interval or 0.0),
+                tuple(signed[row.version_id]),
             )
-        wheels, interval = cache[row.version_id]
+        wheels, interval, signed_by = cache[row.version_id]
         plugins[row.agent_id].append(DesiredPlugin(
             name=row.plugin_name, version=row.version, isolation=row.isolation,
-            config=row.config, wheels=wheels, interval=interval,
+            config=row.config, wheels=wheels, interval=interval, signatures=signed_by,
         ))
     return {
         agent_id: DesiredState(agent_id, revision_of[agent_id], tuple(plugins[agent_id]))

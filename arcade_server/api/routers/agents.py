@@ -297,8 +297,10 @@ async def install_selector(body: SelectorInstallRequest, state: State, response:
         outcomes, done = await await_outcomes(state, result.revisions, probe, seconds)
         out["states"] = outcomes
         states = [o["state"] for o in outcomes.values() if o]
-        # Degraded is running (loaded, its calls failing): the counts add up to the matches.
-        out["running"] = states.count(PluginState.RUNNING) + states.count(PluginState.DEGRADED)
+        # Degraded and untrusted are running (loaded; its calls failing, or no longer
+        # signed by a key the agent trusts): the counts add up to the matches.
+        out["running"] = sum(states.count(s) for s in (
+            PluginState.RUNNING, PluginState.DEGRADED, PluginState.UNTRUSTED))
         out["failed"] = states.count(PluginState.FAILED)
         if done:
             response.status_code = 200

@@ -78,7 +78,9 @@ class ActualPlugin(BaseModel):
     state: PluginState = Field(
         description="`degraded`: running, but its hook calls failed several times in a row "
         "(the agent's `degraded_after`, 3 by default) since the last one that succeeded; "
-        "`drifted`: its installed files no longer match their RECORD hashes (`drift`)")
+        "`drifted`: its installed files no longer match their RECORD hashes (`drift`); "
+        "`untrusted`: running, but its version is no longer signed by a key the agent trusts "
+        "(its trust config changed): it keeps running until replaced")
     error: str = Field(description="the last error (a failed call, a crash, a failed load)")
     error_at: float | None = Field(
         default=None, description="when `error` happened, seconds since the epoch")

@@ -1,0 +1,91 @@
+"""Signing published versions in e2e tests, on the test server's own database.
+
+:func:`sign_version` is the one place e2e tests sign: it adds the signature with
+:func:`arcade_server.services.signatures.add` (which checks it first) on the SQLite file
+under the server's home, as ``arcade publish --sign`` / ``arcade sign`` will through REST.
+:func:`forge_signature` and :func:`swap_wheel` play a compromised server: they write rows no
+service would (a signature of other bytes; another wheel under a signed version), to show
+that agents refuse what their trusted keys did not sign.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import Connection, select
+
+from arcade_core import signing
+from arcade_server.db import tables as t
+from arcade_server.db.engine import Database
+from arcade_server.services import signatures
+
+from .harness import Server
+
+__all__ = ["forge_signature", "public_key_file", "sign_version", "swap_wheel"]
+
+T = TypeVar("T")
+
+
+def public_key_file(key: Ed25519PrivateKey, path: Path) -> Path:
+    """Write ``key``'s public half as ``arcade keys generate`` writes ``NAME.pub``."""
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    path.write_text(signing.public_key_text(raw) + "\n")
+    return path
+
+
+def _on_db(server: Server, fn: Callable[[Connection], T]) -> T:
+    db = Database(f"sqlite:///{server.home / 'arcade.db'}", threads=1)
+    try:
+        return db.call(fn)
+    finally:
+        db.close()
+
+
+def _version_id(conn: Connection, name: str, version: str) -> int:
+    v = t.plugin_versions.c
+    return int(conn.execute(select(v.id).where(v.plugin_name == name, v.version == version))
+               .scalar_one())
+
+
+def sign_version(server: Server, name: str, version: str, key: Ed25519PrivateKey) -> str:
+    """Sign the published ``name==version`` with ``key``; returns the key id."""
+    def add(conn: Connection) -> dict[str, Any]:
+        data = signatures.statement_of(conn, _version_id(conn, name, version), name, version)
+        signed = signing.sign(key, data)
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return signatures.add(conn, name, version, public_key=raw, signature=signed.signature)
+
+    return str(_on_db(server, add)["key_id"])
+
+
+def forge_signature(server: Server, name: str, version: str, key: Ed25519PrivateKey,
+                    data: bytes) -> str:
+    """Store ``key``'s signature of ``data`` (not the version's statement) unchecked."""
+    signed = signing.sign(key, data)
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def insert(conn: Connection) -> None:
+        conn.execute(t.plugin_signatures.insert().values(
+            version_id=_version_id(conn, name, version), key_id=signed.key_id,
+            public_key=raw, signature=signed.signature, created_at=0.0))
+
+    _on_db(server, insert)
+    return signed.key_id
+
+
+def swap_wheel(server: Server, name: str, version: str, position: int,
+               other: tuple[str, int]) -> None:
+    """Point wheel ``position`` of ``name==version`` at another stored blob (sha256, size)."""
+    def update(conn: Connection) -> None:
+        w = t.plugin_version_wheels
+        changed = conn.execute(
+            w.update().where(w.c.version_id == _version_id(conn, name, version),
+                             w.c.position == position)
+            .values(sha256=other[0], size=other[1])).rowcount
+        assert changed == 1, f"{name}=={version} has no wheel at position {position}"
+
+    _on_db(server, update)
