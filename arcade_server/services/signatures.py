@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from arcade_core import signing
 
@@ -48,7 +48,10 @@ def statement_of(conn: Connection, version_id: int, name: str, version: str) -> 
 def add(conn: Connection, name: str, version: str, *, public_key: bytes,
         signature: bytes) -> dict[str, Any]:
     """Store ``signature`` of ``name==version`` by ``public_key`` after checking it; signing
-    again with the same key replaces the old signature. Returns ``{"key_id", "created_at"}``."""
+    again with the same key replaces the old signature. The agents this version is assigned
+    to get a new desired revision (their desired state now carries the signature: an agent
+    that refused the version for want of a trusted signature tries again). Returns
+    ``{"key_id", "created_at", "agents"}`` (``agents``: their ids, to notify)."""
     if len(public_key) != 32:
         raise Invalid(f"public key: {len(public_key)} bytes; an ed25519 public key has 32")
     if len(signature) != signing.SIGNATURE_LENGTH:
@@ -66,7 +69,13 @@ def add(conn: Connection, name: str, version: str, *, public_key: bytes,
     conn.execute(table.delete().where(table.c.version_id == row.id, table.c.key_id == key_id))
     conn.execute(table.insert().values(version_id=row.id, key_id=key_id, public_key=public_key,
                                        signature=signature, created_at=now))
-    return {"key_id": key_id, "created_at": now}
+    agent = t.agents.c
+    assigned = select(t.assignments.c.agent_id).where(t.assignments.c.version_id == row.id)
+    bumped = conn.execute(
+        update(t.agents).where(agent.id.in_(assigned))
+        .values(desired_revision=agent.desired_revision + 1).returning(agent.id)
+    ).scalars().all()
+    return {"key_id": key_id, "created_at": now, "agents": sorted(bumped)}
 
 
 def of_versions(conn: Connection, version_ids: Iterable[int]

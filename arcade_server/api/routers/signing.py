@@ -51,8 +51,10 @@ async def add_signature(name: str, version: str, body: SignatureRequest,
     public_key = decode_base64(body.public_key, "public_key")
     signature = decode_base64(body.signature, "signature")
     normalized = plugin_keys.plugin_name(name)
-    return await state.db.run(signatures.add, normalized, version, public_key=public_key,
-                              signature=signature)
+    added = await state.db.run(signatures.add, normalized, version, public_key=public_key,
+                               signature=signature)
+    await state.notifier.desired_changed(added["agents"])
+    return added
 
 
 @router.get("/{name}/keys", summary="The keys a claimed plugin name accepts",

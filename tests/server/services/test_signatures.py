@@ -63,3 +63,30 @@ def test_a_signature_of_other_bytes_is_refused(database: Database, tmp_path: Pat
         database.call(signatures.add, name, "9.9.9", public_key=_raw(key),
                       signature=signing.sign(key, data).signature)
     assert database.call(signatures.of_versions, [version_id]) == {version_id: []}
+
+
+def test_a_new_signature_gives_the_agents_running_the_version_a_new_revision(
+    database: Database, tmp_path: Path
+) -> None:
+    from arcade_server.services import agents, assignments
+
+    name, version_id, data = _published(database, tmp_path)
+    for agent_id in ("signed-a", "signed-b", "signed-other"):
+        database.call(agents.register, agents.AgentInfo(agent_id=agent_id, labels={}))
+    for agent_id in ("signed-a", "signed-b"):
+        database.call(assignments.assign, agent_id, f"{name}@1.0.0")
+
+    def revisions() -> dict[str, int]:
+        return dict(database.call(lambda conn: conn.execute(
+            select(t.agents.c.id, t.agents.c.desired_revision)
+            .where(t.agents.c.id.like("signed-%"))).all()))
+
+    before = revisions()
+    key = Ed25519PrivateKey.generate()
+    added = database.call(signatures.add, name, "1.0.0", public_key=_raw(key),
+                          signature=signing.sign(key, data).signature)
+    assert added["agents"] == ["signed-a", "signed-b"]
+    after = revisions()
+    assert after["signed-a"] == before["signed-a"] + 1
+    assert after["signed-b"] == before["signed-b"] + 1
+    assert after["signed-other"] == before["signed-other"]
