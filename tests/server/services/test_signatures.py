@@ -14,7 +14,7 @@ from arcade_core import signing
 from arcade_server.db import tables as t
 from arcade_server.db.engine import Database
 from arcade_server.errors import Invalid, NotFound
-from arcade_server.services import publishing, signatures
+from arcade_server.services import agents, assignments, publishing, signatures
 from tests.server.helpers import dependency_wheel, plugin_wheel, unique
 
 
@@ -68,9 +68,7 @@ def test_a_signature_of_other_bytes_is_refused(database: Database, tmp_path: Pat
 def test_a_new_signature_gives_the_agents_running_the_version_a_new_revision(
     database: Database, tmp_path: Path
 ) -> None:
-    from arcade_server.services import agents, assignments
-
-    name, version_id, data = _published(database, tmp_path)
+    name, _, data = _published(database, tmp_path)
     for agent_id in ("signed-a", "signed-b", "signed-other"):
         database.call(agents.register, agents.AgentInfo(agent_id=agent_id, labels={}))
     for agent_id in ("signed-a", "signed-b"):
