@@ -77,6 +77,13 @@ class Baseline:
 
     def quick(self) -> list[str]:
         """The stat pass: cheap; hashes only files whose stat changed."""
+        return self._check(full=False)
+
+    def full(self) -> list[str]:
+        """The hash pass: every file's bytes against its expected digest."""
+        return self._check(full=True)
+
+    def _check(self, *, full: bool) -> list[str]:
         drift: list[str] = []
         for rel, (algorithm, digest, size) in self.files.items():
             path = os.path.join(self.root, rel)
@@ -86,30 +93,12 @@ class Baseline:
                 drift.append(f"{rel} (missing)")
                 continue
             seen = _stat_of(st)
-            if seen == self.stats.get(rel):
+            if not full and seen == self.stats.get(rel):
                 continue
             if st.st_size != size or not _same(path, st, algorithm, digest):
                 drift.append(f"{rel} (changed)")
             else:
-                self.stats[rel] = seen  # touched, same bytes
-        drift.extend(self._links())
-        drift.extend(self._added())
-        return _bounded(drift)
-
-    def full(self) -> list[str]:
-        """The hash pass: every file's bytes against its expected digest."""
-        drift: list[str] = []
-        for rel, (algorithm, digest, size) in self.files.items():
-            path = os.path.join(self.root, rel)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                drift.append(f"{rel} (missing)")
-                continue
-            if st.st_size != size or not _same(path, st, algorithm, digest):
-                drift.append(f"{rel} (changed)")
-            else:
-                self.stats[rel] = _stat_of(st)
+                self.stats[rel] = seen  # same bytes (touched, for the stat pass)
         drift.extend(self._links())
         drift.extend(self._added())
         return _bounded(drift)
