@@ -13,6 +13,7 @@ from typing import Any
 from arcade_core import ProtocolError
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import from_pb, to_pb
+from arcade_core.signing import Signature
 from arcade_core.states import Isolation, JobStatus, RecordStatus, Stage
 
 from .errors import InvalidBeforeResult
@@ -70,6 +71,9 @@ class Entry:
     refs: tuple[pb.WheelRef, ...]
     key: str
     problem: str = ""
+    #: Its version's signatures, checked against the agent's trusted keys before anything
+    #: is downloaded (as for an installed plugin).
+    signatures: tuple[Signature, ...] = ()
 
     @property
     def hook(self) -> str:
@@ -205,6 +209,7 @@ def decode(job: pb.Job) -> tuple[list[Entry], dict[int, Record]]:
             index=plugin.index, name=plugin.name, version=plugin.version, stage=stage,
             order=plugin.order, config=config, isolation=isolation,
             refs=tuple(plugin.wheels), key=f"job:{job.job_id}:{plugin.index}", problem=problem,
+            signatures=tuple(Signature(s.key_id, bytes(s.signature)) for s in plugin.signatures),
         )
         entries.append(entry)
         records.setdefault(plugin.index, Record(plugin.index, plugin.name, plugin.version,

@@ -15,20 +15,20 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arcade_core import ArcadeError, Event, JobContext, JobResult, PluginNotFound
-from arcade_core.rpc.v1 import pb
 from arcade_core.states import JobStatus, RecordStatus, Stage
 
+from ._transitions import EnsureEnvironment
 from .errors import InvalidBeforeResult
 from .job_commands import run_commands
 from .job_run import Entry, Run, merge_before, result_json, sorted_entries
 
 if TYPE_CHECKING:
-    from arcade_core import Environment, PluginHost
+    from arcade_core import PluginHost
 
 __all__ = ["AFTER_STAGES", "NOTIFY_OUTPUT", "EnsureEnvironment", "JobStages"]
 
@@ -40,7 +40,6 @@ AFTER_STAGES = (Stage.AFTER, Stage.ON_SUCCESS, Stage.ON_FAILURE)
 #: Output tail sent with the ``job.finished`` event to ``notify`` plugins.
 NOTIFY_OUTPUT = 4096
 
-EnsureEnvironment = Callable[[str, str, Sequence[pb.WheelRef]], Awaitable["Environment"]]
 Emit = Callable[[Run], Awaitable[None]]
 
 
@@ -162,7 +161,8 @@ class JobStages:
             if entry.problem:
                 return entry.problem
             try:
-                await self._ensure(entry.name, entry.version, entry.refs)
+                await self._ensure(entry.name, entry.version, entry.refs,
+                                   signatures=entry.signatures)
                 status = await asyncio.to_thread(
                     self.host.load, entry.name, entry.version, entry.config,
                     entry.isolation, key=entry.key,

@@ -243,8 +243,7 @@ class Reconciler:
         existing environment is handed out), else :class:`~arcade_agent.errors.UntrustedPlugin`.
 
         Also the entry point for job plugins (issue 5), which need an environment without
-        touching the desired-state plugins. A job's plugins carry no signatures on the wire
-        yet, so an agent with trusted keys refuses them.
+        touching the desired-state plugins; their signatures come with the job.
         """
         self.trust.check(name, version, {r.filename: r.sha256 for r in refs}, signatures)
         sha = refs[0].sha256 if refs else ""

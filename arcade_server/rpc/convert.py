@@ -84,6 +84,8 @@ def job_to_pb(dispatch: Dispatch) -> pb.ServerMessage:
                 stage=to_pb(e.stage), order=e.order, isolation=to_pb(e.isolation),
                 config_json=json.dumps(e.config, sort_keys=True, separators=(",", ":")),
                 wheels=[pb.WheelRef(filename=f, sha256=s, size=n) for f, s, n in e.wheels],
+                signatures=[pb.PluginSignature(key_id=sig.key_id, signature=sig.signature)
+                            for sig in e.signatures],
             )
             for e in dispatch.plugins
         ],

@@ -12,9 +12,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from arcade_core.signing import Signature
 from arcade_core.states import Isolation, JobStatus, Stage
 
 from ..db import tables as t
+from . import signatures
 from ._jobrows import LoadedJob, finish
 
 __all__ = ["Dispatch", "DispatchEntry", "build_dispatches"]
@@ -32,6 +34,8 @@ class DispatchEntry:
     config: Mapping[str, Any]
     isolation: Isolation
     wheels: tuple[tuple[str, str, int], ...]
+    #: Its version's signatures (the agent checks them against its own trusted keys).
+    signatures: tuple[Signature, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ def build_dispatches(conn: Connection, jobs: Sequence[LoadedJob], now: float
         ):
             wheels.setdefault(wheel.version_id, []).append(
                 (wheel.filename, wheel.sha256, wheel.size))
+    signed = signatures.of_versions(conn, version_ids) if version_ids else {}
     out: list[Dispatch] = []
     for job in jobs:
         gone = [p for p in job.plugins if p.version_id is None or p.version_id not in wheels]
@@ -74,7 +79,8 @@ def build_dispatches(conn: Connection, jobs: Sequence[LoadedJob], now: float
             plugins=tuple(
                 DispatchEntry(p.position, p.plugin_name, p.version, Stage(p.stage),
                               p.stage_order, dict(p.config), Isolation(p.isolation),
-                              tuple(wheels[p.version_id or 0]))
+                              tuple(wheels[p.version_id or 0]),
+                              tuple(signed.get(p.version_id or 0, ())))
                 for p in job.plugins
             ),
         ))

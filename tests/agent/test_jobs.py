@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from arcade_core import Environment, PluginHost
 from arcade_core.job_policy import JobPolicy
 from arcade_core.rpc.v1 import pb
 from arcade_core.rpc.v1.convert import from_pb, to_pb
+from arcade_core.signing import Signature
 from arcade_core.states import Isolation, JobStatus, Stage
 from tests.waiting import DEADLINE, until
 
@@ -45,14 +46,19 @@ class Harness:
         self._wheels = {hashlib.sha256(p.read_bytes()).hexdigest(): p
                         for p in (self.stager, self.hookless)}
         self.installs = 0
+        self.signatures: list[tuple[Signature, ...]] = []
         # The runner runs jobs only because this harness opts in, as an agent's config would.
         options = {"concurrency": 2, "call_timeout": DEADLINE, "progress_interval": 0.05,
                    "kill_grace": 0.3, "policy": JobPolicy(enabled=True), **runner}
         self.runner = JobRunner(host, self._ensure, self._send, home=tmp_path / "jobs",
                                 agent_id="agent-1", **options)
 
-    async def _ensure(self, name: str, version: str, refs: Sequence[pb.WheelRef]
-                      ) -> Environment:
+    async def _ensure(self, name: str, version: str, refs: Sequence[pb.WheelRef], *,
+                      on_download: Callable[[], None] | None = None,
+                      signatures: Sequence[Signature] = ()) -> Environment:
+        # The agent's Reconciler.ensure_environment checks the signatures against its trusted
+        # keys (tests/e2e/test_trust_e2e.py); here they are only recorded.
+        self.signatures.append(tuple(signatures))
         self.installs += 1
         paths = [self._wheels[r.sha256] for r in refs]
         return await asyncio.to_thread(
@@ -109,6 +115,16 @@ async def jobs(host: PluginHost, tmp_path: Path) -> AsyncIterator[Harness]:
 
 def _statuses(job: dict[str, Any]) -> dict[str, str]:
     return {f"{p['stage']}{p['index']}": p["status"] for p in job["plugins"]}
+
+
+async def test_the_signatures_a_job_entry_carries_reach_the_environment_check(
+    jobs: Harness,
+) -> None:
+    entry = jobs.entry(0, "before")
+    entry.signatures.add(key_id="0123456789abcdef", signature=b"s" * 64)
+    job = await jobs.run("true", plugins=[entry])
+    assert job["status"] == JobStatus.SUCCEEDED, job
+    assert jobs.signatures == [(Signature("0123456789abcdef", b"s" * 64),)]
 
 
 async def test_succeeding_job_runs_before_commands_after_on_success_and_notify(

@@ -1,8 +1,7 @@
-"""Signing published versions in e2e tests, on the test server's own database.
+"""Signing published versions in e2e tests.
 
-:func:`sign_version` is the one place e2e tests sign: it adds the signature with
-:func:`arcade_server.services.signatures.add` (which checks it first) on the SQLite file
-under the server's home, as ``arcade publish --sign`` / ``arcade sign`` will through REST.
+:func:`sign_version` is the one place e2e tests add a signature to a published version: as
+``arcade sign`` does, through ``POST /api/v1/plugins/{name}/versions/{version}/signatures``.
 :func:`forge_signature` and :func:`swap_wheel` play a compromised server: they write rows no
 service would (a signature of other bytes; another wheel under a signed version), to show
 that agents refuse what their trusted keys did not sign.
@@ -10,9 +9,10 @@ that agents refuse what their trusted keys did not sign.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -21,7 +21,6 @@ from sqlalchemy import Connection, select
 from arcade_core import signing
 from arcade_server.db import tables as t
 from arcade_server.db.engine import Database
-from arcade_server.services import signatures
 
 from .harness import Server
 
@@ -52,14 +51,19 @@ def _version_id(conn: Connection, name: str, version: str) -> int:
 
 
 def sign_version(server: Server, name: str, version: str, key: Ed25519PrivateKey) -> str:
-    """Sign the published ``name==version`` with ``key``; returns the key id."""
-    def add(conn: Connection) -> dict[str, Any]:
-        data = signatures.statement_of(conn, _version_id(conn, name, version), name, version)
-        signed = signing.sign(key, data)
-        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return signatures.add(conn, name, version, public_key=raw, signature=signed.signature)
-
-    return str(_on_db(server, add)["key_id"])
+    """Sign the published ``name==version`` with ``key`` as ``arcade sign`` does: the
+    statement of the wheels the registry lists, sent to ``POST .../signatures``; returns the
+    key id."""
+    detail = server.http.get(f"/plugins/{name}/versions/{version}")
+    assert detail.status_code == 200, detail.text
+    wheels = {w["filename"]: w["sha256"] for w in detail.json()["wheels"]}
+    signed = signing.sign(key, signing.statement(name, version, wheels))
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    added = server.http.post(f"/plugins/{name}/versions/{version}/signatures", json={
+        "public_key": signing.public_key_text(raw),
+        "signature": base64.b64encode(signed.signature).decode()})
+    assert added.status_code == 201, added.text
+    return str(added.json()["key_id"])
 
 
 def forge_signature(server: Server, name: str, version: str, key: Ed25519PrivateKey,

@@ -379,7 +379,7 @@ class DesiredState(_message.Message):
     def __init__(self, revision: _Optional[int] = ..., plugins: _Optional[_Iterable[_Union[DesiredPlugin, _Mapping]]] = ...) -> None: ...
 
 class JobPlugin(_message.Message):
-    __slots__ = ("index", "name", "version", "stage", "order", "config_json", "isolation", "wheels")
+    __slots__ = ("index", "name", "version", "stage", "order", "config_json", "isolation", "wheels", "signatures")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -388,6 +388,7 @@ class JobPlugin(_message.Message):
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     WHEELS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
     index: int
     name: str
     version: str
@@ -396,7 +397,8 @@ class JobPlugin(_message.Message):
     config_json: str
     isolation: Isolation
     wheels: _containers.RepeatedCompositeFieldContainer[WheelRef]
-    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., order: _Optional[int] = ..., config_json: _Optional[str] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ...) -> None: ...
+    signatures: _containers.RepeatedCompositeFieldContainer[PluginSignature]
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., order: _Optional[int] = ..., config_json: _Optional[str] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ..., signatures: _Optional[_Iterable[_Union[PluginSignature, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "commands", "env", "timeout", "plugins")
