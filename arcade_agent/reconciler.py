@@ -38,26 +38,24 @@ or failed for good) update the statuses and are reported too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from arcade_core import ArcadeError, Event, InvalidWheel, PluginNotFound
+from arcade_core import ArcadeError, Event
 from arcade_core.memory import release_memory
 from arcade_core.rpc.v1 import pb
 from arcade_core.signing import Signature
 from arcade_core.states import Isolation, PluginState
 
+from . import _repairs
 from ._statuses import Statuses
 from ._transitions import Superseded, Transitions
 from .cache import WheelCache
 from .desired import DesiredPlugin
 from .downloader import Downloader
 from .drift_settings import DriftPolicy
-from .errors import AgentError, InvalidDesiredPlugin
+from .errors import InvalidDesiredPlugin
 from .report import PluginReport
 from .state import AppliedState, StateStore
 from .trust import Trust
@@ -145,6 +143,11 @@ class Reconciler:
     def running(self) -> list[PluginReport]:
         """What really runs: the applied plugins as the host sees them (for ``Register``)."""
         return self._statuses.running()
+
+    @property
+    def last_desired(self) -> pb.DesiredState | None:
+        """The newest desired state received (``None`` before the first)."""
+        return self._last
 
     def submit(self, desired: pb.DesiredState) -> None:
         """Apply ``desired`` as soon as possible, superseding any state being applied."""
@@ -262,75 +265,15 @@ class Reconciler:
 
     async def watched(self) -> dict[str, Environment]:
         """The environments of the applied plugins, by name (for the drift watch)."""
-        applied = {(p.name, p.version, p.sha256): p.name for p in self.state.plugins.values()}
-        return {applied[key]: env for env in await asyncio.to_thread(self.host.installed)
-                if (key := (env.name, env.version, env.sha256)) in applied}
+        return await _repairs.watched(self)
 
     async def drifted(self, name: str, env: Environment, paths: list[str]) -> None:
-        """The files of ``name``'s environment ``env`` drifted (``paths``): report it
-        ``drifted``, tell the ``notify`` plugins (``plugin.drifted``) and, with the
-        ``repair`` policy, rebuild the environment and load the plugin again."""
-        plugin = self.state.plugins.get(name)
-        if plugin is None or (plugin.version, plugin.sha256) != (env.version, env.sha256):
-            return  # replaced meanwhile
-        if self._operating.locked():  # a desired state or a repair is changing environments:
-            self.on_rebuilt(name)     # what the check saw may be that; check afresh later
-            return
-        at = time.time()
-        self._statuses.drifted(PluginReport(
-            name, plugin.version, PluginState.DRIFTED, "installed files changed: "
-            + ", ".join(paths[:3]) + (" …" if len(paths) > 3 else ""), error_at=at,
-            isolation=plugin.isolation, sha256=plugin.sha256), paths, at)
-        event = Event("plugin.drifted", {"key": name, "name": name, "version": plugin.version,
-                                         "paths": list(paths), "policy": self.drift_policy})
-        await asyncio.to_thread(self._notify_others, name, event)
-        if self.drift_policy is DriftPolicy.REPAIR:
-            await self.repair(name)
-
-    def _notify_others(self, name: str, event: Event) -> None:
-        keys = [impl.plugin_name for impl in reversed(self.host.pm.hook.notify.get_hookimpls())
-                if impl.plugin_name != name]
-        if keys:
-            self.host.call("notify", keys=keys, event=event)
+        """``name``'s environment drifted: :func:`arcade_agent._repairs.drifted`."""
+        await _repairs.drifted(self, name, env, paths)
 
     async def repair(self, name: str) -> None:
-        """Rebuild ``name``'s environment from its verified wheels (the cache, else the
-        server; a cached wheel that fails its hash is dropped and downloaded again) and
-        load it again; ``running`` afterwards (the drift stays in its reports), or
-        ``failed`` saying why."""
-        async with self._operating:
-            plugin = self.state.plugins.get(name)
-            if plugin is None:
-                return
-            refs = [pb.WheelRef(filename=w.filename, sha256=w.sha256, size=w.size)
-                    for w in plugin.wheels]
-            report = PluginReport(name, plugin.version, PluginState.RUNNING,
-                                  isolation=plugin.isolation, sha256=plugin.sha256)
-            try:
-                with contextlib.suppress(PluginNotFound):
-                    await asyncio.to_thread(self.host.unload, name)
-                with contextlib.suppress(PluginNotFound):
-                    await asyncio.to_thread(self.host.uninstall, name, plugin.version)
-                self.on_rebuilt(name)
-                try:
-                    await self.ensure_environment(name, plugin.version, refs)
-                except InvalidWheel:  # a cached wheel changed too: fetch it again
-                    for ref in refs:
-                        await asyncio.to_thread(self.cache.remove, ref.sha256)
-                    await self.ensure_environment(name, plugin.version, refs)
-                await asyncio.to_thread(self.host.load, name, plugin.version, plugin.config,
-                                        plugin.isolation)
-            except (ArcadeError, AgentError) as exc:
-                log.error("repairing %s@%s failed: %s", name, plugin.version, exc)
-                self._statuses.set(replace(report, state=PluginState.FAILED,
-                                           error=f"drift repair failed: {exc}",
-                                           error_at=time.time()))
-                return
-            self.repairs += 1
-            self._statuses.repaired(name)
-            log.warning("repaired %s@%s: environment rebuilt, plugin loaded again", name,
-                        plugin.version)
-            self._statuses.set(self._statuses.refresh(report))
+        """Rebuild and reload ``name``: :func:`arcade_agent._repairs.repair`."""
+        await _repairs.repair(self, name)
 
     # ------------------------------------------------------------------ applying
 

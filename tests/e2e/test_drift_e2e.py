@@ -14,7 +14,7 @@ from typing import Any
 from tests.agent.plugkit import probe_wheel
 from tests.wheelmaker import make_wheel
 
-from .harness import AGENT_CONFIG, AgentProc, Server, wait_until
+from .harness import AGENT_CONFIG, TRUST_HARNESS_KEY, AgentProc, Server, wait_until
 
 #: Checks every 0.2 s (stat pass), hashes every 1 s: seconds, not an hour, for the test.
 FAST = AGENT_CONFIG + "\n[drift]\ncheck_interval = 0.2\nhash_interval = 1\n"
@@ -72,7 +72,9 @@ def test_an_edited_added_or_deleted_file_is_detected_reported_and_repaired(
     server.publish(probe_wheel(tmp_path / "w", name="drifter", metric="drifter.major"))
     server.publish(_listener_wheel(tmp_path / "w"))
     events = tmp_path / "events.jsonl"
-    agent = start_agent(server, "e2e-drift", config=FAST)
+    # The agent trusts the key the harness signs with: a repair is an install, and must carry
+    # the version's signatures like one.
+    agent = start_agent(server, "e2e-drift", config=FAST + TRUST_HARNESS_KEY)
     wait_until(lambda: _online(server, "e2e-drift"), what="the agent to come online")
     assert server.install("e2e-drift", "listener@1.0.0",
                           config={"path": str(events)}).json()["state"]["state"] == "running"
