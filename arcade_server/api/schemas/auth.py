@@ -19,7 +19,7 @@ class TokenCreateRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN,
                       description="unique; what the audit log records")
     role: Role = Field(description="viewer, publisher, operator or admin")
-    ttl: float | None = Field(default=None, gt=0, le=MAX_TTL,
+    ttl: float | None = Field(default=None, gt=0, le=MAX_TTL, strict=True,
                               description="seconds until the token expires (never if left "
                               "out)")
 

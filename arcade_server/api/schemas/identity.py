@@ -33,9 +33,10 @@ class EnrollmentTokenRequest(BaseModel):
         json_schema_extra=stated(propertyNames={"pattern": LABEL_KEY_PATTERN},
                                  additionalProperties={"type": "string", "maxLength": 500}),
     )
-    ttl: float = Field(default=DEFAULT_TTL, description="seconds until it expires",
+    ttl: float = Field(default=DEFAULT_TTL, strict=True, description="seconds until it expires",
                        json_schema_extra=stated(exclusiveMinimum=0, maximum=MAX_TTL))
-    uses: int | None = Field(default=None, description="how many agents may enroll with it "
+    uses: int | None = Field(default=None, strict=True,
+                             description="how many agents may enroll with it "
                              "(null: any number until it expires)",
                              json_schema_extra=stated(minimum=1))
 

@@ -124,7 +124,7 @@ class JobPluginRequest(BaseModel):
     stage: str = Field(description="before, after, on_success, on_failure or notify",
                        examples=["before"],
                        json_schema_extra=stated(enum=[s.value for s in Stage]))
-    order: int = Field(default=0, description="entries of a stage run in this order "
+    order: int = Field(default=0, strict=True, description="entries of a stage run in this order "
                        "(then in list order)",
                        json_schema_extra=stated(minimum=-MAX_ORDER, maximum=MAX_ORDER))
     config: dict[str, Any] | None = Field(
@@ -158,8 +158,9 @@ class JobCreateRequest(BaseModel):
         ),
     )
     timeout: float | None = Field(
-        default=None, description="seconds the commands may run, above 0 and at most the "
-        "server's job_max_timeout (default: the server's job_default_timeout)",
+        default=None, strict=True,
+        description="seconds the commands may run, above 0 and at most the server's "
+        "job_max_timeout (default: the server's job_default_timeout)",
         json_schema_extra=stated(exclusiveMinimum=0),
     )
     plugins: list[JobPluginRequest] = Field(

@@ -179,10 +179,15 @@ def test_token_routes_create_list_revoke_and_refuse_bad_input(api: httpx.Client)
     for bad in ({"name": "x1", "role": "root"}, {"name": "x2", "role": "viewer", "ttl": -1},
                 {"name": "x3", "role": "viewer", "ttl": "soon"},
                 {"name": "x4", "role": "viewer", "ttl": 1e12}, {"name": "a b", "role": "viewer"},
-                {"name": "x5", "role": "viewer", "token": "mine"}):
+                {"name": "x5", "role": "viewer", "token": "mine"},
+                {"name": "x6", "role": "viewer", "ttl": True}):  # not a number (fuzz found it)
         refused = api.post("/tokens", json=bad)
         assert refused.status_code == 422, (bad, refused.text)
     assert api.post("/tokens", json={"name": "ci-bot", "role": "viewer"}).status_code == 409
+    # Booleans and numeric strings are not numbers anywhere a request takes one.
+    for body in ({"ttl": True}, {"uses": True}, {"uses": 1.0}, {"ttl": "60"}):
+        refused = api.post("/enrollment-tokens", json=body)
+        assert refused.status_code == 422, (body, refused.text)
     revoked = api.delete("/tokens/ci-bot")
     assert revoked.status_code == 200 and revoked.json()["active"] is False
     assert api.delete("/tokens/no-such-token").status_code == 404
