@@ -262,6 +262,26 @@ def _cpu_and_rss(pid: int, seconds: float) -> tuple[float, float]:
     return (after - before) / seconds * 100, rss / 2**20
 
 
+def idle_agent(server: Server, work: Path, agent_id: str, config: str, seconds: float,
+               cmd: list[str] | None = None) -> tuple[float, float]:
+    """Start an agent (``cmd``: instead of ``arcade agent``), install the published
+    ``arcade-cpu`` and ``arcade-memory`` on it, and measure its CPU share and RSS (MB) over
+    ``seconds``; the agent is stopped afterwards."""
+    agent = AgentProc(work / agent_id, server, agent_id, work / f"{agent_id}.log", config=config)
+    if cmd is not None:
+        agent.args = [*cmd, *agent.args[2:]]
+    agent.start()
+    try:
+        wait_until(lambda: _online(server, agent_id), 30, what="agent online")
+        for spec in ("arcade-cpu@1.0.0", "arcade-memory@1.0.0"):
+            assert server.install(agent_id, spec).json()["state"]["state"] == "running"
+        time.sleep(2)  # a benchmark: let the first collects settle before measuring
+        assert agent.proc is not None
+        return _cpu_and_rss(agent.proc.pid, seconds)
+    finally:
+        agent.stop()
+
+
 def bench_idle(server: Server, work: Path, seconds: float,
                builtin: dict[str, Path], deps: list[Path]) -> None:
     for name in ("arcade-cpu", "arcade-memory"):
@@ -270,22 +290,9 @@ def bench_idle(server: Server, work: Path, seconds: float,
     for label, cmd in (("arcade agent", None),
                        ("python -m arcade_agent", [sys.executable, "-m", "arcade_agent"])):
         agent_id = "bench-idle-" + ("cli" if cmd is None else "module")
-        agent = AgentProc(work / agent_id, server, agent_id,
-                          work / f"{agent_id}.log", config=IDLE_CONFIG)
-        if cmd is not None:
-            agent.args = [*cmd, *agent.args[2:]]
-        agent.start()
-        try:
-            wait_until(lambda aid=agent_id: _online(server, aid), 30, what="agent online")
-            for spec in ("arcade-cpu@1.0.0", "arcade-memory@1.0.0"):
-                assert server.install(agent_id, spec).json()["state"]["state"] == "running"
-            time.sleep(2)
-            assert agent.proc is not None
-            cpu, rss = _cpu_and_rss(agent.proc.pid, seconds)
-            rows.append((f"{label}: RSS / CPU", f"{rss:.1f} MB / {cpu:.2f}% of a core"
-                                                "  (goal <= 50 MB, <= 1%)"))
-        finally:
-            agent.stop()
+        cpu, rss = idle_agent(server, work, agent_id, IDLE_CONFIG, seconds, cmd)
+        rows.append((f"{label}: RSS / CPU", f"{rss:.1f} MB / {cpu:.2f}% of a core"
+                                            "  (goal <= 50 MB, <= 1%)"))
     ca_file = str(server.home / "tls" / "ca.pem")
     bare = subprocess.Popen([sys.executable, "-c", BARE % (ca_file, server.grpc_port)])
     try:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from arcade_agent.trust import Trust, TrustedKey
 from arcade_core import signing
 from benchmarks._util import median, percentile, print_table
-from benchmarks.bench_agent import IDLE_CONFIG, _cpu_and_rss, _online
+from benchmarks.bench_agent import IDLE_CONFIG, _online, idle_agent
 from tests.e2e.harness import AGENT_CONFIG, AgentProc, Server, wait_until
 from tests.e2e.signing import public_key_file, sign_version
 from tests.wheelmaker import make_wheel
@@ -134,19 +134,9 @@ def bench_idle(server: Server, work: Path, seconds: float) -> None:
                            IDLE_CONFIG + _trust_config(work, release, team)),
                           ("baseline: no trust keys", IDLE_CONFIG)):
         agent_id = "bench-idle-" + ("trust" if "trust" in config else "plain")
-        agent = AgentProc(work / agent_id, server, agent_id, work / f"{agent_id}.log",
-                          config=config).start()
-        try:
-            wait_until(lambda aid=agent_id: _online(server, aid), 30, what="agent online")
-            for spec in ("arcade-cpu@1.0.0", "arcade-memory@1.0.0"):
-                assert server.install(agent_id, spec).json()["state"]["state"] == "running"
-            time.sleep(2)
-            assert agent.proc is not None
-            cpu, rss = _cpu_and_rss(agent.proc.pid, seconds)
-            rows.append((f"{label}: RSS / CPU",
-                         f"{rss:.1f} MB / {cpu:.2f}% of a core  (goal <= 50 MB)"))
-        finally:
-            agent.stop()
+        cpu, rss = idle_agent(server, work, agent_id, config, seconds)
+        rows.append((f"{label}: RSS / CPU",
+                     f"{rss:.1f} MB / {cpu:.2f}% of a core  (goal <= 50 MB)"))
     print_table(f"idle agent, arcade-cpu + arcade-memory at 10 s ({seconds:g} s)", rows)
 
 
