@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, update
 
 from arcade_core.job_policy import JobPolicy
 from arcade_core.states import AgentPresence, PluginState
@@ -41,6 +41,7 @@ __all__ = [
     "AgentInfo",
     "Liveness",
     "agent_dict",
+    "bump_revisions",
     "flush_presence",
     "get_agent",
     "get_agent_row",
@@ -309,3 +310,17 @@ def get_agent(
     return agent_dict(agent, last_seen=last_seen, offline_after=offline_after,
                       now=time.time() if now is None else now, connected=connected,
                       left_at=left_at)
+
+
+def bump_revisions(conn: Connection, where: Any) -> dict[str, int]:
+    """Give the agents matching the SQL condition ``where`` a new desired revision (their
+    desired state changed: an assignment, or a signature of a version they run); returns
+    agent id -> new revision, the agents to notify."""
+    agent = t.agents.c
+    rows = conn.execute(
+        update(t.agents)
+        .where(where)
+        .values(desired_revision=agent.desired_revision + 1)
+        .returning(agent.id, agent.desired_revision)
+    ).all()
+    return {agent_id: revision for agent_id, revision in rows}

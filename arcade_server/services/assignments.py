@@ -38,7 +38,7 @@ from ._configs import (
     validated,
 )
 from ._sql import upsert
-from .agents import get_agent_row
+from .agents import bump_revisions, get_agent_row
 
 __all__ = [
     "AssignResult",
@@ -89,17 +89,6 @@ def _normalize(name: str) -> str:
         return normalize_name(name)
     except ArcadeError as exc:
         raise Invalid(str(exc)) from None
-
-
-def _bump(conn: Connection, where: Any) -> dict[str, int]:
-    agent = t.agents.c
-    rows = conn.execute(
-        update(t.agents)
-        .where(where)
-        .values(desired_revision=agent.desired_revision + 1)
-        .returning(agent.id, agent.desired_revision)
-    ).all()
-    return {agent_id: revision for agent_id, revision in rows}
 
 
 def _selector_clause(selector: Mapping[str, str]) -> Any:
@@ -173,7 +162,7 @@ def _assign_where(
                          limits.max_config_bytes)
     _check_plugin_count(conn, where, version.plugin_name, limits.max_plugins_per_agent)
     current = current_assignments(conn, version.plugin_name, where)
-    revisions = _bump(conn, where)  # an error below rolls the whole transaction back
+    revisions = bump_revisions(conn, where)  # an error below rolls the whole transaction back
     settings = settings_for(version, list(revisions), current, config=config,
                             isolation=isolation, reset_config=reset_config, limits=limits)
     upsert(conn, t.assignments, _assignment_rows(revisions, version, settings, now),
@@ -247,7 +236,7 @@ def unassign(conn: Connection, agent_id: str, name: str) -> AssignResult:
         show = Hint(f"GET /api/v1/agents/{agent_id}/plugins", f"arcade status --agent {agent_id}")
         raise NotFound(f"plugin {plugin!r} is not assigned to agent {agent_id!r}; its plugins "
                        f"are shown by {show}", hints=[show])
-    revisions = _bump(conn, t.agents.c.id == agent_id)
+    revisions = bump_revisions(conn, t.agents.c.id == agent_id)
     return AssignResult(
         {"agent": agent_id, "plugin": plugin, "removed": True,
          "revision": revisions[agent_id], "desired": None},
@@ -262,7 +251,7 @@ def unassign_selector(conn: Connection, selector: Mapping[str, str], name: str
     clause = _selector_clause(selector)
     a = t.assignments.c
     has_it = t.agents.c.id.in_(select(a.agent_id).where(a.plugin_name == plugin))
-    revisions = _bump(conn, clause & has_it)
+    revisions = bump_revisions(conn, clause & has_it)
     if revisions:
         conn.execute(delete(t.assignments).where(
             a.plugin_name == plugin, a.agent_id.in_(list(revisions))
@@ -299,7 +288,7 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
         )
     schema = schema_of(found)
     effective = validated(found, secrets.merge_secrets(config, found.config, schema), limits)
-    revisions = _bump(conn, t.agents.c.id == agent_id)
+    revisions = bump_revisions(conn, t.agents.c.id == agent_id)
     now = time.time()
     conn.execute(
         update(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)

@@ -17,13 +17,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from arcade_core import signing
 
 from ..db import tables as t
 from ..errors import Invalid, NotFound
 from ._versions import wheels_of
+from .agents import bump_revisions
 
 __all__ = ["add", "of_versions", "signers_of", "statement_of"]
 
@@ -69,12 +70,8 @@ def add(conn: Connection, name: str, version: str, *, public_key: bytes,
     conn.execute(table.delete().where(table.c.version_id == row.id, table.c.key_id == key_id))
     conn.execute(table.insert().values(version_id=row.id, key_id=key_id, public_key=public_key,
                                        signature=signature, created_at=now))
-    agent = t.agents.c
     assigned = select(t.assignments.c.agent_id).where(t.assignments.c.version_id == row.id)
-    bumped = conn.execute(
-        update(t.agents).where(agent.id.in_(assigned))
-        .values(desired_revision=agent.desired_revision + 1).returning(agent.id)
-    ).scalars().all()
+    bumped = bump_revisions(conn, t.agents.c.id.in_(assigned))
     return {"key_id": key_id, "created_at": now, "agents": sorted(bumped)}
 
 
