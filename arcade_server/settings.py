@@ -42,7 +42,7 @@ _DURATIONS = {
     "heartbeat_interval", "offline_after", "metric_retention", "retention_interval",
     "presence_flush_interval", "revision_poll_interval", "wait_poll_interval", "max_wait",
     "shutdown_grace", "job_sweep_interval", "job_lost_after", "job_timeout_grace",
-    "logs_timeout",
+    "logs_timeout", "register_timeout",
     "job_default_timeout", "job_max_timeout", "memory_release_interval",
     "metric_warn_interval", "audit_retention", "job_retention", "import_timeout",
 }
@@ -176,6 +176,8 @@ class Settings:
     #: How long a read of a plugin's logs (``GET /agents/{id}/plugins/{name}/logs``,
     #: ``arcade logs``) waits for the agent's answer on its stream; then 504.
     logs_timeout: float = 5.0
+    #: A Connect stream that sends no Register within this long is closed (DEADLINE_EXCEEDED).
+    register_timeout: float = 30.0
     # -- import from a package index (issue 15, part "index"): see package_index.py
     #: The default index of imports; the indexes (URL prefixes) they may read, empty: any
     #: http(s) one (docs/security.md: SSRF); the longest an import may take (then 502).

@@ -17,6 +17,7 @@ from arcade_agent.identity import Credentials, make_csr
 from arcade_core.rpc.v1 import pb, pb_grpc
 from arcade_server.runner import ServerThread
 from arcade_server.tls import CertificateAuthority, key_pem
+from tests.server.conftest import start_server
 from tests.server.helpers import (
     Endpoint,
     ProtocolAgent,
@@ -76,6 +77,42 @@ async def test_without_an_agent_certificate_nothing_but_enroll_is_served(
     async with grpc.aio.insecure_channel(server.grpc_target) as channel:
         code, _ = await _connect_status(channel)
         assert code == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_refused_caller_is_told_why_even_while_its_register_is_in_flight(
+    server: ServerThread,
+) -> None:
+    # As an agent does it: write Register, then read. Refused before its Register had been
+    # read, the client's own gRPC stack ended about one call in ten with INTERNAL ("Failed
+    # execute_batch") instead of the server's status, so a revoked agent logged nonsense.
+    async with anonymous_channel(server.grpc_target, server.state.tls.ca.pem) as channel:
+        stub = pb_grpc.AgentServiceStub(channel)  # type: ignore[no-untyped-call]
+        for _ in range(20):
+            call = stub.Connect()
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call.write(REGISTER)
+                await call.read()
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, caught.value
+
+
+async def test_a_connect_stream_that_never_registers_is_closed(tmp_path: Path) -> None:
+    quick = start_server(tmp_path / "home", register_timeout=0.5)
+    try:
+        for credentials in (None, "agent"):
+            if credentials is None:
+                channel = anonymous_channel(quick.grpc_target, quick.state.tls.ca.pem)
+            else:
+                agent = ProtocolAgent(quick)
+                await agent.ensure_channel()
+                channel = agent.channel
+            async with channel:
+                call = pb_grpc.AgentServiceStub(channel).Connect()  # type: ignore[no-untyped-call]
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await call.read()
+                assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert "no Register within 0.5s" in (caught.value.details() or "")
+    finally:
+        quick.stop()
 
 
 async def test_a_certificate_from_another_ca_is_refused(server: ServerThread) -> None:
