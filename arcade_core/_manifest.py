@@ -16,6 +16,11 @@ interval and resources::
       "interval": 10
     }
 
+An exec plugin (docs/protocol.md) names its executable instead of running Python code:
+``"exec": "arcade-loadavg"``, a file the wheel installs into the environment's scripts
+directory (``bin/``: a wheel's ``.data/scripts/`` or a console script). Its isolation is
+``exec``; ``"isolation"``, if given, must say so.
+
 Every key is optional. ``"$schema"`` and keys starting with ``x-`` are allowed and ignored (for
 editors and vendor extensions); any other unknown key is refused, so a typo such as
 ``"intervall"`` is caught when the plugin is published rather than silently ignored.
@@ -49,6 +54,7 @@ _KEYS = (
     "isolation",
     "interval",
     "resources",
+    "exec",
 )
 # Validation errors reported at most, so a huge bad config gives a readable message.
 _MAX_ERRORS = 10
@@ -170,6 +176,8 @@ class Manifest:
     isolation: Isolation = Isolation.INLINE
     interval: float | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    #: The executable of an exec plugin (a file name in the environment's ``bin/``), or None.
+    exec: str | None = None
     # Compiled validator for config_schema, built on first use and reused per manifest.
     _validator: Any = field(default=None, init=False, repr=False, compare=False)
 
@@ -218,6 +226,23 @@ class Manifest:
                 f"'isolation' is {json.dumps(isolation)}; use one of "
                 f"{', '.join(repr(str(i)) for i in Isolation)}"
             )
+        exec_ = data.get("exec")
+        if exec_ is not None:
+            if (not isinstance(exec_, str) or not exec_.strip() or "/" in exec_
+                    or "\\" in exec_ or exec_ in (".", "..") or "\0" in exec_):
+                raise _fail(
+                    f"'exec' is {json.dumps(exec_)}; give the file name of an executable the "
+                    "wheel installs into the scripts directory (no path), e.g. "
+                    "\"arcade-loadavg\""
+                )
+            if "isolation" in data and isolation != Isolation.EXEC:
+                raise _fail(
+                    f"'isolation' is {json.dumps(isolation)} but 'exec' names an executable; "
+                    "an exec plugin runs as its own process: drop 'isolation' or say \"exec\""
+                )
+            isolation = Isolation.EXEC
+        elif isolation == Isolation.EXEC:
+            raise _fail("'isolation' is \"exec\" but no 'exec' names the executable to run")
         interval = data.get("interval")
         if interval is not None:
             if (
@@ -247,6 +272,7 @@ class Manifest:
             isolation=Isolation(isolation),
             interval=interval,
             resources=resources,
+            exec=exec_,
         )
         if schema is not None and check_schema:
             manifest._check_schema()
@@ -301,6 +327,7 @@ class Manifest:
             "isolation": self.isolation,
             "interval": self.interval,
             "resources": copy.deepcopy(self.resources),
+            "exec": self.exec,
         }
 
     def validate_config(

@@ -59,10 +59,14 @@ FINAL_PLUGIN_STATES = frozenset({PluginState.RUNNING, PluginState.DEGRADED,
 
 
 class Isolation(StrEnum):
-    """How a plugin runs: in the host's process, or in a supervised child process."""
+    """How a plugin runs: in the host's process, in a supervised child process running
+    Arcade's Python plugin host, or (``exec``) as its own executable speaking the JSON line
+    protocol of docs/protocol.md. ``exec`` comes from the manifest's ``exec`` key only: an
+    exec plugin cannot run inline or under the Python host, and a Python plugin cannot exec."""
 
     INLINE = "inline"
     PROCESS = "process"
+    EXEC = "exec"
 
 
 class JobStatus(StrEnum):

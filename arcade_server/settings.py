@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import limits
+from ._settings_transport import transport_values
 from ._settings_values import (
     KIB,
     MIB,
@@ -248,38 +249,9 @@ class Settings:
             raise SettingsError(f"log_level: {self.log_level!r} is not a logging level")
 
     def _check_transport(self) -> None:
-        """Validate the transport block (part "tls")."""
-        san = self.san
-        if isinstance(san, str):
-            san = tuple(part.strip() for part in san.split(",") if part.strip())
-        object.__setattr__(self, "san", tuple(str(name).strip() for name in san))
-        for name in self.san:
-            if not re.match(r"^[A-Za-z0-9*][A-Za-z0-9.:*_\[\]-]*$", name):
-                raise SettingsError(f"san: {name!r} is not a DNS name or an IP address")
-        for name in ("http_host", "grpc_host"):
-            if not str(getattr(self, name)).strip():
-                raise SettingsError(f"{name}: must be an address such as 127.0.0.1 or 0.0.0.0")
-        for name in ("tls_ca_file", "tls_ca_key_file", "tls_cert_file", "tls_key_file"):
-            value = getattr(self, name)
-            if value is not None and str(value) != "":
-                object.__setattr__(self, name, Path(value).expanduser())
-            else:
-                object.__setattr__(self, name, None)
-        if (self.tls_ca_file is None) != (self.tls_ca_key_file is None):
-            raise SettingsError("tls_ca_file and tls_ca_key_file go together: the CA signs the "
-                                "server certificate and every agent certificate")
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise SettingsError("tls_cert_file and tls_key_file go together")
-        if self.http_tls not in ("auto", "on", "off"):
-            raise SettingsError(f"http_tls: {self.http_tls!r} is not auto, on or off")
-        if self.http_tls == "off" and not is_loopback(self.http_host):
-            raise SettingsError(
-                f"http_host {self.http_host!r} is beyond loopback and http_tls is off: REST "
-                "would carry tokens in clear text. Use http_tls = auto (HTTPS with the server "
-                "certificate) or bind http_host to 127.0.0.1")
-        if not 0 < self.agent_cert_days <= 3650:
-            raise SettingsError(
-                f"agent_cert_days: {self.agent_cert_days} is outside (0, 3650] days")
+        """Validate the transport block (part "tls"); see :mod:`._settings_transport`."""
+        for name, value in transport_values(self).items():
+            object.__setattr__(self, name, value)
 
     @property
     def http_scheme(self) -> str:

@@ -43,13 +43,11 @@ already loaded), with no per-row identity map or unit of work in the hot paths.
   (the current one and the one it renewed from), the labels bound at enrollment, revocation.
   No foreign key to ``agents``: an agent enrolls before it first registers.
 
-Columns are ``NOT NULL`` unless created with :func:`_optional`; ``default=`` values are
-applied by SQLAlchemy on insert (they are not in the schema).
+The shared metadata and column helpers are in :mod:`.columns`; the identity and access tables
+(the last four above) in :mod:`.access_tables`, re-exported here.
 """
 
 from __future__ import annotations
-
-from typing import Any, TypeAlias
 
 from sqlalchemy import (
     JSON,
@@ -61,13 +59,16 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
-    Row,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
+
+from .access_tables import agent_identities, api_tokens, audit_log, enrollment_tokens
+from .columns import AnyRow, BigId, metadata
+from .columns import optional as _optional
+from .columns import required as _column
 
 __all__ = [
     "AnyRow",
@@ -91,33 +92,6 @@ __all__ = [
     "plugin_versions",
     "plugins",
 ]
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-metadata = MetaData(naming_convention=NAMING)
-
-#: A result row of any columns (the service functions read columns by name).
-AnyRow: TypeAlias = Row[*tuple[Any, ...]]
-
-# BIGINT autoincrement primary keys are not auto-increment in SQLite; INTEGER is.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def _column(name: str, *args: Any, **kwargs: Any) -> Column[Any]:
-    """A ``NOT NULL`` column."""
-    return Column(name, *args, nullable=False, **kwargs)
-
-
-def _optional(name: str, *args: Any, **kwargs: Any) -> Column[Any]:
-    """A nullable column."""
-    return Column(name, *args, nullable=True, **kwargs)
-
 
 blobs = Table(
     "blobs", metadata,
@@ -240,6 +214,11 @@ assignments = Table(
     _column("revision", BigInteger),
     _column("created_at", Double),
     _column("updated_at", Double),
+    # Per assignment (0012): the collect/push interval in seconds (NULL: the manifest's, then
+    # the agent's default) and resource limits overriding the manifest's ({"memory": "128Mi",
+    # "cpu": "100m", "disk": ...}; NULL: the manifest's).
+    _optional("interval", Double),
+    _optional("resources", JSON),
 )
 
 plugin_states = Table(
@@ -267,6 +246,11 @@ plugin_states = Table(
     # list of "<path> (changed|added|missing)", at most 21) and when the agent found them.
     _optional("drift", JSON),
     _optional("drift_at", Double),
+    # 0012: declared in the agent's own config (never removed by the server), the limits in
+    # force and how ("memory 128Mi: cgroup; cpu 100m: measured"), bad protocol lines.
+    _column("local", Boolean, default=False),
+    _optional("limits", Text),
+    _column("malformed", BigInteger, default=0),
 )
 
 metrics = Table(
@@ -333,65 +317,4 @@ job_plugins = Table(
     _column("error", Text, default=""),
     _optional("started_at", Double),
     _optional("completed_at", Double),
-)
-
-api_tokens = Table(
-    "api_tokens", metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    _column("name", String(100), unique=True),
-    # viewer | publisher | operator | admin
-    _column("role", String(20)),
-    # sha256 (hex) of the secret: enough to check one, useless to present one.
-    _column("secret_hash", String(64), unique=True),
-    _column("created_at", Double),
-    _optional("expires_at", Double),
-    _optional("revoked_at", Double),
-    _optional("last_used_at", Double),
-)
-
-audit_log = Table(
-    "audit_log", metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    _column("at", Double),
-    # The token's name, the agent's id, "system" or "anonymous".
-    _column("actor", String(200)),
-    # token | agent | system | anonymous
-    _column("actor_kind", String(20)),
-    _column("role", String(20), default=""),
-    _column("remote", String(100), default=""),
-    # "POST /api/v1/agents/{agent_id}/plugins" or a verb such as "agent.enroll".
-    _column("action", String(200)),
-    # What the action was on, as a path below /api/v1 ("agents/web-1/plugins/cpu").
-    _column("target", String(500), default=""),
-    # The HTTP status ("201", "403") or ok | denied | error.
-    _column("outcome", String(50)),
-    Index("ix_audit_log_at", "at"),
-    Index("ix_audit_log_actor_at", "actor", "at"),
-    Index("ix_audit_log_target", "target"),
-)
-
-
-enrollment_tokens = Table(
-    "enrollment_tokens", metadata,
-    Column("id", String(32), primary_key=True),
-    _column("name", String(200), default=""),
-    _column("token_hash", String(64), unique=True),
-    _column("labels", JSON),
-    _column("created_at", Double),
-    _column("expires_at", Double),
-    _optional("max_uses", Integer),
-    _column("uses", Integer, default=0),
-)
-
-agent_identities = Table(
-    "agent_identities", metadata,
-    Column("agent_id", String(200), primary_key=True),
-    _column("serial", String(64)),
-    _optional("previous_serial", String(64)),
-    _column("fingerprint", String(80)),
-    _column("not_after", Double),
-    _column("labels", JSON),
-    _column("enrolled_at", Double),
-    _optional("revoked_at", Double),
-    _column("enrollment_token_id", String(32)),
 )

@@ -125,6 +125,7 @@ def reported_from_pb(status: Any) -> ReportedPlugin:
         error_at=status.error_at or None, errors=status.errors,
         last_collect_at=status.last_collect_at or None, pid=status.pid or None,
         rss=status.rss or None, drift=tuple(status.drift), drift_at=status.drift_at or None,
+        local=status.local, limits=status.limits or None, malformed=status.malformed,
     )
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import re
@@ -39,15 +38,14 @@ from arcade_core import __version__
 from arcade_core.rpc.v1 import pb, pb_grpc
 
 from ..errors import ServiceError
-from ..services import agents, desired, job_runs, metrics, status_reports
+from ..services import desired, job_runs, metrics, status_reports
 from ..services.desired import DesiredState
 from ..services.enrollment import Identity
 from ..state import ServerState
 from ..storage import BlobNotFound, BlobStore
-from . import enrollment_calls
+from . import enrollment_calls, registration
 from .chunks import encode_chunk, read_chunk
 from .convert import (
-    agent_info_from_pb,
     cancel_to_pb,
     desired_to_pb,
     event_from_pb,
@@ -82,15 +80,12 @@ class AgentService(pb_grpc.AgentServiceServicer):
         # agent's Register, then its last status report or metric batch (~5 KB of protobuf
         # each) for good: ~5 MB per 1,000 agents (benchmarks/fleet.py).
         state = self.state
-        # The first message is read before the caller is judged. Refused at once, an agent
-        # whose Register is still on its way gets INTERNAL ("Failed execute_batch") from its
-        # own gRPC stack instead of the refusal (one call in ten on a busy host): a revoked
-        # agent would log "Internal error from Core" instead of why it was turned away.
-        first = await self._first_message(context)
+        # The first message is read before the caller is judged (see registration.py).
+        first = await registration.first_message(context, state.settings.register_timeout)
         peer, _identity = await self._authenticate(context)
         if first is grpc.aio.EOF:
             return
-        registered = await self._register(context, peer, _identity, first)
+        registered = await registration.register(state, context, peer, _identity, first)
         del first  # the stream lives as long as the agent; its Register need not
         agent_id, known_jobs = registered
         stream = state.hub.attach(agent_id, peer.serial)
@@ -166,59 +161,6 @@ class AgentService(pb_grpc.AgentServiceServicer):
             await context.abort(status_code(exc), exc.message)
         assert peer is not None
         return peer, identity
-
-    async def _first_message(self, context: grpc.aio.ServicerContext) -> Any:
-        """The stream's first message (or EOF), read within the ``register_timeout``
-        setting: a caller that opens a stream and says nothing is not kept."""
-        timeout = self.state.settings.register_timeout
-        try:
-            return await asyncio.wait_for(context.read(), timeout)
-        except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no Register within {timeout:g}s of opening Connect; an agent sends "
-                "Register first",
-            )
-
-    async def _register(
-        self, context: grpc.aio.ServicerContext, peer: PeerCertificate, identity: Identity,
-        first: Any,
-    ) -> tuple[str, list[str]]:
-        """Store the stream's first message, which must be a Register; return the agent id
-        and the jobs it says it knows.
-
-        The Register must name the certificate's agent id; labels bound at enrollment are
-        added, and one the agent sets to another value is refused."""
-        if first.WhichOneof("body") != "register":
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "the first message on Connect must be Register (agent id, host facts, labels, "
-                "installed plugins)",
-            )
-        info = agent_info_from_pb(first.register)
-        if info.agent_id != peer.agent_id:
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"Register names agent {info.agent_id!r} but this certificate belongs to "
-                f"{peer.agent_id!r}; an agent registers only as the id it enrolled with",
-            )
-        for key, value in identity.labels.items():
-            if key in info.labels and info.labels[key] != value:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"label {key}={info.labels[key]!r} collides with {key}={value!r} bound "
-                    f"to agent {peer.agent_id!r} at enrollment; remove it from the agent's "
-                    "labels (enrollment labels win)",
-                )
-        if identity.labels:
-            info = dataclasses.replace(info, labels={**info.labels, **identity.labels})
-        try:
-            # Validated here, so a bad registration never fails a whole batch.
-            await self.state.registrations.submit(agents.validate_registration(info))
-        except ServiceError as exc:
-            await context.abort(status_code(exc), exc.message)
-        self.state.presence.touch(info.agent_id, info.applied_revision)
-        return info.agent_id, list(first.register.jobs)
 
     async def _read(
         self, agent_id: str, context: grpc.aio.ServicerContext, stream: AgentStream

@@ -61,6 +61,11 @@ class ReportedPlugin:
     #: Drift: the installed files that last changed, and when (``None``: never).
     drift: tuple[str, ...] = ()
     drift_at: float | None = None
+    #: Declared in the agent's own config (the server never removes it); the limits in
+    #: force and how (``None``: none declared); protocol lines that were not messages.
+    local: bool = False
+    limits: str | None = None
+    malformed: int = 0
 
 
 def state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int, now: float
@@ -85,6 +90,8 @@ def state_rows(agent_id: str, plugins: Sequence[ReportedPlugin], revision: int, 
             "rss": p.rss if p.rss is not None and 0 < p.rss < _MAX_COUNT else None,
             "drift": [clip(path, _MAX_DRIFT_PATH) for path in p.drift[:_MAX_DRIFT]] or None,
             "drift_at": _time(p.drift_at),
+            "local": bool(p.local), "limits": clip(p.limits, 500) if p.limits else None,
+            "malformed": min(max(0, p.malformed), _MAX_COUNT),
         })
     return rows
 
@@ -161,7 +168,7 @@ def report_statuses(conn: Connection, updates: Sequence[StatusUpdate]) -> list[N
         upsert(conn, states, kept, keys=["agent_id", "plugin_name"],
                update=["version", "state", "error", "restarts", "isolation", "sha256",
                        "revision", "updated_at", "error_at", "errors", "last_collect_at",
-                       "pid", "rss", "drift", "drift_at"])
+                       "pid", "rss", "drift", "drift_at", "local", "limits", "malformed"])
     agents = t.agents
     with_applied = [{"b_id": a, "b_seen": seen[a], "b_revision": applied[a]} for a in applied]
     seen_only = [{"b_id": a, "b_seen": t} for a, t in seen.items() if a not in applied]

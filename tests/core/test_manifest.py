@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -65,9 +66,26 @@ def test_full_manifest_round_trips_through_to_dict() -> None:
     data = parsed.to_dict()
     assert set(data) == {
         "description", "type", "config_schema", "default_config", "isolation", "interval",
-        "resources",
+        "resources", "exec",
     }
     assert Manifest.from_json(json.dumps(data)) == parsed
+
+
+def test_an_exec_manifest_names_a_file_and_runs_as_exec() -> None:
+    manifest = Manifest.from_json('{"exec": "arcade-loadavg", "interval": 5}')
+    assert (manifest.exec, manifest.isolation) == ("arcade-loadavg", Isolation.EXEC)
+    assert Manifest.from_json(json.dumps(manifest.to_dict())) == manifest
+    assert Manifest.from_json('{"exec": "x", "isolation": "exec"}').isolation is Isolation.EXEC
+    for text, fix in [
+        ('{"exec": "bin/x"}', "no path"),
+        ('{"exec": ".."}', "no path"),
+        ('{"exec": ""}', "no path"),
+        ('{"exec": 3}', "no path"),
+        ('{"exec": "x", "isolation": "process"}', "drop 'isolation'"),
+        ('{"isolation": "exec"}', "no 'exec' names the executable"),
+    ]:
+        with pytest.raises(InvalidWheel, match=re.escape(fix)):
+            Manifest.from_json(text)
 
 
 def test_to_dict_hands_out_copies() -> None:

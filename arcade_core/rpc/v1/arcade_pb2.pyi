@@ -27,6 +27,7 @@ class Isolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ISOLATION_UNSPECIFIED: _ClassVar[Isolation]
     ISOLATION_INLINE: _ClassVar[Isolation]
     ISOLATION_PROCESS: _ClassVar[Isolation]
+    ISOLATION_EXEC: _ClassVar[Isolation]
 
 class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -70,6 +71,7 @@ PLUGIN_STATE_DRIFTED: PluginState
 ISOLATION_UNSPECIFIED: Isolation
 ISOLATION_INLINE: Isolation
 ISOLATION_PROCESS: Isolation
+ISOLATION_EXEC: Isolation
 JOB_STATUS_UNSPECIFIED: JobStatus
 JOB_STATUS_QUEUED: JobStatus
 JOB_STATUS_RUNNING: JobStatus
@@ -152,7 +154,7 @@ class Heartbeat(_message.Message):
     def __init__(self, applied_revision: _Optional[int] = ..., sent_at: _Optional[float] = ...) -> None: ...
 
 class PluginStatus(_message.Message):
-    __slots__ = ("name", "version", "state", "error", "restarts", "isolation", "sha256", "error_at", "errors", "last_collect_at", "pid", "rss", "drift", "drift_at")
+    __slots__ = ("name", "version", "state", "error", "restarts", "isolation", "sha256", "error_at", "errors", "last_collect_at", "pid", "rss", "drift", "drift_at", "local", "limits", "malformed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +169,9 @@ class PluginStatus(_message.Message):
     RSS_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
     DRIFT_AT_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    MALFORMED_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     state: PluginState
@@ -181,7 +186,10 @@ class PluginStatus(_message.Message):
     rss: int
     drift: _containers.RepeatedScalarFieldContainer[str]
     drift_at: float
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PluginState, str]] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., sha256: _Optional[str] = ..., error_at: _Optional[float] = ..., errors: _Optional[int] = ..., last_collect_at: _Optional[float] = ..., pid: _Optional[int] = ..., rss: _Optional[int] = ..., drift: _Optional[_Iterable[str]] = ..., drift_at: _Optional[float] = ...) -> None: ...
+    local: bool
+    limits: str
+    malformed: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PluginState, str]] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., sha256: _Optional[str] = ..., error_at: _Optional[float] = ..., errors: _Optional[int] = ..., last_collect_at: _Optional[float] = ..., pid: _Optional[int] = ..., rss: _Optional[int] = ..., drift: _Optional[_Iterable[str]] = ..., drift_at: _Optional[float] = ..., local: bool = ..., limits: _Optional[str] = ..., malformed: _Optional[int] = ...) -> None: ...
 
 class LogLine(_message.Message):
     __slots__ = ("seq", "time", "level", "text")
@@ -345,7 +353,14 @@ class WheelRef(_message.Message):
     def __init__(self, filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class DesiredPlugin(_message.Message):
-    __slots__ = ("name", "version", "isolation", "config_json", "wheels", "interval", "signatures")
+    __slots__ = ("name", "version", "isolation", "config_json", "wheels", "interval", "signatures", "resources")
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
@@ -353,6 +368,7 @@ class DesiredPlugin(_message.Message):
     WHEELS_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
     SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     isolation: Isolation
@@ -360,7 +376,8 @@ class DesiredPlugin(_message.Message):
     wheels: _containers.RepeatedCompositeFieldContainer[WheelRef]
     interval: float
     signatures: _containers.RepeatedCompositeFieldContainer[PluginSignature]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., config_json: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ..., interval: _Optional[float] = ..., signatures: _Optional[_Iterable[_Union[PluginSignature, _Mapping]]] = ...) -> None: ...
+    resources: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., config_json: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[WheelRef, _Mapping]]] = ..., interval: _Optional[float] = ..., signatures: _Optional[_Iterable[_Union[PluginSignature, _Mapping]]] = ..., resources: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PluginSignature(_message.Message):
     __slots__ = ("key_id", "signature")

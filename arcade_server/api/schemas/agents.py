@@ -99,6 +99,15 @@ class ActualPlugin(BaseModel):
         "after the agent repaired the environment (state `running` again)")
     drift_at: float | None = Field(
         default=None, description="when the agent found that drift, seconds since the epoch")
+    local: bool = Field(
+        default=False, description="declared in the agent's own config (`plugins:`), not by "
+        "this server: shown, never removed by the server")
+    limits: str | None = Field(
+        default=None, description="the resource limits in force and how, e.g. `memory 128Mi: "
+        "cgroup; cpu 100m: measured` (null: none declared)")
+    malformed: int = Field(
+        default=0, description="protocol lines from the plugin's process that were not valid "
+        "messages, since it started")
     sha256: str
     revision: int
     updated_at: float
