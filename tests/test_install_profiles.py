@@ -184,13 +184,13 @@ def test_publish_builtin_from_an_installed_distribution(
 ) -> None:
     """``arcade publish --builtin`` from a ``[cli]`` install, far from any checkout: the
     built-ins ship inside the wheel, and end up published (with psutil) on a real server."""
-    from arcade_server.builtin import builtin_dependency_wheels, shipped_builtin_wheels
+    from arcade_core.builtin import builtin_dependency_wheels, shipped_builtin_wheels
     from arcade_server.client import ArcadeClient
     from tests.server.conftest import start_server
 
     venv = _venv(tmp_path, *project_wheel, "cli")
     (site,) = (venv / "lib").glob("python3*/site-packages")
-    shipped = shipped_builtin_wheels(site / "arcade_server" / "builtin_wheels")
+    shipped = shipped_builtin_wheels(site / "arcade_core" / "builtin_wheels")
     assert {"arcade-cpu", "arcade-memory", "arcade-workspace"} <= set(shipped)
     assert not (site / "plugins").exists()
     # psutil into the wheelhouse with this interpreter's pip (the venv has none)

@@ -81,7 +81,7 @@ def _publish(args: argparse.Namespace) -> int | None:
     if args.fetch_deps:
         from arcade_core.wheelhouse import WheelhouseError
 
-        from ..builtin import PluginBuildError, builtin_dependency_wheels
+        from arcade_core.builtin import PluginBuildError, builtin_dependency_wheels
 
         try:
             extra = builtin_dependency_wheels(wheels, args.wheelhouse)
