@@ -126,9 +126,13 @@ def run_quickstart(
 
 async def _main(home: Path, seconds: float | None, http_port: int | None,
                 grpc_port: int | None, interval: float, screen: Screen) -> None:
+    from arcade_core.builtin import (
+        PluginBuildError,
+        build_builtin_wheels,
+        builtin_dependency_wheels,
+    )
     from arcade_core.wheelhouse import WheelhouseError
 
-    from arcade_core.builtin import PluginBuildError, build_builtin_wheels, builtin_dependency_wheels
     from .client import ApiError, ArcadeClient
 
     home = home.expanduser().absolute()

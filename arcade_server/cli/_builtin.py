@@ -27,9 +27,9 @@ __all__ = ["publish_builtin"]
 
 def publish_builtin(args: argparse.Namespace) -> int:
     """Publish the built-ins named in ``args.wheels`` (all when none); return the exit code."""
+    from arcade_core.builtin import PluginBuildError, builtin_dependency_wheels, builtin_wheels
     from arcade_core.wheelhouse import WheelhouseError
 
-    from arcade_core.builtin import PluginBuildError, builtin_dependency_wheels, builtin_wheels
     from ..client import ApiError
 
     names = [str(n) for n in args.wheels]
