@@ -19,6 +19,10 @@ In a config file they may also be written as a table::
 
 (``ARCADE_AGENT_JOBS_ENABLED=true``; ``ARCADE_AGENT_JOBS_ALLOW`` is a JSON list of patterns,
 or one pattern per line.)
+
+Local plugins are a ``plugins:`` mapping (:mod:`arcade_agent.local_settings`). ``server`` is
+optional: with none configured and local plugins the agent runs standalone
+(:attr:`AgentSettings.standalone`); with neither it connects to :data:`DEFAULT_SERVER`.
 """
 
 from __future__ import annotations
