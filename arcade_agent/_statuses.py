@@ -140,6 +140,11 @@ class Statuses:
                 del self._by_name[name]
                 self._drift.pop(name, None)
 
+    def forget(self, name: str) -> None:
+        """Drop ``name``'s status (a local plugin's entry that failed, now removed)."""
+        if self._by_name.pop(name, None) is not None:
+            self.schedule_report()
+
     def forget_unwanted(self, wanted: Collection[str]) -> None:
         """Drop the statuses of plugins neither ``wanted`` nor applied (e.g. a failed
         install that is no longer wanted)."""

@@ -84,6 +84,7 @@ class LocalPlugins:
             reconciler.host, reconciler.state, reconciler.statuses_keeper, never,
             self._ensure, save=reconciler.save, plugins_changed=reconciler.plugins_changed)
         reconciler.set_local(self._names())
+        reconciler.rebuild_local = self.rebuild
 
     def _names(self) -> set[str]:
         return {s.name for s in self.specs if s.enabled}
@@ -97,6 +98,9 @@ class LocalPlugins:
         wanted = {s.name: s for s in self.specs if s.enabled}
         state = self.reconciler.state
         async with self.reconciler.operating:
+            for name in self.reconciler.local_names - wanted.keys():
+                if name not in state.plugins:  # e.g. an entry that failed to install
+                    self.reconciler.statuses_keeper.forget(name)
             self.reconciler.set_local(set(wanted))
             for name, plugin in list(state.plugins.items()):
                 if plugin.local and name not in wanted:
@@ -130,6 +134,17 @@ class LocalPlugins:
             self.reconciler.state.plugins[spec.name] = replace(applied, local=True)
             await self.reconciler.save()
         log.info("local plugin %s@%s (%s)", spec.name, version, spec.describe())
+
+    async def rebuild(self, name: str) -> Environment:
+        """``name``'s environment installed again from its local wheels (a drift repair:
+        the reconciler uninstalled the drifted one)."""
+        spec = next((s for s in self.specs if s.name == name), None)
+        if spec is None:
+            raise InstallError(f"{name} is no longer among the agent's local plugins")
+        paths = await asyncio.to_thread(self._wheels, spec)
+        env = await asyncio.to_thread(self.reconciler.host.install, paths)
+        self._envs[name] = env
+        return env
 
     def _failed(self, spec: LocalPluginSpec, version: str, error: str) -> None:
         log.error("local plugin %s", error)

@@ -128,6 +128,8 @@ class Reconciler:
         #: The names of the local plugins (:mod:`arcade_agent.local`): never removed, and
         #: a server's assignment of the same name is ignored (see :meth:`set_local`).
         self.local_names: frozenset[str] = frozenset()
+        #: Rebuilds a local plugin's environment from its local wheels (drift repair).
+        self.rebuild_local: Callable[[str], Awaitable[Environment]] | None = None
         self._applied_event = asyncio.Condition()
         self._loop = asyncio.get_running_loop()
         self._save_lock = asyncio.Lock()
