@@ -84,6 +84,7 @@ class Agent:
         self.local: LocalPlugins | None = None  # the config's plugins:, once started
         self._facts: dict[str, str] = {}
         self._credentials: Credentials | None = None
+        self._standalone = False  # decided at start (settings.standalone)
         #: Certificates renewed since start (tests, status).
         self.renewals = 0
 
@@ -147,6 +148,7 @@ class Agent:
         self.settings = await asyncio.to_thread(self.settings.resolved)
         s = self.settings
         await asyncio.to_thread(s.home.mkdir, parents=True, exist_ok=True)
+        self._standalone = s.standalone
         try:  # a standalone agent (no server, local plugins) has no identity to prove
             self._credentials = None if s.standalone else await ensure_credentials(
                 s.home, s.server_address, s.id, token=s.enroll_token, ca_file=s.ca_file,
@@ -287,7 +289,7 @@ class Agent:
         collector = self._collector
         return AgentStatus(
             agent_id=self.settings.agent_id or "",
-            server="" if self.settings.standalone else self.settings.server_address,
+            server="" if self._standalone else self.settings.server_address,
             connected=bool(connection and connection.connected.is_set()),
             sessions=connection.sessions if connection else 0,
             last_error=connection.last_error if connection else "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def test_standalone_agent_runs_builtin_cpu_and_a_local_wheel(tmp_path: Path) -> 
         assert {p["name"]: p["local"] for p in state["plugins"]} == {"arcade-cpu": True,
                                                                       "solo": True}
         assert sorted(p.name for p in (home / "envs").iterdir()) == ["arcade-cpu", "solo"]
+
+        # SIGHUP: the edited plugins: section applies (cpu gone, solo's config changed)
+        config.write_text("plugins:\n  solo: {wheel: wheels, config: {scale: 7}}\n")
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "metric solo solo.major{v=1.0.0} 7.0" in agent.log(),
+                   what="the new config applied without a restart")
+        wait_until(lambda: "removed arcade-cpu@1.0.0" in agent.log(), what="cpu removed")
+        assert not (home / "envs" / "arcade-cpu").exists() or not any(
+            (home / "envs" / "arcade-cpu").iterdir())
+        assert agent.alive
     finally:
         code = agent.stop()
         print(f"--- standalone agent (exit {code}) ---\n{agent.log()[-4000:]}")
