@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def parse_local_plugins(value: Any, *, base: Path | None = None) -> tuple[LocalP
 
 
 def _entry(key: str, entry: Any, base: Path | None,
-           builtin_names: Any) -> LocalPluginSpec:
+           builtin_names: Callable[[], Collection[str]]) -> LocalPluginSpec:
     where = f"plugins.{key}"
     if entry is None:
         entry = {}
@@ -157,7 +158,7 @@ def _entry(key: str, entry: Any, base: Path | None,
     return LocalPluginSpec(name=str(canonicalize_name(key)), wheel=path.absolute(), **common)
 
 
-def _builtin(key: str, names: Any) -> str | None:
+def _builtin(key: str, names: Collection[str]) -> str | None:
     wanted = str(canonicalize_name(key))
     for candidate in (wanted, f"arcade-{wanted}"):
         if candidate in names:
