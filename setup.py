@@ -4,7 +4,7 @@
 ``plugins/`` of a checkout do not exist. So building arcade-fleet's wheel (``build_py``) also
 builds each ``plugins/<dist>/`` into a wheel with its own backend (flit_core, run in this
 process; it is a build requirement in pyproject.toml) and puts it in
-``arcade_server/builtin_wheels/`` of the build, from where :mod:`arcade_server.builtin` reads
+``arcade_core/builtin_wheels/`` of the build, from where :mod:`arcade_core.builtin` reads
 them. The timestamps inside come from ``SOURCE_DATE_EPOCH`` (1980 when unset), so the same
 sources always give the same bytes and a re-publish is recognised as identical. An editable
 install skips this: a checkout builds from ``plugins/`` itself.
@@ -21,7 +21,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 PLUGINS = HERE / "plugins"
-SHIPPED = ("arcade_server", "builtin_wheels")
+SHIPPED = ("arcade_core", "builtin_wheels")
 
 
 def build_builtin_wheels(out: Path) -> list[str]:
@@ -42,7 +42,7 @@ def _build_one(backend: object, source: Path, out: Path) -> str:
 
 
 class BuildPyWithBuiltinWheels(build_py):
-    """``build_py``, then the built-in plugins' wheels into the build's ``arcade_server``."""
+    """``build_py``, then the built-in plugins' wheels into the build's ``arcade_core``."""
 
     def run(self) -> None:
         super().run()

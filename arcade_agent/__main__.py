@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m arcade_agent")
     )
     arg = parser.add_argument
     arg("--server", "-s", metavar="HOST:PORT", help="the server's gRPC address HOST:PORT "
-        "(env ARCADE_AGENT_SERVER; default 127.0.0.1:9090)")
+        "(env ARCADE_AGENT_SERVER; default 127.0.0.1:9090, or none: standalone, when the "
+        "config declares local plugins)")
     arg("--home", type=Path, metavar="DIR", help="the agent's directory (env "
         "ARCADE_AGENT_HOME; default ~/.arcade/agent)")
     arg("--id", dest="agent_id", metavar="ID", help="the agent id (default: derived from "

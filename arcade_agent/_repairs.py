@@ -48,6 +48,7 @@ class Reconciler(Protocol):
     drift_policy: DriftPolicy
     repairs: int
     on_rebuilt: Callable[[str], None]
+    rebuild_local: Callable[[str], Awaitable[Environment]] | None
     _operating: asyncio.Lock
     _statuses: Statuses
 
@@ -123,12 +124,10 @@ async def repair(rec: Reconciler, name: str) -> None:
             with contextlib.suppress(PluginNotFound):
                 await asyncio.to_thread(rec.host.uninstall, name, plugin.version)
             rec.on_rebuilt(name)
-            try:
-                await rec.ensure_environment(name, plugin.version, refs, signatures=signatures)
-            except InvalidWheel:  # a cached wheel changed too: fetch it again
-                for ref in refs:
-                    await asyncio.to_thread(rec.cache.remove, ref.sha256)
-                await rec.ensure_environment(name, plugin.version, refs, signatures=signatures)
+            if plugin.local and rec.rebuild_local is not None:  # from its local wheels
+                await rec.rebuild_local(name)
+            else:
+                await _rebuild(rec, name, plugin.version, refs, signatures)
             await asyncio.to_thread(rec.host.load, name, plugin.version, plugin.config,
                                     plugin.isolation)
         except (ArcadeError, AgentError) as exc:
@@ -142,3 +141,15 @@ async def repair(rec: Reconciler, name: str) -> None:
         log.warning("repaired %s@%s: environment rebuilt, plugin loaded again", name,
                     plugin.version)
         rec._statuses.set(rec._statuses.refresh(report))
+
+
+async def _rebuild(rec: Reconciler, name: str, version: str, refs: Sequence[pb.WheelRef],
+                   signatures: Sequence[Signature]) -> None:
+    """The environment again from the cache, else the server (a cached wheel that fails its
+    hash is dropped and downloaded again)."""
+    try:
+        await rec.ensure_environment(name, version, refs, signatures=signatures)
+    except InvalidWheel:  # a cached wheel changed too: fetch it again
+        for ref in refs:
+            await asyncio.to_thread(rec.cache.remove, ref.sha256)
+        await rec.ensure_environment(name, version, refs, signatures=signatures)

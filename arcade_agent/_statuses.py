@@ -79,6 +79,10 @@ class Statuses:
         #: kept after a repair. While not repaired, a loaded plugin shows ``drifted``.
         self._drift: dict[str, tuple[str, tuple[str, ...], float, bool]] = {}
         self._untrusted: dict[str, str] = {}  # name -> why it is no longer trusted
+        #: The local plugins' names, and the server's ignored assignments of such names
+        #: (name -> why): see :mod:`arcade_agent.local`.
+        self.local: frozenset[str] = frozenset()
+        self.conflicts: dict[str, str] = {}
         self._report = report
         self._report_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -136,6 +140,11 @@ class Statuses:
                 del self._by_name[name]
                 self._drift.pop(name, None)
 
+    def forget(self, name: str) -> None:
+        """Drop ``name``'s status (a local plugin's entry that failed, now removed)."""
+        if self._by_name.pop(name, None) is not None:
+            self.schedule_report()
+
     def forget_unwanted(self, wanted: Collection[str]) -> None:
         """Drop the statuses of plugins neither ``wanted`` nor applied (e.g. a failed
         install that is no longer wanted)."""
@@ -147,6 +156,8 @@ class Statuses:
         """``report`` of a loaded plugin (``running`` or ``degraded``) with the host's live
         state (restarts, failed, restarting, degraded, errors) folded in; ``measure=False``
         leaves a process child's memory unmeasured (0)."""
+        if report.local != (report.name in self.local):
+            report = replace(report, local=report.name in self.local)
         drift = self._drift.get(report.name)
         if drift is not None and drift[0] == report.version:
             report = replace(report, drift=drift[1], drift_at=drift[2])
@@ -168,6 +179,9 @@ class Statuses:
         reason = self._untrusted.get(report.name)
         if reason is not None and live.state in (PluginState.RUNNING, PluginState.DEGRADED):
             return replace(live, state=PluginState.UNTRUSTED, error=live.error or reason)
+        conflict = self.conflicts.get(report.name) if report.local else None
+        if conflict is not None and not live.error:
+            return replace(live, error=conflict)
         return live
 
     def watch(self, *, counters: bool = False) -> bool:

@@ -30,22 +30,23 @@ import contextlib
 import logging
 import platform
 import time
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from arcade_core import __version__ as arcade_version
 from arcade_core.rpc.v1 import pb
 
-from .cache import CacheStats, WheelCache
+from .agent_status import AgentStatus
+from .cache import WheelCache
 from .collector import Collector, MetricBuffer
 from .connection import Connection
-from .downloader import Downloader, DownloadStats
+from .downloader import Downloader
 from .drift_watch import DriftWatch, watch_for
 from .errors import AgentNotStarted
 from .facts import host_facts
 from .identity import Credentials, ensure_credentials, renew, renew_due, store_credentials
 from .jobs import JobRunner
+from .local import LocalPlugins
 from .logs import plugin_logs
 from .reconciler import Reconciler
 from .settings import AgentSettings
@@ -57,26 +58,6 @@ if TYPE_CHECKING:
 __all__ = ["Agent", "AgentStatus"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class AgentStatus:
-    """A snapshot of what the agent is doing, for operators and tests."""
-
-    agent_id: str
-    server: str
-    connected: bool
-    sessions: int
-    last_error: str
-    applied_revision: int
-    plugins: list[dict[str, Any]] = field(default_factory=list)
-    cache: CacheStats | None = None
-    downloads: DownloadStats | None = None
-    metrics_buffered: int = 0
-    metrics_sent: int = 0
-    metrics_dropped: int = 0
-    collect_errors: dict[str, int] = field(default_factory=dict)
-    jobs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Agent:
@@ -100,8 +81,10 @@ class Agent:
         self._cache: WheelCache | None = None
         self._jobs: JobRunner | None = None
         self.drift: DriftWatch | None = None  # the drift watch, once started
+        self.local: LocalPlugins | None = None  # the config's plugins:, once started
         self._facts: dict[str, str] = {}
         self._credentials: Credentials | None = None
+        self._standalone = False  # decided at start (settings.standalone)
         #: Certificates renewed since start (tests, status).
         self.renewals = 0
 
@@ -165,9 +148,10 @@ class Agent:
         self.settings = await asyncio.to_thread(self.settings.resolved)
         s = self.settings
         await asyncio.to_thread(s.home.mkdir, parents=True, exist_ok=True)
-        try:
-            self._credentials = await ensure_credentials(
-                s.home, s.server, s.id, token=s.enroll_token, ca_file=s.ca_file,
+        self._standalone = s.standalone
+        try:  # a standalone agent (no server, local plugins) has no identity to prove
+            self._credentials = None if s.standalone else await ensure_credentials(
+                s.home, s.server_address, s.id, token=s.enroll_token, ca_file=s.ca_file,
                 ca_hash=s.ca_hash, retry_max=s.reconnect_max)
         except BaseException:
             self._started = False
@@ -188,7 +172,7 @@ class Agent:
         store = StateStore(s.home / "state.json")
         state = await asyncio.to_thread(store.load)
         self._connection = Connection(
-            s.server,
+            s.server_address,
             register=self._register,
             on_message=self._on_message,
             heartbeat=self._heartbeat,
@@ -196,9 +180,10 @@ class Agent:
             backoff_initial=s.reconnect_initial,
             backoff_max=s.reconnect_max,
             on_connected=self._on_connected,
-            credentials=self._credentials.channel(),
+            credentials=self._credentials.channel() if self._credentials else None,
         )
-        self._connection.open()
+        if not s.standalone:
+            self._connection.open()
         self._downloader = Downloader(
             self._connection.stub, s.id, self._cache, concurrency=s.download_concurrency,
             timeout=s.download_timeout, retries=s.download_retries,
@@ -220,17 +205,24 @@ class Agent:
             home=s.home / "jobs", agent_id=s.id, concurrency=s.job_concurrency,
             call_timeout=s.call_timeout, policy=s.job_policy,
         )
+        self.local = LocalPlugins(self._reconciler, s.plugins, home=s.home)
         await self._reconciler.restore()
+        await self.local.apply()  # before connecting: the first Register lists them
         self.drift = watch_for(self._reconciler, s.drift)
         self._spawn(self.drift.run(), "drift-watch")  # hashes everything first
         self._spawn(self._reconciler.run(), "reconciler")
         self._spawn(self._collector.run(), "collector")
+        if s.standalone:  # no server: metrics go to the log (collector.log_forever)
+            self._spawn(self._collector.log_forever(), "metric-log")
+            log.info("agent %s started standalone (home %s, %d local plugin(s), no server)",
+                     s.id, s.home, len(s.plugins))
+            return
         self._spawn(self._collector.flush_forever(self._connection.send,
                                                   self._connection.connected), "metric-flush")
         self._spawn(self._connection.run(), "connection")
         self._spawn(self._renew_forever(), "certificate-renewal")
         self._spawn(self._reconciler.watch_health_forever(self._connection), "plugin-health")
-        log.info("agent %s started (home %s, server %s)", s.id, s.home, s.server)
+        log.info("agent %s started (home %s, server %s)", s.id, s.home, s.server_address)
 
     async def stop(self) -> None:
         """Disconnect, stop the loops and unload every plugin (their state stays on disk so
@@ -297,7 +289,7 @@ class Agent:
         collector = self._collector
         return AgentStatus(
             agent_id=self.settings.agent_id or "",
-            server=self.settings.server,
+            server="" if self._standalone else self.settings.server_address,
             connected=bool(connection and connection.connected.is_set()),
             sessions=connection.sessions if connection else 0,
             last_error=connection.last_error if connection else "",

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["Collector", "MetricBuffer"]
 
 log = logging.getLogger(__name__)
+#: Where a standalone agent's metrics go (:meth:`Collector.log_forever`).
+metrics_log = logging.getLogger("arcade_agent.metrics")
 
 
 class MetricBuffer:
@@ -216,6 +218,25 @@ class Collector:
                 self.batches_sent += 1
             else:
                 self._has_data.clear()
+
+    async def log_forever(self) -> None:
+        """A standalone agent's sink (no server to send to): each buffered metric becomes one
+        line of the agent's log, logger ``arcade_agent.metrics`` at INFO, as soon as it is
+        collected (``metric arcade-cpu cpu.percent{cpu=total} 12.5 percent @1700000000.000``);
+        counted in :attr:`sent_total`. Filter that logger to keep them out of the log."""
+        while True:
+            await self._has_data.wait()
+            self._has_data.clear()
+            while len(self.buffer):
+                batch, _ = self.buffer.take(self.batch_size)
+                if metrics_log.isEnabledFor(logging.INFO):
+                    for m in batch:
+                        labels = ",".join(f"{k}={v}" for k, v in sorted(m.labels.items()))
+                        metrics_log.info("metric %s %s%s %s%s @%.3f", m.plugin, m.name,
+                                         f"{{{labels}}}" if labels else "", repr(m.value),
+                                         f" {m.unit}" if m.unit else "", m.timestamp)
+                self.sent_total += len(batch)
+                self.batches_sent += 1
 
     # ------------------------------------------------------------------ conversion
 

@@ -125,6 +125,11 @@ class Reconciler:
                                         plugins_changed=self._plugins_changed,
                                         trust=lambda: self.trust)
         self._busy = False
+        #: The names of the local plugins (:mod:`arcade_agent.local`): never removed, and
+        #: a server's assignment of the same name is ignored (see :meth:`set_local`).
+        self.local_names: frozenset[str] = frozenset()
+        #: Rebuilds a local plugin's environment from its local wheels (drift repair).
+        self.rebuild_local: Callable[[str], Awaitable[Environment]] | None = None
         self._applied_event = asyncio.Condition()
         self._loop = asyncio.get_running_loop()
         self._save_lock = asyncio.Lock()
@@ -261,6 +266,31 @@ class Reconciler:
             self.host.install, paths, expected_sha256={r.filename: r.sha256 for r in refs}
         )
 
+    # ------------------------------------------------------------------ local plugins
+
+    def set_local(self, names: set[str]) -> None:
+        """The local plugins are ``names`` from now on (:mod:`arcade_agent.local`)."""
+        self.local_names = frozenset(names)
+        self._statuses.local = self.local_names
+
+    @property
+    def statuses_keeper(self) -> Statuses:
+        """The per-plugin statuses (the local plugins' are kept there too)."""
+        return self._statuses
+
+    @property
+    def operating(self) -> asyncio.Lock:
+        """Held while a desired state or the local plugins are applied."""
+        return self._operating
+
+    async def save(self) -> None:
+        """Persist the applied state."""
+        await self._save()
+
+    def plugins_changed(self) -> None:
+        """Tell the collector the loaded plugins (or an interval) changed."""
+        self._plugins_changed()
+
     # ------------------------------------------------------------------ drift
 
     async def watched(self) -> dict[str, Environment]:
@@ -284,16 +314,26 @@ class Reconciler:
         # Statuses of plugins removed by an earlier revision are no longer news.
         self._statuses.forget_removed()
         wanted: dict[str, DesiredPlugin] = {}
+        conflicts: dict[str, str] = {}
         for plugin in desired.plugins:
+            if plugin.name in self.local_names:  # the local plugin wins
+                conflicts[plugin.name] = (
+                    f"the server's assignment ({plugin.name} {plugin.version}) is ignored: "
+                    "this agent's config declares a local plugin of that name; remove it "
+                    "from the agent's plugins: to run the server's")
+                continue
             try:
                 wanted[plugin.name] = DesiredPlugin.from_pb(plugin)
             except InvalidDesiredPlugin as exc:
                 self._statuses.set(PluginReport(plugin.name, plugin.version, PluginState.FAILED,
                                                 f"invalid desired state: {exc}",
                                                 isolation=Isolation.INLINE))
+        self._statuses.conflicts = conflicts
         self._transitions.forget_failures(wanted)
-        removals = [n for n in self.state.plugins if n not in wanted]
-        self._statuses.forget_unwanted(wanted)  # e.g. a failed install no longer wanted
+        removals = [n for n in self.state.plugins
+                    if n not in wanted and n not in self.local_names]
+        # e.g. a failed install no longer wanted
+        self._statuses.forget_unwanted(wanted.keys() | self.local_names)
         await asyncio.gather(*(self._transitions.remove(n) for n in removals))
         results = await asyncio.gather(*(self._transitions.apply(d) for d in wanted.values()),
                                        return_exceptions=True)

@@ -52,6 +52,8 @@ class PluginReport:
     #: (epoch seconds; 0: never); kept after a repair.
     drift: tuple[str, ...] = ()
     drift_at: float = 0.0
+    #: Declared in the agent's own config, not assigned by the server (:mod:`.local`).
+    local: bool = False
 
     def news(self) -> tuple[object, ...]:
         """What makes a report worth sending at once when it changes: the state, restarts,
@@ -67,7 +69,7 @@ class PluginReport:
             error=self.error, restarts=self.restarts, isolation=to_pb(self.isolation),
             sha256=self.sha256, error_at=self.error_at, errors=self.errors,
             last_collect_at=self.last_collect_at, pid=self.pid, rss=self.rss,
-            drift=self.drift, drift_at=self.drift_at,
+            drift=self.drift, drift_at=self.drift_at, local=self.local,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,7 +81,7 @@ class PluginReport:
             "error_at": self.error_at or None, "errors": self.errors,
             "last_collect_at": self.last_collect_at or None, "pid": self.pid or None,
             "rss": self.rss or None, "drift": list(self.drift),
-            "drift_at": self.drift_at or None,
+            "drift_at": self.drift_at or None, "local": self.local,
         }
 
 

@@ -5,8 +5,10 @@ agent process does not carry the operator CLI's libraries), which serves ``arcad
 ``python -m arcade_agent``. SIGTERM and SIGINT stop the agent cleanly: plugins are
 unloaded, plugin processes stopped, and the applied state stays on disk for the next start.
 SIGHUP loads the settings again and applies their trust (``[[trust.keys]]``,
-:mod:`arcade_agent.trust`); a config that does not load is refused with a logged error and
-the trust in force stays (other settings take effect at the next start).
+:mod:`arcade_agent.trust`) and their local plugins (``plugins:``, :mod:`arcade_agent.local`:
+added, changed and removed entries take effect); a config that does not load is refused with
+a logged error and the trust and plugins in force stay (other settings take effect at the
+next start).
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ async def _serve(settings: AgentSettings,
 
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
         signals.append(signal.SIGHUP)
-    log.info("arcade agent %s connecting to %s (%s)", settings.id, settings.server,
-             settings.trust.describe())
+    log.info("arcade agent %s %s (%s)", settings.id,
+             "standalone: no server" if settings.standalone
+             else f"connecting to {settings.server_address}", settings.trust.describe())
     try:
         await agent.run()
     finally:
@@ -115,8 +118,11 @@ async def _reload_trust(agent: Agent, reload: Callable[[], AgentSettings]) -> No
         log.error("SIGHUP: the new config was refused, keeping the old trust (%s): %s",
                   agent.settings.trust.describe(), exc)
         return
-    agent.settings = dataclasses.replace(agent.settings, trust=settings.trust)
+    agent.settings = dataclasses.replace(agent.settings, trust=settings.trust,
+                                         plugins=settings.plugins)
     try:
         agent.reconciler.set_trust(settings.trust)
     except AgentNotStarted:  # not started yet: it starts with these settings
         log.info("SIGHUP: trust for the start: %s", settings.trust.describe())
+    if agent.local is not None:
+        await agent.local.apply(settings.plugins)

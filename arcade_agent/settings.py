@@ -19,12 +19,15 @@ In a config file they may also be written as a table::
 
 (``ARCADE_AGENT_JOBS_ENABLED=true``; ``ARCADE_AGENT_JOBS_ALLOW`` is a JSON list of patterns,
 or one pattern per line.)
+
+Local plugins are a ``plugins:`` mapping (:mod:`arcade_agent.local_settings`). ``server`` is
+optional: with none configured and local plugins the agent runs standalone
+(:attr:`AgentSettings.standalone`); with neither it connects to :data:`DEFAULT_SERVER`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import tomllib
@@ -35,14 +38,20 @@ from typing import Any
 
 from arcade_core.job_policy import JobPolicy
 
+from ._values import boolean as _boolean
+from ._values import patterns as _patterns
 from .drift_settings import DriftSettings, drift_settings
 from .errors import AgentConfigError
 from .facts import default_agent_id
+from .local_settings import LocalPluginSpec, parse_local_plugins
 from .trust import Trust, parse_trust
 
-__all__ = ["AgentConfigError", "AgentSettings", "default_agent_id", "parse_labels", "parse_size"]
+__all__ = ["DEFAULT_SERVER", "AgentConfigError", "AgentSettings", "default_agent_id",
+           "parse_labels", "parse_size"]
 
 ENV_PREFIX = "ARCADE_AGENT_"
+#: The server an agent connects to when none is configured and it has no local plugins.
+DEFAULT_SERVER = "127.0.0.1:9090"
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
@@ -63,7 +72,9 @@ class AgentSettings:
     whatever they say (demos, tests, debugging a plugin).
     """
 
-    server: str = "127.0.0.1:9090"
+    #: ``None``: no server configured; with local ``plugins`` the agent runs standalone,
+    #: else it connects to :data:`DEFAULT_SERVER` (see :attr:`standalone`).
+    server: str | None = None
     agent_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     home: Path = field(default_factory=lambda: Path.home() / ".arcade" / "agent")
@@ -101,6 +112,9 @@ class AgentSettings:
     ca_hash: str | None = None
     drift: DriftSettings = field(default_factory=DriftSettings)  # [drift]: drift_settings.py
     trust: Trust = field(default_factory=Trust)  # [[trust.keys]]: trust.py
+    #: Local plugins (``plugins:``, :mod:`arcade_agent.local_settings`), run with or
+    #: without a server.
+    plugins: tuple[LocalPluginSpec, ...] = ()
 
     # ------------------------------------------------------------------ building
 
@@ -161,7 +175,8 @@ class AgentSettings:
                 raise AgentConfigError(f"setting {name!r} must not be negative")
         if self.reconnect_max < self.reconnect_initial:
             raise AgentConfigError("setting 'reconnect_max' must be >= 'reconnect_initial'")
-        _check_server(self.server, "setting 'server'")
+        if self.server is not None:
+            _check_server(self.server, "setting 'server'")
         if self.agent_id is not None:
             _check_agent_id(self.agent_id, "setting 'agent_id'")
         if self.ca_hash is not None and not _CA_HASH.match(self.ca_hash):
@@ -173,6 +188,19 @@ class AgentSettings:
             if not isinstance(pattern, str) or not pattern.strip() or "\0" in pattern:
                 raise AgentConfigError(f"setting 'jobs_allow': {pattern!r} is not a command "
                                        "pattern (a non-empty string, e.g. \"make *\")")
+
+    @property
+    def standalone(self) -> bool:
+        """True when the agent runs without a server: no ``server`` is configured and it
+        declares local plugins (an agent with neither keeps connecting to
+        :data:`DEFAULT_SERVER`, as it always did)."""
+        return self.server is None and bool(self.plugins)
+
+    @property
+    def server_address(self) -> str:
+        """The server's gRPC ``HOST:PORT`` to connect to (:data:`DEFAULT_SERVER` when none
+        is configured); meaningless when :attr:`standalone`."""
+        return self.server or DEFAULT_SERVER
 
     @property
     def job_policy(self) -> JobPolicy:
@@ -279,11 +307,16 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise AgentConfigError(f"config file {path}: expected a table/mapping of settings")
     # An [agent] table (or `agent:` mapping) may hold the settings; [jobs], [trust] beside it.
-    if set(data) - {"jobs", "trust"} == {"agent"} and isinstance(data["agent"], dict):
+    if set(data) - {"jobs", "trust", "plugins"} == {"agent"} and isinstance(data["agent"], dict):
         data = {**{k: v for k, v in data.items() if k != "agent"}, **data["agent"]}
     out = {str(k).replace("-", "_"): v for k, v in data.items()}
     if "trust" in out:  # [[trust.keys]]: relative files are next to the config file
         out["trust"] = parse_trust(out["trust"], f"config file {path}", base=path.parent)
+    if "plugins" in out:  # a relative wheel: next to the config file
+        try:
+            out["plugins"] = parse_local_plugins(out["plugins"], base=path.parent)
+        except AgentConfigError as exc:
+            raise AgentConfigError(f"config file {path}: {exc}") from None
     jobs = out.pop("jobs", None)
     if jobs is not None:
         if not isinstance(jobs, dict):
@@ -319,6 +352,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return _patterns(value)
         if name == "trust":
             return parse_trust(value, source)
+        if name == "plugins":
+            return parse_local_plugins(value)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
                     "metric_batch_size", "max_restarts", "job_concurrency", "degraded_after"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -332,31 +367,6 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise AgentConfigError(f"setting {name!r} from {source}: {value!r} is invalid ({exc})") \
             from None
-
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    raise ValueError("expected true or false")
-
-
-def _patterns(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            value = json.loads(text)
-        else:
-            return tuple(line.strip() for line in text.splitlines() if line.strip())
-    if not isinstance(value, list | tuple) or not all(isinstance(p, str) for p in value):
-        raise ValueError('expected a list of command patterns, e.g. ["make *"]')
-    return tuple(value)
 
 
 def _check_server(server: str, what: str) -> None:

@@ -55,9 +55,12 @@ class AppliedPlugin:
     config: dict[str, Any] = field(default_factory=dict)
     interval: float = 0.0
     wheels: tuple[WheelFile, ...] = ()
+    #: Declared in the agent's own config (:mod:`arcade_agent.local`), not by the server.
+    local: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "local": self.local,
             "name": self.name,
             "version": self.version,
             "sha256": self.sha256,
@@ -77,6 +80,7 @@ class AppliedPlugin:
             config=dict(data.get("config") or {}),
             interval=float(data.get("interval") or 0.0),
             wheels=tuple(WheelFile.from_dict(w) for w in data.get("wheels") or ()),
+            local=bool(data.get("local", False)),
         )
 
 

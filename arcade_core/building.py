@@ -2,7 +2,7 @@
 
 One builder for everything Arcade builds from sources: the test harness
 (:mod:`arcade_core.testing`), ``arcade publish --builtin`` from a checkout and the quickstart
-(:mod:`arcade_server.builtin`). The build runs without an isolated build environment, so
+(:mod:`arcade_core.builtin`). The build runs without an isolated build environment, so
 nothing is downloaded: the project's build backend (``flit_core``, ``hatchling``,
 ``setuptools``, ...) must be installed beside Arcade; a missing one is named with the ``pip
 install`` that fixes it.

@@ -6,7 +6,7 @@ It does, in order, and says so as it goes:
    thread, and prints where the REST API, its docs and the gRPC port are, where the admin
    API token is, and the ``export`` lines that let the ``arcade`` commands use it;
 2. builds the built-in plugins into real wheels and gathers their dependency wheels
-   (:mod:`arcade_server.builtin`; psutil is fetched with pip once, then cached);
+   (:mod:`arcade_core.builtin`; psutil is fetched with pip once, then cached);
 3. publishes them through the REST API, as an operator would, signed with the quick start's
    own key (``HOME/keys/quickstart.key``, made on the first run and kept);
 4. starts a local agent, ``python -m arcade_agent`` in a child process, as on any machine of
@@ -126,9 +126,13 @@ def run_quickstart(
 
 async def _main(home: Path, seconds: float | None, http_port: int | None,
                 grpc_port: int | None, interval: float, screen: Screen) -> None:
+    from arcade_core.builtin import (
+        PluginBuildError,
+        build_builtin_wheels,
+        builtin_dependency_wheels,
+    )
     from arcade_core.wheelhouse import WheelhouseError
 
-    from .builtin import PluginBuildError, build_builtin_wheels, builtin_dependency_wheels
     from .client import ApiError, ArcadeClient
 
     home = home.expanduser().absolute()

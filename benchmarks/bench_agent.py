@@ -329,7 +329,7 @@ def main() -> None:
             if "download" in args.which:
                 bench_download(server, work, args.download_mb, args.download_rounds)
             if "idle" in args.which:
-                from arcade_server.builtin import build_builtin_wheels, builtin_dependency_wheels
+                from arcade_core.builtin import build_builtin_wheels, builtin_dependency_wheels
 
                 builtin = build_builtin_wheels(work / "builtin")
                 deps = builtin_dependency_wheels([builtin["arcade-cpu"]])

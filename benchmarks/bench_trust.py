@@ -121,7 +121,7 @@ def bench_install(server: Server, work: Path, rounds: int) -> None:
 
 
 def bench_idle(server: Server, work: Path, seconds: float) -> None:
-    from arcade_server.builtin import build_builtin_wheels, builtin_dependency_wheels
+    from arcade_core.builtin import build_builtin_wheels, builtin_dependency_wheels
 
     builtin = build_builtin_wheels(work / "builtin")
     deps = builtin_dependency_wheels([builtin["arcade-cpu"]])

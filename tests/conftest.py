@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from arcade_core.builtin import build_builtin_wheels
 from arcade_core.wheelhouse import download_wheels
-from arcade_server.builtin import build_builtin_wheels
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,8 @@ the outer pip installs into it with ``--python``) filled offline from a cached w
 ``pip download`` on the first run only):
 
 * base (``arcade-fleet``): embeds a ``PluginHost``, installs a real plugin wheel, collects;
-* ``[agent]``: ``arcade agent --help``;
+* ``[agent]``: ``arcade agent --help``, and a standalone agent (no server) running the
+  built-in ``cpu`` from the wheels shipped in the distribution;
 * ``[cli]`` (which adds nothing now: the operator commands' client is the standard
   library's): ``arcade status --help``, and a request that fails cleanly, in every profile;
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import DEADLINE, until_sync
 from tests.wheelmaker import make_wheel
 
 pytestmark = pytest.mark.e2e
@@ -159,6 +161,34 @@ def test_agent_install_runs_arcade_agent(tmp_path: Path,
                                      "http://127.0.0.1:9")
     assert code == 1 and err.startswith("error: cannot reach the Arcade API"), err
     assert loaded == []
+    _standalone_cpu(venv, tmp_path)
+
+
+def _standalone_cpu(venv: Path, tmp_path: Path) -> None:
+    """The ``[agent]`` profile finds the built-in wheels shipped inside arcade-fleet and runs
+    ``cpu`` as a local plugin with no server (psutil packed from the venv's own copy)."""
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    assert {"arcade-cpu", "arcade-memory"} <= {
+        w.name.split("-")[0].replace("_", "-") for w in (site / "arcade_core" /
+                                                          "builtin_wheels").glob("*.whl")}
+    config = tmp_path / "agent.yaml"
+    config.write_text("plugins:\n  cpu: {interval: 0.3}\n")
+    log_path = tmp_path / "standalone.log"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "ARCADE_API") and not k.startswith("ARCADE_AGENT_")}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(venv / "bin" / "arcade"), "agent", "--home",
+                                 str(tmp_path / "agent-home"), "--id", "profile",
+                                 "--config", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        until_sync(lambda: "metric arcade-cpu cpu.percent" in log_path.read_text()
+                   or proc.poll() is not None, what="cpu metrics from a standalone agent")
+        assert proc.poll() is None, log_path.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(DEADLINE)
+    assert proc.returncode == 0, log_path.read_text()
 
 
 def test_cli_install_runs_the_operator_commands(tmp_path: Path,
@@ -184,13 +214,13 @@ def test_publish_builtin_from_an_installed_distribution(
 ) -> None:
     """``arcade publish --builtin`` from a ``[cli]`` install, far from any checkout: the
     built-ins ship inside the wheel, and end up published (with psutil) on a real server."""
-    from arcade_server.builtin import builtin_dependency_wheels, shipped_builtin_wheels
+    from arcade_core.builtin import builtin_dependency_wheels, shipped_builtin_wheels
     from arcade_server.client import ArcadeClient
     from tests.server.conftest import start_server
 
     venv = _venv(tmp_path, *project_wheel, "cli")
     (site,) = (venv / "lib").glob("python3*/site-packages")
-    shipped = shipped_builtin_wheels(site / "arcade_server" / "builtin_wheels")
+    shipped = shipped_builtin_wheels(site / "arcade_core" / "builtin_wheels")
     assert {"arcade-cpu", "arcade-memory", "arcade-workspace"} <= set(shipped)
     assert not (site / "plugins").exists()
     # psutil into the wheelhouse with this interpreter's pip (the venv has none)

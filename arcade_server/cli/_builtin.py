@@ -3,7 +3,7 @@ wheels of its dependencies, in one command.
 
 On a fresh server nothing is published, so ``arcade run ... arcade-workspace@1.0.0`` or
 ``arcade install arcade-cpu@1.0.0`` has nothing to install. This publishes the built-ins
-(:func:`arcade_server.builtin.builtin_wheels`: built from a checkout's ``plugins/``, or the
+(:func:`arcade_core.builtin.builtin_wheels`: built from a checkout's ``plugins/``, or the
 wheels shipped inside an installed arcade-fleet) and their dependency wheels (psutil: fetched
 with pip into the wheelhouse once, then reused). Publishing is idempotent: a plugin already
 published with the same content answers "already published". Every plugin is tried; the
@@ -27,9 +27,9 @@ __all__ = ["publish_builtin"]
 
 def publish_builtin(args: argparse.Namespace) -> int:
     """Publish the built-ins named in ``args.wheels`` (all when none); return the exit code."""
+    from arcade_core.builtin import PluginBuildError, builtin_dependency_wheels, builtin_wheels
     from arcade_core.wheelhouse import WheelhouseError
 
-    from ..builtin import PluginBuildError, builtin_dependency_wheels, builtin_wheels
     from ..client import ApiError
 
     names = [str(n) for n in args.wheels]

@@ -79,9 +79,8 @@ def _publish(args: argparse.Namespace) -> int | None:
         if not path.is_file():
             fail(f"{path} is not a file", 2)
     if args.fetch_deps:
+        from arcade_core.builtin import PluginBuildError, builtin_dependency_wheels
         from arcade_core.wheelhouse import WheelhouseError
-
-        from ..builtin import PluginBuildError, builtin_dependency_wheels
 
         try:
             extra = builtin_dependency_wheels(wheels, args.wheelhouse)

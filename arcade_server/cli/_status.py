@@ -35,13 +35,14 @@ _STYLES: dict[str, str] = {PluginState.RUNNING: "green", PluginState.FAILED: "re
 
 
 def _state(actual: dict[str, Any] | None) -> Cell:
-    """The state cell: ``pending`` before any report, ``running (stale)`` when stale."""
+    """The state cell: ``pending`` before any report, ``running (stale)`` when stale,
+    ``running (local)`` for a plugin of the agent's own config (not assigned here)."""
     if actual is None:
         return Cell(str(PluginState.PENDING), "dim")
-    state = str(actual["state"])
+    state = str(actual["state"]) + (" (local)" if actual.get("local") else "")
     if actual.get("stale"):
         return Cell(f"{state} (stale)", "dim")
-    return Cell(state, _STYLES.get(state, ""))
+    return Cell(state, _STYLES.get(str(actual["state"]), ""))
 
 
 def _count(value: Any) -> str:

@@ -1,5 +1,5 @@
 """Building plugin source trees into wheels (PEP 517, offline) and gathering the dependency
-wheels their Requires-Dist names: arcade_server.builtin."""
+wheels their Requires-Dist names: arcade_core.builtin."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from arcade_server.builtin import (
+from arcade_core.builtin import (
     BUILTIN_PLUGINS_DIR,
     PluginBuildError,
     build_plugin_wheel,

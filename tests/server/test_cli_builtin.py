@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from arcade_core.builtin import PluginBuildError, builtin_wheels, shipped_builtin_wheels
 from arcade_core.commands import main
-from arcade_server.builtin import PluginBuildError, builtin_wheels, shipped_builtin_wheels
 from arcade_server.cli._keys import generate_key
 from arcade_server.client import ArcadeClient
 from arcade_server.runner import ServerThread

@@ -83,6 +83,10 @@ def test_a_plugin_row_shows_health_fields_when_the_server_sends_them() -> None:
         "version": "1.0", "state": "running", "error": "", "restarts": 0, "stale": True}})
     texts = [c if isinstance(c, str) else c.text for c in bare]
     assert texts[3] == "running (stale)" and texts[5] == "-" and texts[9] == "-"
+    local = _plugin_cells({"name": "cpu", "desired": None, "actual": {
+        "version": "1.0", "state": "running", "restarts": 0, "stale": False, "local": True}})
+    cell = local[3]
+    assert not isinstance(cell, str) and (cell.text, cell.style) == ("running (local)", "green")
 
 
 def test_status_shows_the_fleet_with_counts_and_stale_plugins(

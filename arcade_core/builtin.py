@@ -9,10 +9,13 @@ environment, so offline, using the build backend installed beside Arcade (``flit
 from the ``server`` extra).
 
 An installed arcade-fleet has no ``plugins/``: its build (``setup.py``) built them into wheels
-shipped in ``arcade_server/builtin_wheels/`` (:data:`SHIPPED_WHEELS_DIR`).
+shipped in ``arcade_core/builtin_wheels/`` (:data:`SHIPPED_WHEELS_DIR`).
 :func:`builtin_wheels` takes the sources of a checkout when there are some, else those
 wheels, so ``arcade publish --builtin`` works both ways (and needs neither ``build`` nor
-``flit_core`` when installed).
+``flit_core`` when installed). The wheels live in ``arcade_core`` (not in the server's
+package) because both sides use them: the server publishes them, and an agent runs them as
+*local plugins* named in its own config with no server at all (:mod:`arcade_agent.local`),
+so an ``arcade-fleet[agent]`` install can run ``cpu`` and ``memory`` by themselves.
 
 The build itself is :func:`arcade_core.building.build_wheel` (the test harness's too), with
 ``flit_core``'s hooks run in this interpreter: two interpreter starts fewer per wheel.
@@ -27,9 +30,9 @@ from typing import Final
 
 from packaging.utils import canonicalize_name
 
-from arcade_core import ArcadeError
-from arcade_core.building import BuildError, build_wheel
-from arcade_core.wheelhouse import dependency_wheels
+from ._exceptions import ArcadeError
+from .building import BuildError, build_wheel
+from .wheelhouse import dependency_wheels
 
 __all__ = [
     "BUILTIN_PLUGINS_DIR",
@@ -38,6 +41,7 @@ __all__ = [
     "build_builtin_wheels",
     "build_plugin_wheel",
     "builtin_dependency_wheels",
+    "builtin_names",
     "builtin_plugin_sources",
     "builtin_wheels",
     "checkout_plugins_dir",
@@ -97,6 +101,18 @@ def shipped_builtin_wheels(wheels_dir: Path | None = None) -> dict[str, Path]:
     for wheel in sorted(root.glob("*.whl")) if root.is_dir() else ():
         found[str(parse_wheel_filename(wheel.name)[0])] = wheel
     return found
+
+
+def builtin_names() -> frozenset[str]:
+    """The normalized names of the built-in plugins this arcade-fleet has (a checkout's
+    sources, else the shipped wheels; empty when neither is there), without building any."""
+    checkout = checkout_plugins_dir()
+    try:
+        found = (builtin_plugin_sources(checkout) if checkout is not None
+                 else shipped_builtin_wheels())
+    except PluginBuildError:
+        return frozenset()
+    return frozenset(found)
 
 
 def builtin_wheels(out_dir: Path, names: Sequence[str] = ()) -> dict[str, Path]:
