@@ -3,7 +3,7 @@
 Making a key and a certificate signing request is the only thing the agent needs
 :mod:`cryptography` for, and it happens at enrollment and at each renewal. Importing it in the
 agent would keep its Rust binding and x509 modules (~9 MB) resident for the agent's whole
-life, so :func:`request_csr` runs ``python -m arcade_agent._csr AGENT_ID`` instead (~0.3 s,
+life, so :func:`request_csr` runs ``python -P -m arcade_agent._csr AGENT_ID`` instead (~0.3 s,
 once per enrollment or renewal): the child writes one JSON line ``{"key": PEM, "csr": PEM}``
 on its stdout pipe and exits; the key never touches the disk here (the agent stores it 0600).
 """
@@ -14,7 +14,13 @@ import asyncio
 import json
 import sys
 
-__all__ = ["make_csr", "request_csr"]
+from .errors import AgentError
+
+__all__ = ["CsrError", "make_csr", "request_csr"]
+
+
+class CsrError(AgentError):
+    """The child that makes the key and CSR could not run or failed (the message says why)."""
 
 
 def make_csr(agent_id: str) -> tuple[bytes, bytes]:
@@ -36,10 +42,14 @@ def make_csr(agent_id: str) -> tuple[bytes, bytes]:
 async def request_csr(agent_id: str, timeout: float = 60.0) -> tuple[bytes, bytes]:
     """:func:`make_csr` in a child process (this interpreter): (key PEM, CSR PEM).
 
-    Raises :class:`RuntimeError` with the child's error output when it fails."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", __name__, agent_id, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    Raises :class:`CsrError` with the child's error output when it cannot run or fails."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            # -P: the agent's working directory never shadows the installed package
+            sys.executable, "-P", "-m", __name__, agent_id, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        raise CsrError(f"cannot start {sys.executable} to make a key and CSR: {exc}") from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except BaseException:
@@ -48,16 +58,22 @@ async def request_csr(agent_id: str, timeout: float = 60.0) -> tuple[bytes, byte
             await proc.wait()
         raise
     if proc.returncode != 0:
-        raise RuntimeError(f"making a key and CSR failed (exit {proc.returncode}): "
-                           f"{err.decode(errors='replace').strip()[-500:]}")
+        raise CsrError(f"making a key and CSR failed (exit {proc.returncode}): "
+                       f"{err.decode(errors='replace').strip()[-500:]}")
     answer = json.loads(out)
     return answer["key"].encode(), answer["csr"].encode()
 
 
-def main() -> None:
-    key_pem, csr_pem = make_csr(sys.argv[1])
+def main() -> int:
+    """The child: one JSON line on stdout, or one line saying what failed on stderr."""
+    try:
+        key_pem, csr_pem = make_csr(sys.argv[1])
+    except Exception as exc:  # one clear line for the agent's error message
+        sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
+        return 1
     sys.stdout.write(json.dumps({"key": key_pem.decode(), "csr": csr_pem.decode()}) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -46,13 +46,14 @@ from arcade_core.files import write_private
 from arcade_core.rpc.v1 import pb, pb_grpc
 from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
 
-from ._csr import make_csr, request_csr
+from ._csr import CsrError, make_csr, request_csr
 from .certificate import CertificateInfo, parse_der, parse_pem, spki_hash
 from .connection import backoff_delay
 from .errors import AgentError
 
 __all__ = [
     "Credentials",
+    "CsrError",
     "EnrollmentError",
     "enroll",
     "ensure_credentials",
