@@ -2,10 +2,11 @@
 
 Making a key and a certificate signing request is the only thing the agent needs
 :mod:`cryptography` for, and it happens at enrollment and at each renewal. Importing it in the
-agent would keep its Rust binding and x509 modules (~9 MB) resident for the agent's whole
-life, so :func:`request_csr` runs ``python -P -m arcade_agent._csr AGENT_ID`` instead (~0.3 s,
-once per enrollment or renewal): the child writes one JSON line ``{"key": PEM, "csr": PEM}``
-on its stdout pipe and exits; the key never touches the disk here (the agent stores it 0600).
+agent would keep its Rust binding and x509 modules (~12 MB) resident for the agent's whole
+life, so :func:`request_csr` runs ``python -P -m arcade_agent._csr AGENT_ID`` instead (a Python
+start and the import: 0.5-2 s by load, once per enrollment or renewal): the child writes one
+JSON line ``{"key": PEM, "csr": PEM}`` on its stdout pipe and exits; the key never touches the
+disk here (the agent stores it 0600).
 """
 
 from __future__ import annotations
