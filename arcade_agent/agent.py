@@ -44,7 +44,7 @@ from .downloader import Downloader
 from .drift_watch import DriftWatch, watch_for
 from .errors import AgentNotStarted
 from .facts import host_facts
-from .identity import Credentials, ensure_credentials, renew, renew_due, store_credentials
+from .identity import Credentials, CsrError, ensure_credentials, renew, renew_due, store_credentials
 from .jobs import JobRunner
 from .local import LocalPlugins
 from .logs import plugin_logs
@@ -360,11 +360,13 @@ class Agent:
             await self.connection.connected.wait()
             try:
                 renewed = await renew(self.connection.stub(), self.id, self._credentials)
-            except grpc.aio.AioRpcError as exc:
+            except (grpc.aio.AioRpcError, CsrError, TimeoutError) as exc:
                 ends = self._credentials.certificate.not_valid_after_utc
                 left = (ends - dt.datetime.now(dt.UTC)).total_seconds()
-                log.warning("renewing the certificate failed (%s: %s); %.0fs left, retrying",
-                            exc.code().name, exc.details(), left)
+                why = (f"{exc.code().name}: {exc.details()}"
+                       if isinstance(exc, grpc.aio.AioRpcError) else str(exc) or "timeout")
+                log.warning("renewing the certificate failed (%s); %.0fs left, retrying",
+                            why, left)
                 await asyncio.sleep(min(60.0, max(1.0, left / 10)))
                 continue
             await asyncio.to_thread(store_credentials, self.settings.home, renewed)

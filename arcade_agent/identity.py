@@ -21,13 +21,17 @@ First start (kubeadm-style bootstrap)::
 :class:`Credentials` builds the gRPC channel credentials (mutual TLS). :func:`renew_due` says
 when to renew: at two thirds of the certificate's lifetime (the agent does it over its
 authenticated channel with ``Renew``; see :class:`~arcade_agent.agent.Agent`).
+
+Memory: this module reads certificates with the standard library
+(:mod:`arcade_agent.certificate`) and makes each new key and CSR in a short-lived child
+process (:mod:`arcade_agent._csr`), so an agent never imports :mod:`cryptography` for its
+identity (~9 MB resident; ``tests/e2e/test_agent_memory.py`` guards it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import hmac
 import logging
 import socket
@@ -37,20 +41,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from arcade_core.files import write_private
 from arcade_core.rpc.v1 import pb, pb_grpc
 from arcade_core.rpc.v1.anonymous import ANONYMOUS_CERT_PEM, ANONYMOUS_KEY_PEM
 
+from ._csr import CsrError, make_csr, request_csr
+from .certificate import CertificateInfo, parse_der, parse_pem, spki_hash
 from .connection import backoff_delay
 from .errors import AgentError
 
 __all__ = [
     "Credentials",
+    "CsrError",
     "EnrollmentError",
     "enroll",
     "ensure_credentials",
@@ -89,15 +92,9 @@ class Credentials:
         return grpc.ssl_channel_credentials(self.ca_pem, self.key_pem, self.cert_pem)
 
     @property
-    def certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.cert_pem)
-
-
-def spki_hash(cert: x509.Certificate) -> str:
-    """``sha256:<hex>`` of the certificate's DER SubjectPublicKeyInfo (as kubeadm pins)."""
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-    return "sha256:" + hashlib.sha256(spki).hexdigest()
+    def certificate(self) -> CertificateInfo:
+        """The agent certificate's id and validity (:class:`ValueError` if unreadable)."""
+        return parse_pem(self.cert_pem)
 
 
 def _paths(home: Path) -> tuple[Path, Path, Path]:
@@ -122,20 +119,9 @@ def store_credentials(home: Path, credentials: Credentials) -> None:
     write_private(cert, credentials.cert_pem)
 
 
-def make_csr(agent_id: str) -> tuple[bytes, bytes]:
-    """A new P-256 key and a CSR for ``agent_id``: (key PEM, CSR PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agent_id)]))
-           .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return key_pem, csr.public_bytes(serialization.Encoding.PEM)
-
-
 def renew_due(cert_pem: bytes) -> dt.datetime:
     """When a certificate should be renewed: at :data:`RENEW_AT` of its lifetime."""
-    cert = x509.load_pem_x509_certificate(cert_pem)
+    cert = parse_pem(cert_pem)
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     return start + (end - start) * RENEW_AT
 
@@ -173,11 +159,10 @@ def fetch_ca(server: str, ca_hash: str, timeout: float = 10.0) -> bytes:
                  for c in getter() or []]
     seen = []
     for der in chain:
-        cert = x509.load_der_x509_certificate(der)
-        digest = spki_hash(cert)
+        digest = spki_hash(parse_der(der))
         seen.append(digest)
         if hmac.compare_digest(digest, want):
-            return cert.public_bytes(serialization.Encoding.PEM)
+            return ssl.DER_cert_to_PEM_cert(der).encode()
     raise EnrollmentError(
         f"the server at {server} presented no certificate matching --ca-hash {ca_hash} "
         f"(it presented {', '.join(seen) or 'none'}); check the hash the operator gave "
@@ -188,7 +173,7 @@ async def enroll(server: str, agent_id: str, token: str, ca_pem: bytes, *,
                  timeout: float = 30.0, retry_max: float = 5.0) -> Credentials:
     """Exchange ``token`` and a new key's CSR for a certificate. Retries while the server
     is unreachable; raises :class:`EnrollmentError` when the server refuses."""
-    key_pem, csr_pem = make_csr(agent_id)
+    key_pem, csr_pem = await request_csr(agent_id)
     anonymous = grpc.ssl_channel_credentials(ca_pem, ANONYMOUS_KEY_PEM, ANONYMOUS_CERT_PEM)
     attempt = 0
     while True:
@@ -215,7 +200,7 @@ async def enroll(server: str, agent_id: str, token: str, ca_pem: bytes, *,
 async def renew(stub: pb_grpc.AgentServiceStub, agent_id: str, current: Credentials,
                 timeout: float = 30.0) -> Credentials:
     """A new certificate (and key) for the agent, asked over its authenticated channel."""
-    key_pem, csr_pem = make_csr(agent_id)
+    key_pem, csr_pem = await request_csr(agent_id)
     answer = await stub.Renew(pb.RenewRequest(csr_pem=csr_pem.decode()), timeout=timeout)
     return Credentials(key_pem, answer.certificate_pem.encode(),
                        answer.ca_pem.encode() or current.ca_pem)
@@ -230,8 +215,7 @@ async def ensure_credentials(home: Path, server: str, agent_id: str, *,
     cannot enroll, or when the stored certificate binds another agent id."""
     stored = await asyncio.to_thread(load_credentials, home)
     if stored is not None:
-        names = stored.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        bound = str(names[0].value) if names else ""
+        bound = stored.certificate.common_name
         if bound != agent_id:
             raise EnrollmentError(
                 f"the certificate in {home / 'tls'} belongs to agent {bound!r}, not "
@@ -245,7 +229,7 @@ async def ensure_credentials(home: Path, server: str, agent_id: str, *,
     if ca_file is not None:
         try:
             ca_pem = await asyncio.to_thread(ca_file.read_bytes)
-            x509.load_pem_x509_certificate(ca_pem)
+            parse_pem(ca_pem)
         except OSError as exc:
             raise EnrollmentError(f"cannot read --ca-file {ca_file}: {exc.strerror}") from None
         except ValueError:
