@@ -21,8 +21,7 @@ signature by a trusted key whose ``plugins`` patterns match the plugin's name; o
 signed by: …)``. Without any key the agent installs unsigned versions (as before signing
 existed): :attr:`Trust.enabled` is False.
 
-Signatures are checked with the OpenSSL that Python's :mod:`ssl` has loaded
-(:mod:`arcade_core._libcrypto`), so trust does not load :mod:`cryptography` into the agent.
+:mod:`cryptography` is imported by the first signature check, not by this module.
 """
 
 from __future__ import annotations

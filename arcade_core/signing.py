@@ -14,9 +14,7 @@ raw 32-byte public key. Public keys are written and configured as the base64 of 
 passphrase.
 
 :mod:`cryptography` is imported by the functions that need it, not by this module, so a process
-that only builds statements or key ids does not load it; :func:`verify` uses the OpenSSL that
-Python's :mod:`ssl` has loaded (:mod:`arcade_core._libcrypto`) where it can, so a verifying
-agent does not load it either (~7 MB resident).
+that only builds statements or key ids does not load it.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import _libcrypto
 from ._exceptions import ArcadeError
 
 if TYPE_CHECKING:
@@ -150,8 +147,6 @@ def verify(public_key: bytes, signature: bytes, data: bytes) -> bool:
     """True when ``signature`` is ``public_key``'s valid ed25519 signature of ``data``."""
     if len(signature) != SIGNATURE_LENGTH or len(public_key) != _PUBLIC_KEY_LENGTH:
         return False
-    if _libcrypto.available():  # no cryptography in a verifying agent (see _libcrypto)
-        return _libcrypto.ed25519_verify(public_key, signature, data)
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
