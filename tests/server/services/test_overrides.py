@@ -195,9 +195,9 @@ def test_exec_plugins_run_only_as_exec_and_python_plugins_never(
     _publish(database, plugin_wheel(tmp_path / "p", py))
     _register(database, "a1")
     for isolation in ("inline", "process"):
-        with pytest.raises(Invalid, match="is an exec plugin .*'loadavg'.* give \"exec\""):
+        with pytest.raises(Invalid, match=r"is an exec plugin .*'loadavg'.* give \"exec\""):
             database.call(assignments.assign, "a1", tool, isolation=isolation)
-    with pytest.raises(Invalid, match="is a Python plugin .* inline or process"):
+    with pytest.raises(Invalid, match=r"is a Python plugin .* inline or process"):
         database.call(assignments.assign, "a1", py, isolation="exec")
     with database.transaction(write=False) as conn:
         assert conn.execute(select(t.assignments)).all() == []
