@@ -84,19 +84,17 @@ def _interval(desired: dict[str, Any] | None) -> str:
 def _plugin_cells(p: dict[str, Any]) -> list[str | Cell]:
     d, a = p["desired"], p["actual"]
     if a is None:
-        return [p["name"], d["version"] if d else NO_ENTRIES, _interval(d), NO_ENTRIES,
-                _state(None), "", "", "", "", "", ""]
+        return [p["name"], d["version"] if d else NO_ENTRIES, NO_ENTRIES, _state(None),
+                "", "", "", "", "", "", _interval(d)]
     collected = a.get("last_collect_at")
-    return [p["name"], d["version"] if d else NO_ENTRIES, _interval(d), a["version"], _state(a),
+    return [p["name"], d["version"] if d else NO_ENTRIES, a["version"], _state(a),
             _count(a.get("restarts")), _count(a.get("errors")), _last_error(a),
             ago(collected) if collected else NO_ENTRIES,
-            _count(a.get("pid")), _rss(a.get("rss"))]
+            _count(a.get("pid")), _rss(a.get("rss")), _interval(d)]
 
 
-_PLUGIN_HEADERS = ("plugin", "desired", "interval", "actual", "state", "restarts", "errors",
-                   "last error", "collected", "pid", "rss")
-#: The columns of the fleet view (``arcade status``): plugin to last error, no interval.
-_FLEET_COLUMNS = (0, 1, 3, 4, 5, 6, 7)
+_PLUGIN_HEADERS = ("plugin", "desired", "actual", "state", "restarts", "errors",
+                   "last error", "collected", "pid", "rss", "interval")
 
 
 def _status_args(p: argparse.ArgumentParser) -> None:
@@ -148,15 +146,14 @@ def _fleet(args: argparse.Namespace) -> None:
         else:
             print(NO_AGENTS)
         return
-    table = Table.of("agent", "status", *(_PLUGIN_HEADERS[i] for i in _FLEET_COLUMNS))
+    table = Table.of("agent", "status", *_PLUGIN_HEADERS[:7])
     for agent in body["agents"]:
         presence = Cell(AgentPresence.ONLINE, "green") if agent["online"] \
             else Cell(AgentPresence.OFFLINE, "red")
         if not agent["plugins"]:
             table.add_row(agent["id"], presence, NO_ENTRIES, "", "", "", "", "", "")
         for p in agent["plugins"]:
-            cells = _plugin_cells(p)
-            table.add_row(agent["id"], presence, *(cells[i] for i in _FLEET_COLUMNS))
+            table.add_row(agent["id"], presence, *_plugin_cells(p)[:7])
     table.print()
     states = ", ".join(f"{state} {n}" for state, n in body["states"].items()) or "none"
     stale = f" ({body['stale']} stale)" if body["stale"] else ""
