@@ -291,7 +291,9 @@ def _config(args: argparse.Namespace) -> int:
         return 1 if args.wait and (body.get("timed_out") or _failed_outcomes(body)) else 0
     print(f"{body['plugin']} on {args.agent}: config {json.dumps(body['config'])}"
           f"{_overrides_text(body)} (revision {body['revision']})")
-    return _finish(body, args.wait, "the change applied")
+    only_config = args.interval is KEEP and "resources" not in changes
+    return _finish(body, args.wait,
+                   "the new config applied" if only_config else "the change applied")
 
 
 config = Command("config", "Change a plugin assigned to an agent in place: its config "
