@@ -298,4 +298,4 @@ def _config(args: argparse.Namespace) -> int:
 
 config = Command("config", "Change a plugin assigned to an agent in place: its config "
                  "(validated against its schema), --interval, or its limits (--memory, --cpu, "
-                 "--disk).", _config_args, _config)
+                 "--disk).", _config_args, _config, intermixed=True)

@@ -74,8 +74,9 @@ def test_install_and_config_set_interval_and_limits(arcade: Arcade, server: Serv
     assert code == 0, err
     assert "interval 10s; limits cpu=100m memory=128Mi (revision 2)" in out
     assert _desired(arcade, agent_id)["config"] == {"threshold": 10, "label": "x"}
-    code, out, err = arcade("config", name, '{"threshold": 3}', "--agent", agent_id,
-                            "--disk", "1Gi")
+    # CONFIG may come after the options too (as docs/plugin-authoring.md writes it).
+    code, out, err = arcade("config", name, "--agent", agent_id, "--disk", "1Gi",
+                            '{"threshold": 3}')
     assert code == 0, err
     assert _desired(arcade, agent_id)["resources"] == {"disk": "1Gi"}
     assert _desired(arcade, agent_id)["interval"] == 10
