@@ -168,8 +168,8 @@ class InstallResult(BaseModel):
     resources: dict[str, str] = Field(description=_OWN_RESOURCES)
     revision: int = Field(description="the agent's new desired revision")
     previous_version: str | None = Field(
-        description="the version assigned before this change (its config and isolation are "
-        "kept unless given or reset), or null for a new install")
+        description="the version assigned before this change (its config, isolation, "
+        "interval and limits are kept unless given or reset), or null for a new install")
     desired: DesiredPlugin = Field(description="the new desired entry, as GET "
                                    "/agents/{agent_id}/plugins shows it")
     connected: bool = Field(description="the change was pushed to an open stream")
