@@ -117,7 +117,7 @@ def test_limits_and_intervals_the_server_refuses_are_one_line_errors(
     name, agent_id = _setup(arcade, server, tmp_path)
     code, _, err = arcade("install", name, "--agent", agent_id, "--memory", "lots")
     assert code == 1
-    assert err.startswith("error: ") and "write it like '128Mi'" in err
+    assert err.startswith("error: ") and "resources.memory: " in err and "lots" in err
     code, _, err = arcade("install", name, "--agent", agent_id, "--interval", "100000")
     assert code == 1 and "give from 0.1 s to 86400 s" in err
     code, _, err = arcade("install", name, "--agent", agent_id, "--isolation", "exec")

@@ -37,9 +37,9 @@ def _revision(server: ServerThread, agent_id: str) -> int:
     ({"interval": 1e9}, "to 86400 s (a day)"),
     ({"resources": {"gpu": "1"}}, "invalid request: resources.gpu"),
     ({"resources": {"memory": 128}}, "invalid request: resources.memory"),
-    ({"resources": {"memory": "lots"}}, "resources.memory: memory 'lots' is not a quantity; "
-                                        "write it like '128Mi'"),
-    ({"resources": {"cpu": "0"}}, "must be above zero"),
+    # The quantity parser's own words follow the key (tested in services/test_overrides.py).
+    ({"resources": {"memory": "lots"}}, "resources.memory: "),
+    ({"resources": {"cpu": "0"}}, "resources.cpu: "),
     ({"resources": ["memory"]}, "invalid request: resources"),
 ])
 def test_bad_interval_or_limits_are_422_saying_what_to_fix_and_change_nothing(
