@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from arcade_core import Manifest
+
 from ..db.tables import AnyRow
 from ..errors import Invalid
 from . import registry
@@ -149,11 +151,13 @@ def effective_resources(manifest_resources: Mapping[str, Any] | None,
 
 def desired_entry(version: AnyRow, config: dict[str, Any], isolation: str, revision: int,
                   now: float, interval: float | None = None,
-                  resources: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  resources: Mapping[str, str] | None = None, *,
+                  manifest: Manifest | None = None) -> dict[str, Any]:
     """The desired entry as ``GET /agents/{id}/plugins`` shows it (``desired``): the
     assignment's own ``interval``/``resources`` (null/{}: not set) and what the agent is sent
-    (``effective_*``: the manifest's where the assignment sets none)."""
-    manifest = registry.manifest_of(version)
+    (``effective_*``: the manifest's where the assignment sets none). ``manifest``: the
+    version's, when the caller has it already (the fleet view, once per version)."""
+    manifest = manifest or registry.manifest_of(version)
     return {"version": version.version, "config": config, "isolation": isolation,
             "interval": interval,
             "effective_interval": effective_interval(interval, manifest.interval),
