@@ -62,8 +62,8 @@ SUMMARIES: dict[str, str] = {
     "install": "Install a plugin version on one agent or on every agent matching a selector.",
     "uninstall": "Remove a plugin from an agent's desired state (or from every matching "
                  "agent).",
-    "config": "Replace the config of a plugin assigned to an agent (validated against its "
-              "schema).",
+    "config": "Change a plugin assigned to an agent in place: its config, interval or "
+              "resource limits.",
     "metrics": "Show an agent's stored metrics in their units (--latest: current values).",
     "logs": "Show the last lines a plugin logged on an agent; --follow for new ones.",
     "versions": "List a plugin's published versions, or delete one.",

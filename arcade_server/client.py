@@ -30,6 +30,7 @@ from ._api_errors import (
     ApiUnreachable,
     default_api_url,
 )
+from ._client_assign import AssignRequests
 from ._client_index import IndexRequests
 from ._client_signing import SigningRequests
 from ._client_views import FleetViews
@@ -47,7 +48,7 @@ def _query(**params: Any) -> dict[str, Any]:
     return {key: value for key, value in params.items() if value is not None}
 
 
-class ArcadeClient(FleetViews, IndexRequests, SigningRequests):
+class ArcadeClient(AssignRequests, FleetViews, IndexRequests, SigningRequests):
     """Typed calls to ``/api/v1``; use as a context manager or call :meth:`close`."""
 
     def __init__(self, api_url: str | None = None, *, token: str | None = None,
@@ -357,21 +358,6 @@ class ArcadeClient(FleetViews, IndexRequests, SigningRequests):
 
     # ---------------------------------------------------------------- desired-state changes
 
-    def install_plugin(self, spec: str, *, agent: str | None = None,
-                       selector: Mapping[str, str] | None = None,
-                       config: Mapping[str, Any] | None = None, isolation: str | None = None,
-                       reset_config: bool = False, wait: float | None = None) -> dict[str, Any]:
-        """Install ``spec`` on ``agent`` or every agent matching ``selector``; a config or
-        isolation not given is kept (``reset_config``: the defaults). ``timed_out`` in the
-        body: ``wait`` ran out before the agents reported running or failed."""
-        body = {"plugin": spec, **_query(config=None if config is None else dict(config),
-                                          isolation=isolation or None,
-                                          reset_config=reset_config or None)}
-        if agent is None:
-            body["selector"] = dict(selector or {})
-        path = "/assignments" if agent is None else f"/agents/{quote(agent, safe='')}/plugins"
-        return self._waiting("POST", path, wait, json=body)
-
     def uninstall_plugin(self, name: str, *, agent: str | None = None,
                          selector: Mapping[str, str] | None = None,
                          wait: float | None = None) -> dict[str, Any]:
@@ -382,13 +368,6 @@ class ArcadeClient(FleetViews, IndexRequests, SigningRequests):
                                  json={"selector": dict(selector or {}), "plugin": name})
         return self._waiting(
             "DELETE", f"/agents/{quote(agent, safe='')}/plugins/{quote(name, safe='')}", wait)
-
-    def change_config(self, agent_id: str, name: str, config: Mapping[str, Any], *,
-                      wait: float | None = None) -> dict[str, Any]:
-        """Replace the config of ``name`` on ``agent_id`` (``wait``: until the agent reports
-        it applied, else ``timed_out``)."""
-        path = f"/agents/{quote(agent_id, safe='')}/plugins/{quote(name, safe='')}/config"
-        return self._waiting("PUT", path, wait, json=dict(config))
 
     def _waiting(self, method: str, path: str, wait: float | None, **kwargs: Any
                  ) -> dict[str, Any]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
 from arcade_core.states import AgentPresence, Isolation, PluginState
 
+from .._client_assign import KEEP
 from ._access import shared_options
 from ._app import Command, client, parse_json_object, parse_selector
 from ._identity import revoke_agent
@@ -116,11 +118,55 @@ def _install_report(body: dict[str, Any], wait: float | None) -> int:
     previous = body.get("previous_version")
     if previous:
         line += f", was {previous}: config and isolation {body['isolation']} kept"
-    print(line)
+    print(line + _overrides_text(body))
     if "states" in body:
         print(f"running: {body.get('running', 0)}, failed: {body.get('failed', 0)}, "
               f"pending: {body['matched'] - body.get('running', 0) - body.get('failed', 0)}")
     return _finish(body, wait, "running or failed")
+
+
+def _overrides_text(body: dict[str, Any]) -> str:
+    """``; interval 5s; limits memory=128Mi cpu=100m`` for what the assignment sets."""
+    text = ""
+    if body.get("interval") is not None:
+        text += f"; interval {body['interval']:g}s"
+    limits = body.get("resources") or {}
+    if limits:
+        text += "; limits " + " ".join(f"{k}={v}" for k, v in sorted(limits.items()))
+    return text
+
+
+def _seconds(text: str) -> float:
+    """``--interval``'s value: a positive finite number of seconds (the server checks the
+    bounds and says them)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (such as 5 or 0.5)") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
+def _seconds_or_default(text: str) -> float | None:
+    """``arcade config``'s ``--interval``: seconds, or ``default`` (none set)."""
+    return None if text == "default" else _seconds(text)
+
+
+def _limit_args(p: argparse.ArgumentParser, kept: str) -> None:
+    for kind, example, what in (("memory", "128Mi", "bytes: 128Mi, 1Gi, 500M"),
+                                ("cpu", "100m", "cores: 100m = a tenth of a core, 0.5, 2"),
+                                ("disk", "1Gi", "bytes, as --memory")):
+        p.add_argument(f"--{kind}", metavar="QUANTITY",
+                       help=f"{kind} limit overriding the manifest's ({what}; e.g. {example}) "
+                       f"[default: {kept}]")
+
+
+def _limits(args: argparse.Namespace) -> dict[str, str] | None:
+    given = {kind: getattr(args, kind) for kind in ("memory", "cpu", "disk")
+             if getattr(args, kind) is not None}
+    return given or None
 
 
 def _target_args(p: argparse.ArgumentParser, selector_help: str) -> None:
@@ -141,8 +187,14 @@ def _install_args(p: argparse.ArgumentParser) -> None:
                    "the agent's current config of the plugin, checked against the new version]")
     p.add_argument("--reset-config", action="store_true",
                    help="use the new version's default config instead of keeping the current one")
-    p.add_argument("--isolation", help="inline or process [default: keep the agent's current "
-                   "one, else the plugin manifest's]")
+    p.add_argument("--isolation", help="inline or process for a Python plugin, exec for an "
+                   "exec plugin [default: keep the agent's current one, else the plugin "
+                   "manifest's]")
+    p.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                   help="seconds between collects, whatever the plugin's config schema "
+                   "[default: keep the agent's current one (--reset-config: none), else the "
+                   "manifest's, else the agent's default]")
+    _limit_args(p, "keep the agent's current one, else the manifest's")
     _wait_arg(p, "running or failed")
 
 
@@ -167,7 +219,8 @@ def _install(args: argparse.Namespace) -> int:
     cfg = parse_json_object(args.config, "--config") if args.config is not None else None
     with client(args) as api:
         body = api.install_plugin(args.spec, config=cfg, isolation=args.isolation,
-                                  reset_config=args.reset_config, wait=args.wait, **target)
+                                  reset_config=args.reset_config, interval=args.interval,
+                                  resources=_limits(args), wait=args.wait, **target)
     if args.as_json:
         print_json(body)
         failed = bool(_failed_outcomes(body)) if args.wait else False
@@ -176,8 +229,8 @@ def _install(args: argparse.Namespace) -> int:
 
 
 install = Command("install", "Install a plugin version on one agent or on every agent "
-                  "matching a selector (an upgrade keeps the config and isolation unless "
-                  "given, or --reset-config).", _install_args, _install)
+                  "matching a selector (an upgrade keeps the config, isolation, interval and "
+                  "limits unless given, or --reset-config).", _install_args, _install)
 
 
 def _uninstall_args(p: argparse.ArgumentParser) -> None:
@@ -208,22 +261,41 @@ uninstall = Command("uninstall", "Remove a plugin from an agent's desired state 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="plugin name")
-    p.add_argument("config", metavar="CONFIG", help="the new config, a JSON object")
+    p.add_argument("config", metavar="CONFIG", nargs="?",
+                   help="the new config, a JSON object [default: keep it]")
     p.add_argument("--agent", required=True, metavar="ID", help="agent id")
-    _wait_arg(p, "the new config applied")
+    p.add_argument("--interval", type=_seconds_or_default, default=KEEP, metavar="SECONDS",
+                   help="seconds between collects, or 'default' for the manifest's (else the "
+                   "agent's) [default: keep it]")
+    _limit_args(p, "keep it")
+    p.add_argument("--no-limits", action="store_true",
+                   help="drop the limits set for this assignment (the manifest's apply)")
+    _wait_arg(p, "the change applied")
 
 
 def _config(args: argparse.Namespace) -> int:
-    cfg = parse_json_object(args.config, "the config")
+    limits = _limits(args)
+    if args.no_limits and limits:
+        fail("give --no-limits or --memory/--cpu/--disk, not both", 2)
+    if args.config is None and args.interval is KEEP and limits is None and not args.no_limits:
+        fail("nothing to change: give CONFIG (a JSON object), --interval, --memory, --cpu, "
+             "--disk or --no-limits", 2)
+    cfg = parse_json_object(args.config, "the config") if args.config is not None else None
+    changes: dict[str, Any] = {"config": cfg, "interval": args.interval}
+    if args.no_limits or limits:
+        changes["resources"] = limits  # None: --no-limits
     with client(args) as api:
-        body = api.change_config(args.agent, args.name, cfg, wait=args.wait)
+        body = api.update_plugin(args.agent, args.name, **changes, wait=args.wait)
     if args.as_json:
         print_json(body)
         return 1 if args.wait and (body.get("timed_out") or _failed_outcomes(body)) else 0
-    print(f"{body['plugin']} on {args.agent}: config {json.dumps(body['config'])} "
-          f"(revision {body['revision']})")
-    return _finish(body, args.wait, "the new config applied")
+    print(f"{body['plugin']} on {args.agent}: config {json.dumps(body['config'])}"
+          f"{_overrides_text(body)} (revision {body['revision']})")
+    only_config = args.interval is KEEP and "resources" not in changes
+    return _finish(body, args.wait,
+                   "the new config applied" if only_config else "the change applied")
 
 
-config = Command("config", "Replace the config of a plugin assigned to an agent (validated "
-                 "against its schema).", _config_args, _config)
+config = Command("config", "Change a plugin assigned to an agent in place: its config "
+                 "(validated against its schema), --interval, or its limits (--memory, --cpu, "
+                 "--disk).", _config_args, _config, intermixed=True)

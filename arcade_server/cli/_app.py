@@ -56,6 +56,9 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]
     epilog: str | None = None
     api: bool = True  # takes --api, --token, --ca-file and --json
+    #: Positionals may come after options (``NAME --agent ID [CONFIG]``, an optional
+    #: positional); only for commands without subcommands (argparse's intermixed parsing).
+    intermixed: bool = False
 
     def parser(self, prog: str | None = None) -> argparse.ArgumentParser:
         parser = make_parser(prog or f"arcade {self.name}", self.help, epilog=self.epilog)
@@ -66,7 +69,8 @@ class Command:
         return parser
 
     def __call__(self, argv: list[str] | None = None, *, prog: str | None = None) -> int:
-        args = self.parser(prog).parse_args(argv)
+        parser = self.parser(prog)
+        args = parser.parse_intermixed_args(argv) if self.intermixed else parser.parse_args(argv)
         try:
             return int(self.run(args) or 0)
         except CommandError as exc:

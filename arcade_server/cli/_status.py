@@ -74,20 +74,28 @@ def _drift_line(name: str, actual: dict[str, Any]) -> list[str]:
     return [f"drift {name}{detail}: {', '.join(str(x) for x in paths)}\n"]
 
 
+def _interval(desired: dict[str, Any] | None) -> str:
+    """The interval the agent is sent: ``5s``, or ``default`` (the agent's own)."""
+    if not desired:
+        return NO_ENTRIES
+    seconds = desired.get("effective_interval") or 0
+    return f"{seconds:g}s" if seconds else "default"
+
+
 def _plugin_cells(p: dict[str, Any]) -> list[str | Cell]:
     d, a = p["desired"], p["actual"]
     if a is None:
         return [p["name"], d["version"] if d else NO_ENTRIES, NO_ENTRIES, _state(None),
-                "", "", "", "", "", ""]
+                "", "", "", "", "", "", _interval(d)]
     collected = a.get("last_collect_at")
     return [p["name"], d["version"] if d else NO_ENTRIES, a["version"], _state(a),
             _count(a.get("restarts")), _count(a.get("errors")), _last_error(a),
             ago(collected) if collected else NO_ENTRIES,
-            _count(a.get("pid")), _rss(a.get("rss"))]
+            _count(a.get("pid")), _rss(a.get("rss")), _interval(d)]
 
 
 _PLUGIN_HEADERS = ("plugin", "desired", "actual", "state", "restarts", "errors",
-                   "last error", "collected", "pid", "rss")
+                   "last error", "collected", "pid", "rss", "interval")
 
 
 def _status_args(p: argparse.ArgumentParser) -> None:

@@ -60,7 +60,7 @@ def desired_to_pb(state: DesiredState) -> pb.ServerMessage:
             pb.DesiredPlugin(
                 name=p.name, version=p.version,
                 isolation=to_pb(Isolation(p.isolation) if p.isolation else None),
-                config_json=p.config_json, interval=p.interval,
+                config_json=p.config_json, interval=p.interval, resources=dict(p.resources),
                 wheels=[pb.WheelRef(filename=w.filename, sha256=w.sha256, size=w.size)
                         for w in p.wheels],
                 signatures=[pb.PluginSignature(key_id=s.key_id, signature=s.signature)

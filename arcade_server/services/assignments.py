@@ -1,4 +1,5 @@
-"""Assignments: which plugin versions each agent should run, with config and isolation.
+"""Assignments: which plugin versions each agent should run, with config, isolation, interval
+and resource limits.
 
 Every change bumps the agent's ``desired_revision`` in the same transaction, so the revision
 an agent applies always names one exact plugin list. A selector change (labels, or every agent
@@ -32,21 +33,24 @@ from ._configs import (
     DEFAULT_LIMITS,
     AgentSettings,
     current_assignments,
-    isolation_of,
     schema_of,
     settings_for,
     validated,
 )
+from ._isolation import requested_isolation
+from ._overrides import check_interval, check_resources, desired_entry
 from ._sql import upsert
 from .agents import bump_revisions, get_agent_row
 
 __all__ = [
+    "KEEP",
     "AssignResult",
     "assign",
     "assign_selector",
     "set_config",
     "unassign",
     "unassign_selector",
+    "update_assignment",
 ]
 
 @dataclass(frozen=True)
@@ -113,19 +117,14 @@ def _assignment_rows(
     return [
         {"agent_id": agent_id, "plugin_name": version.plugin_name, "version_id": version.id,
          "config": settings.configs[agent_id], "isolation": settings.isolations[agent_id],
+         "interval": settings.intervals[agent_id], "resources": settings.resources[agent_id],
          "revision": revision, "created_at": now, "updated_at": now}
         for agent_id, revision in revisions.items()
     ]
 
 
-def _desired_entry(version: AnyRow, config: dict[str, Any], isolation: str, revision: int,
-                   now: float) -> dict[str, Any]:
-    """The new desired entry as ``GET /agents/{id}/plugins`` shows it (``desired``)."""
-    return {"version": version.version, "config": config, "isolation": isolation,
-            "revision": revision, "updated_at": now}
-
-
-_UPDATE_COLUMNS = ["version_id", "config", "isolation", "revision", "updated_at"]
+_UPDATE_COLUMNS = ["version_id", "config", "isolation", "interval", "resources", "revision",
+                   "updated_at"]
 
 
 # ---------------------------------------------------------------- changes
@@ -149,14 +148,19 @@ def _assign_where(
     reset_config: bool,
     now: float | None,
     limits: ConfigLimits,
+    interval: float | None = None,
+    resources: Mapping[str, str] | None = None,
 ) -> _Assigned:
-    """Resolve ``spec``, work out and validate each agent's config and isolation (kept
-    unless given: :mod:`._configs`), then assign it to the agents matching ``where`` (their
-    revisions bumped in this transaction)."""
+    """Resolve ``spec``, work out and validate each agent's config, isolation, interval and
+    resource limits (kept unless given: :mod:`._configs`), then assign it to the agents
+    matching ``where`` (their revisions bumped in this transaction)."""
     now = time.time() if now is None else now
+    interval = None if interval is None else check_interval(interval)
+    resources = None if resources is None else check_resources(resources)
     version = registry.resolve(conn, spec)
     if isolation:
-        isolation_of(isolation, registry.manifest_of(version).isolation)
+        requested_isolation(isolation, registry.manifest_of(version),
+                            f"{version.plugin_name}@{version.version}")
     if config is not None:  # the request's own config, checked before anything is written
         canonical_config(config, f"{version.plugin_name}@{version.version}",
                          limits.max_config_bytes)
@@ -164,7 +168,8 @@ def _assign_where(
     current = current_assignments(conn, version.plugin_name, where)
     revisions = bump_revisions(conn, where)  # an error below rolls the whole transaction back
     settings = settings_for(version, list(revisions), current, config=config,
-                            isolation=isolation, reset_config=reset_config, limits=limits)
+                            isolation=isolation, reset_config=reset_config,
+                            interval=interval, resources=resources, limits=limits)
     upsert(conn, t.assignments, _assignment_rows(revisions, version, settings, now),
            keys=["agent_id", "plugin_name"], update=_UPDATE_COLUMNS)
     previous = {agent_id: row.version for agent_id, row in current.items()}
@@ -179,22 +184,26 @@ def assign(
     config: Mapping[str, Any] | None = None,
     isolation: str | None = None,
     reset_config: bool = False,
+    interval: float | None = None,
+    resources: Mapping[str, str] | None = None,
     now: float | None = None,
     limits: ConfigLimits = DEFAULT_LIMITS,
 ) -> AssignResult:
-    """Install (or upgrade/downgrade/reconfigure) ``spec`` on one agent; a config and
-    isolation not given are kept from its current assignment of the plugin (``reset_config``:
-    the version's default config)."""
+    """Install (or upgrade/downgrade/reconfigure) ``spec`` on one agent; a config, isolation,
+    interval and resource limits not given are kept from its current assignment of the plugin
+    (``reset_config``: the version's default config and interval)."""
     get_agent_row(conn, agent_id)
     done = _assign_where(conn, t.agents.c.id == agent_id, spec, config, isolation,
-                         reset_config, now, limits)
+                         reset_config, now, limits, interval, resources)
     version, settings, revision = done.version, done.settings, done.revisions[agent_id]
     return AssignResult(
         {"agent": agent_id, "plugin": version.plugin_name, "version": version.version,
          "config": settings.shown_config, "isolation": settings.shown_isolation,
+         "interval": settings.shown_interval, "resources": settings.shown_resources or {},
          "revision": revision, "previous_version": done.previous.get(agent_id),
-         "desired": _desired_entry(version, settings.shown_config, settings.shown_isolation,
-                                   revision, done.now)},
+         "desired": desired_entry(version, settings.shown_config, settings.shown_isolation,
+                                  revision, done.now, settings.shown_interval,
+                                  settings.shown_resources)},
         done.revisions,
     )
 
@@ -207,17 +216,21 @@ def assign_selector(
     config: Mapping[str, Any] | None = None,
     isolation: str | None = None,
     reset_config: bool = False,
+    interval: float | None = None,
+    resources: Mapping[str, str] | None = None,
     now: float | None = None,
     limits: ConfigLimits = DEFAULT_LIMITS,
 ) -> AssignResult:
     """Install ``spec`` on every agent whose labels match ``selector`` (empty: all agents);
-    each agent keeps its own config and isolation of the plugin unless they are given."""
+    each agent keeps its own config, isolation, interval and limits of the plugin unless they
+    are given."""
     done = _assign_where(conn, _selector_clause(selector), spec, config, isolation,
-                         reset_config, now, limits)
+                         reset_config, now, limits, interval, resources)
     version, settings = done.version, done.settings
     return AssignResult(
         {"selector": dict(selector), "plugin": version.plugin_name, "version": version.version,
          "config": settings.shown_config, "isolation": settings.shown_isolation,
+         "interval": settings.shown_interval, "resources": settings.shown_resources or {},
          "matched": len(done.revisions), "agents": sorted(done.revisions),
          "revisions": dict(sorted(done.revisions.items()))},
         done.revisions,
@@ -263,18 +276,51 @@ def unassign_selector(conn: Connection, selector: Mapping[str, str], name: str
     )
 
 
+class _Keep:
+    """The type of :data:`KEEP`."""
+
+
+#: "Not given: keep the assignment's current value" (``None`` means "back to the default").
+KEEP = _Keep()
+
+
 def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, Any],
                *, limits: ConfigLimits = DEFAULT_LIMITS) -> AssignResult:
     """Replace the config of an assigned plugin (validated, defaults applied; secret fields
-    the new config omits keep their stored values)."""
+    the new config omits keep their stored values); its interval and limits are kept."""
     if not isinstance(config, Mapping):
         raise Invalid("config must be a JSON object")
-    canonical_config(config, f"the config of {name}", limits.max_config_bytes)
+    return update_assignment(conn, agent_id, name, config=config, limits=limits)
+
+
+def update_assignment(
+    conn: Connection,
+    agent_id: str,
+    name: str,
+    *,
+    config: Mapping[str, Any] | None = None,
+    interval: float | _Keep | None = KEEP,
+    resources: Mapping[str, str] | _Keep | None = KEEP,
+    limits: ConfigLimits = DEFAULT_LIMITS,
+) -> AssignResult:
+    """Change an assigned plugin in place, its version unchanged: a new ``config`` (as
+    :func:`set_config`; ``None``: kept), ``interval`` (``None``: back to the manifest's, then
+    the agent's default) and ``resources`` (``None`` or ``{}``: no override); what is not
+    given is kept. Everything is checked before anything is written."""
+    if config is not None:
+        if not isinstance(config, Mapping):
+            raise Invalid("config must be a JSON object")
+        canonical_config(config, f"the config of {name}", limits.max_config_bytes)
+    if interval is not None and not isinstance(interval, _Keep):
+        interval = check_interval(interval)
+    if resources is not None and not isinstance(resources, _Keep):
+        resources = check_resources(resources)
     get_agent_row(conn, agent_id)
     plugin = _normalize(name)
     a, v = t.assignments.c, t.plugin_versions.c
     found = conn.execute(
-        select(a.isolation, a.config, v.plugin_name, v.version, v.manifest)
+        select(a.isolation, a.config, a.interval, a.resources, v.plugin_name, v.version,
+               v.manifest)
         .join(t.plugin_versions, v.id == a.version_id)
         .where(a.agent_id == agent_id, a.plugin_name == plugin)
     ).first()
@@ -287,17 +333,23 @@ def set_config(conn: Connection, agent_id: str, name: str, config: Mapping[str, 
             hints=[install],
         )
     schema = schema_of(found)
-    effective = validated(found, secrets.merge_secrets(config, found.config, schema), limits)
+    effective = found.config if config is None else validated(
+        found, secrets.merge_secrets(config, found.config, schema), limits)
+    own_interval = found.interval if isinstance(interval, _Keep) else interval
+    own_resources = (found.resources if isinstance(resources, _Keep) else resources) or None
     revisions = bump_revisions(conn, t.agents.c.id == agent_id)
     now = time.time()
     conn.execute(
         update(t.assignments).where(a.agent_id == agent_id, a.plugin_name == plugin)
-        .values(config=effective, revision=revisions[agent_id], updated_at=now)
+        .values(config=effective, interval=own_interval, resources=own_resources,
+                revision=revisions[agent_id], updated_at=now)
     )
     shown = secrets.redact(effective, schema)
     return AssignResult(
         {"agent": agent_id, "plugin": plugin, "version": found.version, "config": shown,
-         "isolation": found.isolation, "revision": revisions[agent_id],
-         "desired": _desired_entry(found, shown, found.isolation, revisions[agent_id], now)},
+         "isolation": found.isolation, "interval": own_interval,
+         "resources": own_resources or {}, "revision": revisions[agent_id],
+         "desired": desired_entry(found, shown, found.isolation, revisions[agent_id], now,
+                                  own_interval, own_resources)},
         revisions,
     )

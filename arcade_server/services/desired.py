@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -21,6 +21,7 @@ from arcade_core.signing import Signature
 
 from ..db import tables as t
 from . import registry, signatures
+from ._overrides import effective_interval, effective_resources
 from .agents import get_agent_row
 from .job_runs import job_wheel_allowed
 
@@ -47,7 +48,10 @@ class WheelRef:
 @dataclass(frozen=True)
 class DesiredPlugin:
     """One plugin an agent should run (``isolation``: an
-    :class:`~arcade_core.states.Isolation` word); ``signatures``: its version's, by key id."""
+    :class:`~arcade_core.states.Isolation` word); ``interval``: the assignment's, else the
+    manifest's, else 0 (the agent's default); ``resources``: the manifest's limits with the
+    assignment's overrides (``{"memory": "128Mi", "cpu": "100m"}``); ``signatures``: its
+    version's, by key id."""
 
     name: str
     version: str
@@ -56,6 +60,7 @@ class DesiredPlugin:
     wheels: tuple[WheelRef, ...]
     interval: float
     signatures: tuple[Signature, ...] = ()
+    resources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def config_json(self) -> str:
@@ -84,13 +89,13 @@ def desired_states(conn: Connection, agent_ids: Iterable[str]) -> dict[str, Desi
     ).all())
     a, v, w = t.assignments.c, t.plugin_versions.c, t.plugin_version_wheels.c
     rows = conn.execute(
-        select(a.agent_id, a.plugin_name, a.isolation, a.config, a.version_id, v.version,
-               v.manifest)
+        select(a.agent_id, a.plugin_name, a.isolation, a.config, a.interval, a.resources,
+               a.version_id, v.version, v.manifest)
         .join(t.plugin_versions, v.id == a.version_id)
         .where(a.agent_id.in_(list(revision_of)))
         .order_by(a.agent_id, a.plugin_name)
     ).all()
-    # Each version's wheels and interval once, however many agents run it.
+    # Each version's wheels, interval and limits once, however many agents run it.
     wheels_of: dict[int, list[WheelRef]] = {row.version_id: [] for row in rows}
     if wheels_of:
         for wheel in conn.execute(
@@ -100,19 +105,23 @@ def desired_states(conn: Connection, agent_ids: Iterable[str]) -> dict[str, Desi
         ):
             wheels_of[wheel.version_id].append(WheelRef(wheel.filename, wheel.sha256, wheel.size))
     signed = signatures.of_versions(conn, wheels_of) if wheels_of else {}
-    cache: dict[int, tuple[tuple[WheelRef, ...], float, tuple[Signature, ...]]] = {}
+    cache: dict[int, tuple[tuple[WheelRef, ...], float | None, dict[str, Any],
+                           tuple[Signature, ...]]] = {}
     plugins: dict[str, list[DesiredPlugin]] = {agent_id: [] for agent_id in revision_of}
     for row in rows:
         if row.version_id not in cache:
+            manifest = registry.manifest_of(row)
             cache[row.version_id] = (
                 tuple(wheels_of[row.version_id]),
-                float(registry.manifest_of(row).interval or 0.0),
+                manifest.interval,
+                manifest.resources,
                 tuple(signed[row.version_id]),
             )
-        wheels, interval, signed_by = cache[row.version_id]
+        wheels, interval, resources, signed_by = cache[row.version_id]
         plugins[row.agent_id].append(DesiredPlugin(
             name=row.plugin_name, version=row.version, isolation=row.isolation,
-            config=row.config, wheels=wheels, interval=interval, signatures=signed_by,
+            config=row.config, wheels=wheels, interval=effective_interval(row.interval, interval),
+            signatures=signed_by, resources=effective_resources(resources, row.resources),
         ))
     return {
         agent_id: DesiredState(agent_id, revision_of[agent_id], tuple(plugins[agent_id]))

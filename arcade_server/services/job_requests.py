@@ -23,6 +23,7 @@ from ..db.tables import AnyRow
 from ..errors import Invalid, ServiceError
 from ..limits import canonical_config
 from . import registry, secrets
+from ._isolation import requested_isolation
 
 __all__ = [
     "MAX_COMMANDS",
@@ -48,7 +49,6 @@ MAX_ORDER = 1_000_000
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STAGES = frozenset(Stage)
-_ISOLATIONS = frozenset(Isolation)
 
 
 @dataclass(frozen=True)
@@ -165,8 +165,4 @@ def resolve_entry(conn: Connection, i: int, entry: PluginEntryRequest, *,
         raise Invalid(f"{where}: cannot validate config for {version.plugin_name}: {exc}") \
             from None
     canonical_config(config, where, max_config_bytes)
-    isolation = entry.isolation or manifest.isolation or Isolation.INLINE
-    if isolation not in _ISOLATIONS:
-        raise Invalid(f"{where}: isolation {entry.isolation!r} is not supported; use one of "
-                      f"{', '.join(Isolation)}")
-    return version, config, Isolation(isolation)
+    return version, config, requested_isolation(entry.isolation or None, manifest, where)

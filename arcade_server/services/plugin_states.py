@@ -15,11 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from arcade_core import Manifest
 from arcade_core.states import FINAL_PLUGIN_STATES, PluginState
 
 from ..db import tables as t
 from ..db.tables import AnyRow
-from . import secrets
+from . import registry, secrets
+from ._overrides import desired_entry
 from .agents import Liveness, get_agent_row
 
 __all__ = ["agent_plugins", "current_states", "install_outcomes", "plugins_of", "removal_outcomes"]
@@ -50,7 +52,8 @@ def plugins_of(conn: Connection, agents: Mapping[str, bool]) -> dict[str, list[d
     for chunk in _chunks(ids):
         for row in conn.execute(
             select(assigned.agent_id, assigned.plugin_name, v.version, v.manifest,
-                   assigned.config, assigned.isolation, assigned.revision, assigned.updated_at)
+                   assigned.config, assigned.isolation, assigned.interval, assigned.resources,
+                   assigned.revision, assigned.updated_at)
             .join(t.plugin_versions, v.id == assigned.version_id)
             .where(assigned.agent_id.in_(chunk))
         ):
@@ -58,6 +61,7 @@ def plugins_of(conn: Connection, agents: Mapping[str, bool]) -> dict[str, list[d
         for row in conn.execute(
                 select(t.plugin_states).where(t.plugin_states.c.agent_id.in_(chunk))):
             actual[row.agent_id][row.plugin_name] = row
+    manifests: dict[tuple[str, str], Manifest] = {}  # parsed once per version
     for agent_id in ids:
         mine, theirs = desired[agent_id], actual[agent_id]
         for name in sorted(set(mine) | set(theirs)):
@@ -65,18 +69,23 @@ def plugins_of(conn: Connection, agents: Mapping[str, bool]) -> dict[str, list[d
             s = theirs.get(name)
             out[agent_id].append({
                 "name": name,
-                "desired": None if a is None else {
-                    "version": a.version,
-                    "config": secrets.redact(a.config,
-                                             (a.manifest or {}).get("config_schema")),
-                    "isolation": a.isolation,
-                    "revision": a.revision, "updated_at": a.updated_at,
-                },
+                "desired": None if a is None else desired_entry(
+                    a, secrets.redact(a.config, (a.manifest or {}).get("config_schema")),
+                    a.isolation, a.revision, a.updated_at, a.interval, a.resources,
+                    manifest=_manifest(manifests, a)),
                 "actual": None if s is None else {**_actual(s), "stale": not agents[agent_id]},
                 "in_sync": a is not None and s is not None and s.state in _LOADED
                 and s.version == a.version,
             })
     return out
+
+
+def _manifest(cache: dict[tuple[str, str], Manifest], row: AnyRow) -> Manifest:
+    """The manifest of the version ``row`` is assigned, parsed once per version."""
+    key = (row.plugin_name, row.version)
+    if key not in cache:
+        cache[key] = registry.manifest_of(row)
+    return cache[key]
 
 
 def _actual(row: AnyRow) -> dict[str, Any]:

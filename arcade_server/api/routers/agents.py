@@ -28,6 +28,7 @@ from ..schemas import (
     Agent,
     AgentDetail,
     AgentPlugin,
+    AssignmentUpdateRequest,
     ConfigResult,
     InstallRequest,
     InstallResult,
@@ -57,8 +58,8 @@ _RESOLVE_404 = "unknown agent, or no plugin of that name is published"
 _RESOLVE_409 = ("the plugin is disabled, or an agent already has max_plugins_per_agent "
                 "plugins")
 _CONFIG_413 = "the config is over the server's max_config_bytes (as canonical JSON)"
-_RESOLVE_422 = ("bad spec, no published version matches, bad config or isolation, or wait "
-                "over max_wait")
+_RESOLVE_422 = ("bad spec, no published version matches, bad config, isolation, interval or "
+                "limits, or wait over max_wait")
 
 
 def _parse_labels(values: list[str] | None) -> dict[str, str]:
@@ -181,7 +182,9 @@ async def install(agent_id: str, body: InstallRequest, state: State, response: R
     seconds = check_wait(state, wait)
     result = await state.db.run(
         assignments.assign, agent_id, body.plugin, config=body.config, isolation=body.isolation,
-        reset_config=body.reset_config, limits=state.settings.config_limits,
+        reset_config=body.reset_config, interval=body.interval,
+        resources=None if body.resources is None else body.resources.given(),
+        limits=state.settings.config_limits,
     )
     await state.notifier.desired_changed(result.revisions)
     out = dict(result.body)
@@ -242,6 +245,42 @@ async def set_config(
     return await _answer(state, response, out, agent_id, seconds, probe)
 
 
+@router.patch(
+    "/agents/{agent_id}/plugins/{name}",
+    status_code=202,
+    summary="Change an assigned plugin's config, interval or resource limits in place",
+    response_model=ConfigResult,
+    response_description="stored and pushed; the agent has not reported it applied yet (or "
+    "?wait ran out: timed_out)",
+    responses={200: {"model": ConfigResult,
+                     "description": "the agent reported the new revision applied (running "
+                     "or failed) within ?wait"},
+               **errors(s404="unknown agent, or the plugin is not assigned to it",
+                        s413=_CONFIG_413,
+                        s422="not a valid plugin name, nothing to change, the config, interval "
+                        "or limits are refused, or wait over max_wait")},
+    dependencies=[needs(Role.OPERATOR)],
+)
+async def update_assignment(agent_id: str, name: PluginName, body: AssignmentUpdateRequest,
+                            state: State, response: Response, wait: Wait = None
+                            ) -> dict[str, Any]:
+    seconds = check_wait(state, wait)
+    given = body.model_fields_set
+    if not given & {"config", "interval", "resources"}:
+        raise Invalid('nothing to change: give "config", "interval" and/or "resources"')
+    changes: dict[str, Any] = {"config": body.config}
+    if "interval" in given:
+        changes["interval"] = body.interval
+    if "resources" in given:
+        changes["resources"] = None if body.resources is None else body.resources.given()
+    result = await state.db.run(assignments.update_assignment, agent_id, name, **changes,
+                                limits=state.settings.config_limits)
+    await state.notifier.desired_changed(result.revisions)
+    out = dict(result.body)
+    probe = partial(plugin_states.install_outcomes, name=out["plugin"], version=out["version"])
+    return await _answer(state, response, out, agent_id, seconds, probe)
+
+
 @router.get("/agents/{agent_id}/metrics", summary="Stored metrics of one agent, oldest first",
             response_model=list[Metric],
             responses=errors(s404=_UNKNOWN_AGENT,
@@ -286,6 +325,8 @@ async def install_selector(body: SelectorInstallRequest, state: State, response:
     result = await state.db.run(
         assignments.assign_selector, body.selector, body.plugin,
         config=body.config, isolation=body.isolation, reset_config=body.reset_config,
+        interval=body.interval,
+        resources=None if body.resources is None else body.resources.given(),
         limits=state.settings.config_limits,
     )
     await state.notifier.desired_changed(result.revisions)

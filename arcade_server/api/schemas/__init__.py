@@ -40,9 +40,11 @@ from .plugins import (
     WouldRecord,
 )
 from .requests import (
+    AssignmentUpdateRequest,
     InstallRequest,
     JobCreateRequest,
     JobPluginRequest,
+    ResourceLimits,
     SelectorInstallRequest,
     SelectorRemoveRequest,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "Agent",
     "AgentDetail",
     "AgentPlugin",
+    "AssignmentUpdateRequest",
     "AuditEntry",
     "CancelledJob",
     "ConfigResult",
@@ -87,6 +90,7 @@ __all__ = [
     "PluginVersion",
     "PublishedVersion",
     "Release",
+    "ResourceLimits",
     "SelectorInstallRequest",
     "SelectorInstallResult",
     "SelectorRemoveRequest",

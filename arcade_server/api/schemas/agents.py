@@ -62,12 +62,26 @@ class AgentDetail(Agent):
     connected: bool = Field(description="the agent has an open stream to this server process")
 
 
+_OWN_INTERVAL = ("seconds between collects set for this assignment (null: none, the "
+                 "manifest's or the agent's default applies)")
+_OWN_RESOURCES = ("resource limits set for this assignment, overriding the manifest's kind by "
+                  "kind ({}: none)")
+
+
 class DesiredPlugin(BaseModel):
     """What the agent should run."""
 
     version: str
     config: dict[str, Any]
     isolation: Isolation
+    interval: float | None = Field(description=_OWN_INTERVAL)
+    effective_interval: float = Field(
+        description="the interval the agent is sent: this assignment's, else the manifest's, "
+        "else 0 (the agent's own default)")
+    resources: dict[str, str] = Field(description=_OWN_RESOURCES)
+    effective_resources: dict[str, str] = Field(
+        description="the limits the agent is sent (`memory`, `cpu`, `disk`): the manifest's "
+        "with this assignment's overrides; enforced for process and exec plugins only")
     revision: int
     updated_at: float
 
@@ -150,10 +164,12 @@ class InstallResult(BaseModel):
     version: str = Field(description="the version the spec resolved to")
     config: dict[str, Any] = Field(description="the effective config (defaults applied)")
     isolation: Isolation
+    interval: float | None = Field(description=_OWN_INTERVAL)
+    resources: dict[str, str] = Field(description=_OWN_RESOURCES)
     revision: int = Field(description="the agent's new desired revision")
     previous_version: str | None = Field(
-        description="the version assigned before this change (its config and isolation are "
-        "kept unless given or reset), or null for a new install")
+        description="the version assigned before this change (its config, isolation, "
+        "interval and limits are kept unless given or reset), or null for a new install")
     desired: DesiredPlugin = Field(description="the new desired entry, as GET "
                                    "/agents/{agent_id}/plugins shows it")
     connected: bool = Field(description="the change was pushed to an open stream")
@@ -177,13 +193,16 @@ class UninstallResult(BaseModel):
 
 
 class ConfigResult(BaseModel):
-    """``PUT /agents/{agent_id}/plugins/{name}/config``."""
+    """``PUT /agents/{agent_id}/plugins/{name}/config`` and
+    ``PATCH /agents/{agent_id}/plugins/{name}``."""
 
     agent: str
     plugin: str
     version: str
     config: dict[str, Any] = Field(description="the effective config (defaults applied)")
     isolation: Isolation
+    interval: float | None = Field(description=_OWN_INTERVAL)
+    resources: dict[str, str] = Field(description=_OWN_RESOURCES)
     revision: int = Field(description="the agent's new desired revision")
     desired: DesiredPlugin = Field(description="the new desired entry")
     connected: bool = Field(description="the change was pushed to an open stream")
@@ -202,6 +221,10 @@ class SelectorInstallResult(BaseModel):
         description="the first matched agent's effective config (each agent keeps its own "
         "unless config or reset_config is given)")
     isolation: Isolation = Field(description="the first matched agent's isolation")
+    interval: float | None = Field(description="the first matched agent's interval (null: "
+                                   "none set; each keeps its own unless given)")
+    resources: dict[str, str] = Field(description="the first matched agent's resource limits "
+                                      "override (each keeps its own unless given)")
     matched: int
     agents: list[str]
     revisions: dict[str, int] = Field(description="each matched agent's new desired revision")

@@ -21,6 +21,7 @@ from ...limits import (
     MAX_NAME_LENGTH,
     MAX_SPEC_LENGTH,
 )
+from ...services._overrides import MAX_INTERVAL, MIN_INTERVAL
 from ...services.job_requests import (
     MAX_COMMAND_CHARS,
     MAX_COMMANDS,
@@ -35,9 +36,11 @@ __all__ = [
     "LABEL_KEY_PATTERN",
     "PLUGIN_NAME_PATTERN",
     "SPEC_PATTERN",
+    "AssignmentUpdateRequest",
     "InstallRequest",
     "JobCreateRequest",
     "JobPluginRequest",
+    "ResourceLimits",
     "SelectorInstallRequest",
     "SelectorRemoveRequest",
 ]
@@ -67,6 +70,36 @@ Selector = Annotated[dict[str, str], Field(
 )]
 
 
+_QUANTITY = ("a quantity; the service checks it and says what to write: ")
+
+
+class ResourceLimits(BaseModel):
+    """Resource limits of one assignment, each replacing the manifest's of that kind
+    (enforced by the agent for process and exec plugins; inline plugins cannot be limited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory: str | None = Field(
+        default=None, strict=True, examples=["128Mi"],
+        description=_QUANTITY + "bytes, with an optional suffix Ki Mi Gi Ti or k M G T")
+    cpu: str | None = Field(
+        default=None, strict=True, examples=["100m"],
+        description=_QUANTITY + "cores (0.5) or millicores (100m)")
+    disk: str | None = Field(
+        default=None, strict=True, examples=["1Gi"],
+        description=_QUANTITY + "bytes, as memory")
+
+    def given(self) -> dict[str, str]:
+        """The kinds given (``null`` ones left out)."""
+        return {kind: value for kind, value in self.model_dump().items() if value is not None}
+
+
+def _interval(description: str) -> Any:
+    return Field(default=None, strict=True, allow_inf_nan=False, description=description,
+                 examples=[5],
+                 json_schema_extra=stated(minimum=MIN_INTERVAL, maximum=MAX_INTERVAL))
+
+
 class InstallRequest(BaseModel):
     """Install ``name@spec`` on one agent (upgrade, downgrade or reconfigure if present)."""
 
@@ -82,13 +115,39 @@ class InstallRequest(BaseModel):
     )
     isolation: Isolation | None = Field(
         default=None, description="default: the agent's current isolation of the plugin, "
-        "else the plugin manifest's"
+        "else the plugin manifest's; an exec plugin (its manifest names an executable) runs "
+        "only with exec, a Python plugin only with inline or process"
     )
+    interval: float | None = _interval(
+        "seconds between collects (an exec plugin gets it in its config message), for every "
+        "plugin whatever its config schema (omitted: the agent's current interval of the "
+        "plugin unless reset_config; none set: the manifest's, else the agent's default)")
+    resources: ResourceLimits | None = Field(
+        default=None, description="resource limits overriding the manifest's, kind by kind "
+        "(omitted: the agent's current ones are kept, an upgrade and reset_config too; {}: "
+        "none beyond the manifest's)")
     reset_config: bool = Field(
-        default=False, description="use the new version's default config instead of keeping "
-        "the agent's current one (without config and without this: the config the operator "
-        "set before, secrets included, is kept and validated against the new version)"
+        default=False, description="use the new version's default config and interval "
+        "instead of keeping the agent's current ones (without config and without this: the "
+        "config the operator set before, secrets included, is kept and validated against the "
+        "new version)"
     )
+
+
+class AssignmentUpdateRequest(BaseModel):
+    """Change an assigned plugin in place, its version unchanged: what is omitted is kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] | None = Field(
+        default=None, description="the new config (validated, defaults applied; secret "
+        "fields it omits keep their stored values); omitted or null: kept")
+    interval: float | None = _interval(
+        "seconds between collects; omitted: kept; null: back to the manifest's, else the "
+        "agent's default")
+    resources: ResourceLimits | None = Field(
+        default=None, description="resource limits overriding the manifest's; omitted: kept; "
+        "null or {}: no override")
 
 
 class SelectorInstallRequest(InstallRequest):
@@ -131,7 +190,8 @@ class JobPluginRequest(BaseModel):
         default=None, description="this entry's config; validated, defaults applied"
     )
     isolation: str | None = Field(
-        default=None, description="inline or process (default: the plugin manifest's)",
+        default=None, description="inline or process for a Python plugin, exec for an exec "
+        "plugin (default: the plugin manifest's)",
         json_schema_extra=stated(enum=[*(i.value for i in Isolation), None]),
     )
 

@@ -59,6 +59,7 @@ TABLE: dict[tuple[str, str], Role | None] = {
     ("POST", "/api/v1/agents/{agent_id}/plugins"): OP,
     ("DELETE", "/api/v1/agents/{agent_id}/plugins/{name}"): OP,
     ("PUT", "/api/v1/agents/{agent_id}/plugins/{name}/config"): OP,
+    ("PATCH", "/api/v1/agents/{agent_id}/plugins/{name}"): OP,
     # Operator, not viewer: a plugin's output may hold secrets it printed.
     ("GET", "/api/v1/agents/{agent_id}/plugins/{name}/logs"): OP,
     ("GET", "/api/v1/agents/{agent_id}/metrics"): V,

@@ -316,7 +316,9 @@ async def test_an_upgrade_keeps_config_and_isolation_and_answers_the_new_entry(
         assert upgraded.status_code == 202, upgraded.text
         assert body["previous_version"] == "1.0.0"
         assert body["desired"] == {"version": "2.0.0", "config": {"threshold": 7, "label": "x"},
-                                   "isolation": "process", "revision": 2,
+                                   "isolation": "process", "interval": None,
+                                   "effective_interval": 5.0, "resources": {},
+                                   "effective_resources": {}, "revision": 2,
                                    "updated_at": body["desired"]["updated_at"]}
         # The answer is the new desired entry; what the agent runs so far is labelled as such.
         await until(lambda: api.get(url).json()[0]["actual"] is not None, blocking=True,

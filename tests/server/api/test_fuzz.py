@@ -89,8 +89,9 @@ def test_the_api_conforms_to_its_document(live: LiveServer) -> None:
         failures += _fuzz(operation, GenerationMode.NEGATIVE, base_url,
                           [*CHECKS, negative_data_rejection], headers)
     # 23 + 5 token/audit + 7 identity + 2 fleet views + plugin logs + import and updates + 3
-    # signing (a version's signatures, a name's keys: get and put)
-    assert operations == 43
+    # signing (a version's signatures, a name's keys: get and put) + an assignment's in-place
+    # change (PATCH: config, interval, limits)
+    assert operations == 44
     assert live.server.alive, live.server.log()[-3000:]
     assert "unexpected error answering" not in live.server.log()
     assert not failures, "\n\n".join(failures[:20])
