@@ -165,7 +165,9 @@ class ChildProcess:
         child answers a config change with ``result``/``error`` for that id)."""
         data = to_wire(dict(config))
         if self.executable is not None:
-            return {"type": "config", "data": {**data, "interval": interval}}
+            # 60 rather than 60.0: the simplest parsers in other languages read integers.
+            every: float = int(interval) if float(interval).is_integer() else interval
+            return {"type": "config", "data": {**data, "interval": every}}
         message: dict[str, Any] = {"type": "config", "data": data, "interval": interval,
                                    "heartbeat": self._heartbeat_period()}
         if call_id is not None:
