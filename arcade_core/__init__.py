@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from ._inspection import inspect_wheel
     from ._logs import LogLine
     from ._manifest import Manifest
-    from ._push import MetricPush
     from ._markers import PROJECT_NAME, hookimpl, hookspec
+    from ._push import MetricPush
     from ._spec import PluginSpec, normalize_name, parse_spec
     from ._status import HookOutcome, PluginStatus
     from ._types import Event, JobContext, JobResult, Metric
