@@ -163,8 +163,9 @@ class ProcessPlugin:
         self._crashed(child, f"no message for {seconds:g}s: hung")
 
     def _pushed(self, metrics: list[Metric]) -> None:
-        """A child's pushed metrics (reader thread): passed on unless the plugin stopped."""
-        if self._on_metrics is not None and not self._stopped():
+        """A child's pushed metrics (reader thread): passed on unless the plugin was
+        stopped (those of a child still starting count: its constructor may push)."""
+        if self._on_metrics is not None and not self._stop.is_set():
             self._on_metrics(metrics)
 
     def reconfigure(self, config: Mapping[str, Any], interval: float) -> None:
