@@ -10,10 +10,11 @@ not, the buffer keeps at most ``metric_buffer`` metrics, dropping the oldest and
 them; the count travels in the next batch's ``dropped`` field.
 
 Metrics a plugin pushes on its own schedule (an exec plugin's ``metric`` lines, a Python
-plugin's ``metrics.push``) arrive through the host's metric sink while :meth:`Collector.run`
-runs, on the pushing thread: they are queued there and handed to the event loop with one
-``call_soon_threadsafe`` per burst (never blocking the pushing thread), then go into the same
-buffer with the plugin's name, batched and sent like collected ones.
+plugin's ``metrics.push``) arrive through the host's metric sink (from the collector's making
+in the event loop until :meth:`Collector.run` ends), on the pushing thread: they are queued
+there and handed to the event loop with one ``call_soon_threadsafe`` per burst (never
+blocking the pushing thread), then go into the same buffer with the plugin's name, batched
+and sent like collected ones.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ class Collector:
         self._pushed: list[tuple[str, list[Metric]]] = []
         self._push_lock = threading.Lock()
         self._push_loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # made in the agent's loop: listen at once,
+            self._listen(asyncio.get_running_loop())  # before restored plugins push
 
     # ------------------------------------------------------------------ configuration
 
@@ -158,13 +161,17 @@ class Collector:
 
     async def run(self) -> None:
         """Collect forever (until cancelled), and take pushed metrics meanwhile."""
-        self._push_loop = asyncio.get_running_loop()
-        self.host.add_metric_sink(self.take_pushed)
+        self._listen(asyncio.get_running_loop())
         try:
             await self._collect_forever()
         finally:
             self.host.remove_metric_sink(self.take_pushed)
             self._push_loop = None
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._push_loop is None:
+            self._push_loop = loop
+            self.host.add_metric_sink(self.take_pushed)
 
     def take_pushed(self, key: str, metrics: list[Metric]) -> None:
         """The host's metric sink (any thread): queue ``metrics``, wake the loop once."""

@@ -136,6 +136,8 @@ def from_wire(value: Any) -> Any:
 
 
 _DECODER = json.JSONDecoder(object_hook=_object_hook)
+# Most lines carry no tagged value (pushed metrics, heartbeats): no Python hook per object.
+_PLAIN_DECODER = json.JSONDecoder()
 
 
 def encode_message(message: dict[str, Any]) -> bytes:
@@ -150,7 +152,8 @@ def decode_message(line: bytes) -> dict[str, Any]:
     string ``type`` — the caller logs and counts it; it is never fatal by itself.
     """
     try:
-        message = _DECODER.decode(line.decode())
+        decoder = _DECODER if b'"$type"' in line else _PLAIN_DECODER
+        message = decoder.decode(line.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"not a JSON line: {_preview(line)} ({exc})") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
