@@ -2,7 +2,8 @@
 shipped in a real wheel (:func:`arcade_core.building.write_exec_wheel`).
 
 The script's behaviour comes from its config (``mode``): ``normal`` says hello (hooks:
-``notify``), then pushes ``test.value`` (the config's ``value``, labelled with its pid) every
+``notify``; ``collect`` too in mode ``collect``, answering one ``test.collected``), then
+pushes ``test.value`` (the config's ``value``, labelled with its pid) every
 ``interval`` seconds from a background loop, answers ``notify`` calls, and takes later
 ``config`` messages without restarting; ``silent`` never says hello; ``hang`` says hello and
 then nothing; ``crash`` says hello and exits with 3 a moment later; ``garbage`` writes two
@@ -42,7 +43,9 @@ while IFS= read -r line; do
       if [ -z "$started" ]; then
         started=1
         mode=$(field "$line" mode)
-        [ "$mode" = silent ] || printf '{"type":"hello","protocol":1,"hooks":["notify"]}\n'
+        hooks='"notify"'
+        [ "$mode" = collect ] && hooks='"notify","collect"'
+        [ "$mode" = silent ] || printf '{"type":"hello","protocol":1,"hooks":[%s]}\n' "$hooks"
         case "$mode" in
           hang|silent) ;;
           crash) sleep 0.2; echo "crashing now" >&2; exit 3 ;;
@@ -53,9 +56,15 @@ while IFS= read -r line; do
       ;;
     *'"type":"call"'*)
       id=$(printf '%s' "$line" | sed -n 's/^{"type":"call","id":\([0-9]*\).*/\1/p')
-      echo "notify call $id" >&2
-      printf '{"type":"log","level":"info","message":"notified %s"}\n' "$id"
-      printf '{"type":"result","id":%s,"data":null}\n' "$id"
+      case "$line" in
+        *'"hook":"collect"'*)
+          printf '{"type":"result","id":%s,"data":[{"name":"test.collected","value":%s}]}\n' \
+            "$id" "$(cat "$state/value")" ;;
+        *)
+          echo "notify call $id" >&2
+          printf '{"type":"log","level":"info","message":"notified %s"}\n' "$id"
+          printf '{"type":"result","id":%s,"data":null}\n' "$id" ;;
+      esac
       ;;
     *'"type":"shutdown"'*) break ;;
   esac

@@ -194,3 +194,10 @@ def test_exec_and_python_plugins_refuse_the_other_isolation(
     with pytest.raises(PluginLoadError, match="names the executable 'not-shipped', but"):
         exec_host.load("exec-missing")
     assert exec_host.plugins() == []
+
+
+def test_exec_plugin_that_declares_collect_is_collected(exec_host: PluginHost) -> None:
+    status = exec_host.load("exec-test", config={"mode": "collect", "value": 9}, interval=60)
+    assert status.hooks == ["notify", "collect"]
+    [[metric]] = exec_host.hook.collect()
+    assert isinstance(metric, Metric) and (metric.name, metric.value) == ("test.collected", 9.0)
