@@ -44,11 +44,26 @@ class ChildExited(ArcadeError):
 
 
 class _Waiter:
-    __slots__ = ("event", "reply")
+    """One answer awaited: a bare lock released once (cheaper than an Event on the hot path
+    of every process-plugin call)."""
+
+    __slots__ = ("_lock", "done", "reply")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.done = False
         self.reply: dict[str, Any] | None = None  # None once woken: the child is gone
+
+    def wake(self, reply: dict[str, Any] | None) -> None:
+        """Called under the channel's lock, so at most once."""
+        if not self.done:
+            self.done = True
+            self.reply = reply
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        return self._lock.acquire(timeout=timeout)
 
 
 class Channel:
@@ -112,7 +127,7 @@ class Channel:
         """The child's first answer (``hello``, or the ``error`` of a failed start).
 
         :class:`TimeoutError` after ``timeout`` seconds, :class:`ChildExited` if it ended."""
-        if not self._hello.event.wait(timeout):
+        if not self._hello.wait(timeout):
             raise TimeoutError(f"no hello within {timeout:g}s")
         if self._hello.reply is None:
             raise ChildExited("end of output")
@@ -131,7 +146,7 @@ class Channel:
             self._waiting[call_id] = waiter
         try:
             self.send(message)
-            if not waiter.event.wait(timeout):
+            if not waiter.wait(timeout):
                 raise TimeoutError(f"no answer within {timeout:g}s")
         finally:
             with self._lock:
@@ -175,9 +190,8 @@ class Channel:
     def _end(self) -> None:
         with self._lock:
             self._ended = True
-            waiters = list(self._waiting.values())
-        for waiter in [*waiters, self._hello]:
-            waiter.event.set()
+            for waiter in [*self._waiting.values(), self._hello]:
+                waiter.wake(None)
 
     def _dispatch(self, line: bytes) -> None:
         try:
@@ -207,16 +221,16 @@ class Channel:
                 self._bad("a second 'hello'")
                 return
             self._greeted = True
-            self._hello.reply = message
-            self._hello.event.set()
+            with self._lock:
+                self._hello.wake(message)
         elif kind in ("result", "error"):
             with self._lock:
                 waiter = self._waiting.pop(message.get("id"), None)
+                if waiter is not None:
+                    waiter.wake(message)
             if waiter is None:
                 self._bad(f"{kind!r} for id {message.get('id')!r}, which no call waits for")
                 return
-            waiter.reply = message
-            waiter.event.set()
         else:
             self._bad(f"unknown message type {kind!r}")
             return
