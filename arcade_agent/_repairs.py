@@ -129,7 +129,7 @@ async def repair(rec: Reconciler, name: str) -> None:
             else:
                 await _rebuild(rec, name, plugin.version, refs, signatures)
             await asyncio.to_thread(rec.host.load, name, plugin.version, plugin.config,
-                                    plugin.isolation)
+                                    plugin.isolation, interval=plugin.interval or None)
         except (ArcadeError, AgentError) as exc:
             log.error("repairing %s@%s failed: %s", name, plugin.version, exc)
             rec._statuses.set(replace(report, state=PluginState.FAILED,
