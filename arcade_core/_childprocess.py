@@ -13,8 +13,6 @@ import atexit
 import collections
 import contextlib
 import logging
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ArcadeError, PluginLoadError, ProtocolError
 from ._hostlib import child_environment
+from ._limits import Limits
 from ._protocol import PROTOCOL_VERSION, LineReader, decode_message, encode_message, to_wire
 from ._protocol import write_all as _write_all
 from .hookspecs import HOOK_NAMES
@@ -82,6 +81,7 @@ class ChildProcess:
         *,
         on_exit: Callable[[ChildProcess, int], None] | None = None,
         on_stderr: Callable[[str], None] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.env = env
         self.key = key
@@ -93,6 +93,7 @@ class ChildProcess:
         self.started_at = 0.0
         self._on_exit = on_exit
         self._on_stderr = on_stderr
+        self.limits = limits or Limits(key)  # part "limits": reaper, watchdog, tree kill
         self._stopping = False
         self._closed = False
         self._proc: subprocess.Popen[bytes] | None = None
@@ -103,7 +104,7 @@ class ChildProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self.limits.plugin_pid(self._proc) if self._proc is not None else None
 
     @property
     def returncode(self) -> int | None:
@@ -124,7 +125,7 @@ class ChildProcess:
         """
         try:
             self._proc = subprocess.Popen(
-                self.command(),
+                self.limits.command(self.command(), self.env.python),  # part "limits": reaper
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -138,6 +139,7 @@ class ChildProcess:
                 f"{self.env.key}: could not start {self.env.python}: {exc.strerror or exc}"
             ) from None
         _track(self)
+        self.limits.watch(self._proc)  # part "limits": memory/cpu watchdog
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdin_fd = self._proc.stdin.fileno()
         self._reader = LineReader(self._proc.stdout.fileno())
@@ -273,14 +275,11 @@ class ChildProcess:
             return None
 
     def kill(self) -> None:
-        """Kill the child and its process group at once, and reap it. Idempotent."""
+        """Kill the child and every process under it at once, and reap it. Idempotent."""
         proc = self._proc
         if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        self.limits.kill(proc)  # part "limits": the whole tree, setsid() children included
         proc.wait()
         _live.discard(self)
 

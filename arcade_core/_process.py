@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._childprocess import STOP_GRACE, ChildExited, ChildProcess, tail
 from ._exceptions import PluginCallError, PluginLoadError
+from ._limits import Limits
 from ._protocol import to_wire
 from .states import PluginState
 
@@ -62,6 +63,7 @@ class ProcessPlugin:
         restart_backoff: float = 0.5,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_stderr: Callable[[str], None] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.env = env
         self.key = key
@@ -74,6 +76,7 @@ class ProcessPlugin:
         self.restart_backoff = restart_backoff
         self._on_event = on_event
         self._on_stderr = on_stderr
+        self.limits = limits or Limits(key)  # part "limits"
         self.state = PluginState.STOPPED
         self.restarts = 0
         self.last_error = ""
@@ -108,7 +111,8 @@ class ProcessPlugin:
 
     def _spawn(self) -> ChildProcess:
         child = ChildProcess(self.env, self.key, self.config, self.host_lib,
-                             on_exit=self._child_exited, on_stderr=self._on_stderr)
+                             on_exit=self._child_exited, on_stderr=self._on_stderr,
+                             limits=self.limits)
         with self._lock:
             if self._stopped() and self._stop.is_set():
                 raise PluginLoadError(f"{self.key}: stopped")
@@ -139,6 +143,7 @@ class ProcessPlugin:
 
     def _crashed(self, child: ChildProcess, reason: str) -> None:
         """Handle the end of ``child`` once (whoever noticed first); schedule a restart."""
+        reason = self.limits.exceeded or reason  # killed over its memory limit: say so
         with self._lock:
             if child is not self._child or self.state is not PluginState.RUNNING:
                 current = False

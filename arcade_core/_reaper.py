@@ -25,6 +25,7 @@ whole tree at once (``ChildProcess.kill``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -178,10 +179,8 @@ def main(args: list[str]) -> None:
             break
         info = signal.sigwaitinfo(_WATCHED)
         if info.si_signo != signal.SIGCHLD:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(plugin, info.si_signo)
-            except ProcessLookupError:
-                pass
     kill_rest()
     _exit_like(status)
 
