@@ -40,6 +40,7 @@ from ._exceptions import InvalidCall, PluginInUse
 from ._hookcaller import CallStats, call_isolated, make_hookexec
 from ._hostlib import ensure_host_lib
 from ._instances import Instances
+from ._limits import Limits
 from ._logs import LogLine, PluginLogs
 from ._manager import make_plugin_manager
 from ._pool import WorkerPool
@@ -48,6 +49,7 @@ from ._spec import normalize_name
 from ._status import HookOutcome, PluginStatus
 from ._store import EnvironmentStore
 from ._types import Event
+from .resources import Resources
 from .states import Isolation
 
 __all__ = ["PluginHost"]
@@ -182,6 +184,7 @@ class PluginHost:
         isolation: Isolation | str | None = None,
         *,
         key: str | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> PluginStatus:
         """Load an installed plugin and register it under ``key`` (default: its name).
 
@@ -191,12 +194,16 @@ class PluginHost:
         this is an upgrade/config/isolation change: the new one is made first and the old
         one unloaded only if that worked. The same version, config and isolation is a
         no-op (unless the plugin has ``failed``: then it is started afresh).
+
+        ``resources`` overrides the manifest's limits key by key (``{"memory": "256Mi"}``;
+        ``"none"`` lifts one; :mod:`arcade_core.resources`); they are enforced for process
+        and exec plugins (the status' ``limits`` says how), not for in-process ones.
         """
         self._instances.check_open()
         plugin = normalize_name(name)
         check_allowed(plugin, self.allow)
         env = self.store.get(plugin, version)
-        return self._instances.load(key or plugin, env, config, isolation)
+        return self._instances.load(key or plugin, env, config, isolation, resources)
 
     def reconfigure(self, key: str, config: Mapping[str, Any]) -> PluginStatus:
         """Apply a new config to a loaded plugin without reinstalling anything.
@@ -205,7 +212,8 @@ class PluginHost:
         old one keeps running and the error is raised.
         """
         loaded = self._instances.get(key)
-        return self._instances.load(key, loaded.env, config, loaded.isolation)
+        return self._instances.load(key, loaded.env, config, loaded.isolation,
+                                    loaded.override)
 
     def unload(self, key: str) -> None:
         """Unregister ``key`` and really unload it.
@@ -341,7 +349,9 @@ class PluginHost:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _new_process(self, env: Environment, key: str, config: dict[str, Any]) -> ProcessPlugin:
+    def _new_process(
+        self, env: Environment, key: str, config: dict[str, Any], resources: Resources,
+    ) -> ProcessPlugin:
         """The supervisor of a process plugin, with this host's timeouts and restart policy
         (started by the instance table). Its log ring is made now, so a plugin loaded here
         answers :meth:`logs` (empty) before its child has written a line."""
@@ -356,6 +366,8 @@ class PluginHost:
             restart_backoff=self.restart_backoff,
             on_event=self._process_event,
             on_stderr=lambda line: self._logs.add(key, "stderr", line),
+            limits=Limits(key, resources, exec_plugin=env.manifest.exec is not None,
+                          on_log=lambda level, text: self._logs.add(key, level, text)),
         )
 
     def _process_event(self, kind: str, data: dict[str, Any]) -> None:

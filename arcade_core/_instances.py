@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +33,20 @@ from ._environment import Environment
 from ._events import HostEvents
 from ._exceptions import HostClosed, InvalidConfig, PluginLoadError, PluginNotFound
 from ._hookcaller import CallStats, check_plugin
+from ._limits import INLINE_LIMITS
 from ._logs import PluginLogs
 from ._process import ProcessPlugin
 from ._proxy import make_proxy
 from ._status import PluginStatus
 from ._types import Event
+from .resources import InvalidResources, Resources
 from .states import Isolation, PluginState
 
 __all__ = ["Instance", "Instances", "NewProcess"]
 
-#: Makes (not yet starts) the supervisor of a process plugin: ``(env, key, config)``.
-NewProcess = Callable[[Environment, str, dict[str, Any]], ProcessPlugin]
+#: Makes (not yet starts) the supervisor of a process plugin: ``(env, key, config,
+#: resources)`` — the resource limits in force (the manifest's under any override).
+NewProcess = Callable[[Environment, str, dict[str, Any], Resources], ProcessPlugin]
 
 
 @dataclass(eq=False)
@@ -58,6 +61,8 @@ class Instance:
     hooks: list[str]
     imported: _loader.ImportedPlugin | None = None
     process: ProcessPlugin | None = None
+    resources: Resources = field(default_factory=Resources)  # the limits in force
+    override: dict[str, Any] | None = None  # the operator's override they came from
 
 
 class Instances:
@@ -140,18 +145,20 @@ class Instances:
             pid = process.pid
             malformed = process.malformed
             hooks = list(process.hooks)
+            limits = process.limits.describe()
         else:
             state, restarts, last_error = PluginState.RUNNING, 0, st.last_error
             error_at = st.error_at
             pid, malformed = None, 0
             hooks = list(loaded.hooks)
+            limits = INLINE_LIMITS
         return PluginStatus(
             key=loaded.key, name=loaded.env.name, version=loaded.env.version,
             isolation=loaded.isolation, state=state, restarts=restarts,
             last_error=last_error, calls=st.calls, errors=st.errors,
             mean_latency_ms=st.mean_latency_ms, pid=pid, config=dict(loaded.config),
             hooks=hooks, malformed=malformed, errors_in_a_row=st.in_a_row,
-            error_at=error_at if last_error and error_at else None,
+            error_at=error_at if last_error and error_at else None, limits=limits,
         )
 
     # -- loading ---------------------------------------------------------------------------
@@ -162,12 +169,15 @@ class Instances:
         env: Environment,
         config: Mapping[str, Any] | None,
         isolation: Isolation | str | None,
+        resources: Mapping[str, Any] | None = None,
     ) -> PluginStatus:
-        """Load ``env`` as ``key`` with ``config`` (validated, defaults applied) and
-        ``isolation`` (``None``: the manifest's), replacing what ``key`` runs.
+        """Load ``env`` as ``key`` with ``config`` (validated, defaults applied),
+        ``isolation`` (``None``: the manifest's) and ``resources`` (an override of the
+        manifest's, :meth:`~arcade_core.resources.Resources.override`), replacing what
+        ``key`` runs.
 
-        The same environment, config and isolation is a no-op, unless the process plugin
-        has ``failed``: then it is started afresh.
+        The same environment, config, isolation and limits is a no-op, unless the process
+        plugin has ``failed``: then it is started afresh.
         """
         if not isinstance(key, str) or not key.strip():
             raise PluginLoadError(f"a plugin key must be a non-empty string, not {key!r}")
@@ -178,6 +188,10 @@ class Instances:
                 f"isolation {wanted!r} is not supported; use one of {', '.join(Isolation)}"
             )
         mode = Isolation(wanted)
+        try:
+            limits = env.manifest.limits().override(resources)
+        except InvalidResources as exc:
+            raise InvalidConfig(f"{env.key}: resources: {exc}") from None
         with self.manage:
             self.check_open()
             with self.lock:
@@ -187,13 +201,15 @@ class Instances:
                 and old.env.path == env.path
                 and old.config == effective
                 and old.isolation == mode
+                and old.resources == limits
                 and (old.process is None or old.process.state is not PluginState.FAILED)
             ):
                 return self.status(old)
             if mode is Isolation.INLINE:  # what it logs while it is constructed counts too
                 self.logs.capture(key, _top_package(env))
             try:
-                new = self._make(key, env, effective, mode, replacing=old)
+                new = self._make(key, env, effective, mode, limits, replacing=old)
+                new.override = dict(resources) if resources else None
                 self._swap(key, old, new)
             except Exception as exc:
                 self.logs.add(key, "ERROR", f"loading {env.key} failed: {exc}")
@@ -234,15 +250,16 @@ class Instances:
         env: Environment,
         config: dict[str, Any],
         isolation: Isolation,
+        limits: Resources,
         *,
         replacing: Instance | None,
     ) -> Instance:
         """Import and construct (or start) a new instance; nothing registered yet."""
         if isolation is Isolation.PROCESS:
-            process = self.new_process(env, key, config)
+            process = self.new_process(env, key, config, limits)
             process.start()
             return Instance(key, env, isolation, config, make_proxy(process),
-                            list(process.hooks), process=process)
+                            list(process.hooks), process=process, resources=limits)
         old_env = replacing.env if replacing is not None and replacing.imported else None
         imported = _loader.import_plugin(env, replacing=old_env)
         try:
@@ -257,7 +274,8 @@ class Instances:
         except BaseException:
             _loader.abort(imported)
             raise
-        return Instance(key, env, isolation, config, obj, hooks, imported=imported)
+        return Instance(key, env, isolation, config, obj, hooks, imported=imported,
+                        resources=limits)
 
     def _swap(self, key: str, old: Instance | None, new: Instance) -> None:
         """Register ``new`` under ``key`` in place of ``old``, then unload ``old``."""

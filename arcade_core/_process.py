@@ -119,6 +119,10 @@ class ProcessPlugin:
             self._starting = child
         try:
             child.start(self.start_timeout)
+        except PluginLoadError:
+            if self.limits.exceeded:  # killed over its memory limit while starting
+                raise PluginLoadError(f"{self.env.key}: {self.limits.exceeded}") from None
+            raise
         finally:
             with self._lock:
                 self._starting = None

@@ -1,0 +1,193 @@
+"""Reaping and resource limits with real children: nothing a plugin starts outlives it
+(``setsid()`` and double-forked processes included), and a tree past its memory limit is
+killed and reported as such."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arcade_core import PluginHost, PluginLoadError
+from arcade_core._limits import INLINE_LIMITS, Limits
+from arcade_core.resources import Resources
+from tests.core.hostkit import HEADER, host, install, make_host, pid_alive, wait_for
+
+__all__ = ["host"]  # the fixture
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="subreaper and /proc: Linux")
+
+#: A plugin that leaves processes behind: a setsid() child and a double-forked grandchild
+#: that also called setsid(); each writes its pid to the file ``config["pids"]``.
+SPAWNER = HEADER + '''
+import os, subprocess, time
+
+def _record(path, pid):
+    with open(path, "a") as f:
+        f.write(f"{pid}\\n")
+
+class Plugin:
+    def __init__(self, config):
+        self.config = config
+        path = config["pids"]
+        child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        _record(path, child.pid)
+        first = os.fork()
+        if first == 0:
+            if os.fork() == 0:
+                os.setsid()
+                _record(path, os.getpid())
+                os.execvp("sleep", ["sleep", "301"])
+            os._exit(0)
+        os.waitpid(first, 0)
+
+    @hookimpl
+    def collect(self):
+        if self.config.get("mode") == "exit":
+            os._exit(3)
+        if self.config.get("mode") == "hang":
+            time.sleep(300)
+        return [Metric("pid", float(os.getpid()))]
+'''
+
+#: A plugin whose collect() grows it past any small limit (pages written, so resident).
+HOG = HEADER + '''
+class Plugin:
+    def __init__(self, config):
+        self.hog = []
+
+    @hookimpl
+    def collect(self):
+        self.hog.append(b"x" * (200 << 20))
+        return []
+'''
+
+
+def _pids(path: Path, count: int) -> list[int]:
+    wait_for(lambda: path.exists() and len(path.read_text().split()) >= count,
+             what=f"{count} pids in {path.name}")
+    return [int(word) for word in path.read_text().split()]
+
+
+def _all_gone(pids: list[int]) -> None:
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), what=f"{pids} to be gone")
+
+
+def _spawner(host: PluginHost, tmp_path: Path, mode: str) -> Path:
+    pids = tmp_path / f"{mode}.pids"
+    install(host, tmp_path, f"spawner-{mode}", "1.0.0", SPAWNER)
+    status = host.load(f"spawner-{mode}", isolation="process",
+                       config={"pids": str(pids), "mode": mode})
+    assert status.state == "running" and status.limits == "none declared"
+    return pids
+
+
+def test_stop_leaves_no_setsid_or_double_forked_process(host: PluginHost,
+                                                        tmp_path: Path) -> None:
+    pids = _pids(_spawner(host, tmp_path, "stop"), 2)
+    plugin_pid = host.status("spawner-stop").pid
+    assert plugin_pid is not None and all(pid_alive(pid) for pid in [*pids, plugin_pid])
+
+    host.unload("spawner-stop")
+
+    _all_gone([*pids, plugin_pid])
+
+
+def test_a_restart_leaves_nothing_of_the_old_process(host: PluginHost, tmp_path: Path) -> None:
+    path = _spawner(host, tmp_path, "exit")
+    first = _pids(path, 2)
+
+    host.call("collect", keys=["spawner-exit"])  # the process exits: a crash, a restart
+
+    wait_for(lambda: host.status("spawner-exit").restarts == 1
+             and host.status("spawner-exit").state == "running")
+    _all_gone(first)
+    assert all(pid_alive(pid) for pid in _pids(path, 4)[2:])
+
+
+def test_a_killed_plugin_takes_its_whole_tree(host: PluginHost, tmp_path: Path) -> None:
+    path = _spawner(host, tmp_path, "hang")
+    pids = _pids(path, 2)
+    plugin_pid = host.status("spawner-hang").pid
+
+    outcome = host.call("collect", keys=["spawner-hang"], timeout=0.5)  # killed on timeout
+
+    assert "did not answer within 0.5s" in outcome.errors["spawner-hang"]
+    _all_gone([*pids, plugin_pid])
+
+
+def test_memory_limit_kills_and_says_so(tmp_path: Path) -> None:
+    with make_host(tmp_path, max_restarts=1) as host:
+        install(host, tmp_path, "hog", "1.0.0", HOG,
+                manifest={"isolation": "process", "resources": {"memory": "64Mi"}})
+        status = host.load("hog")
+        assert status.limits == "memory 64Mi: watchdog" and status.state == "running"
+
+        def grow_until_failed() -> bool:
+            if host.status("hog").state == "running":
+                host.call("collect", keys=["hog"])
+            return host.status("hog").state == "failed"
+
+        wait_for(grow_until_failed, what="the hog to fail")
+        status = host.status("hog")
+        assert status.restarts == 1
+        assert status.last_error.startswith("memory limit 64Mi exceeded (rss ")
+        lines = [line.text for line in host.logs("hog")[0]]
+        assert any("memory limit 64Mi exceeded" in line and "killed" in line
+                   for line in lines)
+
+
+def test_an_override_wins_and_inline_plugins_say_they_cannot_be_limited(
+    host: PluginHost, tmp_path: Path,
+) -> None:
+    install(host, tmp_path, "limited", "1.0.0",
+            manifest={"isolation": "process", "resources": {"memory": "1Gi", "cpu": "1"}})
+    status = host.load("limited", resources={"memory": "512Mi", "cpu": "none", "disk": "1Gi"})
+    assert status.limits == "memory 512Mi: watchdog; disk 1Gi: not enforced"
+    pid = status.pid
+    # The same override again is a no-op; a new one restarts the child with it.
+    assert host.load("limited", resources={"memory": "512Mi", "cpu": "none",
+                                           "disk": "1Gi"}).pid == pid
+    assert host.reconfigure("limited", {}).limits.startswith("memory 512Mi")
+    assert host.load("limited", resources={"cpu": "250m"}).limits == \
+        "memory 1Gi: watchdog; cpu 250m: measured"
+    assert host.load("limited", isolation="inline").limits == INLINE_LIMITS
+    with pytest.raises(Exception, match="resources: unknown resource 'ram'"):
+        host.load("limited", resources={"ram": "1Gi"})
+
+
+def test_the_watchdog_kills_an_executable_over_its_limit_and_measures_cpu() -> None:
+    limits = Limits("exe", Resources(memory=48 << 20, cpu=100), exec_plugin=True)
+    hog = "import time\nx = b'x' * (160 << 20)\nwhile True: pass\n"
+    argv = limits.command([sys.executable, "-c", hog])
+    assert argv[argv.index("--as") + 1] == str((48 << 20) + (1 << 30))
+    proc = subprocess.Popen(argv)
+    try:
+        limits.watch(proc)
+        assert proc.wait(timeout=60) < 0
+        assert limits.exceeded is not None
+        assert limits.exceeded.startswith("memory limit 48Mi exceeded (rss 1")
+        assert limits.rss_peak > 48 << 20
+    finally:
+        limits.kill(proc)
+
+
+def test_the_address_space_backstop_stops_a_spike_between_samples() -> None:
+    limits = Limits("spike", Resources(memory=16 << 20), exec_plugin=True)
+    argv = limits.command([sys.executable, "-c", "bytearray(3 << 30)"])
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "MemoryError" in result.stderr
+
+
+def test_a_plugin_that_dies_while_starting_over_its_limit_fails_with_that_reason(
+    tmp_path: Path,
+) -> None:
+    source = HEADER + "class Plugin:\n    def __init__(self, config):\n" \
+        "        import time\n        self.hog = b'x' * (200 << 20)\n        time.sleep(30)\n"
+    with make_host(tmp_path, start_timeout=30) as host:
+        install(host, tmp_path, "hog-start", "1.0.0", source,
+                manifest={"isolation": "process", "resources": {"memory": "32Mi"}})
+        with pytest.raises(PluginLoadError, match=r"memory limit 32Mi exceeded \(rss "):
+            host.load("hog-start")
