@@ -45,6 +45,7 @@ from ._logs import LogLine, PluginLogs
 from ._manager import make_plugin_manager
 from ._pool import WorkerPool
 from ._process import ProcessPlugin
+from ._ratelimit import limit_plugin_log
 from ._spec import normalize_name
 from ._status import HookOutcome, PluginStatus
 from ._store import EnvironmentStore
@@ -356,6 +357,7 @@ class PluginHost:
         (started by the instance table). Its log ring is made now, so a plugin loaded here
         answers :meth:`logs` (empty) before its child has written a line."""
         self._logs.ring(key)
+        limit_plugin_log(key)  # its stderr into the host's log: rate-limited
         return ProcessPlugin(
             env, key, config,
             host_lib=self._ensure_host_lib(),

@@ -4,14 +4,18 @@ killed and reported as such."""
 
 from __future__ import annotations
 
+import logging
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from arcade_core import PluginHost, PluginLoadError
 from arcade_core._limits import INLINE_LIMITS, Limits
+from arcade_core._ratelimit import DEFAULT_BURST, DEFAULT_RATE
 from arcade_core.resources import Resources
 from tests.core.hostkit import HEADER, host, install, make_host, pid_alive, wait_for
 
@@ -191,3 +195,61 @@ def test_a_plugin_that_dies_while_starting_over_its_limit_fails_with_that_reason
                 manifest={"isolation": "process", "resources": {"memory": "32Mi"}})
         with pytest.raises(PluginLoadError, match=r"memory limit 32Mi exceeded \(rss "):
             host.load("hog-start")
+
+
+#: A plugin that floods its stderr from a thread as fast as the pipe takes it.
+FLOOD = HEADER + '''
+import os, threading
+
+def _flood():
+    chunk = b"".join(b"flood line %d\\n" % i for i in range(1000))
+    while True:
+        os.write(2, chunk)
+
+class Plugin:
+    def __init__(self, config):
+        threading.Thread(target=_flood, daemon=True).start()
+
+    @hookimpl
+    def collect(self):
+        return [Metric("alive", 1.0)]
+'''
+
+
+class _Counter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_flooding_plugin_is_rate_limited_and_still_answers(host: PluginHost,
+                                                             tmp_path: Path) -> None:
+    logger = logging.getLogger("arcade.plugin.flood")
+    counter = _Counter()
+    logger.addHandler(counter)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        install(host, tmp_path, "flood", "1.0.0", FLOOD)
+        started = time.monotonic()
+        host.load("flood", isolation="process")
+        wait_for(lambda: host.logs("flood")[1] > 20_000, what="20,000 lines flooded")
+        slowest = 0.0
+        for _ in range(20):
+            before = time.monotonic()
+            outcome = host.call("collect", keys=["flood"])
+            slowest = max(slowest, time.monotonic() - before)
+            assert outcome.ok, outcome.errors
+        host.unload("flood")
+        elapsed = time.monotonic() - started
+    finally:
+        logger.removeHandler(counter)
+        logger.level = level
+    assert slowest < 1.0
+    lines = [r for r in counter.records if not getattr(r, "arcade_summary", False)]
+    assert len(lines) <= DEFAULT_BURST + DEFAULT_RATE * elapsed + 1
+    summaries = [r.getMessage() for r in counter.records if getattr(r, "arcade_summary", False)]
+    assert all(re.fullmatch(r"plugin flood: suppressed \d+ lines \(over 20 lines/s\)", text)
+               for text in summaries)
