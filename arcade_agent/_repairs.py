@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -129,8 +130,9 @@ async def repair(rec: Reconciler, name: str) -> None:
                 for ref in refs:
                     await asyncio.to_thread(rec.cache.remove, ref.sha256)
                 await rec.ensure_environment(name, plugin.version, refs, signatures=signatures)
-            await asyncio.to_thread(rec.host.load, name, plugin.version, plugin.config,
-                                    plugin.isolation)
+            await asyncio.to_thread(functools.partial(
+                rec.host.load, name, plugin.version, plugin.config, plugin.isolation,
+                resources=plugin.resources))
         except (ArcadeError, AgentError) as exc:
             log.error("repairing %s@%s failed: %s", name, plugin.version, exc)
             rec._statuses.set(replace(report, state=PluginState.FAILED,

@@ -55,6 +55,8 @@ class AppliedPlugin:
     config: dict[str, Any] = field(default_factory=dict)
     interval: float = 0.0
     wheels: tuple[WheelFile, ...] = ()
+    #: The operator's override of the manifest's resource limits (``{}``: none).
+    resources: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +67,7 @@ class AppliedPlugin:
             "config": self.config,
             "interval": self.interval,
             "wheels": [w.to_dict() for w in self.wheels],
+            "resources": dict(self.resources),
         }
 
     @classmethod
@@ -77,6 +80,7 @@ class AppliedPlugin:
             config=dict(data.get("config") or {}),
             interval=float(data.get("interval") or 0.0),
             wheels=tuple(WheelFile.from_dict(w) for w in data.get("wheels") or ()),
+            resources={str(k): str(v) for k, v in (data.get("resources") or {}).items()},
         )
 
 
