@@ -38,6 +38,7 @@ from arcade_core.job_policy import JobPolicy
 from .drift_settings import DriftSettings, drift_settings
 from .errors import AgentConfigError
 from .facts import default_agent_id
+from .log_settings import LogSettings, log_settings
 from .trust import Trust, parse_trust
 
 __all__ = ["AgentConfigError", "AgentSettings", "default_agent_id", "parse_labels", "parse_size"]
@@ -101,6 +102,7 @@ class AgentSettings:
     ca_hash: str | None = None
     drift: DriftSettings = field(default_factory=DriftSettings)  # [drift]: drift_settings.py
     trust: Trust = field(default_factory=Trust)  # [[trust.keys]]: trust.py
+    log: LogSettings = field(default_factory=LogSettings)  # [log]: log_settings.py
 
     # ------------------------------------------------------------------ building
 
@@ -319,6 +321,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return _patterns(value)
         if name == "trust":
             return parse_trust(value, source)
+        if name == "log":
+            return log_settings(value)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
                     "metric_batch_size", "max_restarts", "job_concurrency", "degraded_after"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

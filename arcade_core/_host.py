@@ -45,11 +45,11 @@ from ._logs import LogLine, PluginLogs
 from ._manager import make_plugin_manager
 from ._pool import WorkerPool
 from ._process import ProcessPlugin
-from ._ratelimit import limit_plugin_log
 from ._spec import normalize_name
 from ._status import HookOutcome, PluginStatus
 from ._store import EnvironmentStore
 from ._types import Event
+from .log_rate import limit_plugin_log
 from .resources import Resources
 from .states import Isolation
 

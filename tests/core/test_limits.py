@@ -15,7 +15,7 @@ import pytest
 
 from arcade_core import PluginHost, PluginLoadError
 from arcade_core._limits import INLINE_LIMITS, Limits
-from arcade_core._ratelimit import DEFAULT_BURST, DEFAULT_RATE
+from arcade_core.log_rate import DEFAULT_BURST, DEFAULT_RATE
 from arcade_core.resources import Resources
 from tests.core.hostkit import HEADER, host, install, make_host, pid_alive, wait_for
 

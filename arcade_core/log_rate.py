@@ -10,7 +10,7 @@ preceded by one summary record: ``plugin KEY: suppressed 12345 lines (over 20 li
 
 The plugin's own log ring (:mod:`arcade_core._logs`, ``host.logs(key)``) is not limited: it
 keeps the latest lines whatever the rate. :func:`set_plugin_log_rate` changes the rate of
-every plugin of this process (the agent's ``[log]`` settings).
+every plugin of this process (the agent's ``[log]`` settings): public for that reason.
 """
 
 from __future__ import annotations
