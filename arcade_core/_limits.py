@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ._reaper import descendants, parent_map
+from ._reaper import descendants
 from ._watchdog import watchdog
 from .resources import Resources, format_bytes, format_cpu
 
@@ -57,7 +57,7 @@ def _freeze(root: int) -> list[int]:
     frozen: list[int] = []
     seen: set[int] = set()
     while True:
-        fresh = [pid for pid in descendants(root, parent_map()) if pid not in seen]
+        fresh = [pid for pid in descendants(root) if pid not in seen]
         if not fresh:
             return frozen
         for pid in fresh:

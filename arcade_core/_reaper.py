@@ -39,6 +39,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 _WATCHED = (*_FORWARDED, signal.SIGCHLD)
 _RESET = (*_FORWARDED, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD)
+_HAS_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def parent_map() -> dict[int, int]:
@@ -58,20 +59,42 @@ def parent_map() -> dict[int, int]:
     return parents
 
 
+def _children(pid: int) -> list[int]:
+    """``pid``'s children from ``/proc/<pid>/task/*/children`` (every thread's)."""
+    found: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+            found.extend(int(word) for word in f.read().split())
+    return found
+
+
 def descendants(root: int, parents: dict[int, int] | None = None) -> list[int]:
-    """Every process below ``root`` (children first, then theirs), from ``/proc``."""
+    """Every process below ``root`` (children first, then theirs), from ``/proc``: walking
+    the ``children`` files of the tree only (cheap), else — without them, or given
+    ``parents`` — from a map of every process."""
+    if parents is None and _HAS_CHILDREN:
+        found: list[int] = []
+        queue = [root]
+        while queue:
+            try:
+                kids = _children(queue.pop())
+            except FileNotFoundError:  # it exited meanwhile
+                continue
+            found.extend(kids)
+            queue.extend(kids)
+        return found
     if parents is None:
         parents = parent_map()
     children: dict[int, list[int]] = {}
     for pid, ppid in parents.items():
         children.setdefault(ppid, []).append(pid)
-    found: list[int] = []
+    below: list[int] = []
     queue = [root]
     while queue:
         for pid in children.get(queue.pop(), ()):
-            found.append(pid)
+            below.append(pid)
             queue.append(pid)
-    return found
+    return below
 
 
 def _prctl(option: int, value: int) -> bool:

@@ -1,9 +1,10 @@
 """The memory and cpu watchdog: one daemon thread per host process, sampling ``/proc``.
 
-Every :data:`INTERVAL` seconds, while at least one limited plugin runs, it reads each
-process' ``/proc/<pid>/stat`` once (parent, cpu times, RSS), then for every watched
-:class:`Watched` (a :class:`~arcade_core._limits.Limits`) sums its plugin's tree below
-the reaper: over the memory limit, ``memory_exceeded`` kills the tree; the cpu used since
+Every :data:`INTERVAL` seconds, while at least one limited plugin runs, it walks each
+watched tree (``/proc/<pid>/task/*/children`` from the reaper down, cheap: no scan of every
+process unless the kernel lacks those files), reads its processes' ``stat`` (cpu times,
+RSS), and sums each :class:`Watched` (a :class:`~arcade_core._limits.Limits`) plugin's
+tree below the reaper: over the memory limit, ``memory_exceeded`` kills the tree; the cpu used since
 the last sample (own and reaped children's time) becomes ``cpu_used``, noted when over the
 cpu limit. No psutil: ``arcade_core`` needs none. With nothing to watch the thread waits,
 costing nothing.
@@ -16,9 +17,11 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ._reaper import descendants
 from .resources import Resources
 
 __all__ = ["INTERVAL", "ProcSample", "Watchdog", "Watched", "sample", "watchdog"]
@@ -42,10 +45,12 @@ class ProcSample:
     children_cpu: float
 
 
-def sample() -> dict[int, ProcSample]:
-    """Every process in ``/proc`` now (those that vanish while read are skipped)."""
+def sample(pids: Iterable[int] | None = None) -> dict[int, ProcSample]:
+    """``pids`` (default: every process in ``/proc``) now; those that vanish while read are
+    skipped."""
     out: dict[int, ProcSample] = {}
-    for name in os.listdir("/proc"):
+    names = [str(pid) for pid in pids] if pids is not None else os.listdir("/proc")
+    for name in names:
         if not name.isdigit():
             continue
         try:
@@ -123,23 +128,20 @@ class Watchdog:
         """One round: sample ``/proc``, then judge every watched plugin."""
         with self._lock:
             watched = list(self._watched)
-        procs = sample()
-        children: dict[int, list[int]] = {}
-        for pid, seen in procs.items():
-            children.setdefault(seen.ppid, []).append(pid)
         now = time.monotonic()
         for limits in watched:
             proc = limits.proc
+            tree = descendants(proc.pid) if proc is not None else []
+            procs = sample([proc.pid, *tree]) if proc is not None else {}
             if proc is None or proc.returncode is not None or proc.pid not in procs:
                 self.discard(limits)
                 continue
-            rss, cpu = 0, procs[proc.pid].children_cpu
-            queue = [proc.pid]
-            while queue:
-                for pid in children.get(queue.pop(), ()):
-                    queue.append(pid)
-                    rss += procs[pid].rss
-                    cpu += procs[pid].cpu + procs[pid].children_cpu
+            rss, cpu = 0, procs[proc.pid].children_cpu  # the reaper's own use is not counted
+            for pid in tree:
+                seen = procs.get(pid)
+                if seen is not None:
+                    rss += seen.rss
+                    cpu += seen.cpu + seen.children_cpu
             limits.rss_peak = max(limits.rss_peak, rss)
             memory = limits.resources.memory
             if memory is not None and rss > memory:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from arcade_core import PluginHost, PluginLoadError
-from arcade_core._limits import INLINE_LIMITS, Limits
+from arcade_core._limits import INLINE_LIMITS, Limits, kill_tree
+from arcade_core._reaper import descendants, parent_map
 from arcade_core.log_rate import DEFAULT_BURST, DEFAULT_RATE
 from arcade_core.resources import Resources
 from tests.core.hostkit import HEADER, host, install, make_host, pid_alive, wait_for
@@ -253,3 +254,13 @@ def test_a_flooding_plugin_is_rate_limited_and_still_answers(host: PluginHost,
     summaries = [r.getMessage() for r in counter.records if getattr(r, "arcade_summary", False)]
     assert all(re.fullmatch(r"plugin flood: suppressed \d+ lines \(over 20 lines/s\)", text)
                for text in summaries)
+
+
+def test_descendants_from_children_files_and_from_a_full_scan_agree() -> None:
+    proc = subprocess.Popen(["sh", "-c", "sleep 60 & (sleep 61 & wait) & wait"])
+    try:
+        wait_for(lambda: len(descendants(proc.pid)) == 3, what="sh's three descendants")
+        assert set(descendants(proc.pid)) == set(descendants(proc.pid, parent_map()))
+    finally:
+        kill_tree(proc)
+    assert descendants(proc.pid) == []
