@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -163,20 +164,39 @@ def test_an_override_wins_and_inline_plugins_say_they_cannot_be_limited(
         host.load("limited", resources={"ram": "1Gi"})
 
 
-def test_the_watchdog_kills_an_executable_over_its_limit_and_measures_cpu() -> None:
-    limits = Limits("exe", Resources(memory=48 << 20, cpu=100), exec_plugin=True)
-    hog = "import time\nx = b'x' * (160 << 20)\nwhile True: pass\n"
+def test_the_watchdog_kills_an_executable_over_its_limit() -> None:
+    limits = Limits("exe", Resources(memory=48 << 20), exec_plugin=True)
+    hog = "import time\nx = b'x' * (160 << 20)\ntime.sleep(60)\n"
     argv = limits.command([sys.executable, "-c", hog])
     assert argv[argv.index("--as") + 1] == str((48 << 20) + (1 << 30))
     proc = subprocess.Popen(argv)
     try:
         limits.watch(proc)
-        assert proc.wait(timeout=60) < 0
+        assert proc.wait(timeout=60) == -signal.SIGKILL
         assert limits.exceeded is not None
-        assert limits.exceeded.startswith("memory limit 48Mi exceeded (rss 1")
+        assert re.fullmatch(r"memory limit 48Mi exceeded \(rss [0-9.]+Mi\)", limits.exceeded)
         assert limits.rss_peak > 48 << 20
     finally:
         limits.kill(proc)
+
+
+def test_cpu_is_measured_and_noted_over_its_limit() -> None:
+    notes: list[tuple[str, str]] = []
+    limits = Limits("spin", Resources(cpu=100), on_log=lambda *note: notes.append(note))
+    assert limits.describe() == "cpu 100m: measured"
+    proc = subprocess.Popen(limits.command([sys.executable, "-c", "while True: pass"]))
+    try:
+        limits.watch(proc)
+        wait_for(lambda: notes, what="a note of the cpu use")
+        assert limits.cpu_used is not None and limits.cpu_used > 100
+        level, text = notes[0]
+        assert level == "WARNING"
+        assert re.fullmatch(r"cpu use \d+m over the limit 100m \(measured, not enforced: "
+                            r"no cgroup\)", text)
+        assert proc.poll() is None  # measured, not killed
+    finally:
+        limits.kill(proc)
+    assert proc.returncode == -signal.SIGKILL
 
 
 def test_the_address_space_backstop_stops_a_spike_between_samples() -> None:
