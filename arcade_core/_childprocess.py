@@ -3,7 +3,8 @@
 :class:`ChildProcess` spawns ``env.python -m arcade_core._child``, performs the handshake,
 sends one request at a time over plain blocking pipes with ``poll`` for the timeout, pumps
 its stderr into the host's log, and stops it (a ``shutdown`` message and closed stdin
-first, then a kill of its whole process group). Every child is also tracked for
+first, then a kill of its whole process tree). The command runs under the plugin's reaper
+with its limits watched (:mod:`arcade_core._limits`). Every child is also tracked for
 ``atexit``: no child outlives the host process.
 """
 
