@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -128,8 +129,9 @@ async def repair(rec: Reconciler, name: str) -> None:
                 await rec.rebuild_local(name)
             else:
                 await _rebuild(rec, name, plugin.version, refs, signatures)
-            await asyncio.to_thread(rec.host.load, name, plugin.version, plugin.config,
-                                    plugin.isolation, interval=plugin.interval or None)
+            await asyncio.to_thread(functools.partial(
+                rec.host.load, name, plugin.version, plugin.config, plugin.isolation,
+                interval=plugin.interval or None, resources=plugin.resources))
         except (ArcadeError, AgentError) as exc:
             log.error("repairing %s@%s failed: %s", name, plugin.version, exc)
             rec._statuses.set(replace(report, state=PluginState.FAILED,

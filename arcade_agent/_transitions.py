@@ -21,6 +21,7 @@ progress finish.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -146,8 +147,9 @@ class Transitions:
             self.statuses.set(PluginReport(d.name, d.version, PluginState.INSTALLING,
                                            isolation=d.isolation, sha256=d.sha256))
         try:
-            host_status = await asyncio.to_thread(self.host.load, d.name, d.version, d.config,
-                                                  d.isolation, interval=d.interval or None)
+            host_status = await asyncio.to_thread(
+                functools.partial(self.host.load, d.name, d.version, d.config, d.isolation,
+                                  interval=d.interval or None, resources=d.resources))
         except ArcadeError as exc:  # PluginLoadError, InvalidConfig, PluginNotFound
             self.fail(d, f"load failed: {exc}", old)
             if old is None or old.version != d.version:
@@ -156,7 +158,7 @@ class Transitions:
         interval = d.interval or (env.manifest.interval or 0.0)
         isolation = host_status.isolation
         applied = AppliedPlugin(d.name, d.version, d.sha256, isolation, d.config, interval,
-                                d.wheels)
+                                d.wheels, resources=d.resources)
         self.state.plugins[d.name] = applied
         self._failures.pop(d.name, None)
         self.statuses.mark_untrusted(d.name, None)
@@ -190,10 +192,22 @@ class Transitions:
             try:
                 # The host builds the new instance (or child) first and swaps it in only if
                 # that worked: a failure leaves the plugin running the way it was.
-                await asyncio.to_thread(self.host.load, d.name, d.version, d.config, isolation,
-                                        interval=d.interval or None)
+                await asyncio.to_thread(functools.partial(
+                    self.host.load, d.name, d.version, d.config, isolation,
+                    interval=d.interval or None, resources=d.resources))
             except ArcadeError as exc:
                 self.fail(d, f"switching to {isolation} isolation failed: {exc}", current)
+                return
+        elif current.resources != d.resources:
+            # New limits: a new child under them (the reaper and watchdog are per child).
+            if self._failures.get(d.name) == d.fingerprint():
+                return
+            try:
+                await asyncio.to_thread(functools.partial(
+                    self.host.load, d.name, d.version, d.config, isolation,
+                    interval=d.interval or None, resources=d.resources))
+            except ArcadeError as exc:
+                self.fail(d, f"new resource limits failed: {exc}", current)
                 return
         elif current.config != d.config or (d.interval and d.interval != current.interval):
             # A running process or exec child takes both without a restart.
@@ -206,7 +220,8 @@ class Transitions:
                 self.fail(d, f"reconfigure failed: {exc}", current)
                 return
         interval = d.interval or current.interval
-        updated = replace(current, config=d.config, isolation=isolation, interval=interval)
+        updated = replace(current, config=d.config, isolation=isolation, interval=interval,
+                          resources=d.resources)
         if updated != current:
             self.state.plugins[d.name] = updated
             self._plugins_changed()

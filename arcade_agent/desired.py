@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from arcade_core import ProtocolError
@@ -31,6 +31,9 @@ class DesiredPlugin:
     wheels: tuple[WheelFile, ...]
     refs: tuple[pb.WheelRef, ...]
     signatures: tuple[Signature, ...] = ()
+    #: The operator's override of the manifest's resource limits (``{"memory": "256Mi"}``),
+    #: passed to ``PluginHost.load(resources=...)``, which checks it (the server did too).
+    resources: dict[str, str] = field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -43,6 +46,7 @@ class DesiredPlugin:
         attempt."""
         return json.dumps(
             [self.version, self.sha256, self.isolation or "", self.config, self.interval,
+             self.resources,
              sorted((s.key_id, s.signature.hex()) for s in self.signatures)], sort_keys=True,
             default=str,
         )
@@ -78,4 +82,5 @@ class DesiredPlugin:
             refs=tuple(plugin.wheels),
             signatures=tuple(Signature(s.key_id, bytes(s.signature))
                              for s in plugin.signatures),
+            resources=dict(plugin.resources),
         )

@@ -38,6 +38,7 @@ or failed for good) update the statuses and are reported too.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -216,10 +217,9 @@ class Reconciler:
                 del self.state.plugins[plugin.name]
                 continue
             try:
-                await asyncio.to_thread(
+                await asyncio.to_thread(functools.partial(
                     self.host.load, plugin.name, plugin.version, plugin.config, plugin.isolation,
-                    interval=plugin.interval or None,
-                )
+                    interval=plugin.interval or None, resources=plugin.resources))
             except ArcadeError as exc:
                 log.error("could not load %s@%s from disk: %s", plugin.name, plugin.version, exc)
                 self._statuses.set(PluginReport(plugin.name, plugin.version, PluginState.FAILED,

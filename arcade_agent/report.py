@@ -56,6 +56,8 @@ class PluginReport:
     local: bool = False
     #: Protocol lines a process or exec plugin's children got wrong (logged, never fatal).
     malformed: int = 0
+    #: The resource limits in force and how (``PluginStatus.limits`` of the host).
+    limits: str = ""
 
     def news(self) -> tuple[object, ...]:
         """What makes a report worth sending at once when it changes: the state, restarts,
@@ -72,7 +74,7 @@ class PluginReport:
             sha256=self.sha256, error_at=self.error_at, errors=self.errors,
             last_collect_at=self.last_collect_at, pid=self.pid, rss=self.rss,
             drift=self.drift, drift_at=self.drift_at, local=self.local,
-            malformed=self.malformed,
+            malformed=self.malformed, limits=self.limits,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +87,7 @@ class PluginReport:
             "last_collect_at": self.last_collect_at or None, "pid": self.pid or None,
             "rss": self.rss or None, "drift": list(self.drift),
             "drift_at": self.drift_at or None, "local": self.local,
-            "malformed": self.malformed,
+            "malformed": self.malformed, "limits": self.limits,
         }
 
 
@@ -119,7 +121,7 @@ def with_host_status(
     return replace(report, state=state, restarts=status.restarts, error=error,
                    error_at=(status.error_at or 0.0) if error else 0.0, errors=status.errors,
                    last_collect_at=last_collect_at, pid=pid, rss=memory,
-                   malformed=status.malformed)
+                   malformed=status.malformed, limits=status.limits)
 
 
 def process_rss(pid: int) -> int:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from arcade_core.memory import tune_malloc
 
 from .errors import AgentConfigError, AgentNotStarted
+from .log_settings import LOG_FORMAT, apply_log_settings
 from .settings import AgentSettings, parse_labels
 
 if TYPE_CHECKING:
@@ -64,18 +65,17 @@ def setup_logging(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise AgentConfigError(f"unknown log level {level!r}: use debug, info, warning or error")
-    logging.basicConfig(
-        level=numeric, stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=numeric, stream=sys.stderr, format=LOG_FORMAT)
 
 
 def run(settings: AgentSettings, *,
         reload: Callable[[], AgentSettings] | None = None) -> None:
     """Run the agent until SIGTERM or SIGINT (blocking), in a process of its own: glibc's
     allocator is tuned first (:func:`~arcade_core.memory.tune_malloc`). ``reload`` loads the
-    settings again (as at start) for SIGHUP, which applies their trust."""
+    settings again (as at start) for SIGHUP, which applies their trust. The ``[log]``
+    settings (the rotating log file, the plugins' log rate) apply first."""
     tune_malloc()
+    apply_log_settings(settings.log)
     asyncio.run(_serve(settings, reload))
 
 

@@ -44,6 +44,7 @@ from .drift_settings import DriftSettings, drift_settings
 from .errors import AgentConfigError
 from .facts import default_agent_id
 from .local_settings import LocalPluginSpec, parse_local_plugins
+from .log_settings import LogSettings, log_settings
 from .trust import Trust, parse_trust
 
 __all__ = ["DEFAULT_SERVER", "AgentConfigError", "AgentSettings", "default_agent_id",
@@ -118,6 +119,7 @@ class AgentSettings:
     #: Local plugins (``plugins:``, :mod:`arcade_agent.local_settings`), run with or
     #: without a server.
     plugins: tuple[LocalPluginSpec, ...] = ()
+    log: LogSettings = field(default_factory=LogSettings)  # [log]: log_settings.py
 
     # ------------------------------------------------------------------ building
 
@@ -357,6 +359,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return parse_trust(value, source)
         if name == "plugins":
             return parse_local_plugins(value)
+        if name == "log":
+            return log_settings(value)
         if name in ("download_concurrency", "download_retries", "metric_buffer",
                     "metric_batch_size", "max_restarts", "job_concurrency", "degraded_after"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

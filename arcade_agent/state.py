@@ -57,6 +57,8 @@ class AppliedPlugin:
     wheels: tuple[WheelFile, ...] = ()
     #: Declared in the agent's own config (:mod:`arcade_agent.local`), not by the server.
     local: bool = False
+    #: The operator's override of the manifest's resource limits (``{}``: none).
+    resources: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class AppliedPlugin:
             "config": self.config,
             "interval": self.interval,
             "wheels": [w.to_dict() for w in self.wheels],
+            "resources": dict(self.resources),
         }
 
     @classmethod
@@ -81,6 +84,7 @@ class AppliedPlugin:
             interval=float(data.get("interval") or 0.0),
             wheels=tuple(WheelFile.from_dict(w) for w in data.get("wheels") or ()),
             local=bool(data.get("local", False)),
+            resources={str(k): str(v) for k, v in (data.get("resources") or {}).items()},
         )
 
 

@@ -12,7 +12,7 @@ from then on a reader thread (:class:`~arcade_core._channel.Channel`) dispatches
 the child writes: answers to :meth:`ChildProcess.request`, pushed metrics, log lines,
 heartbeats; ``hang_timeout`` seconds without a valid line calls ``on_hang``. Its stderr is
 pumped into the host's log. It stops gracefully (``shutdown``, closed stdin, then SIGTERM
-after ``STOP_GRACE`` and SIGKILL of its whole process group after ``TERM_GRACE``). Every
+after ``STOP_GRACE`` and SIGKILL of its whole tree after ``TERM_GRACE``). Every
 child is also tracked for ``atexit``: no child outlives the host process.
 
 An exec child's environment is minimal, not the host's (whose variables may hold an agent's
@@ -20,7 +20,8 @@ secrets): ``PATH`` (the environment's ``bin/`` first, then ``/usr/local/bin:/usr
 ``LANG=C.UTF-8``, ``TZ`` and ``TMPDIR`` when the host has them, and ``ARCADE_PLUGIN``,
 ``ARCADE_PLUGIN_VERSION``, ``ARCADE_PROTOCOL``; no ``HOME``: the environment is immutable
 (a file written there is drift), so a plugin keeps no state on disk unless its config names
-a place. Its working directory is the environment.
+a place. Its working directory is the environment. Every command runs under the plugin's
+reaper with its limits watched (:mod:`arcade_core._limits`): a kill takes the whole tree.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from ._channel import Channel, ChildExited
 from ._exceptions import PluginLoadError
 from ._hostlib import child_environment
+from ._limits import Limits
 from ._protocol import PROTOCOL_VERSION, to_wire
 from ._types import Metric
 from .hookspecs import HOOK_NAMES
@@ -104,6 +106,7 @@ class ChildProcess:
         on_metrics: Callable[[list[Metric]], None] | None = None,
         on_log: Callable[[str, str], None] | None = None,
         on_hang: Callable[[ChildProcess, float], None] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.env = env
         self.key = key
@@ -120,6 +123,7 @@ class ChildProcess:
         self._on_metrics = on_metrics
         self._on_log = on_log
         self._on_hang = on_hang
+        self.limits = limits or Limits(key)  # part "limits": reaper, watchdog, tree kill
         self._stopping = False
         self._closed = False
         self._proc: subprocess.Popen[bytes] | None = None
@@ -129,7 +133,7 @@ class ChildProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self.limits.plugin_pid(self._proc) if self._proc is not None else None
 
     @property
     def returncode(self) -> int | None:
@@ -190,7 +194,7 @@ class ChildProcess:
         """
         try:
             self._proc = subprocess.Popen(
-                self.command(),
+                self.limits.command(self.command(), self.env.python),  # part "limits": reaper
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -204,6 +208,7 @@ class ChildProcess:
                 f"{self.env.key}: could not start {self.command()[0]}: {exc.strerror or exc}"
             ) from None
         _track(self)
+        self.limits.watch(self._proc)  # part "limits": memory/cpu watchdog
         assert self._proc.stdin is not None and self._proc.stdout is not None
         child = self
 
@@ -311,14 +316,11 @@ class ChildProcess:
             return None
 
     def kill(self) -> None:
-        """Kill the child and its process group at once, and reap it. Idempotent."""
+        """Kill the child and every process under it at once, and reap it. Idempotent."""
         proc = self._proc
         if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        self.limits.kill(proc)  # part "limits": the whole tree, setsid() children included
         proc.wait()
         _live.discard(self)
 

@@ -37,16 +37,15 @@ from ._environment import Environment
 from ._events import HostEvents
 from ._exceptions import InvalidCall, PluginInUse
 from ._hookcaller import CallStats, call_isolated, check_arguments, make_hookexec
-from ._hostlib import ensure_host_lib
 from ._instances import Instances
 from ._logs import LogLine, PluginLogs
 from ._manager import make_plugin_manager
 from ._pool import WorkerPool
-from ._process import ProcessPlugin
 from ._sinks import MetricSink, MetricSinks
 from ._spec import normalize_name
 from ._status import HookOutcome, PluginStatus
 from ._store import EnvironmentStore
+from ._supervisors import Supervisors
 from ._types import Event
 from .states import Isolation
 
@@ -111,9 +110,9 @@ class PluginHost:
         self.pm = make_plugin_manager()
         self.pm._inner_hookexec = make_hookexec(self._stats, self._hook_failed)
         self._pool = WorkerPool()
-        self._host_lib: Path | None = None
         self._events = HostEvents(after_delivery=self._tell_notify_plugins)
-        self._instances = Instances(self.pm, self._stats, self._events, self._new_process,
+        self._supervisors = Supervisors(self, self._logs, self._events, self._sinks)
+        self._instances = Instances(self.pm, self._stats, self._events, self._supervisors.new,
                                     check_schemas=check_config_schemas, logs=self._logs,
                                     default_interval=default_interval,
                                     push_sink=self._sinks.deliver)
@@ -194,6 +193,7 @@ class PluginHost:
         *,
         key: str | None = None,
         interval: float | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> PluginStatus:
         """Load an installed plugin and register it under ``key`` (default: its name).
 
@@ -206,13 +206,18 @@ class PluginHost:
         and the old one unloaded only if that worked — but a running process or exec child
         takes a new config or interval without a restart. The same version, config,
         isolation and interval is a no-op (unless it has ``failed``: then it starts afresh).
+
+        ``resources`` overrides the manifest's limits key by key (``{"memory": "256Mi"}``;
+        ``"none"`` lifts one; :mod:`arcade_core.resources`); they are enforced for process
+        and exec plugins (the status' ``limits`` says how), not for in-process ones.
         """
         self._instances.check_open()
         _check_interval(interval)
         plugin = normalize_name(name)
         check_allowed(plugin, self.allow)
         env = self.store.get(plugin, version)
-        return self._instances.load(key or plugin, env, config, isolation, interval)
+        return self._instances.load(key or plugin, env, config, isolation, interval,
+                                    resources)
 
     def reconfigure(self, key: str, config: Mapping[str, Any], *,
                     interval: float | None = None) -> PluginStatus:
@@ -222,7 +227,8 @@ class PluginHost:
         running (with its old config) and the error is raised."""
         _check_interval(interval)
         loaded = self._instances.get(key)
-        return self._instances.load(key, loaded.env, config, loaded.isolation, interval)
+        return self._instances.load(key, loaded.env, config, loaded.isolation, interval,
+                                    loaded.override)
 
     def unload(self, key: str) -> None:
         """Unregister ``key`` and really unload it.
@@ -352,45 +358,8 @@ class PluginHost:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _new_process(self, env: Environment, key: str, config: dict[str, Any], interval: float,
-                     executable: Path | None) -> ProcessPlugin:
-        """The supervisor of a process or exec plugin, with this host's timeouts and restart
-        policy (started by the instance table). Its log ring is made now, so a plugin loaded
-        here answers :meth:`logs` (empty) before its child has written a line."""
-        ring = self._logs.ring(key)
-        return ProcessPlugin(
-            env, key, config,
-            executable=executable, interval=interval, hang_timeout=self.hang_timeout,
-            on_metrics=lambda metrics: self._sinks.deliver(key, metrics),
-            on_log=ring.add,
-            host_lib=self._ensure_host_lib(),
-            call_timeout=self.call_timeout,
-            start_timeout=self.start_timeout,
-            max_restarts=self.max_restarts,
-            healthy_period=self.healthy_period,
-            restart_backoff=self.restart_backoff,
-            on_event=self._process_event,
-            on_stderr=lambda line: self._logs.add(key, "stderr", line),
-        )
-
-    def _process_event(self, kind: str, data: dict[str, Any]) -> None:
-        """A supervisor's event: kept in the plugin's log ring, then told to listeners."""
-        key = str(data.get("key", ""))
-        if kind == "plugin.restarted":
-            self._logs.add(key, "WARNING", f"restarted (restart {data.get('restarts')})")
-        else:
-            level = "ERROR" if kind == "plugin.failed" else "WARNING"
-            word = "failed for good" if kind == "plugin.failed" else "crashed"
-            self._logs.add(key, level, f"{word}: {data.get('error', '')}")
-        self._events.post(kind, data)
-
     def _hook_failed(self, key: str, hook: str, error: str) -> None:
         self._logs.add(key, "ERROR", f"{hook}() failed: {error}")
-
-    def _ensure_host_lib(self) -> Path:
-        if self._host_lib is None:
-            self._host_lib = ensure_host_lib(self.home)
-        return self._host_lib
 
 
 def _check_interval(interval: float | None) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from ._environment import Environment
 from ._events import HostEvents
 from ._exceptions import HostClosed, InvalidConfig, PluginLoadError, PluginNotFound
 from ._hookcaller import CallStats, check_plugin
+from ._limits import INLINE_LIMITS
 from ._logs import PluginLogs
 from ._process import ProcessPlugin
 from ._proxy import make_proxy
@@ -41,13 +42,16 @@ from ._push import MetricPush
 from ._sinks import MetricSink
 from ._status import PluginStatus
 from ._types import Event
+from .resources import InvalidResources, Resources
 from .states import Isolation, PluginState
 
 __all__ = ["Instance", "Instances", "NewProcess"]
 
-#: Makes (not yet starts) the supervisor of a process or exec plugin:
-#: ``(env, key, config, interval, executable)`` (``executable`` None: a Python child).
-NewProcess = Callable[[Environment, str, dict[str, Any], float, Path | None], ProcessPlugin]
+#: Makes (not yet starts) the supervisor of a process or exec plugin: ``(env, key, config,
+#: interval, executable, resources)`` (``executable`` None: a Python child; ``resources``: the
+#: limits in force, the manifest's under any override).
+NewProcess = Callable[[Environment, str, dict[str, Any], float, Path | None, Resources],
+                      ProcessPlugin]
 
 
 @dataclass(eq=False)
@@ -64,6 +68,8 @@ class Instance:
     process: ProcessPlugin | None = None
     interval: float = 0.0
     push: MetricPush | None = None  # an in-process plugin's push handle
+    resources: Resources = field(default_factory=Resources)  # the limits in force
+    override: dict[str, Any] | None = None  # the operator's override they came from
 
 
 class Instances:
@@ -152,11 +158,13 @@ class Instances:
             pid = process.pid
             malformed = process.malformed
             hooks = list(process.hooks)
+            limits = process.limits.describe()
         else:
             state, restarts, last_error = PluginState.RUNNING, 0, st.last_error
             error_at = st.error_at
             pid, malformed = None, 0
             hooks = list(loaded.hooks)
+            limits = INLINE_LIMITS
         return PluginStatus(
             key=loaded.key, name=loaded.env.name, version=loaded.env.version,
             isolation=loaded.isolation, state=state, restarts=restarts,
@@ -164,6 +172,7 @@ class Instances:
             mean_latency_ms=st.mean_latency_ms, pid=pid, config=dict(loaded.config),
             hooks=hooks, malformed=malformed, errors_in_a_row=st.in_a_row,
             error_at=error_at if last_error and error_at else None, interval=loaded.interval,
+            limits=limits,
         )
 
     # -- loading ---------------------------------------------------------------------------
@@ -175,16 +184,19 @@ class Instances:
         config: Mapping[str, Any] | None,
         isolation: Isolation | str | None,
         interval: float | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> PluginStatus:
         """Load ``env`` as ``key`` with ``config`` (validated, defaults applied),
-        ``isolation`` (``None``: the manifest's) and ``interval`` (``None`` or 0: the
-        manifest's, else ``default_interval``), replacing what ``key`` runs.
+        ``isolation`` (``None``: the manifest's), ``interval`` (``None`` or 0: the
+        manifest's, else ``default_interval``) and ``resources`` (an override of the
+        manifest's, :meth:`~arcade_core.resources.Resources.override`), replacing what
+        ``key`` runs.
 
-        The same environment, config, isolation and interval is a no-op, unless the process
-        plugin has ``failed``: then it is started afresh. Only the config or interval
-        changed: a running process or exec child takes them without a restart, an
+        The same environment, config, isolation, interval and limits is a no-op, unless the
+        process plugin has ``failed``: then it is started afresh. Only the config or
+        interval changed: a running process or exec child takes them without a restart, an
         in-process plugin is constructed anew (an interval alone only updates its push
-        handle).
+        handle). New limits start a new child under them.
         """
         if not isinstance(key, str) or not key.strip():
             raise PluginLoadError(f"a plugin key must be a non-empty string, not {key!r}")
@@ -197,6 +209,10 @@ class Instances:
         mode = Isolation(wanted)
         _check_kind(env, mode)
         every = float(interval) if interval else env.manifest.interval or self.default_interval
+        try:
+            limits = env.manifest.limits().override(resources)
+        except InvalidResources as exc:
+            raise InvalidConfig(f"{env.key}: resources: {exc}") from None
         with self.manage:
             self.check_open()
             with self.lock:
@@ -205,6 +221,7 @@ class Instances:
                 old is not None
                 and old.env.path == env.path
                 and old.isolation == mode
+                and old.resources == limits
                 and (old.process is None or old.process.state is not PluginState.FAILED)
                 and (old.config == effective or old.process is not None)
             ):
@@ -212,7 +229,8 @@ class Instances:
             if mode is Isolation.INLINE:  # what it logs while it is constructed counts too
                 self.logs.capture(key, _top_package(env))
             try:
-                new = self._make(key, env, effective, mode, every, replacing=old)
+                new = self._make(key, env, effective, mode, every, limits, replacing=old)
+                new.override = dict(resources) if resources else None
                 self._swap(key, old, new)
             except Exception as exc:
                 self.logs.add(key, "ERROR", f"loading {env.key} failed: {exc}")
@@ -269,16 +287,18 @@ class Instances:
         config: dict[str, Any],
         isolation: Isolation,
         interval: float,
+        limits: Resources,
         *,
         replacing: Instance | None,
     ) -> Instance:
         """Import and construct (or start) a new instance; nothing registered yet."""
         if isolation is not Isolation.INLINE:
             executable = _executable(env) if isolation is Isolation.EXEC else None
-            process = self.new_process(env, key, config, interval, executable)
+            process = self.new_process(env, key, config, interval, executable, limits)
             process.start()
             return Instance(key, env, isolation, config, make_proxy(process),
-                            list(process.hooks), process=process, interval=interval)
+                            list(process.hooks), process=process, interval=interval,
+                            resources=limits)
         old_env = replacing.env if replacing is not None and replacing.imported else None
         imported = _loader.import_plugin(env, replacing=old_env)
         sink = self.push_sink
@@ -297,7 +317,7 @@ class Instances:
             _loader.abort(imported)
             raise
         return Instance(key, env, isolation, config, obj, hooks, imported=imported,
-                        interval=interval, push=push)
+                        interval=interval, push=push, resources=limits)
 
     def _swap(self, key: str, old: Instance | None, new: Instance) -> None:
         """Register ``new`` under ``key`` in place of ``old``, then unload ``old``."""

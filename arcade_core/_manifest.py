@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import InvalidConfig, InvalidWheel
+from .resources import InvalidResources, Resources, parse_resources
 from .states import Isolation
 
 __all__ = ["MANIFEST_FILENAME", "Manifest"]
@@ -175,6 +176,7 @@ class Manifest:
     default_config: dict[str, Any] = field(default_factory=dict)
     isolation: Isolation = Isolation.INLINE
     interval: float | None = None
+    #: ``memory``/``cpu``/``disk`` quantities, checked (:mod:`arcade_core.resources`).
     resources: dict[str, Any] = field(default_factory=dict)
     #: The executable of an exec plugin (a file name in the environment's ``bin/``), or None.
     exec: str | None = None
@@ -258,6 +260,10 @@ class Manifest:
         resources = data.get("resources", {})
         if not isinstance(resources, dict):
             raise _fail(f"'resources' must be an object, not {_type_name(resources)}")
+        try:
+            parse_resources(resources)
+        except InvalidResources as exc:
+            raise _fail(f"'resources': {exc}") from None
         default_config = data.get("default_config", {})
         if not isinstance(default_config, dict):
             raise _fail(f"'default_config' must be an object, not {_type_name(default_config)}")
@@ -315,6 +321,10 @@ class Manifest:
             )
             object.__setattr__(self, "_validator", validator)
         return validator
+
+    def limits(self) -> Resources:
+        """The declared ``resources`` parsed (bytes, millicores)."""
+        return parse_resources(self.resources)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as JSON-ready data; ``Manifest.from_json(json.dumps(m.to_dict()))``

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._childprocess import STOP_GRACE, ChildExited, ChildProcess, tail
 from ._exceptions import PluginCallError, PluginLoadError
+from ._limits import Limits
 from ._protocol import to_wire
 from ._types import Metric
 from .states import PluginState
@@ -76,6 +77,7 @@ class ProcessPlugin:
         hang_timeout: float | None = None,
         on_metrics: Callable[[list[Metric]], None] | None = None,
         on_log: Callable[[str, str], None] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.env = env
         self.key = key
@@ -93,6 +95,7 @@ class ProcessPlugin:
         self.hang_timeout = hang_timeout
         self._on_metrics = on_metrics
         self._on_log = on_log
+        self.limits = limits or Limits(key)  # part "limits"
         self.state = PluginState.STOPPED
         self.restarts = 0
         self.last_error = ""
@@ -130,13 +133,17 @@ class ProcessPlugin:
                              executable=self.executable, interval=self.interval,
                              hang_timeout=self.hang_timeout, on_exit=self._child_exited,
                              on_stderr=self._on_stderr, on_metrics=self._pushed,
-                             on_log=self._on_log, on_hang=self._hung)
+                             on_log=self._on_log, on_hang=self._hung, limits=self.limits)
         with self._lock:
             if self._stopped() and self._stop.is_set():
                 raise PluginLoadError(f"{self.key}: stopped")
             self._starting = child
         try:
             child.start(self.start_timeout)
+        except PluginLoadError:
+            if self.limits.exceeded:  # killed over its memory limit while starting
+                raise PluginLoadError(f"{self.env.key}: {self.limits.exceeded}") from None
+            raise
         finally:
             with self._lock:
                 self._starting = None
@@ -219,6 +226,7 @@ class ProcessPlugin:
 
     def _crashed(self, child: ChildProcess, reason: str) -> None:
         """Handle the end of ``child`` once (whoever noticed first); schedule a restart."""
+        reason = self.limits.exceeded or reason  # killed over its memory limit: say so
         with self._lock:
             if child is not self._child or self.state is not PluginState.RUNNING:
                 current = False

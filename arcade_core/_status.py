@@ -22,7 +22,9 @@ class PluginStatus:
     loaded; ``errors_in_a_row`` the failed calls since the last one that succeeded (the agent
     shows ``degraded`` past its threshold); ``error_at`` is when ``last_error`` happened
     (epoch seconds; ``None``: no error). ``malformed`` counts protocol lines a process
-    or exec plugin's child got wrong.
+    or exec plugin's child got wrong. ``limits`` says which resource limits are in force and
+    how (``memory 128Mi: watchdog; cpu 100m: measured``; ``none: runs inside the agent`` for
+    an in-process plugin, which cannot be limited).
     """
 
     key: str
@@ -43,6 +45,7 @@ class PluginStatus:
     error_at: float | None = None
     #: The plugin's interval in seconds (the assignment's, the manifest's, or the host's).
     interval: float = 0.0
+    limits: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The status as plain JSON-ready data (states and isolation as their words)."""
@@ -53,7 +56,7 @@ class PluginStatus:
             "mean_latency_ms": self.mean_latency_ms, "pid": self.pid,
             "config": dict(self.config), "hooks": list(self.hooks),
             "malformed": self.malformed, "errors_in_a_row": self.errors_in_a_row,
-            "error_at": self.error_at, "interval": self.interval,
+            "error_at": self.error_at, "interval": self.interval, "limits": self.limits,
         }
 
 

@@ -65,7 +65,8 @@ class Rig:
                     state = from_pb(PluginState, p.state)
                     assert state is not None
                     return PluginReport(p.name, p.version, state, p.error, p.restarts,
-                                        from_pb(Isolation, p.isolation), p.sha256)
+                                        from_pb(Isolation, p.isolation), p.sha256,
+                                        limits=p.limits)
         raise AssertionError(f"no status reported for {name}")
 
     def collect(self, name: str) -> list[float]:
@@ -228,6 +229,32 @@ async def test_isolation_change_moves_plugin_into_a_process(rig: Rig, tmp_path: 
     assert status.isolation == "process" and status.pid is not None
     assert rig.collect("probe") == [1.0]
     assert rig.last("probe").isolation == "process"
+
+
+async def test_a_resources_override_reaches_the_host_and_the_report(
+    rig: Rig, tmp_path: Path,
+) -> None:
+    wheel = probe_wheel(tmp_path / "w")
+    rig.publish(wheel)
+    desired = desired_plugin(wheel, "probe", "1.0.0", isolation="process")
+    desired.resources["memory"] = "256Mi"
+    await rig.apply(1, desired)
+    assert rig.host.status("probe").limits == "memory 256Mi: watchdog"
+    assert rig.last("probe").limits == "memory 256Mi: watchdog"
+    assert rig.reconciler.state.plugins["probe"].resources == {"memory": "256Mi"}
+    first = rig.host.status("probe").pid
+
+    desired.resources["memory"] = "512Mi"  # a new override alone restarts it with it
+    await rig.apply(2, desired)
+    assert rig.host.status("probe").limits == "memory 512Mi: watchdog"
+    assert rig.host.status("probe").pid not in (None, first)
+    assert rig.collect("probe") == [1.0]
+
+    desired.resources["memory"] = "lots"  # refused by the host: the plugin keeps its limits
+    await rig.apply(3, desired)
+    assert "resources: memory is 'lots'" in rig.last("probe").error
+    assert rig.host.status("probe").limits == "memory 512Mi: watchdog"
+    assert rig.collect("probe") == [1.0]
 
 
 async def test_plugin_absent_from_desired_state_is_removed(rig: Rig, tmp_path: Path) -> None:

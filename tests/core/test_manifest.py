@@ -11,6 +11,7 @@ import pytest
 
 from arcade_core import InvalidConfig, InvalidWheel, Isolation, Manifest
 from arcade_core._manifest import MANIFEST_FILENAME
+from arcade_core.resources import Resources
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -54,7 +55,7 @@ def test_full_manifest_round_trips_through_to_dict() -> None:
             "default_config": {"interval": 5},
             "isolation": "process",
             "interval": 2,
-            "resources": {"memory_mb": 64},
+            "resources": {"memory": "64Mi", "cpu": "100m", "disk": 1000000},
             "x-vendor": {"anything": True},
         }
     ).encode()
@@ -62,7 +63,8 @@ def test_full_manifest_round_trips_through_to_dict() -> None:
     assert parsed.description == "CPU usage"
     assert parsed.isolation == "process"
     assert parsed.interval == 2.0 and isinstance(parsed.interval, float)
-    assert parsed.resources == {"memory_mb": 64}
+    assert parsed.resources == {"memory": "64Mi", "cpu": "100m", "disk": 1000000}
+    assert parsed.limits() == Resources(memory=64 << 20, cpu=100, disk=1000000)
     data = parsed.to_dict()
     assert set(data) == {
         "description", "type", "config_schema", "default_config", "isolation", "interval",
@@ -112,6 +114,11 @@ def test_to_dict_hands_out_copies() -> None:
         ('{"description": 3}', "'description' must be a string, not a number"),
         ('{"type": ""}', "'type' must be a non-empty string"),
         ('{"resources": []}', "'resources' must be an object, not an array"),
+        ('{"resources": {"memory_mb": 64}}', "'resources': unknown resource 'memory_mb'; the "
+         "keys are memory, cpu, disk"),
+        ('{"resources": {"memory": "64MB"}}', "'resources': memory is '64MB': unknown unit 'MB'"),
+        ('{"resources": {"cpu": "-1"}}', "'resources': cpu is '-1'; write a quantity"),
+        ('{"resources": {"memory": "none"}}', "'resources': memory is 'none'; write a quantity"),
         ('{"default_config": "x"}', "'default_config' must be an object, not a string"),
         ('{"config_schema": true}', "'config_schema' must be a JSON Schema object, not a boolean"),
         (

@@ -363,7 +363,8 @@ def test_no_child_process_is_left_after_close(tmp_path: Path) -> None:
     host_.load("proc-close-a", isolation="process", config={"delay": 30})
     host_.load("proc-close-b", isolation="process")
     pids = {p.pid for p in host_.plugins()}
-    assert len(pids) == 2 and child_pids() - before == pids
+    # Each plugin's process runs under its reaper (arcade_core._reaper): four processes.
+    assert len(pids) == 2 and pids < child_pids() - before and len(child_pids() - before) == 4
 
     host_.close()
 
