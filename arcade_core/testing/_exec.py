@@ -74,7 +74,7 @@ class ExecProcess:
     def _drain(self) -> None:
         stream = self._proc.stderr
         assert stream is not None
-        while chunk := stream.read1(65536):
+        while chunk := os.read(stream.fileno(), 65536):
             self._stderr.append(chunk)
 
     def send(self, message: Mapping[str, Any]) -> None:

@@ -6,6 +6,7 @@ ignored, shutdown and end of input both end it with status 0."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sysconfig
 import time
@@ -58,7 +59,7 @@ def _gaps(plugin: ExecProcess, count: int) -> list[float]:
         assert [m["name"] for m in batch] == ["cpuc.busy", "cpuc.round"]
         assert 0 <= batch[0]["value"] <= 100 and batch[0]["unit"] == "percent"
         times.append(time.monotonic())
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def test_it_pushes_and_takes_a_new_interval_without_a_restart(program: Path) -> None:
