@@ -8,8 +8,8 @@
   medians, and each as a multiple of the floor measured in the same process;
 * memory: RSS of each plugin's whole process tree once it runs (the sh plugin is a shell, two
   background subshells and their sleeps);
-* throughput: metric lines a minimal reader (``LineReader`` + ``decode_message``, as the
-  host's reader thread) takes from a child writing as fast as it can, and the reader's CPU
+* throughput: metric lines a minimal reader (buffered ``readline`` + ``json.loads``) takes
+  from a child writing as fast as it can, and the reader's CPU
   per 1,000 metrics; the same with every line checked against its JSON Schema
   (``arcade_core.protocol.check_message``) to show what validating would cost;
 * the sh plugin's own ceiling: metric batches per second at ``interval`` 0.001.
@@ -21,6 +21,7 @@ CPU per 1,000 metrics) are ``bench_push.py``'s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -36,7 +37,6 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arcade_core import PluginHost
-from arcade_core._protocol import LineReader, decode_message, encode_message
 from arcade_core.protocol import check_message
 from benchmarks._util import median, print_table
 from tests.wheelmaker import make_wheel
@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 LOADAVG = REPO / "plugins" / "arcade-loadavg" / "bin" / "arcade-loadavg"
 C_SOURCE = REPO / "tests" / "plugins" / "c" / "arcade_cpuc.c"
 METRIC = b'{"type":"metric","data":{"name":"bench.n","value":45.2,"timestamp":1234567890}}\n'
+CONFIG = b'{"type":"config","data":{"interval":%s}}\n'
 
 
 #: The floor: ``/bin/true``, spawned until its stdout closes (its first and only event).
@@ -60,15 +61,14 @@ def spawn_to_hello(argv: Sequence[str], n: int, *, rss: bool = True) -> tuple[li
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 start_new_session=True)
         assert proc.stdout is not None and proc.stdin is not None
-        reader = LineReader(proc.stdout.fileno())
-        line = reader.read_line(30)
+        line = proc.stdout.readline()
         if i >= 0:
             times.append(time.perf_counter() - t0)
-        assert argv is FLOOR or (line is not None and decode_message(line)["type"] == "hello")
+        assert argv is FLOOR or json.loads(line)["type"] == "hello"
         if rss and i == n - 1:
-            proc.stdin.write(encode_message({"type": "config", "data": {"interval": 60}}))
+            proc.stdin.write(CONFIG % b"60")
             proc.stdin.flush()
-            while (line := reader.read_line(30)) and decode_message(line)["type"] != "metric":
+            while (line := proc.stdout.readline()) and json.loads(line)["type"] != "metric":
                 pass
             tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(True)]
             total = sum(p.memory_info().rss for p in tree)
@@ -102,11 +102,10 @@ def reader_throughput(lines: int, *, validate: bool) -> tuple[float, float]:
               f"for _ in range({lines // 1000}):\n    sys.stdout.buffer.write(block)\n")
     proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE)
     assert proc.stdout is not None
-    reader = LineReader(proc.stdout.fileno())
     count = 0
     cpu0, t0 = time.thread_time(), time.perf_counter()
-    while (line := reader.read_line(60)) is not None:
-        message = decode_message(line)
+    for line in proc.stdout:
+        message = json.loads(line)
         if validate:
             check_message(message, direction="from_plugin")
         count += 1
@@ -122,13 +121,12 @@ def sh_ceiling(seconds: float) -> float:
     proc = subprocess.Popen(["sh", str(LOADAVG)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, start_new_session=True)
     assert proc.stdin is not None and proc.stdout is not None
-    reader = LineReader(proc.stdout.fileno())
-    proc.stdin.write(encode_message({"type": "config", "data": {"interval": 0.001}}))
+    proc.stdin.write(CONFIG % b"0.001")
     proc.stdin.flush()
     batches, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        line = reader.read_line(10)
-        if line is not None and b'"metric"' in line:
+        line = proc.stdout.readline()
+        if b'"metric"' in line:
             batches += 1
     rate = batches / (time.perf_counter() - t0)
     os.killpg(proc.pid, signal.SIGKILL)
