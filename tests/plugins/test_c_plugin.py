@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import sysconfig
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,10 @@ import _pytest.outcomes
 import pytest
 
 from arcade_core import Isolation, PluginHost, inspect_wheel
-from arcade_core.building import build_exec_wheel
 from arcade_core.testing import ExecProcess
 
-from .conftest import find_gcc
+from .cplugin import build_c_wheel, find_gcc, platform_tag
 
-SOURCE = Path(__file__).resolve().parent / "c" / "arcade_cpuc.c"
 # The issue's example config message, verbatim (tests/core/test_protocol_schemas.py checks
 # it and the example metric message against the schemas).
 CONFIG_EXAMPLE = b'{"type": "config", "data": {"interval": 60}}\n'
@@ -32,22 +29,14 @@ CONFIG_EXAMPLE = b'{"type": "config", "data": {"interval": 60}}\n'
 def program(gcc: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The C plugin built, wheeled, installed: the path of ``bin/arcade-cpuc`` in its env."""
     work = tmp_path_factory.mktemp("cpuc")
-    binary = work / "arcade-cpuc"
-    subprocess.run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-o", str(binary),
-                    str(SOURCE)], check=True, capture_output=True, timeout=120)
-    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
-    wheel = build_exec_wheel(
-        name="arcade-cpuc", version="0.1.0", executable=binary, out_dir=work / "dist",
-        manifest={"description": "CPU busy percent, in C", "exec": "arcade-cpuc",
-                  "interval": 10},
-        platform_tag=platform)
-    assert wheel.name == f"arcade_cpuc-0.1.0-py3-none-{platform}.whl"
+    wheel = build_c_wheel(gcc, work)
+    assert wheel.name == f"arcade_cpuc-0.1.0-py3-none-{platform_tag()}.whl"
     info = inspect_wheel(wheel)
     assert info.manifest is not None and info.manifest.isolation is Isolation.EXEC
     with PluginHost(work / "home") as host:
         env = host.install(wheel)
     installed = env.path / "bin" / "arcade-cpuc"
-    assert installed.read_bytes() == binary.read_bytes()
+    assert installed.read_bytes() == (work / "build" / "arcade-cpuc").read_bytes()
     yield installed
 
 
