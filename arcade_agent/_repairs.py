@@ -130,7 +130,7 @@ async def repair(rec: Reconciler, name: str) -> None:
                     await asyncio.to_thread(rec.cache.remove, ref.sha256)
                 await rec.ensure_environment(name, plugin.version, refs, signatures=signatures)
             await asyncio.to_thread(rec.host.load, name, plugin.version, plugin.config,
-                                    plugin.isolation)
+                                    plugin.isolation, interval=plugin.interval or None)
         except (ArcadeError, AgentError) as exc:
             log.error("repairing %s@%s failed: %s", name, plugin.version, exc)
             rec._statuses.set(replace(report, state=PluginState.FAILED,

@@ -147,7 +147,7 @@ class Transitions:
                                            isolation=d.isolation, sha256=d.sha256))
         try:
             host_status = await asyncio.to_thread(self.host.load, d.name, d.version, d.config,
-                                                  d.isolation)
+                                                  d.isolation, interval=d.interval or None)
         except ArcadeError as exc:  # PluginLoadError, InvalidConfig, PluginNotFound
             self.fail(d, f"load failed: {exc}", old)
             if old is None or old.version != d.version:
@@ -190,15 +190,18 @@ class Transitions:
             try:
                 # The host builds the new instance (or child) first and swaps it in only if
                 # that worked: a failure leaves the plugin running the way it was.
-                await asyncio.to_thread(self.host.load, d.name, d.version, d.config, isolation)
+                await asyncio.to_thread(self.host.load, d.name, d.version, d.config, isolation,
+                                        interval=d.interval or None)
             except ArcadeError as exc:
                 self.fail(d, f"switching to {isolation} isolation failed: {exc}", current)
                 return
-        elif current.config != d.config:
+        elif current.config != d.config or (d.interval and d.interval != current.interval):
+            # A running process or exec child takes both without a restart.
             if self._failures.get(d.name) == d.fingerprint():
                 return
             try:
-                await asyncio.to_thread(self.host.reconfigure, d.name, d.config)
+                await asyncio.to_thread(self.host.reconfigure, d.name, d.config,
+                                        interval=d.interval or None)
             except ArcadeError as exc:
                 self.fail(d, f"reconfigure failed: {exc}", current)
                 return

@@ -180,7 +180,8 @@ class Agent:
             self._host = await asyncio.to_thread(
                 PluginHost, s.home, call_timeout=s.call_timeout, max_restarts=s.max_restarts,
                 healthy_period=s.healthy_period, restart_backoff=s.restart_backoff,
-                check_config_schemas=False,
+                check_config_schemas=False, hang_timeout=s.hang_timeout,
+                default_interval=s.collect_interval_override or s.collect_interval,
             )
         self._facts = await asyncio.to_thread(host_facts)
         self._cache = await asyncio.to_thread(WheelCache, s.home / "cache" / "wheels",

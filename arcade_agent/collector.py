@@ -8,6 +8,13 @@ Metrics go into a :class:`MetricBuffer` with the plugin's name and their timesta
 task sends them in batches on the stream as soon as the agent is connected. While it is
 not, the buffer keeps at most ``metric_buffer`` metrics, dropping the oldest and counting
 them; the count travels in the next batch's ``dropped`` field.
+
+Metrics a plugin pushes on its own schedule (an exec plugin's ``metric`` lines, a Python
+plugin's ``metrics.push``) arrive through the host's metric sink (from the collector's making
+in the event loop until :meth:`Collector.run` ends), on the pushing thread: they are queued
+there and handed to the event loop with one ``call_soon_threadsafe`` per burst (never
+blocking the pushing thread), then go into the same buffer with the plugin's name, batched
+and sent like collected ones.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -110,6 +118,13 @@ class Collector:
         self.last_error: dict[str, str] = {}
         self.sent_total = 0
         self.batches_sent = 0
+        #: Pushed metrics taken into the buffer so far.
+        self.pushed_total = 0
+        self._pushed: list[tuple[str, list[Metric]]] = []
+        self._push_lock = threading.Lock()
+        self._push_loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # made in the agent's loop: listen at once,
+            self._listen(asyncio.get_running_loop())  # before restored plugins push
 
     # ------------------------------------------------------------------ configuration
 
@@ -145,7 +160,43 @@ class Collector:
     # ------------------------------------------------------------------ loops
 
     async def run(self) -> None:
-        """Collect forever (until cancelled)."""
+        """Collect forever (until cancelled), and take pushed metrics meanwhile."""
+        self._listen(asyncio.get_running_loop())
+        try:
+            await self._collect_forever()
+        finally:
+            self.host.remove_metric_sink(self.take_pushed)
+            self._push_loop = None
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._push_loop is None:
+            self._push_loop = loop
+            self.host.add_metric_sink(self.take_pushed)
+
+    def take_pushed(self, key: str, metrics: list[Metric]) -> None:
+        """The host's metric sink (any thread): queue ``metrics``, wake the loop once."""
+        loop = self._push_loop
+        if loop is None:
+            return
+        with self._push_lock:
+            first = not self._pushed
+            self._pushed.append((key, metrics))
+        if first:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the agent is stopping
+                loop.call_soon_threadsafe(self._drain_pushed)
+
+    def _drain_pushed(self) -> None:
+        with self._push_lock:
+            pushed, self._pushed = self._pushed, []
+        converted: list[pb.Metric] = []
+        for key, metrics in pushed:
+            converted.extend(self._convert(key, metrics))
+        if converted:
+            self.pushed_total += len(converted)
+            self.buffer.add(converted)
+            self._has_data.set()
+
+    async def _collect_forever(self) -> None:
         while True:
             now = time.monotonic()
             due = [k for k, t in self._next_due.items() if t <= now]

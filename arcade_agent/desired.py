@@ -42,7 +42,7 @@ class DesiredPlugin:
         deterministic failure and not retry it): a signature added later is another
         attempt."""
         return json.dumps(
-            [self.version, self.sha256, self.isolation or "", self.config,
+            [self.version, self.sha256, self.isolation or "", self.config, self.interval,
              sorted((s.key_id, s.signature.hex()) for s in self.signatures)], sort_keys=True,
             default=str,
         )

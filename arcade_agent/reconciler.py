@@ -212,7 +212,8 @@ class Reconciler:
                 continue
             try:
                 await asyncio.to_thread(
-                    self.host.load, plugin.name, plugin.version, plugin.config, plugin.isolation
+                    self.host.load, plugin.name, plugin.version, plugin.config, plugin.isolation,
+                    interval=plugin.interval or None,
                 )
             except ArcadeError as exc:
                 log.error("could not load %s@%s from disk: %s", plugin.name, plugin.version, exc)

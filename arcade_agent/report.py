@@ -52,6 +52,8 @@ class PluginReport:
     #: (epoch seconds; 0: never); kept after a repair.
     drift: tuple[str, ...] = ()
     drift_at: float = 0.0
+    #: Protocol lines a process or exec plugin's children got wrong (logged, never fatal).
+    malformed: int = 0
 
     def news(self) -> tuple[object, ...]:
         """What makes a report worth sending at once when it changes: the state, restarts,
@@ -67,7 +69,7 @@ class PluginReport:
             error=self.error, restarts=self.restarts, isolation=to_pb(self.isolation),
             sha256=self.sha256, error_at=self.error_at, errors=self.errors,
             last_collect_at=self.last_collect_at, pid=self.pid, rss=self.rss,
-            drift=self.drift, drift_at=self.drift_at,
+            drift=self.drift, drift_at=self.drift_at, malformed=self.malformed,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,7 +81,7 @@ class PluginReport:
             "error_at": self.error_at or None, "errors": self.errors,
             "last_collect_at": self.last_collect_at or None, "pid": self.pid or None,
             "rss": self.rss or None, "drift": list(self.drift),
-            "drift_at": self.drift_at or None,
+            "drift_at": self.drift_at or None, "malformed": self.malformed,
         }
 
 
@@ -112,7 +114,8 @@ def with_host_status(
     memory = rss(pid) if pid and rss is not None else 0
     return replace(report, state=state, restarts=status.restarts, error=error,
                    error_at=(status.error_at or 0.0) if error else 0.0, errors=status.errors,
-                   last_collect_at=last_collect_at, pid=pid, rss=memory)
+                   last_collect_at=last_collect_at, pid=pid, rss=memory,
+                   malformed=status.malformed)
 
 
 def process_rss(pid: int) -> int:

@@ -84,6 +84,9 @@ class AgentSettings:
     max_restarts: int = 3
     restart_backoff: float = 0.5
     healthy_period: float = 300.0
+    #: Silence (seconds without a protocol line: a metric, a heartbeat, anything) after which a
+    #: process or exec plugin's child is killed as hung, which counts as a crash.
+    hang_timeout: float = 30.0
     #: Hook calls failed in a row after which a plugin shows ``degraded`` (until one succeeds).
     degraded_after: int = 3
     #: Jobs run at once; more wait (still ``queued`` on the server) for a slot.
@@ -148,7 +151,7 @@ class AgentSettings:
     def __post_init__(self) -> None:
         for name in ("download_timeout", "collect_interval", "heartbeat_interval",
                      "reconnect_initial", "reconnect_max", "call_timeout", "restart_backoff",
-                     "healthy_period"):
+                     "healthy_period", "hang_timeout"):
             if not getattr(self, name) > 0:
                 raise AgentConfigError(f"setting {name!r} must be a positive number of seconds")
         for name in ("download_concurrency", "metric_buffer", "metric_batch_size",

@@ -1,7 +1,8 @@
 """Arcade's core: the plugin contract and the plugin host.
 
 Plugin authors need only :data:`hookimpl` and the value types (:class:`Metric`,
-:class:`JobContext`, :class:`JobResult`, :class:`Event`); those import nothing but pluggy,
+:class:`JobContext`, :class:`JobResult`, :class:`Event`; :class:`MetricPush` is the handle a
+plugin pushes metrics through); those import nothing but pluggy,
 so a plugin running in a subprocess starts fast. Everything else (the :class:`PluginHost`,
 wheel inspection, specs) is loaded on first use.
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from ._logs import LogLine
     from ._manifest import Manifest
     from ._markers import PROJECT_NAME, hookimpl, hookspec
+    from ._push import MetricPush
     from ._spec import PluginSpec, normalize_name, parse_spec
     from ._status import HookOutcome, PluginStatus
     from ._types import Event, JobContext, JobResult, Metric
@@ -74,6 +76,7 @@ _LAZY = {
     "WheelLimits": "_wheel",
     "inspect_wheel": "_inspection",
     "LogLine": "_logs",
+    "MetricPush": "_push",
 }
 
 __all__ = [
@@ -97,6 +100,7 @@ __all__ = [
     "LogLine",
     "Manifest",
     "Metric",
+    "MetricPush",
     "PluginCallError",
     "PluginHost",
     "PluginInUse",

@@ -13,6 +13,15 @@ corrupt the channel; the host logs the child's stderr line by line.
 
 The messages are described in :mod:`arcade_core._protocol`. The child exits when its
 stdin closes, on a ``shutdown`` message, or when its parent dies (``getppid`` watch).
+
+Besides answering calls it speaks on its own: a plugin class that takes a ``metrics``
+keyword gets a :class:`~arcade_core._push.MetricPush` whose pushes become ``metric`` lines;
+a thread says ``heartbeat`` whenever nothing was written for the period the host asked for
+(the config message's ``heartbeat``), so an idle child is not taken for hung — a child whose
+interpreter is stuck (the GIL held by a runaway C call) says nothing and is. A later
+``config`` message applies a new config without a restart: ``plugin.configure(config)`` when
+the plugin object has such a method, else a new instance is constructed and swapped in (the
+old one is kept if that fails); the answer is a ``result``/``error`` with the message's id.
 """
 
 from __future__ import annotations
@@ -41,12 +50,15 @@ from ._protocol import (
     to_wire,
     write_all,
 )
+from ._push import MetricPush
+from ._types import Metric
 
 _PARENT_POLL = 0.5  # seconds between getppid checks
 
 
 class _Channel:
-    """The protocol fds, taken before the plugin runs."""
+    """The protocol fds, taken before the plugin runs; writes are serialized (the main
+    loop, the heartbeat thread and a plugin's pushing threads all write)."""
 
     def __init__(self) -> None:
         self.in_fd = os.dup(0)
@@ -58,9 +70,33 @@ class _Channel:
         sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
         sys.stdout = sys.stderr
         self.reader = LineReader(self.in_fd)
+        self.lock = threading.Lock()
+        self.last_sent = time.monotonic()
 
     def send(self, message: dict[str, Any]) -> None:
-        write_all(self.out_fd, encode_message(message))
+        data = encode_message(message)
+        with self.lock:
+            write_all(self.out_fd, data)
+            self.last_sent = time.monotonic()
+
+    def push(self, metrics: list[Metric]) -> None:
+        """A :class:`MetricPush` sink: one ``metric`` line for the batch."""
+        self.send({"type": "metric", "data": [
+            {"name": m.name, "value": m.value, "labels": m.labels, "unit": m.unit,
+             "timestamp": m.timestamp} for m in metrics]})
+
+
+def _heartbeat(channel: _Channel, period: float) -> None:
+    """Say ``heartbeat`` whenever nothing was written for ``period`` seconds."""
+    while True:
+        idle = time.monotonic() - channel.last_sent
+        if idle >= period:
+            try:
+                channel.send({"type": "heartbeat"})
+            except OSError:  # the host is gone; the parent watch ends us
+                return
+            idle = 0.0
+        time.sleep(period - idle)
 
 
 def _watch_parent(ppid: int) -> None:
@@ -73,10 +109,11 @@ def _watch_parent(ppid: int) -> None:
 _Impl = tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...]]
 
 
-def _load(entry_point: str, name: str, config: dict[str, Any]) -> tuple[object, dict[str, _Impl]]:
+def _load(entry_point: str, name: str, config: dict[str, Any], metrics: MetricPush
+          ) -> tuple[object, dict[str, _Impl]]:
     module, _, attr = entry_point.partition(":")
     target = load_target(module.strip(), attr.strip() or None)
-    plugin = instantiate(target, config)
+    plugin = instantiate(target, config, metrics)
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     check_plugin(pm, plugin, name)
@@ -109,6 +146,32 @@ def _answer_call(channel: _Channel, message: dict[str, Any], impls: dict[str, _I
     channel.send({"type": "result", "id": call_id, "data": data})
 
 
+def _reconfigure(channel: _Channel, message: dict[str, Any], entry_point: str, name: str,
+                 current: tuple[object, dict[str, _Impl]], metrics: MetricPush
+                 ) -> tuple[object, dict[str, _Impl]]:
+    """Apply a later ``config`` message; returns the plugin and hooks now in force."""
+    call_id = message.get("id")
+    interval = message.get("interval")
+    try:
+        config = from_wire(message.get("data") or {})
+        if not isinstance(config, dict):
+            raise ProtocolError("a config message's data must be an object")
+        plugin = current[0]
+        configure = getattr(plugin, "configure", None)
+        if callable(configure):
+            configure(config)
+        else:
+            current = _load(entry_point, name, config, metrics)
+    except (Exception, SystemExit) as exc:
+        traceback.print_exc(file=sys.stderr)
+        channel.send({"type": "error", "id": call_id, "error": describe_error(exc)})
+        return current
+    if isinstance(interval, int | float) and not isinstance(interval, bool):
+        metrics.interval = float(interval)
+    channel.send({"type": "result", "id": call_id, "data": None})
+    return current
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve one plugin until stdin closes; returns the exit status."""
     args = sys.argv[1:] if argv is None else argv
@@ -128,14 +191,21 @@ def main(argv: list[str] | None = None) -> int:
         if first["type"] != "config" or not isinstance(first.get("data", {}), dict):
             raise ProtocolError(f"expected a 'config' message first, got {first['type']!r}")
         config = from_wire(first.get("data") or {})
-        _plugin, impls = _load(entry_point, name, config)
+        interval = first.get("interval")
+        metrics = MetricPush(channel.push, float(interval) if isinstance(
+            interval, int | float) and not isinstance(interval, bool) else 0.0)
+        current = _load(entry_point, name, config, metrics)
     except (Exception, SystemExit) as exc:
         traceback.print_exc(file=sys.stderr)
         error = str(exc) if isinstance(exc, ArcadeError) else describe_error(exc)
         channel.send({"type": "error", "id": None, "error": error})
         return 1
     channel.send({"type": "hello", "protocol": PROTOCOL_VERSION, "plugin": name,
-                  "version": version, "hooks": sorted(impls), "pid": os.getpid()})
+                  "version": version, "hooks": sorted(current[1]), "pid": os.getpid()})
+    period = first.get("heartbeat")
+    if isinstance(period, int | float) and not isinstance(period, bool) and period > 0:
+        threading.Thread(target=_heartbeat, args=(channel, float(period)), daemon=True,
+                         name="arcade-heartbeat").start()
 
     while True:
         line = channel.reader.read_line()
@@ -148,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         kind = message["type"]
         if kind == "call":
-            _answer_call(channel, message, impls)
+            _answer_call(channel, message, current[1])
+        elif kind == "config":
+            current = _reconfigure(channel, message, entry_point, name, current, metrics)
         elif kind == "shutdown":
             return 0
         else:

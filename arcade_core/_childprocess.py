@@ -1,10 +1,26 @@
-"""One plugin child process, seen from the host (its other side is :mod:`arcade_core._child`).
+"""One plugin child process, seen from the host.
 
-:class:`ChildProcess` spawns ``env.python -m arcade_core._child``, performs the handshake,
-sends one request at a time over plain blocking pipes with ``poll`` for the timeout, pumps
-its stderr into the host's log, and stops it (a ``shutdown`` message and closed stdin
-first, then a kill of its whole process group). Every child is also tracked for
-``atexit``: no child outlives the host process.
+Two kinds of child speak the same JSON-lines protocol (:mod:`arcade_core._protocol`):
+
+* a Python plugin's: ``env.python -m arcade_core._child`` (its other side is
+  :mod:`arcade_core._child`), which must say ``hello`` with the installed name and version;
+* an exec plugin's: the executable its manifest names, ``<env>/bin/<exec>`` (any language),
+  whose ``hello`` may leave the name and version out (if given they must match).
+
+:class:`ChildProcess` spawns one, sends its first ``config`` and waits for its ``hello``;
+from then on a reader thread (:class:`~arcade_core._channel.Channel`) dispatches every line
+the child writes: answers to :meth:`ChildProcess.request`, pushed metrics, log lines,
+heartbeats; ``hang_timeout`` seconds without a valid line calls ``on_hang``. Its stderr is
+pumped into the host's log. It stops gracefully (``shutdown``, closed stdin, then SIGTERM
+after ``STOP_GRACE`` and SIGKILL of its whole process group after ``TERM_GRACE``). Every
+child is also tracked for ``atexit``: no child outlives the host process.
+
+An exec child's environment is minimal, not the host's (whose variables may hold an agent's
+secrets): ``PATH`` (the environment's ``bin/`` first, then ``/usr/local/bin:/usr/bin:/bin``),
+``LANG=C.UTF-8``, ``TZ`` and ``TMPDIR`` when the host has them, and ``ARCADE_PLUGIN``,
+``ARCADE_PLUGIN_VERSION``, ``ARCADE_PROTOCOL``; no ``HOME``: the environment is immutable
+(a file written there is drift), so a plugin keeps no state on disk unless its config names
+a place. Its working directory is the environment.
 """
 
 from __future__ import annotations
@@ -23,21 +39,24 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import ArcadeError, PluginLoadError, ProtocolError
+from ._channel import Channel, ChildExited
+from ._exceptions import PluginLoadError
 from ._hostlib import child_environment
-from ._protocol import PROTOCOL_VERSION, LineReader, decode_message, encode_message, to_wire
-from ._protocol import write_all as _write_all
+from ._protocol import PROTOCOL_VERSION, to_wire
+from ._types import Metric
 from .hookspecs import HOOK_NAMES
 
 if TYPE_CHECKING:
     from ._environment import Environment
 
-__all__ = ["STOP_GRACE", "ChildExited", "ChildProcess", "tail"]
+__all__ = ["STOP_GRACE", "TERM_GRACE", "ChildExited", "ChildProcess", "tail"]
 
 logger = logging.getLogger("arcade.process")
 
-#: Seconds a child gets to exit after ``shutdown`` before it is killed.
+#: Seconds a child gets to exit after ``shutdown`` (and closed stdin) before SIGTERM.
 STOP_GRACE = 1.0
+#: Seconds a child gets to exit after SIGTERM before SIGKILL.
+TERM_GRACE = 1.0
 _TAIL_LINES = 20
 
 _live: weakref.WeakSet[ChildProcess] = weakref.WeakSet()
@@ -61,16 +80,13 @@ def _track(child: ChildProcess) -> None:
         _live.add(child)
 
 
-class ChildExited(ArcadeError):
-    """The child's protocol channel ended: it exited or closed the pipe (never leaves
-    ``arcade_core``: the supervisor turns it into a restart and a :class:`PluginCallError`)."""
-
-
 class ChildProcess:
-    """One running child for one plugin version and config.
+    """One running child for one plugin version and config (see the module docstring).
 
-    :meth:`request` is not thread-safe: the owner (:class:`ProcessPlugin`) sends one
-    request at a time. :meth:`kill` may be called from any thread.
+    ``executable`` set: an exec plugin's child; else the Python host child. ``interval``
+    travels in the ``config`` message (inside ``data`` for an exec child, beside it for the
+    Python one, which also hears how often to send heartbeats). :meth:`request` may be
+    called from several threads (answers are matched by id); :meth:`kill` from any thread.
     """
 
     def __init__(
@@ -80,24 +96,34 @@ class ChildProcess:
         config: Mapping[str, Any],
         host_lib: Path,
         *,
+        executable: Path | None = None,
+        interval: float = 0.0,
+        hang_timeout: float | None = None,
         on_exit: Callable[[ChildProcess, int], None] | None = None,
         on_stderr: Callable[[str], None] | None = None,
+        on_metrics: Callable[[list[Metric]], None] | None = None,
+        on_log: Callable[[str, str], None] | None = None,
+        on_hang: Callable[[ChildProcess, float], None] | None = None,
     ) -> None:
         self.env = env
         self.key = key
         self.config = dict(config)
         self.host_lib = host_lib
+        self.executable = executable
+        self.interval = interval
+        self.hang_timeout = hang_timeout
         self.hooks: list[str] = []
-        self.malformed = 0
         self.tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self.started_at = 0.0
         self._on_exit = on_exit
         self._on_stderr = on_stderr
+        self._on_metrics = on_metrics
+        self._on_log = on_log
+        self._on_hang = on_hang
         self._stopping = False
         self._closed = False
         self._proc: subprocess.Popen[bytes] | None = None
-        self._reader: LineReader | None = None
-        self._stdin_fd = -1
+        self._channel: Channel | None = None
         self._stderr_thread: threading.Thread | None = None
         self._log = logging.getLogger(f"arcade.plugin.{key}")
 
@@ -109,18 +135,58 @@ class ChildProcess:
     def returncode(self) -> int | None:
         return self._proc.poll() if self._proc is not None else None
 
+    @property
+    def malformed(self) -> int:
+        """Protocol lines this child got wrong."""
+        return self._channel.malformed if self._channel is not None else 0
+
     def command(self) -> list[str]:
+        if self.executable is not None:
+            return [str(self.executable)]
         ep = self.env.entry_point
         value = f"{ep.module}:{ep.attr}" if ep.attr else ep.module
         return [str(self.env.python), "-P", "-m", "arcade_core._child", value,
                 self.env.name, self.env.version]
 
+    def environment(self) -> dict[str, str]:
+        """The child's environment variables (see the module docstring)."""
+        if self.executable is None:
+            return child_environment(self.host_lib)
+        env = {"PATH": f"{self.env.path / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+               "LANG": "C.UTF-8", "ARCADE_PLUGIN": self.env.name,
+               "ARCADE_PLUGIN_VERSION": self.env.version,
+               "ARCADE_PROTOCOL": str(PROTOCOL_VERSION)}
+        env.update({k: os.environ[k] for k in ("TZ", "TMPDIR") if k in os.environ})
+        return env
+
+    def config_message(self, config: Mapping[str, Any], interval: float,
+                       call_id: int | None = None) -> dict[str, Any]:
+        """The ``config`` message for ``config`` and ``interval`` (``call_id``: the Python
+        child answers a config change with ``result``/``error`` for that id)."""
+        data = to_wire(dict(config))
+        if self.executable is not None:
+            # 60 rather than 60.0: the simplest parsers in other languages read integers.
+            every: float = int(interval) if float(interval).is_integer() else interval
+            return {"type": "config", "data": {**data, "interval": every}}
+        message: dict[str, Any] = {"type": "config", "data": data, "interval": interval,
+                                   "heartbeat": self._heartbeat_period()}
+        if call_id is not None:
+            message["id"] = call_id
+        return message
+
+    def _heartbeat_period(self) -> float:
+        """How often the Python child says ``heartbeat`` when it has nothing else to say:
+        a third of the hang timeout, at most 5 s (the protocol asks for one every 10 s)."""
+        if self.hang_timeout is None:
+            return 5.0
+        return min(5.0, self.hang_timeout / 3)
+
     def start(self, timeout: float) -> None:
         """Spawn the child, send its config and wait for its ``hello``.
 
         Raises :class:`~arcade_core.PluginLoadError` saying why the plugin did not come up
-        (its import error, its exit code and last stderr lines, or a bad handshake); the
-        child is gone by then.
+        (its import error, its exit code and last stderr lines, no hello in time, or a bad
+        handshake); the child is gone by then.
         """
         try:
             self._proc = subprocess.Popen(
@@ -130,21 +196,30 @@ class ChildProcess:
                 stderr=subprocess.PIPE,
                 bufsize=0,
                 cwd=str(self.env.path),
-                env=child_environment(self.host_lib),
+                env=self.environment(),
                 start_new_session=True,  # its own process group: killed as a whole
             )
         except OSError as exc:
             raise PluginLoadError(
-                f"{self.env.key}: could not start {self.env.python}: {exc.strerror or exc}"
+                f"{self.env.key}: could not start {self.command()[0]}: {exc.strerror or exc}"
             ) from None
         _track(self)
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._stdin_fd = self._proc.stdin.fileno()
-        self._reader = LineReader(self._proc.stdout.fileno())
+        child = self
+
+        def on_hang(seconds: float) -> None:
+            if child._on_hang is not None:
+                child._on_hang(child, seconds)
+
+        self._channel = Channel(self.key, self._proc.stdin.fileno(),
+                                self._proc.stdout.fileno(), hang_timeout=self.hang_timeout,
+                                on_metrics=self._on_metrics, on_log=self._on_log,
+                                on_hang=on_hang)
         self._stderr_thread = threading.Thread(
             target=self._pump_stderr, name=f"arcade-stderr-{self.key}", daemon=True
         )
         self._stderr_thread.start()
+        self._channel.start()
         try:
             hello = self._handshake(timeout)
         except PluginLoadError:
@@ -155,13 +230,15 @@ class ChildProcess:
 
     def _handshake(self, timeout: float) -> list[str]:
         what = f"{self.env.key} (as {self.key!r})"
+        assert self._channel is not None
         try:
-            self._send({"type": "config", "data": to_wire(self.config)})
-            reply = self._receive(timeout, expect_id=None)
+            self._channel.send(self.config_message(self.config, self.interval))
+            reply = self._channel.hello(timeout)
         except TimeoutError:
+            said = "said no 'hello'" if self.executable is not None else \
+                "did not finish starting"
             raise PluginLoadError(
-                f"{what}: its process did not finish starting within {timeout:g}s"
-                f"{self._tail_text()}"
+                f"{what}: its process {said} within {timeout:g}s{self._tail_text()}"
             ) from None
         except ChildExited:
             code = self._wait_exit(2.0)
@@ -174,20 +251,11 @@ class ChildProcess:
                 from None
         if reply["type"] == "error":
             raise PluginLoadError(f"{what}: {reply.get('error')}")
-        hooks = reply.get("hooks")
-        problems = []
-        if reply["type"] != "hello":
-            problems.append(f"expected 'hello', got {reply['type']!r}")
-        if reply.get("protocol") != PROTOCOL_VERSION:
-            problems.append(f"protocol {reply.get('protocol')!r}, expected {PROTOCOL_VERSION}")
-        if reply.get("plugin") != self.env.name or reply.get("version") != self.env.version:
-            problems.append(f"it says it is {reply.get('plugin')!r} {reply.get('version')!r}")
-        if not isinstance(hooks, list) or not all(h in HOOK_NAMES for h in hooks):
-            problems.append(f"unknown hooks {hooks!r}")
+        problems = _hello_problems(reply, self.env.name, self.env.version,
+                                   strict=self.executable is None)
         if problems:
             raise PluginLoadError(f"{what}: bad handshake: {'; '.join(problems)}")
-        assert isinstance(hooks, list)
-        return [str(h) for h in hooks]
+        return [str(h) for h in reply["hooks"]]
 
     def _tail_text(self) -> str:
         # Give the stderr pump a moment to catch the child's last words.
@@ -196,50 +264,20 @@ class ChildProcess:
         lines = [line for line in self.tail if line.strip()]
         return (": " + " | ".join(lines[-5:])) if lines else ""
 
-    def _send(self, message: dict[str, Any]) -> None:
-        try:
-            _write_all(self._stdin_fd, encode_message(message))
-        except (BrokenPipeError, ConnectionResetError, OSError) as exc:
-            raise ChildExited(str(exc)) from None
-
-    def _receive(self, timeout: float, expect_id: int | None) -> dict[str, Any]:
-        assert self._reader is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._reader.read_line(max(0.0, deadline - time.monotonic()))
-            except ProtocolError as exc:
-                self._malformed(str(exc))
-                continue
-            except TimeoutError:
-                raise
-            except OSError as exc:
-                raise ChildExited(str(exc)) from None
-            if line is None:
-                raise ChildExited("end of output")
-            try:
-                message = decode_message(line)
-            except ProtocolError as exc:
-                self._malformed(str(exc))
-                continue
-            if expect_id is not None and message.get("id") != expect_id:
-                self._malformed(f"answer for request {message.get('id')!r} while waiting "
-                                f"for {expect_id}")
-                continue
-            return message
-
-    def _malformed(self, reason: str) -> None:
-        self.malformed += 1
-        self._log.warning("plugin %s sent a malformed protocol line (%d so far): %s",
-                          self.key, self.malformed, reason)
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one message that needs no answer (:class:`ChildExited` if it is gone)."""
+        if self._channel is None:
+            raise ChildExited("not started")
+        self._channel.send(message)
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send one request and return the answer carrying its ``id``.
 
         Raises :class:`TimeoutError` (the caller kills the child) or :class:`ChildExited`.
         """
-        self._send(message)
-        return self._receive(timeout, expect_id=message.get("id"))
+        if self._channel is None:
+            raise ChildExited("not started")
+        return self._channel.request(message, timeout)
 
     def _pump_stderr(self) -> None:
         proc = self._proc
@@ -300,13 +338,18 @@ class ChildProcess:
             return
         if proc.poll() is None and grace > 0:
             with contextlib.suppress(ChildExited):
-                self._send({"type": "shutdown"})
+                self.send({"type": "shutdown"})
             with contextlib.suppress(OSError):
                 assert proc.stdin is not None
                 proc.stdin.close()
             if self._wait_exit(grace) is None:
-                logger.info("plugin %s did not exit within %gs of shutdown; killing it",
+                logger.info("plugin %s did not exit within %gs of shutdown; terminating it",
                             self.key, grace)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                if self._wait_exit(TERM_GRACE) is None:
+                    logger.info("plugin %s did not exit within %gs of SIGTERM; killing it",
+                                self.key, TERM_GRACE)
         self.kill()
         self.close()
 
@@ -315,6 +358,12 @@ class ChildProcess:
         if self._closed or self._proc is None:
             return
         self._closed = True
+        channel = self._channel
+        if channel is not None and self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+            # The reader ends at the child's end of output: let it, before its fd goes.
+            channel.join(timeout=1.0)
         for stream in (self._proc.stdin, self._proc.stdout):
             with contextlib.suppress(OSError):
                 if stream is not None:
@@ -322,6 +371,25 @@ class ChildProcess:
         pump = self._stderr_thread
         if pump is not None and pump is not threading.current_thread():
             pump.join(timeout=1.0)
+
+
+def _hello_problems(reply: dict[str, Any], name: str, version: str, *, strict: bool
+                    ) -> list[str]:
+    """What is wrong with a ``hello`` (``strict``: it must name ``name`` and ``version``;
+    otherwise they may be left out, but must match when given)."""
+    hooks = reply.get("hooks")
+    problems = []
+    if reply["type"] != "hello":
+        problems.append(f"expected 'hello', got {reply['type']!r}")
+    if reply.get("protocol") != PROTOCOL_VERSION:
+        problems.append(f"protocol {reply.get('protocol')!r}, expected {PROTOCOL_VERSION}")
+    for field, expected in (("plugin", name), ("version", version)):
+        said = reply.get(field)
+        if (strict or said is not None) and said != expected:
+            problems.append(f"its {field} is {said!r}, not {expected!r}")
+    if not isinstance(hooks, list) or not all(h in HOOK_NAMES for h in hooks):
+        problems.append(f"hooks must be a list of {', '.join(HOOK_NAMES)}; got {hooks!r}")
+    return problems
 
 
 def tail(child: ChildProcess) -> str:

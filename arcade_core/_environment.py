@@ -158,7 +158,10 @@ def _manifest_from(data: Any) -> Manifest:
         isolation=Isolation(data.get("isolation", Isolation.INLINE)),
         interval=None if data.get("interval") is None else float(data["interval"]),
         resources=dict(data.get("resources") or {}),
+        exec=data.get("exec"),
     )
+    if not isinstance(manifest.exec, (str, type(None))):
+        raise ValueError("manifest")
     if not isinstance(manifest.config_schema, (dict, type(None))):
         raise ValueError("manifest")
     return manifest

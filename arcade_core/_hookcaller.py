@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 from pluggy import HookCallError
 
-from ._exceptions import PluginLoadError
+from . import hookspecs
+from ._exceptions import InvalidCall, PluginLoadError
 
 if TYPE_CHECKING:  # a plugin's child process imports this module, but never the pool
     from ._pool import Pending, WorkerPool
@@ -41,6 +42,7 @@ __all__ = [
     "OnFailure",
     "RemotePlugin",
     "call_isolated",
+    "check_arguments",
     "check_plugin",
     "describe_error",
     "make_hookexec",
@@ -327,3 +329,27 @@ def _make_unstick(name: str, st: CallStats, hook: str) -> Callable[[Pending], No
         logger.info("plugin %s: an abandoned %s() call finally returned", name, hook)
 
     return unstick
+
+
+def check_arguments(pm: pluggy.PluginManager, hook: str, kwargs: Mapping[str, Any]
+                    ) -> pluggy.HookCaller:
+    """The caller of ``hook`` once ``kwargs`` fit its spec; :class:`InvalidCall` saying
+    what is unknown, missing or unexpected (:meth:`PluginHost.call
+    <arcade_core.PluginHost.call>`)."""
+    caller: pluggy.HookCaller | None = getattr(pm.hook, hook, None)
+    if caller is None or not caller.has_spec():
+        raise InvalidCall(
+            f"unknown hook {hook!r}; Arcade's hooks are {', '.join(hookspecs.HOOK_NAMES)}"
+        )
+    spec = caller.spec
+    assert spec is not None
+    missing = [a for a in spec.argnames if a not in kwargs]
+    unknown = [a for a in kwargs if a not in spec.argnames and a not in spec.kwargnames]
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if unknown:
+            problems.append(f"unexpected {', '.join(unknown)}")
+        raise InvalidCall(f"{hook}() takes ({', '.join(spec.argnames)}): {'; '.join(problems)}")
+    return caller

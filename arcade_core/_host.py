@@ -32,18 +32,18 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
 from ._allowlist import allowed_names, check_allowed
 from ._environment import Environment
 from ._events import HostEvents
 from ._exceptions import InvalidCall, PluginInUse
-from ._hookcaller import CallStats, call_isolated, make_hookexec
+from ._hookcaller import CallStats, call_isolated, check_arguments, make_hookexec
 from ._hostlib import ensure_host_lib
 from ._instances import Instances
 from ._logs import LogLine, PluginLogs
 from ._manager import make_plugin_manager
 from ._pool import WorkerPool
 from ._process import ProcessPlugin
+from ._sinks import MetricSink, MetricSinks
 from ._spec import normalize_name
 from ._status import HookOutcome, PluginStatus
 from ._store import EnvironmentStore
@@ -63,10 +63,12 @@ class PluginHost:
     ``max_restarts``, ``healthy_period`` and ``restart_backoff`` drive the supervision of
     process plugins; ``start_timeout`` bounds a child's start. ``allow`` names the only
     plugins that may load (default: ``$ARCADE_PLUGINS``, comma-separated; unset = all).
-    ``check_config_schemas=False`` trusts that plugin manifests and configs were checked
-    against their JSON Schemas elsewhere (defaults are still applied): the Arcade agent's
-    host, whose server checks every schema at publish and every config when it is
-    assigned; it keeps jsonschema (~4 MB resident) out of the agent.
+    ``default_interval`` is the interval (seconds) of a plugin whose load and manifest name
+    none; ``hang_timeout`` the silence after which a process or exec child is killed as
+    hung (a crash). ``check_config_schemas=False`` trusts that plugin manifests and configs
+    were checked against their JSON Schemas elsewhere (defaults are still applied): the
+    Arcade agent's host, whose server checks every schema at publish and every config when
+    it is assigned; it keeps jsonschema (~4 MB resident) out of the agent.
 
     Use it as a context manager, or call :meth:`close`: no child process outlives it.
     """
@@ -82,9 +84,13 @@ class PluginHost:
         allow: Iterable[str] | None = None,
         start_timeout: float = 30.0,
         check_config_schemas: bool = True,
+        default_interval: float = 60.0,
+        hang_timeout: float = 30.0,
     ) -> None:
         if call_timeout <= 0 or start_timeout <= 0:
             raise InvalidCall("call_timeout and start_timeout must be positive seconds")
+        if default_interval <= 0 or hang_timeout <= 0:
+            raise InvalidCall("default_interval and hang_timeout must be positive seconds")
         if max_restarts < 0 or restart_backoff < 0 or healthy_period < 0:
             raise InvalidCall("max_restarts, restart_backoff and healthy_period must be >= 0")
         self.home = Path(home).absolute()
@@ -94,6 +100,9 @@ class PluginHost:
         self.max_restarts = max_restarts
         self.healthy_period = healthy_period
         self.restart_backoff = restart_backoff
+        self.default_interval = default_interval
+        self.hang_timeout = hang_timeout
+        self._sinks = MetricSinks()
         self.allow = allowed_names(allow)
         self.check_config_schemas = check_config_schemas
         self.store = EnvironmentStore(self.home / "envs", check_schemas=check_config_schemas)
@@ -105,7 +114,9 @@ class PluginHost:
         self._host_lib: Path | None = None
         self._events = HostEvents(after_delivery=self._tell_notify_plugins)
         self._instances = Instances(self.pm, self._stats, self._events, self._new_process,
-                                    check_schemas=check_config_schemas, logs=self._logs)
+                                    check_schemas=check_config_schemas, logs=self._logs,
+                                    default_interval=default_interval,
+                                    push_sink=self._sinks.deliver)
         # The table's own lock and dict, read by call() directly: no extra step per call.
         self._lock = self._instances.lock
         self._loaded = self._instances.by_key
@@ -182,30 +193,36 @@ class PluginHost:
         isolation: Isolation | str | None = None,
         *,
         key: str | None = None,
+        interval: float | None = None,
     ) -> PluginStatus:
         """Load an installed plugin and register it under ``key`` (default: its name).
 
         ``version`` ``None`` takes the newest installed one; ``config`` is validated
         against the manifest's schema with its defaults applied (:class:`InvalidConfig`);
-        ``isolation`` ``None`` takes the manifest's default. If ``key`` is loaded already
-        this is an upgrade/config/isolation change: the new one is made first and the old
-        one unloaded only if that worked. The same version, config and isolation is a
-        no-op (unless the plugin has ``failed``: then it is started afresh).
+        ``isolation`` ``None`` takes the manifest's (``exec`` for an exec plugin, which
+        runs no other way). ``interval`` (seconds; ``None``: the manifest's, else
+        ``default_interval``) reaches an exec plugin in its ``config`` message, a Python
+        plugin on its push handle. If ``key`` is loaded already, the new one is made first
+        and the old one unloaded only if that worked — but a running process or exec child
+        takes a new config or interval without a restart. The same version, config,
+        isolation and interval is a no-op (unless it has ``failed``: then it starts afresh).
         """
         self._instances.check_open()
+        _check_interval(interval)
         plugin = normalize_name(name)
         check_allowed(plugin, self.allow)
         env = self.store.get(plugin, version)
-        return self._instances.load(key or plugin, env, config, isolation)
+        return self._instances.load(key or plugin, env, config, isolation, interval)
 
-    def reconfigure(self, key: str, config: Mapping[str, Any]) -> PluginStatus:
-        """Apply a new config to a loaded plugin without reinstalling anything.
-
-        A new instance (or child) is built with the new config first; if that fails the
-        old one keeps running and the error is raised.
-        """
+    def reconfigure(self, key: str, config: Mapping[str, Any], *,
+                    interval: float | None = None) -> PluginStatus:
+        """Apply a new config and interval (``None``: the manifest's, else the host's) to a
+        loaded plugin: a process or exec child gets a ``config`` message and keeps running,
+        an in-process plugin is constructed anew first. If that fails the old one keeps
+        running (with its old config) and the error is raised."""
+        _check_interval(interval)
         loaded = self._instances.get(key)
-        return self._instances.load(key, loaded.env, config, loaded.isolation)
+        return self._instances.load(key, loaded.env, config, loaded.isolation, interval)
 
     def unload(self, key: str) -> None:
         """Unregister ``key`` and really unload it.
@@ -271,30 +288,14 @@ class PluginHost:
         Process plugins time out in their proxy, which kills the child (counted as a
         crash). Plugins are called one after another, each with the full timeout.
         """
-        caller = getattr(self.pm.hook, hook, None)
-        if caller is None or not caller.has_spec():
-            raise InvalidCall(
-                f"unknown hook {hook!r}; Arcade's hooks are {', '.join(hookspecs.HOOK_NAMES)}"
-            )
-        spec = caller.spec
-        assert spec is not None
-        missing = [a for a in spec.argnames if a not in kwargs]
-        unknown = [a for a in kwargs if a not in spec.argnames and a not in spec.kwargnames]
-        if missing or unknown:
-            problems = []
-            if missing:
-                problems.append(f"missing {', '.join(missing)}")
-            if unknown:
-                problems.append(f"unexpected {', '.join(unknown)}")
-            raise InvalidCall(
-                f"{hook}() takes ({', '.join(spec.argnames)}): {'; '.join(problems)}"
-            )
+        caller = check_arguments(self.pm, hook, kwargs)
         limit = self.call_timeout if timeout is None else timeout
         if limit <= 0:
             raise InvalidCall(f"timeout must be positive seconds, not {limit!r}")
         impls = caller.get_hookimpls()
         if keys is None:
-            targets = [(impl.plugin_name, impl) for impl in reversed(impls)]
+            targets: list[tuple[str, pluggy.HookImpl | None]] = [
+                (impl.plugin_name, impl) for impl in reversed(impls)]
             absent: list[str] = []
         else:
             by_name = {impl.plugin_name: impl for impl in impls}
@@ -313,6 +314,16 @@ class PluginHost:
     def emit(self, event: Event) -> HookOutcome:
         """Send ``event`` to every plugin implementing ``notify`` (isolated, bounded)."""
         return self.call("notify", event=event)
+
+    def add_metric_sink(self, sink: MetricSink) -> None:
+        """Hear pushed metrics: ``sink(key, metrics)`` for each batch a plugin pushes (an
+        exec plugin's ``metric`` lines, a Python plugin's ``metrics.push``). Called on the
+        pushing thread: return quickly (see :mod:`arcade_core._sinks`)."""
+        self._sinks.add(sink)
+
+    def remove_metric_sink(self, sink: MetricSink) -> None:
+        """Stop handing pushed metrics to ``sink`` (no error if it was not added)."""
+        self._sinks.remove(sink)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -341,13 +352,17 @@ class PluginHost:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _new_process(self, env: Environment, key: str, config: dict[str, Any]) -> ProcessPlugin:
-        """The supervisor of a process plugin, with this host's timeouts and restart policy
-        (started by the instance table). Its log ring is made now, so a plugin loaded here
-        answers :meth:`logs` (empty) before its child has written a line."""
-        self._logs.ring(key)
+    def _new_process(self, env: Environment, key: str, config: dict[str, Any], interval: float,
+                     executable: Path | None) -> ProcessPlugin:
+        """The supervisor of a process or exec plugin, with this host's timeouts and restart
+        policy (started by the instance table). Its log ring is made now, so a plugin loaded
+        here answers :meth:`logs` (empty) before its child has written a line."""
+        ring = self._logs.ring(key)
         return ProcessPlugin(
             env, key, config,
+            executable=executable, interval=interval, hang_timeout=self.hang_timeout,
+            on_metrics=lambda metrics: self._sinks.deliver(key, metrics),
+            on_log=ring.add,
             host_lib=self._ensure_host_lib(),
             call_timeout=self.call_timeout,
             start_timeout=self.start_timeout,
@@ -376,3 +391,9 @@ class PluginHost:
         if self._host_lib is None:
             self._host_lib = ensure_host_lib(self.home)
         return self._host_lib
+
+
+def _check_interval(interval: float | None) -> None:
+    if interval is not None and (isinstance(interval, bool) or not interval >= 0):
+        raise InvalidCall(f"interval must be seconds >= 0 (0 or None: the manifest's), "
+                          f"not {interval!r}")

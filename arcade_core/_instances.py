@@ -20,6 +20,7 @@ too). No lock is held while plugin code runs.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -36,14 +37,17 @@ from ._hookcaller import CallStats, check_plugin
 from ._logs import PluginLogs
 from ._process import ProcessPlugin
 from ._proxy import make_proxy
+from ._push import MetricPush
+from ._sinks import MetricSink
 from ._status import PluginStatus
 from ._types import Event
 from .states import Isolation, PluginState
 
 __all__ = ["Instance", "Instances", "NewProcess"]
 
-#: Makes (not yet starts) the supervisor of a process plugin: ``(env, key, config)``.
-NewProcess = Callable[[Environment, str, dict[str, Any]], ProcessPlugin]
+#: Makes (not yet starts) the supervisor of a process or exec plugin:
+#: ``(env, key, config, interval, executable)`` (``executable`` None: a Python child).
+NewProcess = Callable[[Environment, str, dict[str, Any], float, Path | None], ProcessPlugin]
 
 
 @dataclass(eq=False)
@@ -58,6 +62,8 @@ class Instance:
     hooks: list[str]
     imported: _loader.ImportedPlugin | None = None
     process: ProcessPlugin | None = None
+    interval: float = 0.0
+    push: MetricPush | None = None  # an in-process plugin's push handle
 
 
 class Instances:
@@ -68,6 +74,8 @@ class Instances:
     ``check_schemas`` is the host's ``check_config_schemas``; ``events`` hears
     ``plugin.loaded`` and ``plugin.unloaded``; ``logs`` keeps what each key logged (the
     records of an in-process plugin's own loggers while it is loaded, and why a load failed).
+    ``default_interval`` is the interval of a plugin whose assignment and manifest name
+    none; ``push_sink(key, metrics)`` hears what in-process plugins push.
     """
 
     def __init__(
@@ -79,8 +87,12 @@ class Instances:
         *,
         check_schemas: bool,
         logs: PluginLogs | None = None,
+        default_interval: float = 60.0,
+        push_sink: MetricSink | None = None,
     ) -> None:
         self.pm = pm
+        self.default_interval = default_interval
+        self.push_sink = push_sink
         self.logs = logs or PluginLogs()
         self.stats = stats
         self.events = events
@@ -151,7 +163,7 @@ class Instances:
             last_error=last_error, calls=st.calls, errors=st.errors,
             mean_latency_ms=st.mean_latency_ms, pid=pid, config=dict(loaded.config),
             hooks=hooks, malformed=malformed, errors_in_a_row=st.in_a_row,
-            error_at=error_at if last_error and error_at else None,
+            error_at=error_at if last_error and error_at else None, interval=loaded.interval,
         )
 
     # -- loading ---------------------------------------------------------------------------
@@ -162,12 +174,17 @@ class Instances:
         env: Environment,
         config: Mapping[str, Any] | None,
         isolation: Isolation | str | None,
+        interval: float | None = None,
     ) -> PluginStatus:
-        """Load ``env`` as ``key`` with ``config`` (validated, defaults applied) and
-        ``isolation`` (``None``: the manifest's), replacing what ``key`` runs.
+        """Load ``env`` as ``key`` with ``config`` (validated, defaults applied),
+        ``isolation`` (``None``: the manifest's) and ``interval`` (``None`` or 0: the
+        manifest's, else ``default_interval``), replacing what ``key`` runs.
 
-        The same environment, config and isolation is a no-op, unless the process plugin
-        has ``failed``: then it is started afresh.
+        The same environment, config, isolation and interval is a no-op, unless the process
+        plugin has ``failed``: then it is started afresh. Only the config or interval
+        changed: a running process or exec child takes them without a restart, an
+        in-process plugin is constructed anew (an interval alone only updates its push
+        handle).
         """
         if not isinstance(key, str) or not key.strip():
             raise PluginLoadError(f"a plugin key must be a non-empty string, not {key!r}")
@@ -178,6 +195,8 @@ class Instances:
                 f"isolation {wanted!r} is not supported; use one of {', '.join(Isolation)}"
             )
         mode = Isolation(wanted)
+        _check_kind(env, mode)
+        every = float(interval) if interval else env.manifest.interval or self.default_interval
         with self.manage:
             self.check_open()
             with self.lock:
@@ -185,15 +204,15 @@ class Instances:
             if (
                 old is not None
                 and old.env.path == env.path
-                and old.config == effective
                 and old.isolation == mode
                 and (old.process is None or old.process.state is not PluginState.FAILED)
+                and (old.config == effective or old.process is not None)
             ):
-                return self.status(old)
+                return self._adjust(old, effective, every)
             if mode is Isolation.INLINE:  # what it logs while it is constructed counts too
                 self.logs.capture(key, _top_package(env))
             try:
-                new = self._make(key, env, effective, mode, replacing=old)
+                new = self._make(key, env, effective, mode, every, replacing=old)
                 self._swap(key, old, new)
             except Exception as exc:
                 self.logs.add(key, "ERROR", f"loading {env.key} failed: {exc}")
@@ -228,26 +247,45 @@ class Instances:
             "isolation": loaded.isolation,
         }))
 
+    def _adjust(self, loaded: Instance, config: dict[str, Any], interval: float
+                ) -> PluginStatus:
+        """Same plugin, same isolation: hand a running child its new config and interval
+        (no restart), or give an in-process plugin's push handle its new interval."""
+        if loaded.config == config and loaded.interval == interval:
+            return self.status(loaded)
+        if loaded.process is not None:
+            loaded.process.reconfigure(config, interval)  # PluginLoadError: the old stays
+            self.logs.add(loaded.key, "INFO", f"config or interval changed (interval "
+                                              f"{interval:g}s); the process kept running")
+        elif loaded.push is not None:
+            loaded.push.interval = interval
+        loaded.config, loaded.interval = config, interval
+        return self.status(loaded)
+
     def _make(
         self,
         key: str,
         env: Environment,
         config: dict[str, Any],
         isolation: Isolation,
+        interval: float,
         *,
         replacing: Instance | None,
     ) -> Instance:
         """Import and construct (or start) a new instance; nothing registered yet."""
-        if isolation is Isolation.PROCESS:
-            process = self.new_process(env, key, config)
+        if isolation is not Isolation.INLINE:
+            executable = _executable(env) if isolation is Isolation.EXEC else None
+            process = self.new_process(env, key, config, interval, executable)
             process.start()
             return Instance(key, env, isolation, config, make_proxy(process),
-                            list(process.hooks), process=process)
+                            list(process.hooks), process=process, interval=interval)
         old_env = replacing.env if replacing is not None and replacing.imported else None
         imported = _loader.import_plugin(env, replacing=old_env)
+        sink = self.push_sink
+        push = MetricPush(lambda metrics: sink(key, metrics) if sink else None, interval)
         try:
             try:
-                obj = _loader.instantiate(imported.target, config)
+                obj = _loader.instantiate(imported.target, config, push)
             except Exception as exc:
                 raise PluginLoadError(
                     f"{env.key}: constructing {env.entry_point.value} failed: "
@@ -255,9 +293,11 @@ class Instances:
                 ) from exc
             hooks = check_plugin(self.pm, obj, key)
         except BaseException:
+            push.close()
             _loader.abort(imported)
             raise
-        return Instance(key, env, isolation, config, obj, hooks, imported=imported)
+        return Instance(key, env, isolation, config, obj, hooks, imported=imported,
+                        interval=interval, push=push)
 
     def _swap(self, key: str, old: Instance | None, new: Instance) -> None:
         """Register ``new`` under ``key`` in place of ``old``, then unload ``old``."""
@@ -286,6 +326,8 @@ class Instances:
 
     @staticmethod
     def _discard(loaded: Instance, *, restore: bool = False) -> None:
+        if loaded.push is not None:
+            loaded.push.close()
         if loaded.imported is not None:
             if restore:
                 _loader.abort(loaded.imported)
@@ -299,3 +341,37 @@ def _top_package(env: Environment) -> str:
     """The logger whose records are an in-process plugin's own: its entry point's top-level
     package (``acme_disk.plugin:Plugin`` → ``acme_disk``)."""
     return env.entry_point.module.split(".")[0]
+
+
+def _check_kind(env: Environment, mode: Isolation) -> None:
+    """An exec plugin runs only as ``exec``, a Python plugin never does."""
+    command = env.manifest.exec
+    if command and mode is not Isolation.EXEC:
+        raise PluginLoadError(
+            f"{env.key} is an exec plugin (its manifest names the executable {command!r}): "
+            f"it runs as its own process with isolation 'exec', not {str(mode)!r}; "
+            "leave the isolation to the manifest"
+        )
+    if not command and mode is Isolation.EXEC:
+        raise PluginLoadError(
+            f"{env.key} is a Python plugin: load it 'inline' or 'process'; isolation "
+            "'exec' is for plugins whose manifest names an executable ('exec' key)"
+        )
+
+
+def _executable(env: Environment) -> Path:
+    """``<env>/bin/<exec>``, checked: it exists and may be executed."""
+    command = env.manifest.exec or ""
+    path = env.path / "bin" / command
+    if not path.is_file():
+        raise PluginLoadError(
+            f"{env.key}: its manifest names the executable {command!r}, but the wheel did "
+            f"not install {path}; ship it in the wheel's <dist>.data/scripts/ or as a "
+            "console script"
+        )
+    if not os.access(path, os.X_OK):
+        raise PluginLoadError(
+            f"{env.key}: {path} is not executable; give the file in the wheel's "
+            "<dist>.data/scripts/ the executable mode (0755)"
+        )
+    return path

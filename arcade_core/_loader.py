@@ -36,6 +36,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import PluginLoadError
+from ._push import MetricPush, wants_metrics
 
 if TYPE_CHECKING:
     from ._environment import Environment
@@ -93,16 +94,20 @@ def load_target(module: str, attr: str | None) -> Any:
     return obj
 
 
-def instantiate(target: Any, config: Mapping[str, Any]) -> Any:
+def instantiate(target: Any, config: Mapping[str, Any], metrics: MetricPush | None = None
+                ) -> Any:
     """Make the object to register from an entry point's target.
 
     A class is instantiated with the (validated, defaulted) config — or with no argument
-    when it defines no ``__init__`` of its own; a module or any other object is
-    registered as it is.
+    when it defines no ``__init__`` of its own — plus ``metrics=`` (the push handle of
+    :mod:`arcade_core._push`) when its constructor takes a parameter of that name; a module
+    or any other object is registered as it is.
     """
     if isinstance(target, type):
         if getattr(target, "__init__", None) is object.__init__:
             return target()
+        if metrics is not None and wants_metrics(target):
+            return target(dict(config), metrics=metrics)
         return target(dict(config))
     return target
 

@@ -7,7 +7,15 @@ background thread with exponential backoff (``restart_backoff * 2**n``), at most
 ``max_restarts`` times; the counter resets once a child has been healthy for
 ``healthy_period``. One crash more and the plugin is :attr:`~PluginState.FAILED`. It reports
 ``plugin.crashed``/``plugin.restarted``/``plugin.failed`` through a callback; restarts
-never happen inside a caller's hook call.
+never happen inside a caller's hook call. A child silent for ``hang_timeout`` seconds (no
+valid protocol line: a metric, a heartbeat, anything) is killed as hung, and that is a crash
+like any other ("no message for 30s: hung").
+
+The same supervisor runs an exec plugin (``executable``: the file its manifest names) and a
+Python plugin's host child. :meth:`ProcessPlugin.reconfigure` hands a running child a new
+config and interval without a restart: an exec child gets a ``config`` message; the Python
+child answers it (a refused config raises :class:`~arcade_core.PluginLoadError` and the old
+one stays). Pushed metrics go to ``on_metrics``, ``log`` messages to ``on_log``.
 
 The host registers a proxy for it (:mod:`arcade_core._proxy`); a child sees only
 ``<home>/host-lib`` of the host (:mod:`arcade_core._hostlib`).
@@ -27,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ._childprocess import STOP_GRACE, ChildExited, ChildProcess, tail
 from ._exceptions import PluginCallError, PluginLoadError
 from ._protocol import to_wire
+from ._types import Metric
 from .states import PluginState
 
 if TYPE_CHECKING:
@@ -62,6 +71,11 @@ class ProcessPlugin:
         restart_backoff: float = 0.5,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_stderr: Callable[[str], None] | None = None,
+        executable: Path | None = None,
+        interval: float = 0.0,
+        hang_timeout: float | None = None,
+        on_metrics: Callable[[list[Metric]], None] | None = None,
+        on_log: Callable[[str, str], None] | None = None,
     ) -> None:
         self.env = env
         self.key = key
@@ -74,6 +88,11 @@ class ProcessPlugin:
         self.restart_backoff = restart_backoff
         self._on_event = on_event
         self._on_stderr = on_stderr
+        self.executable = executable
+        self.interval = interval
+        self.hang_timeout = hang_timeout
+        self._on_metrics = on_metrics
+        self._on_log = on_log
         self.state = PluginState.STOPPED
         self.restarts = 0
         self.last_error = ""
@@ -108,7 +127,10 @@ class ProcessPlugin:
 
     def _spawn(self) -> ChildProcess:
         child = ChildProcess(self.env, self.key, self.config, self.host_lib,
-                             on_exit=self._child_exited, on_stderr=self._on_stderr)
+                             executable=self.executable, interval=self.interval,
+                             hang_timeout=self.hang_timeout, on_exit=self._child_exited,
+                             on_stderr=self._on_stderr, on_metrics=self._pushed,
+                             on_log=self._on_log, on_hang=self._hung)
         with self._lock:
             if self._stopped() and self._stop.is_set():
                 raise PluginLoadError(f"{self.key}: stopped")
@@ -136,6 +158,64 @@ class ProcessPlugin:
 
     def _child_exited(self, child: ChildProcess, code: int) -> None:
         self._crashed(child, f"the process exited with code {code}{tail(child)}")
+
+    def _hung(self, child: ChildProcess, seconds: float) -> None:
+        self._crashed(child, f"no message for {seconds:g}s: hung")
+
+    def _pushed(self, metrics: list[Metric]) -> None:
+        """A child's pushed metrics (reader thread): passed on unless the plugin was
+        stopped (those of a child still starting count: its constructor may push)."""
+        if self._on_metrics is not None and not self._stop.is_set():
+            self._on_metrics(metrics)
+
+    def reconfigure(self, config: Mapping[str, Any], interval: float) -> None:
+        """Give the running child a new config and interval, without a restart (see the
+        module docstring); while it restarts or after it failed, the next child gets them.
+        """
+        config = dict(config)
+        with self._lock:
+            child = self._child if self.state is PluginState.RUNNING else None
+            if child is None:
+                self.config, self.interval = config, interval
+                return
+        what = f"{self.env.key} (as {self.key!r})"
+        if self.executable is not None:
+            try:
+                child.send(child.config_message(config, interval))
+            except ChildExited:
+                pass  # it is crashing: the restart starts with the new config
+            except TypeError as exc:
+                raise PluginLoadError(f"{what}: config cannot be sent to the process: {exc}") \
+                    from None
+        else:
+            self._configure_python_child(child, config, interval)
+        with self._lock:
+            self.config, self.interval = config, interval
+            child.config, child.interval = config, interval
+
+    def _configure_python_child(self, child: ChildProcess, config: dict[str, Any],
+                                interval: float) -> None:
+        what = f"{self.env.key} (as {self.key!r})"
+        limit = self.call_timeout
+        if not self._call_lock.acquire(timeout=limit):
+            raise PluginLoadError(f"{what}: busy: a call did not finish within {limit:g}s")
+        try:
+            message = child.config_message(config, interval, next(self._ids))
+            reply = child.request(message, limit)
+        except TimeoutError:
+            reason = f"the new config was not taken within {limit:g}s; the process was killed"
+            self._crashed(child, reason)
+            raise PluginLoadError(f"{what}: {reason}") from None
+        except ChildExited:
+            raise PluginLoadError(f"{what}: the process exited while taking the new config"
+                                  f"{tail(child)}") from None
+        except TypeError as exc:
+            raise PluginLoadError(f"{what}: config cannot be sent to the process: {exc}") \
+                from None
+        finally:
+            self._call_lock.release()
+        if reply["type"] != "result":
+            raise PluginLoadError(f"{what}: the new config was refused: {reply.get('error')}")
 
     def _crashed(self, child: ChildProcess, reason: str) -> None:
         """Handle the end of ``child`` once (whoever noticed first); schedule a restart."""

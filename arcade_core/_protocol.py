@@ -15,9 +15,25 @@ channel stays readable in logs (``strace``, a tee, a debugger)::
 
 The host sends ``config`` first (it is the plugin's constructor argument); the child's
 first line is its handshake, ``hello`` (or ``error`` if the plugin failed to import or
-construct). After that the host sends one ``call`` at a time and the child answers it
-with ``result`` or ``error`` carrying the same ``id``. The child exits when its stdin
-closes, on ``shutdown``, or when its parent dies.
+construct). After that the host sends ``call`` messages and the child answers each with
+``result`` or ``error`` carrying the same ``id``. The child exits when its stdin closes, on
+``shutdown``, or when its parent dies.
+
+Besides answers, a child speaks whenever it likes (the host's reader thread,
+:mod:`arcade_core._channel`, dispatches every line)::
+
+    child -> host   {"type": "metric", "data": {"name": "cpu_usage", "value": 45.2,
+                     "timestamp": 1234567890}}          (or a list of such objects)
+    child -> host   {"type": "log", "level": "info", "message": "..."}
+    child -> host   {"type": "heartbeat"}
+
+and a later ``config`` hands a running child a new config without a restart. An exec plugin
+(any executable, docs/protocol.md) gets ``{"type": "config", "data": {...config...,
+"interval": 60}}``, answers nothing to it, and may leave ``plugin``/``version`` out of its
+hello. The Python child gets the interval and its heartbeat period beside the data —
+``{"type": "config", "data": {...}, "interval": 60, "heartbeat": 5}`` — and answers a later
+config (which carries an ``id``) with ``result`` or ``error``. Keys a side does not know are
+ignored; a line that is not a valid message is logged and counted, never fatal.
 
 Values cross as plain JSON; Arcade's value types (:class:`~arcade_core.Metric`,
 :class:`~arcade_core.JobContext`, :class:`~arcade_core.JobResult`,
@@ -120,6 +136,8 @@ def from_wire(value: Any) -> Any:
 
 
 _DECODER = json.JSONDecoder(object_hook=_object_hook)
+# Most lines carry no tagged value (pushed metrics, heartbeats): no Python hook per object.
+_PLAIN_DECODER = json.JSONDecoder()
 
 
 def encode_message(message: dict[str, Any]) -> bytes:
@@ -134,7 +152,8 @@ def decode_message(line: bytes) -> dict[str, Any]:
     string ``type`` — the caller logs and counts it; it is never fatal by itself.
     """
     try:
-        message = _DECODER.decode(line.decode())
+        decoder = _DECODER if b'"$type"' in line else _PLAIN_DECODER
+        message = decoder.decode(line.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"not a JSON line: {_preview(line)} ({exc})") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):

@@ -45,7 +45,10 @@ _NO_ARGS: dict[str, Any] = {}
 @hookimpl
 def _collect(self: _ProxyBase) -> list[Metric]:
     value = self._plugin.invoke("collect", _NO_ARGS)
-    return list(value) if value is not None else []
+    if value is None:
+        return []
+    # An exec plugin answers with plain metric objects; the Python child's are tagged.
+    return [item if isinstance(item, Metric) else Metric.from_dict(item) for item in value]
 
 
 @hookimpl

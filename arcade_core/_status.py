@@ -22,7 +22,7 @@ class PluginStatus:
     loaded; ``errors_in_a_row`` the failed calls since the last one that succeeded (the agent
     shows ``degraded`` past its threshold); ``error_at`` is when ``last_error`` happened
     (epoch seconds; ``None``: no error). ``malformed`` counts protocol lines a process
-    plugin's child got wrong.
+    or exec plugin's child got wrong.
     """
 
     key: str
@@ -41,6 +41,8 @@ class PluginStatus:
     malformed: int = 0
     errors_in_a_row: int = 0
     error_at: float | None = None
+    #: The plugin's interval in seconds (the assignment's, the manifest's, or the host's).
+    interval: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The status as plain JSON-ready data (states and isolation as their words)."""
@@ -51,7 +53,7 @@ class PluginStatus:
             "mean_latency_ms": self.mean_latency_ms, "pid": self.pid,
             "config": dict(self.config), "hooks": list(self.hooks),
             "malformed": self.malformed, "errors_in_a_row": self.errors_in_a_row,
-            "error_at": self.error_at,
+            "error_at": self.error_at, "interval": self.interval,
         }
 
 

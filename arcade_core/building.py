@@ -11,6 +11,9 @@ Hooks run in a subprocess (``build``'s quiet runner), so a backend cannot change
 interpreter; with ``in_process=True``, backends known to have no global side effects
 (``flit_core``) run in this interpreter instead, which saves two interpreter starts per wheel
 (the server's built-ins; never the harness, which builds an author's arbitrary backend).
+
+An exec plugin (an executable in any language) needs no backend: :func:`write_exec_wheel`
+writes its wheel directly (see :mod:`arcade_core._execwheel`).
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from ._exceptions import ArcadeError
+from ._execwheel import write_exec_wheel
 
-__all__ = ["BuildError", "build_exec_wheel", "build_wheel"]
+__all__ = ["BuildError", "build_exec_wheel", "build_wheel", "write_exec_wheel"]
 
 # Build backends whose hooks may run in this interpreter: importing them changes nothing
 # global, and their hooks only read the source tree and write the output directory.

@@ -16,9 +16,10 @@ import importlib
 import os
 import sys
 import tempfile
+import threading
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 
 from .._exceptions import PluginCallError
+from .._spec import normalize_name
 from .._wheel import EntryPoint
 from ._build import HarnessError, build_wheel
 
@@ -42,6 +44,21 @@ __all__ = ["LoadedPlugin", "PluginProject"]
 _GROUP = "arcade.plugins"
 
 
+class _Pushes:
+    """What one loaded plugin pushed (a host metric sink, called on the pushing thread)."""
+
+    def __init__(self, key: str = "") -> None:
+        self.key = key
+        self.metrics: list[Metric] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, key: str, metrics: list[Metric]) -> None:
+        if key == self.key:
+            with self.changed:
+                self.metrics.extend(metrics)
+                self.changed.notify_all()
+
+
 @dataclass
 class LoadedPlugin:
     """One plugin loaded into a throwaway host (from :meth:`PluginHost.loaded`).
@@ -53,6 +70,23 @@ class LoadedPlugin:
 
     host: PluginHost
     key: str
+    _pushes: _Pushes = field(default_factory=lambda: _Pushes())
+
+    def pushed(self) -> list[Metric]:
+        """Every metric the plugin pushed so far (a Python plugin's ``metrics.push``, an exec
+        plugin's ``metric`` lines), oldest first."""
+        with self._pushes.changed:
+            return list(self._pushes.metrics)
+
+    def wait_pushed(self, count: int = 1, *, timeout: float = 30.0) -> list[Metric]:
+        """Wait until the plugin pushed at least ``count`` metrics and return them all;
+        :class:`TimeoutError` after ``timeout`` seconds."""
+        with self._pushes.changed:
+            if not self._pushes.changed.wait_for(
+                    lambda: len(self._pushes.metrics) >= count, timeout):
+                raise TimeoutError(f"{self.key} pushed {len(self._pushes.metrics)} metrics "
+                                   f"within {timeout:g}s, not {count}")
+            return list(self._pushes.metrics)
 
     @property
     def status(self) -> PluginStatus:
@@ -211,18 +245,24 @@ class PluginProject:
         *,
         isolation: str | None = None,
         call_timeout: float = 30.0,
+        interval: float | None = None,
     ) -> Iterator[LoadedPlugin]:
         """Install the wheel and its dependency wheels into a fresh :class:`PluginHost` and
-        load the plugin with ``config`` and ``isolation`` (``"inline"`` or ``"process"``;
-        ``None``: the manifest's default), as an agent does. The host is closed afterwards."""
+        load the plugin with ``config``, ``isolation`` (``"inline"`` or ``"process"``;
+        ``None``: the manifest's default) and ``interval`` (``None``: the manifest's), as an
+        agent does; what it pushes is kept (:meth:`LoadedPlugin.wait_pushed`). The host is
+        closed afterwards."""
         from .._host import PluginHost
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         home = Path(tempfile.mkdtemp(prefix="host-", dir=self.workdir))
         with PluginHost(home, call_timeout=call_timeout) as host:
             host.install([self.wheel, *self.dependency_wheels])
-            status = host.load(self.name, config=config, isolation=isolation)
-            yield LoadedPlugin(host, status.key)
+            pushes = _Pushes(normalize_name(self.name))  # the key it is loaded as
+            host.add_metric_sink(pushes)
+            status = host.load(self.name, config=config, isolation=isolation,
+                               interval=interval)
+            yield LoadedPlugin(host, status.key, pushes)
 
     @contextlib.contextmanager
     def exec_process(self, *, env: Mapping[str, str] | None = None) -> Iterator[ExecProcess]:

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 # What a plugin's child process may import of arcade_core (besides the package itself).
 CHILD_MODULES = {
     "arcade_core._child", "arcade_core._exceptions", "arcade_core._hookcaller",
-    "arcade_core._loader", "arcade_core._markers", "arcade_core._protocol",
+    "arcade_core._loader", "arcade_core._markers", "arcade_core._protocol", "arcade_core._push",
     "arcade_core._types", "arcade_core._version", "arcade_core.hookspecs", "arcade_core.lazy",
     "arcade_core.states",
 }

@@ -185,3 +185,32 @@ def test_a_project_with_two_entry_points_is_refused(tmp_path: Path) -> None:
     (root / "pyproject.toml").write_text(text)
     with pytest.raises(HarnessError, match="exactly one entry point"):
         PluginProject(root, tmp_path / "work")
+
+
+_PUSHING = '''
+from arcade_core import Metric, hookimpl
+
+
+class Plugin:
+    def __init__(self, config, metrics):
+        metrics.push([Metric("pushed.interval", metrics.interval), {"name": "pushed.n",
+                                                                     "value": 2}])
+
+    @hookimpl
+    def collect(self):
+        return []
+'''
+
+
+@pytest.mark.parametrize("isolation", ["inline", "process"])
+def test_the_harness_keeps_what_a_plugin_pushes(tmp_path: Path, isolation: str) -> None:
+    root = _project(tmp_path / "p", "push", 1)
+    (root / "sameplug" / "__init__.py").write_text(_PUSHING)
+    project = PluginProject(root, tmp_path / "work")
+    with project.loaded(isolation=isolation, interval=7) as plugin:
+        pushed = plugin.wait_pushed(2, timeout=60)
+        assert [(m.name, m.value) for m in pushed] == [("pushed.interval", 7.0),
+                                                       ("pushed.n", 2.0)]
+        assert plugin.pushed() == pushed
+        with pytest.raises(TimeoutError, match=r"pushed 2 metrics within 0\.01s, not 3"):
+            plugin.wait_pushed(3, timeout=0.01)
