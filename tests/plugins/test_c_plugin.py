@@ -17,6 +17,7 @@ import pytest
 
 from arcade_core import Isolation, PluginHost, inspect_wheel
 from arcade_core.testing import ExecProcess
+from tests.waiting import until_sync
 
 from .cplugin import build_c_wheel, find_gcc, platform_tag
 
@@ -26,17 +27,22 @@ CONFIG_EXAMPLE = b'{"type": "config", "data": {"interval": 60}}\n'
 
 
 @pytest.fixture(scope="module")
-def program(gcc: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The C plugin built, wheeled, installed: the path of ``bin/arcade-cpuc`` in its env."""
-    work = tmp_path_factory.mktemp("cpuc")
-    wheel = build_c_wheel(gcc, work)
+def c_wheel(gcc: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C plugin compiled and packed into a wheel tagged for this platform."""
+    wheel = build_c_wheel(gcc, tmp_path_factory.mktemp("cpuc"))
     assert wheel.name == f"arcade_cpuc-0.1.0-py3-none-{platform_tag()}.whl"
     info = inspect_wheel(wheel)
     assert info.manifest is not None and info.manifest.isolation is Isolation.EXEC
-    with PluginHost(work / "home") as host:
-        env = host.install(wheel)
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def program(c_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The C plugin's wheel installed: the path of ``bin/arcade-cpuc`` in its env."""
+    with PluginHost(tmp_path_factory.mktemp("cpuc-host")) as host:
+        env = host.install(c_wheel)
     installed = env.path / "bin" / "arcade-cpuc"
-    assert installed.read_bytes() == (work / "build" / "arcade-cpuc").read_bytes()
+    assert installed.read_bytes() == (c_wheel.parent.parent / "build" / "arcade-cpuc").read_bytes()
     yield installed
 
 
@@ -96,6 +102,32 @@ def test_a_quiet_plugin_sends_heartbeats_and_end_of_input_ends_it(program: Path)
     proc = subprocess.run([str(program)], input=b"", capture_output=True, timeout=30,
                           check=False)
     assert proc.returncode == 0 and proc.stdout.count(b"\n") == 1
+
+
+def test_a_plugin_host_runs_it_calls_its_hook_and_stops_it(
+    c_wheel: Path, tmp_path: Path
+) -> None:
+    """As an agent runs it: the host's supervised exec child, pushes at the host's metric
+    sink, a notify event answered, nothing left after unload."""
+    import psutil
+
+    from arcade_core import Event, Metric
+
+    pushed: list[Metric] = []
+    with PluginHost(tmp_path / "home") as host:
+        host.add_metric_sink(lambda key, metrics: pushed.extend(metrics))
+        host.install(c_wheel)
+        status = host.load("arcade-cpuc", interval=0.1)
+        assert (status.isolation, status.hooks) == ("exec", ["notify"])
+        until_sync(lambda: len([m for m in pushed if m.name == "cpuc.round"]) >= 3,
+                   what="three rounds pushed")
+        host.emit(Event("deploy", {"version": "2"}))
+        until_sync(lambda: host.status("arcade-cpuc").calls >= 1, what="the notify call")
+        assert host.status("arcade-cpuc").errors == 0
+        child = psutil.Process(status.pid)
+        host.unload("arcade-cpuc")
+        until_sync(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE,
+                   what="the C plugin to exit")
 
 
 def test_a_missing_gcc_fails_where_it_is_required(monkeypatch: pytest.MonkeyPatch) -> None:

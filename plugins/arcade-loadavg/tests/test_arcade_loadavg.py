@@ -116,3 +116,13 @@ def test_stdin_closing_ends_it() -> None:
     proc = subprocess.run(["sh", str(SCRIPT)], input=b"", capture_output=True, timeout=30,
                           check=False)
     assert (proc.returncode, proc.stdout) == (0, b'{"type":"hello","protocol":1,"hooks":[]}\n')
+
+
+def test_a_plugin_host_runs_it_as_an_exec_plugin(arcade_project: PluginProject) -> None:
+    """As an agent runs it: the host's supervised exec child, its pushes at the host's sink."""
+    with arcade_project.loaded(interval=0.1) as plugin:
+        status = plugin.status
+        assert (status.isolation, status.state) == ("exec", "running")
+        pushed = plugin.wait_pushed(10)
+        assert {m.name for m in pushed} == set(NAMES)
+        assert plugin.host.status(plugin.key).malformed == 0
