@@ -12,8 +12,10 @@ interpreter; with ``in_process=True``, backends known to have no global side eff
 (``flit_core``) run in this interpreter instead, which saves two interpreter starts per wheel
 (the server's built-ins; never the harness, which builds an author's arbitrary backend).
 
-An exec plugin (an executable in any language) needs no backend: :func:`write_exec_wheel`
-writes its wheel directly (see :mod:`arcade_core._execwheel`).
+An exec plugin (an executable in any language) needs no backend: :func:`build_exec_wheel`
+writes its wheel directly (checked inputs, a platform tag, reproducible bytes; the one behind
+:mod:`arcade_core.exec_backend`, the PEP 517 backend of exec plugin projects), as does
+:func:`write_exec_wheel` (:mod:`arcade_core._execwheel`, the runtime's test helper).
 """
 
 from __future__ import annotations
