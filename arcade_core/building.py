@@ -12,33 +12,41 @@ interpreter; with ``in_process=True``, backends known to have no global side eff
 (``flit_core``) run in this interpreter instead, which saves two interpreter starts per wheel
 (the server's built-ins; never the harness, which builds an author's arbitrary backend).
 
-An exec plugin (an executable in any language) needs no backend: :func:`write_exec_wheel`
-writes its wheel directly (see :mod:`arcade_core._execwheel`).
+An exec plugin (an executable in any language) needs no backend: :func:`build_exec_wheel`
+writes its wheel directly (checked inputs, a platform tag, reproducible bytes; the one behind
+:mod:`arcade_core.exec_backend`, the PEP 517 backend of exec plugin projects), as does
+:func:`write_exec_wheel` (:mod:`arcade_core._execwheel`, the runtime's test helper).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import json
 import os
+import re
 import runpy
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tomllib
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from ._exceptions import ArcadeError
 from ._execwheel import write_exec_wheel
 
-__all__ = ["BuildError", "build_wheel", "write_exec_wheel"]
+__all__ = ["BuildError", "build_exec_wheel", "build_wheel", "write_exec_wheel"]
 
 # Build backends whose hooks may run in this interpreter: importing them changes nothing
 # global, and their hooks only read the source tree and write the output directory.
-_IN_PROCESS_BACKENDS: Final = frozenset({"flit_core.buildapi"})
+_IN_PROCESS_BACKENDS: Final = frozenset({"flit_core.buildapi", "arcade_core.exec_backend"})
 
 # PEP 517 hooks run with the source tree as the working directory; the working directory
 # (and os.environ, sys.argv) is process-wide, so in-process hook runs take turns.
@@ -104,6 +112,110 @@ def build_wheel(project: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+# Wheel timestamps: SOURCE_DATE_EPOCH when set (reproducible builds), else 1980-01-01.
+_ZIP_EPOCH: Final = 315532800
+_NAME_RE: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_TAG_RE: Final = re.compile(r"^[a-z0-9_.]+$")
+
+
+def build_exec_wheel(
+    *,
+    name: str,
+    version: str,
+    executable: str | os.PathLike[str],
+    manifest: Mapping[str, Any],
+    out_dir: str | os.PathLike[str],
+    platform_tag: str = "any",
+    summary: str = "",
+    module: str | None = None,
+    entry_name: str | None = None,
+    package_files: Mapping[str, bytes] | None = None,
+) -> Path:
+    """Write the wheel of an exec plugin (docs/protocol.md) and return its absolute path.
+
+    flit and most backends cannot ship a file in ``<dist>-<ver>.data/scripts/``, where an
+    exec plugin's executable goes (``installer`` puts it in the environment's ``bin/``, with
+    its mode, and leaves a shebang other than ``#!python`` alone), so this writes the wheel
+    itself: ``executable`` under ``manifest["exec"]`` with mode 0755; the package ``module``
+    (default: ``name`` with ``-``/``.`` as ``_``) holding ``arcade-plugin.json`` and an
+    ``__init__.py`` (or ``package_files``: file name → bytes); the ``arcade.plugins`` entry
+    point ``entry_name = module``; METADATA, WHEEL (tag ``py3-none-<platform_tag>``: a
+    native binary needs its platform, e.g. ``linux_x86_64``) and RECORD with sha256 digests.
+    Written to a temporary file in ``out_dir`` and renamed into place, so ``out_dir`` never
+    holds a partial wheel. Raises :class:`BuildError` saying what to fix.
+    """
+    exec_name = manifest.get("exec")
+    if not isinstance(exec_name, str) or not _NAME_RE.match(exec_name):
+        raise BuildError(f"the manifest's 'exec' must name the executable (a bare file name "
+                         f"such as 'arcade-loadavg'), not {exec_name!r}")
+    if not _NAME_RE.match(name):
+        raise BuildError(f"{name!r} is not a valid distribution name")
+    if not _TAG_RE.match(platform_tag):
+        raise BuildError(f"{platform_tag!r} is not a platform tag (e.g. any, linux_x86_64)")
+    source = Path(executable)
+    try:
+        program = source.read_bytes()
+    except OSError as exc:
+        raise BuildError(f"cannot read the executable {source}: {exc.strerror or exc}") from None
+    dist = re.sub(r"[-_.]+", "_", name)
+    package = module or dist.lower()
+    if not package.isidentifier():
+        raise BuildError(f"{package!r} is not a valid module name for the plugin's package")
+    entry = entry_name or package
+    text = f"{json.dumps(dict(manifest), indent=2)}\n".encode()
+    files = dict(package_files) if package_files is not None else {
+        "__init__.py": f'"""{name}: an exec plugin; its manifest names {exec_name}."""\n'
+        .encode()}
+    files["arcade-plugin.json"] = text
+    dist_info = f"{dist}-{version}.dist-info"
+    tag = f"py3-none-{platform_tag}"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    if summary:
+        metadata += f"Summary: {' '.join(summary.split())}\n"
+    members: list[tuple[str, bytes, int]] = [
+        *((f"{package}/{leaf}", data, 0o644) for leaf, data in sorted(files.items())),
+        (f"{dist}-{version}.data/scripts/{exec_name}", program, 0o755),
+        (f"{dist_info}/METADATA", metadata.encode(), 0o644),
+        (f"{dist_info}/WHEEL", (f"Wheel-Version: 1.0\nGenerator: arcade_core.building\n"
+                                f"Root-Is-Purelib: {str(platform_tag == 'any').lower()}\n"
+                                f"Tag: {tag}\n").encode(), 0o644),
+        (f"{dist_info}/entry_points.txt",
+         f"[arcade.plugins]\n{entry} = {package}\n".encode(), 0o644),
+    ]
+    record = "".join(f"{path},sha256={_b64_sha256(data)},{len(data)}\n"
+                     for path, data, _mode in members) + f"{dist_info}/RECORD,,\n"
+    members.append((f"{dist_info}/RECORD", record.encode(), 0o644))
+    target = Path(out_dir).resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    final = target / f"{dist}-{version}-{tag}.whl"
+    stamp = _time_tuple(int(os.environ.get("SOURCE_DATE_EPOCH") or _ZIP_EPOCH))
+    fd, temp = tempfile.mkstemp(prefix=".building-", suffix=".whl", dir=target)
+    try:
+        os.fchmod(fd, 0o644)  # a wheel is not a secret: readable like any built one
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path, data, mode in members:
+                info = zipfile.ZipInfo(path, date_time=stamp)
+                info.external_attr = (0o100000 | mode) << 16  # a regular file and its mode
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, data)
+        os.replace(temp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return final
+
+
+def _b64_sha256(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
+
+
+def _time_tuple(epoch: int) -> tuple[int, int, int, int, int, int]:
+    """A zip member's date_time for ``epoch`` (UTC), no earlier than 1980 (zip's floor)."""
+    t = time.gmtime(max(epoch, _ZIP_EPOCH))
+    return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
 def _reason(exc: Exception) -> str:

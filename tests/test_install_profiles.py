@@ -221,7 +221,7 @@ def test_publish_builtin_from_an_installed_distribution(
     venv = _venv(tmp_path, *project_wheel, "cli")
     (site,) = (venv / "lib").glob("python3*/site-packages")
     shipped = shipped_builtin_wheels(site / "arcade_core" / "builtin_wheels")
-    assert {"arcade-cpu", "arcade-memory", "arcade-workspace"} <= set(shipped)
+    assert {"arcade-cpu", "arcade-memory", "arcade-workspace", "arcade-loadavg"} <= set(shipped)
     assert not (site / "plugins").exists()
     # psutil into the wheelhouse with this interpreter's pip (the venv has none)
     builtin_dependency_wheels(list(shipped.values()), dependency_wheelhouse)
@@ -235,6 +235,7 @@ def test_publish_builtin_from_an_installed_distribution(
                                env=env, check=False)
         assert first.returncode == 0, first.stdout + first.stderr
         assert "published: arcade-workspace@1.0.0" in first.stdout
+        assert "published: arcade-loadavg@1.0.0" in first.stdout  # the exec plugin too
         assert "published: arcade-cpu@1.0.0  2 wheel(s)" in first.stdout  # with psutil
         again = subprocess.run([*argv, "arcade-cpu"], capture_output=True, text=True,
                                timeout=300, cwd=tmp_path, env=env, check=False)

@@ -17,6 +17,9 @@ With pytest (``pip install 'arcade-fleet[testing]'``) the fixtures of
 ``arcade_project`` (its :class:`PluginProject`, wheel built once per session),
 ``arcade_isolation`` (runs the test once ``"inline"`` and once ``"process"``) and
 ``arcade_module`` (the plugin's module imported from the sources, removed afterwards).
+An exec plugin (docs/protocol.md) is driven over its line protocol instead:
+``PluginProject.exec_process()`` installs the wheel and starts its program in an
+:class:`ExecProcess`, which checks every line against the protocol's schemas.
 docs/plugin-authoring.md ("Testing a plugin") shows a complete test.
 
 Names are imported on first use, so loading the pytest plugin costs next to nothing.
@@ -30,15 +33,17 @@ from ..lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._build import HarnessError, build_wheel
+    from ._exec import ExecProcess
     from ._project import LoadedPlugin, PluginProject
 
 _LAZY = {
+    "ExecProcess": "_exec",
     "HarnessError": "_build",
     "build_wheel": "_build",
     "LoadedPlugin": "_project",
     "PluginProject": "_project",
 }
 
-__all__ = ["HarnessError", "LoadedPlugin", "PluginProject", "build_wheel"]
+__all__ = ["ExecProcess", "HarnessError", "LoadedPlugin", "PluginProject", "build_wheel"]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

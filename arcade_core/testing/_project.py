@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .._status import PluginStatus
     from .._types import Event, JobContext, JobResult, Metric
     from .._wheel import WheelInfo
+    from ._exec import ExecProcess
 
 __all__ = ["LoadedPlugin", "PluginProject"]
 
@@ -262,6 +263,27 @@ class PluginProject:
             status = host.load(self.name, config=config, isolation=isolation,
                                interval=interval)
             yield LoadedPlugin(host, status.key, pushes)
+
+    @contextlib.contextmanager
+    def exec_process(self, *, env: Mapping[str, str] | None = None) -> Iterator[ExecProcess]:
+        """For an exec plugin (its manifest names ``exec``): install the wheel into a fresh
+        :class:`PluginHost`, start the installed program (``bin/<exec>`` of its environment,
+        which is the working directory) and yield it as an :class:`ExecProcess`; it is killed
+        afterwards. Nothing talks to it until the test does."""
+        from .._host import PluginHost
+        from ._exec import ExecProcess
+
+        program = self.manifest.exec
+        if program is None:
+            raise HarnessError(f"{self.name} is not an exec plugin: its manifest names no "
+                               "'exec' (use loaded() for a Python plugin)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        home = Path(tempfile.mkdtemp(prefix="host-", dir=self.workdir))
+        with PluginHost(home) as host:
+            installed = host.install([self.wheel, *self.dependency_wheels])
+        with ExecProcess([installed.path / "bin" / program], cwd=installed.path,
+                         env=env) as process:
+            yield process
 
     @contextlib.contextmanager
     def source_module(self) -> Iterator[ModuleType]:

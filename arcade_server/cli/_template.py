@@ -1,11 +1,13 @@
-'''``arcade plugin new NAME [--dir DIR]``: write a complete plugin project to start from.
+'''``arcade plugin new NAME [--dir DIR] [--exec]``: write a complete plugin project to start from.
 
 The project builds, passes its tests and publishes without edits: a collector plugin (the
 number of entries in a directory, ``directory`` in its config), its entry point in the group
 ``arcade.plugins``, a manifest with a config schema, tests that use the public harness
 (:mod:`arcade_core.testing`: the class from the sources, then the built wheel in a real
 host, in-process and in a child process) and a README that says how to test, build and
-publish it. No API options: nothing is sent anywhere.
+publish it. ``--exec`` writes an exec plugin project instead (a POSIX sh script speaking the
+line protocol of docs/protocol.md; :mod:`arcade_server.cli._template_exec`), built, tested and
+published the same way. No API options: nothing is sent anywhere.
 '''
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from ._app import Command
 from ._output import fail
+from ._template_exec import EXECUTABLES, TEST_COMMAND, render_exec
 
 __all__ = ["plugin", "render"]
 
@@ -185,8 +188,9 @@ arcade metrics --agent AGENT_ID --name {module}.entries
 '''
 
 
-def render(name: str) -> dict[str, str]:
-    """The files of a new plugin project named ``name``: relative path → text.
+def render(name: str, *, exec_plugin: bool = False) -> dict[str, str]:
+    """The files of a new plugin project named ``name``: relative path → text; with
+    ``exec_plugin``, an exec plugin's (a sh script; files under ``bin/`` are executable).
 
     Raises ``ValueError`` saying what a valid name looks like."""
     if not _NAME.match(name):
@@ -203,6 +207,8 @@ def render(name: str) -> dict[str, str]:
         "cls": "".join(part.capitalize() for part in module.split("_")),
         "wheel_name": module,
     }
+    if exec_plugin:
+        return render_exec(values)
     return {
         "pyproject.toml": _PYPROJECT.format(**values),
         "README.md": _README.format(**values),
@@ -219,11 +225,14 @@ def _plugin_args(p: argparse.ArgumentParser) -> None:
     new.add_argument("name", metavar="NAME", help="the plugin's name, e.g. disk-entries")
     new.add_argument("--dir", type=Path, metavar="DIR",
                      help="where to write the project; must not exist or be empty [./NAME]")
+    new.add_argument("--exec", action="store_true", dest="exec_plugin",
+                     help="an exec plugin: a sh script speaking the JSON line protocol "
+                          "(docs/protocol.md) instead of a Python package")
 
 
 def _plugin(args: argparse.Namespace) -> None:
     try:
-        files = render(args.name)
+        files = render(args.name, exec_plugin=args.exec_plugin)
     except ValueError as exc:
         fail(str(exc), 2)
     target: Path = args.dir if args.dir is not None else Path(args.name)
@@ -238,6 +247,8 @@ def _plugin(args: argparse.Namespace) -> None:
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            if relative.startswith(EXECUTABLES):
+                os.chmod(path, 0o755 & ~_umask())
         os.chmod(staging, 0o755 & ~_umask())
         if target.exists():
             target.rmdir()
@@ -245,10 +256,12 @@ def _plugin(args: argparse.Namespace) -> None:
     except OSError as exc:
         fail(f"cannot write the project to {target}: {exc.strerror or exc}")
     module = next(p for p in files if p.endswith("/__init__.py")).split("/")[0]
+    program = next((p for p in files if p.startswith(EXECUTABLES)), f"{module}/__init__.py")
     print(f"created {target}/: plugin {module.replace('_', '-')} "
-          f"({module}/__init__.py, its manifest, tests, README)")
+          f"({program}, its manifest, tests, README)")
     print("next:", file=sys.stderr)
-    print(f"  cd {target} && pip install -e '.[test]' && pytest", file=sys.stderr)
+    tests = TEST_COMMAND if args.exec_plugin else "pip install -e '.[test]' && pytest"
+    print(f"  cd {target} && {tests}", file=sys.stderr)
     print("  arcade keys generate release --dir ~/.arcade-keys    (once)", file=sys.stderr)
     print("  python -m build --wheel --no-isolation && "
           "arcade publish dist/*.whl --sign ~/.arcade-keys/release.key", file=sys.stderr)

@@ -34,7 +34,8 @@ def test_publish_builtin_publishes_them_all_with_psutil_then_says_already(
     api = ("--api", server.http_url)
     code, out, err = _arcade(capsys, "publish", "--builtin", *api)
     assert code == 0, err
-    for name in ("arcade-cpu", "arcade-memory", "arcade-workspace", "arcade-notify-stdout"):
+    for name in ("arcade-cpu", "arcade-memory", "arcade-workspace", "arcade-notify-stdout",
+                 "arcade-loadavg"):  # the exec plugin (sh script) is published the same way
         assert f"published: {name}@1.0.0" in out
     assert "published: arcade-cpu@1.0.0  2 wheel(s)" in out   # with psutil
     assert "next: arcade install " in out
@@ -67,5 +68,5 @@ def test_shipped_wheels_are_found_by_name(tmp_path: Path) -> None:
 
 def test_an_unknown_builtin_name_lists_the_real_ones(tmp_path: Path) -> None:
     with pytest.raises(PluginBuildError, match=r"no built-in plugin named x-y; the built-ins "
-                       r"are arcade-cpu, arcade-memory"):
+                       r"are arcade-cpu, arcade-loadavg, arcade-memory"):
         builtin_wheels(tmp_path, ["X_Y"])
