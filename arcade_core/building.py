@@ -14,8 +14,8 @@ interpreter; with ``in_process=True``, backends known to have no global side eff
 
 An exec plugin (an executable in any language) needs no backend: :func:`build_exec_wheel`
 writes its wheel directly (checked inputs, a platform tag, reproducible bytes; the one behind
-:mod:`arcade_core.exec_backend`, the PEP 517 backend of exec plugin projects), as does
-:func:`write_exec_wheel` (:mod:`arcade_core._execwheel`, the runtime's test helper).
+:mod:`arcade_core.exec_backend`, the PEP 517 backend of exec plugin projects, and of the
+tests' exec plugins).
 """
 
 from __future__ import annotations
@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from ._exceptions import ArcadeError
-from ._execwheel import write_exec_wheel
 
-__all__ = ["BuildError", "build_exec_wheel", "build_wheel", "write_exec_wheel"]
+__all__ = ["BuildError", "build_exec_wheel", "build_wheel"]
 
 # Build backends whose hooks may run in this interpreter: importing them changes nothing
 # global, and their hooks only read the source tree and write the output directory.

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arcade_core import Metric, PluginHost
-from arcade_core.building import write_exec_wheel
+from arcade_core.building import build_exec_wheel
 from benchmarks._util import median, print_table
 from tests.wheelmaker import make_wheel
 
@@ -110,8 +110,11 @@ def main() -> None:
         sink = Counter()
         with PluginHost(tmp / "home") as host:
             host.add_metric_sink(sink)
-            host.install(write_exec_wheel(tmp / "wheels", "bench-exec", "1.0.0",
-                                          SCRIPT.encode()))
+            script = tmp / "bench-exec"
+            script.write_text(SCRIPT)
+            host.install(build_exec_wheel(name="bench-exec", version="1.0.0", executable=script,
+                                          manifest={"exec": "bench-exec"},
+                                          out_dir=tmp / "wheels"))
             host.install(make_wheel(tmp / "wheels", "bench-py",
                                     files={"bench_py/__init__.py": PUSHER}))
             exec_rows = measure(host, sink, "bench-exec", None, args.metrics, args.starts)

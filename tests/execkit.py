@@ -1,5 +1,5 @@
 """An exec plugin for tests: a POSIX ``sh`` script speaking Arcade's JSON line protocol,
-shipped in a real wheel (:func:`arcade_core.building.write_exec_wheel`).
+shipped in a real wheel (:func:`arcade_core.building.build_exec_wheel`).
 
 The script's behaviour comes from its config (``mode``): ``normal`` says hello (hooks:
 ``notify``; ``collect`` too in mode ``collect``, answering one ``test.collected``), then
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arcade_core.building import write_exec_wheel
+from arcade_core.building import build_exec_wheel
 
 __all__ = ["SCRIPT", "exec_wheel"]
 
@@ -75,5 +75,11 @@ done
 def exec_wheel(directory: Path, name: str = "exec-test", version: str = "1.0.0", *,
                script: str = SCRIPT, interval: float | None = None) -> Path:
     """The wheel of the test exec plugin (``bin/<name>``)."""
-    manifest = {"interval": interval} if interval is not None else {}
-    return write_exec_wheel(directory, name, version, script.encode(), manifest=manifest)
+    manifest: dict[str, object] = {"exec": name}
+    if interval is not None:
+        manifest["interval"] = interval
+    source = directory / "src" / name
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(script)
+    return build_exec_wheel(name=name, version=version, executable=source, manifest=manifest,
+                            out_dir=directory)
