@@ -166,6 +166,7 @@ class Agent:
                 healthy_period=s.healthy_period, restart_backoff=s.restart_backoff,
                 check_config_schemas=False, hang_timeout=s.hang_timeout,
                 default_interval=s.collect_interval_override or s.collect_interval,
+                default_resources={"memory": s.plugin_memory_limit},
             )
         self._facts = await asyncio.to_thread(host_facts)
         self._cache = await asyncio.to_thread(WheelCache, s.home / "cache" / "wheels",

@@ -39,6 +39,7 @@ from typing import Any
 from arcade_core.job_policy import JobPolicy
 
 from ._values import boolean as _boolean
+from ._values import check_agent_id, check_label_key, check_memory_limit, check_server
 from ._values import patterns as _patterns
 from .drift_settings import DriftSettings, drift_settings
 from .errors import AgentConfigError
@@ -57,9 +58,7 @@ DEFAULT_SERVER = "127.0.0.1:9090"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
           "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
-_AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _CA_HASH = re.compile(r"^sha256:[0-9a-f]{64}$", re.IGNORECASE)
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +98,9 @@ class AgentSettings:
     #: Silence (seconds without a protocol line: a metric, a heartbeat, anything) after which a
     #: process or exec plugin's child is killed as hung, which counts as a crash.
     hang_timeout: float = 30.0
+    #: The memory limit of a process or exec plugin whose manifest and assignment set none
+    #: ("none": unlimited); a plugin over its limit is killed (arcade_core.resources).
+    plugin_memory_limit: str = "1Gi"
     #: Hook calls failed in a row after which a plugin shows ``degraded`` (until one succeeds).
     degraded_after: int = 3
     #: Jobs run at once; more wait (still ``queued`` on the server) for a slot.
@@ -170,6 +172,7 @@ class AgentSettings:
                      "healthy_period", "hang_timeout"):
             if not getattr(self, name) > 0:
                 raise AgentConfigError(f"setting {name!r} must be a positive number of seconds")
+        check_memory_limit(self.plugin_memory_limit)
         for name in ("download_concurrency", "metric_buffer", "metric_batch_size",
                      "job_concurrency", "degraded_after"):
             if getattr(self, name) < 1:
@@ -181,14 +184,14 @@ class AgentSettings:
         if self.reconnect_max < self.reconnect_initial:
             raise AgentConfigError("setting 'reconnect_max' must be >= 'reconnect_initial'")
         if self.server is not None:
-            _check_server(self.server, "setting 'server'")
+            check_server(self.server, "setting 'server'")
         if self.agent_id is not None:
-            _check_agent_id(self.agent_id, "setting 'agent_id'")
+            check_agent_id(self.agent_id, "setting 'agent_id'")
         if self.ca_hash is not None and not _CA_HASH.match(self.ca_hash):
             raise AgentConfigError(f"setting 'ca_hash': {self.ca_hash!r} is not sha256:<64 hex "
                                    "digits> (the ca_hash printed by arcade enroll create)")
         for key in self.labels:
-            _check_label_key(key, "setting 'labels'")
+            check_label_key(key, "setting 'labels'")
         for pattern in self.jobs_allow:
             if not isinstance(pattern, str) or not pattern.strip() or "\0" in pattern:
                 raise AgentConfigError(f"setting 'jobs_allow': {pattern!r} is not a command "
@@ -228,7 +231,7 @@ class AgentSettings:
         except OSError as exc:
             raise AgentConfigError(f"cannot read the agent id from {path}: {exc}") from None
         if stored:
-            _check_agent_id(stored, f"the agent id stored in {path}")
+            check_agent_id(stored, f"the agent id stored in {path}")
             return dataclasses.replace(self, agent_id=stored)
         agent_id = default_agent_id()
         try:
@@ -261,7 +264,7 @@ def parse_labels(items: list[str] | tuple[str, ...] | str) -> dict[str, str]:
         key = key.strip()
         if not sep or not key:
             raise AgentConfigError(f"invalid label {item!r}: expected KEY=VALUE, e.g. env=prod")
-        _check_label_key(key, f"label {item!r}")
+        check_label_key(key, f"label {item!r}")
         labels[key] = value.strip()
     return labels
 
@@ -374,24 +377,3 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise AgentConfigError(f"setting {name!r} from {source}: {value!r} is invalid ({exc})") \
             from None
-
-
-def _check_server(server: str, what: str) -> None:
-    host, sep, port = server.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise AgentConfigError(
-            f"{what}: {server!r} is not HOST:PORT (e.g. 127.0.0.1:9090, the server's gRPC port)")
-
-
-def _check_agent_id(agent_id: str, what: str) -> None:
-    if not _AGENT_ID.match(agent_id):
-        raise AgentConfigError(
-            f"{what}: {agent_id!r} is not a valid agent id (1-128 characters: letters, digits, "
-            "'.', '_', ':' and '-', starting with a letter or digit)")
-
-
-def _check_label_key(key: str, what: str) -> None:
-    if not _LABEL_KEY.match(key):
-        raise AgentConfigError(
-            f"{what}: label key {key!r} must be 1-63 characters: letters, digits, '.', '_', "
-            "'/' and '-', starting with a letter or digit")

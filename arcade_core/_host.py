@@ -47,6 +47,7 @@ from ._status import HookOutcome, PluginStatus
 from ._store import EnvironmentStore
 from ._supervisors import Supervisors
 from ._types import Event
+from .resources import parse_resources
 from .states import Isolation
 
 __all__ = ["PluginHost"]
@@ -64,10 +65,12 @@ class PluginHost:
     plugins that may load (default: ``$ARCADE_PLUGINS``, comma-separated; unset = all).
     ``default_interval`` is the interval (seconds) of a plugin whose load and manifest name
     none; ``hang_timeout`` the silence after which a process or exec child is killed as
-    hung (a crash). ``check_config_schemas=False`` trusts that plugin manifests and configs
-    were checked against their JSON Schemas elsewhere (defaults are still applied): the
-    Arcade agent's host, whose server checks every schema at publish and every config when
-    it is assigned; it keeps jsonschema (~4 MB resident) out of the agent.
+    hung (a crash); ``default_resources`` the limits of a process or exec plugin whose
+    manifest and load name none (``{"memory": "1Gi"}``, so no plugin grows unbounded;
+    :mod:`arcade_core.resources`). ``check_config_schemas=False`` trusts that plugin
+    manifests and configs were checked against their JSON Schemas elsewhere (defaults are
+    still applied): the Arcade agent's host, whose server checks every schema at publish and
+    every config when it is assigned; it keeps jsonschema (~4 MB resident) out of the agent.
 
     Use it as a context manager, or call :meth:`close`: no child process outlives it.
     """
@@ -85,6 +88,7 @@ class PluginHost:
         check_config_schemas: bool = True,
         default_interval: float = 60.0,
         hang_timeout: float = 30.0,
+        default_resources: Mapping[str, Any] | None = None,
     ) -> None:
         if call_timeout <= 0 or start_timeout <= 0:
             raise InvalidCall("call_timeout and start_timeout must be positive seconds")
@@ -115,6 +119,8 @@ class PluginHost:
         self._instances = Instances(self.pm, self._stats, self._events, self._supervisors.new,
                                     check_schemas=check_config_schemas, logs=self._logs,
                                     default_interval=default_interval,
+                                    default_limits=parse_resources(default_resources,
+                                                                   override=True),
                                     push_sink=self._sinks.deliver)
         # The table's own lock and dict, read by call() directly: no extra step per call.
         self._lock = self._instances.lock

@@ -95,9 +95,11 @@ class Instances:
         logs: PluginLogs | None = None,
         default_interval: float = 60.0,
         push_sink: MetricSink | None = None,
+        default_limits: Resources | None = None,
     ) -> None:
         self.pm = pm
         self.default_interval = default_interval
+        self.default_limits = default_limits or Resources()
         self.push_sink = push_sink
         self.logs = logs or PluginLogs()
         self.stats = stats
@@ -210,7 +212,7 @@ class Instances:
         _check_kind(env, mode)
         every = float(interval) if interval else env.manifest.interval or self.default_interval
         try:
-            limits = env.manifest.limits().override(resources)
+            limits = self.default_limits.override(env.manifest.resources).override(resources)
         except InvalidResources as exc:
             raise InvalidConfig(f"{env.key}: resources: {exc}") from None
         with self.manage:

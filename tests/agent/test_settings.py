@@ -143,3 +143,10 @@ def test_a_bad_jobs_table_says_what_is_wrong(tmp_path: Path, text: str, message:
     config.write_text(text)
     with pytest.raises(AgentConfigError, match=message.replace("[", r"\[")):
         AgentSettings.load(config, env={})
+
+
+def test_a_default_plugin_memory_limit_is_set_and_checked(tmp_path: Path) -> None:
+    assert AgentSettings(home=tmp_path).plugin_memory_limit == "1Gi"
+    assert AgentSettings(home=tmp_path, plugin_memory_limit="none").plugin_memory_limit == "none"
+    with pytest.raises(AgentConfigError, match="plugin_memory_limit"):
+        AgentSettings(home=tmp_path, plugin_memory_limit="a lot")
