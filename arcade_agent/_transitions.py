@@ -186,28 +186,20 @@ class Transitions:
         # No preference: keep what runs (the manifest's default).
         isolation = d.isolation or current.isolation
         d = replace(d, isolation=isolation)
-        if current.isolation != isolation:
+        if current.isolation != isolation or current.resources != d.resources:
+            # Another isolation, or new limits (the reaper and watchdog are per child): a new
+            # instance. The host builds it first and swaps it in only if that worked, so a
+            # failure leaves the plugin running the way it was.
             if self._failures.get(d.name) == d.fingerprint():
                 return
-            try:
-                # The host builds the new instance (or child) first and swaps it in only if
-                # that worked: a failure leaves the plugin running the way it was.
-                await asyncio.to_thread(functools.partial(
-                    self.host.load, d.name, d.version, d.config, isolation,
-                    interval=d.interval or None, resources=d.resources))
-            except ArcadeError as exc:
-                self.fail(d, f"switching to {isolation} isolation failed: {exc}", current)
-                return
-        elif current.resources != d.resources:
-            # New limits: a new child under them (the reaper and watchdog are per child).
-            if self._failures.get(d.name) == d.fingerprint():
-                return
+            what = (f"switching to {isolation} isolation" if current.isolation != isolation
+                    else "applying new resource limits")
             try:
                 await asyncio.to_thread(functools.partial(
                     self.host.load, d.name, d.version, d.config, isolation,
                     interval=d.interval or None, resources=d.resources))
             except ArcadeError as exc:
-                self.fail(d, f"new resource limits failed: {exc}", current)
+                self.fail(d, f"{what} failed: {exc}", current)
                 return
         elif current.config != d.config or (d.interval and d.interval != current.interval):
             # A running process or exec child takes both without a restart.
