@@ -201,3 +201,35 @@ def test_exec_plugin_that_declares_collect_is_collected(exec_host: PluginHost) -
     assert status.hooks == ["notify", "collect"]
     [[metric]] = exec_host.hook.collect()
     assert isinstance(metric, Metric) and (metric.name, metric.value) == ("test.collected", 9.0)
+
+
+CONSOLE_MAIN = '''import json, sys
+
+def main():
+    config = json.loads(sys.stdin.readline())["data"]
+    print(json.dumps({"type": "hello", "protocol": 1, "hooks": []}), flush=True)
+    print(json.dumps({"type": "metric", "data": {"name": "console.value",
+                                                 "value": config["value"]}}), flush=True)
+    for line in sys.stdin:
+        if json.loads(line)["type"] == "shutdown":
+            return
+'''
+
+
+def test_a_console_script_can_be_the_executable(tmp_path: Path, sink: Sink,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARCADE_PLUGINS", raising=False)
+    wheel = make_wheel(tmp_path / "wheels", "console-plugin",
+                       entry_points=["console-plugin = console_plugin",
+                                     "[console_scripts]", "console-tool = console_plugin:main"],
+                       files={"console_plugin/__init__.py": CONSOLE_MAIN},
+                       manifest={"exec": "console-tool"})
+    with make_host(tmp_path / "home") as host:
+        host.add_metric_sink(sink)
+        host.install(wheel)
+        status = host.load("console-plugin", config={"value": 5})
+        assert status.isolation == "exec" and status.state == "running"
+        wait_for(lambda: sink.values("console-plugin", "console.value") == [(5.0, {})],
+                 what="the console script's metric")
+        host.unload("console-plugin")
+        assert not pid_alive(status.pid or 0)
