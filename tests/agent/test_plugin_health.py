@@ -164,6 +164,12 @@ async def test_a_config_the_plugin_rejects_at_start_is_failed_with_its_message(
                    for line in logs["lines"])
 
 
+_WITH_CTRL_C = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'arcade'; runpy.run_module('arcade_core.commands', run_name='__main__')"
+)
+
+
 async def test_arcade_logs_follows_until_ctrl_c(
     server: ServerThread, client: ArcadeClient, tmp_path: Path
 ) -> None:
@@ -176,10 +182,11 @@ async def test_arcade_logs_follows_until_ctrl_c(
                                 config={"flag": str(flag)}, isolation="process", wait=DEADLINE)
         env = {**os.environ, "ARCADE_TOKEN": server.admin_token, "NO_COLOR": "1",
                "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        # As a terminal starts it: Ctrl-C at its default. A suite run as a background job
+        # (`cmd &` in a script) hands every child SIGINT ignored, and Python keeps it so.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-X", "faulthandler", "-m", "arcade_core.commands", "logs", "sick",
-            "--agent",
-            "embedded", "--follow", "--interval", "0.2", "--lines", "1", "--api",
+            sys.executable, "-X", "faulthandler", "-c", _WITH_CTRL_C, "logs", "sick",
+            "--agent", "embedded", "--follow", "--interval", "0.2", "--lines", "1", "--api",
             server.http_url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env)
         try:
