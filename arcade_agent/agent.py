@@ -165,7 +165,8 @@ class Agent:
                 PluginHost, s.home, call_timeout=s.call_timeout, max_restarts=s.max_restarts,
                 healthy_period=s.healthy_period, restart_backoff=s.restart_backoff,
                 check_config_schemas=False, hang_timeout=s.hang_timeout,
-                default_interval=s.collect_interval_override or s.collect_interval,
+                default_interval=s.collect_interval,
+                interval_override=s.collect_interval_override,
                 default_resources={"memory": s.plugin_memory_limit},
             )
         self._facts = await asyncio.to_thread(host_facts)

@@ -64,8 +64,9 @@ class PluginHost:
     process plugins; ``start_timeout`` bounds a child's start. ``allow`` names the only
     plugins that may load (default: ``$ARCADE_PLUGINS``, comma-separated; unset = all).
     ``default_interval`` is the interval (seconds) of a plugin whose load and manifest name
-    none; ``hang_timeout`` the silence after which a process or exec child is killed as
-    hung (a crash); ``default_resources`` the limits of a process or exec plugin whose
+    none, ``interval_override`` (> 0) every plugin's whatever they name; ``hang_timeout`` the
+    silence after which a process or exec child is killed as hung (a crash);
+    ``default_resources`` the limits of a process or exec plugin whose
     manifest and load name none (``{"memory": "1Gi"}``, so no plugin grows unbounded;
     :mod:`arcade_core.resources`). ``check_config_schemas=False`` trusts that plugin
     manifests and configs were checked against their JSON Schemas elsewhere (defaults are
@@ -89,11 +90,13 @@ class PluginHost:
         default_interval: float = 60.0,
         hang_timeout: float = 30.0,
         default_resources: Mapping[str, Any] | None = None,
+        interval_override: float = 0.0,
     ) -> None:
         if call_timeout <= 0 or start_timeout <= 0:
             raise InvalidCall("call_timeout and start_timeout must be positive seconds")
-        if default_interval <= 0 or hang_timeout <= 0:
-            raise InvalidCall("default_interval and hang_timeout must be positive seconds")
+        if default_interval <= 0 or hang_timeout <= 0 or interval_override < 0:
+            raise InvalidCall("default_interval and hang_timeout must be positive seconds, "
+                              "interval_override >= 0")
         if max_restarts < 0 or restart_backoff < 0 or healthy_period < 0:
             raise InvalidCall("max_restarts, restart_backoff and healthy_period must be >= 0")
         self.home = Path(home).absolute()
@@ -105,6 +108,7 @@ class PluginHost:
         self.restart_backoff = restart_backoff
         self.default_interval = default_interval
         self.hang_timeout = hang_timeout
+        self.interval_override = interval_override
         self._sinks = MetricSinks()
         self.allow = allowed_names(allow)
         self.check_config_schemas = check_config_schemas
@@ -222,7 +226,8 @@ class PluginHost:
         plugin = normalize_name(name)
         check_allowed(plugin, self.allow)
         env = self.store.get(plugin, version)
-        return self._instances.load(key or plugin, env, config, isolation, interval,
+        return self._instances.load(key or plugin, env, config, isolation,
+                                    self.interval_override or interval,
                                     resources)
 
     def reconfigure(self, key: str, config: Mapping[str, Any], *,
@@ -233,7 +238,8 @@ class PluginHost:
         running (with its old config) and the error is raised."""
         _check_interval(interval)
         loaded = self._instances.get(key)
-        return self._instances.load(key, loaded.env, config, loaded.isolation, interval,
+        return self._instances.load(key, loaded.env, config, loaded.isolation,
+                                    self.interval_override or interval,
                                     loaded.override)
 
     def unload(self, key: str) -> None:

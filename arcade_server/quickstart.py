@@ -13,7 +13,8 @@ It does, in order, and says so as it goes:
    a fleet (its log: ``HOME/agent.log``; its config ``HOME/agent.toml`` trusts the quick
    start's public key, so it installs only what that key signed), and waits until the
    server reports it connected;
-5. installs ``arcade-cpu@1.0.0`` and ``arcade-memory@1.0.0`` on it through the REST API and
+5. installs ``arcade-cpu@1.0.0``, ``arcade-memory@1.0.0`` and ``arcade-loadavg@1.0.0`` (an
+   exec plugin: a shell script) on it through the REST API and
    waits until the agent reports them ``running``;
 6. shows the agent's metrics as the server stored them (read back from
    ``GET /api/v1/agents/{id}/metrics``): a table redrawn in place on a terminal, a plain table
@@ -56,7 +57,8 @@ require("fastapi", "uvicorn", "sqlalchemy", "build", "grpc", "google.protobuf")
 
 log = logging.getLogger("arcade.quickstart")
 
-QUICKSTART_PLUGINS = ("arcade-cpu@1.0.0", "arcade-memory@1.0.0")
+#: Two Python plugins (in-process) and an exec plugin (a POSIX shell script, its own process).
+QUICKSTART_PLUGINS = ("arcade-cpu@1.0.0", "arcade-memory@1.0.0", "arcade-loadavg@1.0.0")
 AGENT_ID = "quickstart"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_GRPC_PORT = 9090

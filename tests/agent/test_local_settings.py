@@ -59,7 +59,8 @@ def test_no_server_and_no_plugins_keeps_the_default_server() -> None:
 @pytest.mark.parametrize(("entry", "message"), [
     ("cpu: {intervall: 5}", "plugins.cpu: unknown key(s) intervall; an entry takes enabled, "
                             "interval, config, isolation, wheel"),
-    ("gpu: {}", "plugins.gpu: no built-in plugin named 'gpu' (the built-ins are cpu, loadavg, memory,"),
+    ("gpu: {}", "plugins.gpu: no built-in plugin named 'gpu' (the built-ins are cpu, "
+                "loadavg, memory,"),
     ("cpu: {interval: 0}", "plugins.cpu.interval = 0: expected a number of seconds > 0"),
     ("cpu: {interval: fast}", "plugins.cpu.interval = 'fast': expected a number of seconds"),
     ("cpu: {enabled: maybe}", "plugins.cpu.enabled = 'maybe': expected true or false"),

@@ -82,6 +82,11 @@ def test_interval_in_the_config_message_defaults_to_manifest_then_host(
         assert sent == {"type": "config", "data": {"interval": 60}}
         assert configs("exec-test")[0].endswith('"data":{"interval":60}}')
         assert configs("exec-manifest") == ['config: {"type":"config","data":{"interval":5}}']
+    # An agent's collect_interval_override: every plugin's interval, whatever it names.
+    with make_host(tmp_path / "override", interval_override=2.0) as host:
+        host.install(exec_wheel(tmp_path / "wheels", "exec-manifest", interval=5))
+        assert host.load("exec-manifest").interval == 2.0
+        assert host.load("exec-manifest", interval=7).interval == 2.0
 
 
 def test_config_change_reaches_the_running_plugin_without_a_restart(

@@ -30,6 +30,7 @@ def test_quickstart_prints_live_cpu_and_memory_metrics(
     assert Path(token.group(2)).read_text().strip() == token.group(1)
     assert "export ARCADE_TOKEN=$(cat " in output and "export ARCADE_API=http://" in output
     assert "arcade-cpu@1.0.0: running" in output and "arcade-memory@1.0.0: running" in output
+    assert "arcade-loadavg@1.0.0: running" in output  # the exec plugin, a shell script
     # Once up: the URLs, and the next commands to type.
     up = output[output.index("Arcade is up."):output.index("Live metrics")]
     assert re.search(r"REST API http://127\.0\.0\.1:\d+/api/v1, API docs "
