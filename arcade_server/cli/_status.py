@@ -18,7 +18,7 @@ import argparse
 import time
 from typing import Any
 
-from arcade_core.states import AgentPresence, PluginState
+from arcade_core.states import AgentPresence, Isolation, PluginState
 
 from ._app import Command, client, parse_selector
 from ._output import Cell, Table, ago, fail, print_json, size
@@ -72,6 +72,19 @@ def _drift_line(name: str, actual: dict[str, Any]) -> list[str]:
         when.append("repaired")
     detail = f" ({', '.join(when)})" if when else ""
     return [f"drift {name}{detail}: {', '.join(str(x) for x in paths)}\n"]
+
+
+def _process_lines(name: str, actual: dict[str, Any], agent: str) -> list[str]:
+    """``limits NAME: memory 128Mi: watchdog`` for a process or exec plugin with limits in
+    force, and ``malformed NAME: 3 protocol lines`` when its child wrote any."""
+    lines = []
+    limits = actual.get("limits")
+    if limits and actual.get("isolation") in (Isolation.PROCESS, Isolation.EXEC):
+        lines.append(f"limits {name}: {limits}\n")
+    if actual.get("malformed"):
+        lines.append(f"malformed {name}: {actual['malformed']} protocol lines that were not "
+                     f"messages (see `arcade logs {name} --agent {agent}`)\n")
+    return lines
 
 
 def _interval(desired: dict[str, Any] | None) -> str:
@@ -128,7 +141,8 @@ def _status(args: argparse.Namespace) -> None:
         table.add_row(*_plugin_cells(p))
     table.print()
     for p in items:
-        print(*_drift_line(p["name"], p["actual"] or {}), sep="", end="")
+        print(*_drift_line(p["name"], p["actual"] or {}),
+              *_process_lines(p["name"], p["actual"] or {}, args.agent), sep="", end="")
     if any((p["actual"] or {}).get("stale") for p in items):
         print(f"{args.agent} is offline: states are the last it reported (stale)")
 

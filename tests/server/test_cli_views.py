@@ -236,3 +236,29 @@ def test_status_of_an_agent_shows_drift_stored_from_its_reports(
                for line in lines)
     assert not any(line.startswith("drift clean") for line in lines)
     assert "drifted" in out
+
+
+def test_status_of_an_agent_shows_limits_and_malformed_lines_of_its_children(
+    arcade: Arcade, server: ServerThread,
+) -> None:
+    """The limits in force and bad protocol lines an agent reports are stored, served by
+    REST and printed under the table for process and exec plugins (inline ones cannot be
+    limited: their status says so in ``--json`` and the table stays quiet)."""
+    agent_id = unique("limited")
+    _register(server, agent_id, {},
+              ReportedPlugin("shell", "1.0.0", "running", isolation="exec",
+                             limits="memory 32Mi: watchdog + rlimit", malformed=3),
+              ReportedPlugin("inside", "1.0.0", "running", isolation="inline",
+                             limits="none: runs inside the agent"))
+    code, out, _ = arcade("status", "--agent", agent_id, "--json")
+    actual = {p["name"]: p["actual"] for p in json.loads(out)}
+    assert actual["shell"]["limits"] == "memory 32Mi: watchdog + rlimit"
+    assert actual["shell"]["malformed"] == 3 and actual["inside"]["malformed"] == 0
+    assert actual["inside"]["limits"] == "none: runs inside the agent"
+    code, out, err = arcade("status", "--agent", agent_id)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "limits shell: memory 32Mi: watchdog + rlimit" in lines
+    assert (f"malformed shell: 3 protocol lines that were not messages (see `arcade logs "
+            f"shell --agent {agent_id}`)") in lines
+    assert not any(line.startswith(("limits inside", "malformed inside")) for line in lines)
