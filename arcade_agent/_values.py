@@ -11,13 +11,28 @@ from typing import Any
 from .errors import AgentConfigError
 
 __all__ = ["boolean", "check_agent_id", "check_label_key", "check_memory_limit",
-           "check_server", "patterns"]
+           "check_server", "patterns", "table"]
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def table(value: Any, *, bad_json: str, not_a_table: str, blank: bool = False
+          ) -> dict[Any, Any]:
+    """A settings table (``[drift]``, ``[log]``, ``plugins:``): a mapping from a config file,
+    or JSON text from an environment variable (``blank``: empty text is an empty table).
+    Raises :class:`AgentConfigError` with ``bad_json`` or ``not_a_table``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() or not blank else {}
+        except ValueError:
+            raise AgentConfigError(bad_json) from None
+    if not isinstance(value, dict):
+        raise AgentConfigError(not_a_table)
+    return value
 
 
 def boolean(value: Any) -> bool:

@@ -16,12 +16,12 @@ In the agent's config file::
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ._values import table
 from .errors import AgentConfigError
 
 __all__ = ["DriftPolicy", "DriftSettings", "drift_settings"]
@@ -57,15 +57,8 @@ def drift_settings(value: Any) -> DriftSettings:
     :class:`AgentConfigError` naming the key and what it takes (the caller adds where from)."""
     if isinstance(value, DriftSettings):
         return value
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise AgentConfigError("[drift] must be a JSON object, e.g. "
-                                   '{"policy": "report"}') from None
-    if not isinstance(value, dict):
-        raise AgentConfigError("[drift] must be a table, e.g. "
-                               '[drift] policy = "report"')
+    value = table(value, bad_json='[drift] must be a JSON object, e.g. {"policy": "report"}',
+                  not_a_table='[drift] must be a table, e.g. [drift] policy = "report"')
     kwargs: dict[str, Any] = {}
     for key, item in value.items():
         key = str(key).replace("-", "_")

@@ -25,7 +25,6 @@ key, an unknown built-in, a missing file, a bad interval). Run by
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from packaging.utils import canonicalize_name
 
 from arcade_core.states import Isolation
 
+from ._values import table
 from .errors import AgentConfigError
 
 __all__ = ["LocalPluginSpec", "parse_local_plugins"]
@@ -76,15 +76,10 @@ def parse_local_plugins(value: Any, *, base: Path | None = None) -> tuple[LocalP
     """
     if isinstance(value, tuple) and all(isinstance(v, LocalPluginSpec) for v in value):
         return value
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except ValueError:
-            raise AgentConfigError('plugins must be a JSON object, e.g. {"cpu": '
-                                   '{"interval": 60}}') from None
-    if not isinstance(value, dict):
-        raise AgentConfigError("plugins must be a mapping of plugin name to its settings, "
-                               "e.g. plugins: {cpu: {interval: 60}}")
+    value = table(value, blank=True,
+                  bad_json='plugins must be a JSON object, e.g. {"cpu": {"interval": 60}}',
+                  not_a_table="plugins must be a mapping of plugin name to its settings, "
+                              "e.g. plugins: {cpu: {interval: 60}}")
     from arcade_core.builtin import builtin_names
 
     specs: dict[str, LocalPluginSpec] = {}

@@ -20,7 +20,6 @@ field); applied by :func:`apply_log_settings` when the agent starts.
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 from arcade_core.log_rate import DEFAULT_BURST, DEFAULT_RATE, set_plugin_log_rate
 from arcade_core.resources import InvalidResources, parse_bytes
 
+from ._values import table
 from .errors import AgentConfigError
 
 __all__ = ["LOG_FORMAT", "LogSettings", "apply_log_settings", "log_settings"]
@@ -75,14 +75,9 @@ def log_settings(value: Any) -> LogSettings:
     :class:`AgentConfigError` naming the key and what it takes (the caller adds where from)."""
     if isinstance(value, LogSettings):
         return value
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise AgentConfigError('[log] must be a JSON object, e.g. {"file": '
-                                   '"/var/log/arcade/agent.log"}') from None
-    if not isinstance(value, dict):
-        raise AgentConfigError('[log] must be a table, e.g. [log] file = "/var/log/agent.log"')
+    value = table(value, bad_json='[log] must be a JSON object, e.g. {"file": '
+                                  '"/var/log/arcade/agent.log"}',
+                  not_a_table='[log] must be a table, e.g. [log] file = "/var/log/agent.log"')
     kwargs: dict[str, Any] = {}
     for key, item in value.items():
         key = str(key).replace("-", "_")
