@@ -5,12 +5,14 @@
 * ``server`` — the real runner (uvicorn + grpc.aio) in a background thread, on loopback
   ports chosen by the OS, SQLite in a temp home; one per test module.
 * ``api`` — an httpx client for ``/api/v1`` of that server.
+* ``arcade`` — ``arcade ARGS... --api <that server>`` run in this process through the
+  dispatcher: (exit status, stdout, stderr).
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ from arcade_server.settings import Settings
 from tests.pg import PostgresCluster, postgres  # noqa: F401 (session fixture)
 
 _SQLITE_TEMPLATE = "template.db"
+
+#: The ``arcade`` fixture: ``arcade("status", "--agent", ID)`` → (status, stdout, stderr).
+Arcade = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +86,27 @@ def api(server: ServerThread) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.http_url + "/api/v1",
                       headers=server.auth_headers, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def arcade(server: ServerThread, capsys: pytest.CaptureFixture[str],
+           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Arcade:
+    """``arcade ARGS... --api <the test server>`` in this process: (status, stdout, stderr)."""
+    from arcade_core.commands import main
+
+    for name in ("ARCADE_API", "ARCADE_CA_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("ARCADE_TOKEN", server.admin_token)
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main([*args, "--api", server.http_url])
+        except SystemExit as exc:  # argparse's usage errors
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke

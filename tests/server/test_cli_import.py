@@ -4,39 +4,11 @@ a real local index (PEP 503 pages served from tmp_path)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from arcade_core.commands import main
-from arcade_server.runner import ServerThread
+from tests.server.conftest import Arcade
 from tests.server.helpers import plugin_wheel, unique
 from tests.server.package_index import LocalIndex
-
-Arcade = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def arcade(server: ServerThread, capsys: pytest.CaptureFixture[str],
-           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Arcade:
-    """``arcade ARGS... --api <the test server>`` in this process: (status, stdout, stderr)."""
-    for name in ("ARCADE_API", "ARCADE_CA_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("ARCADE_TOKEN", server.admin_token)
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main([*args, "--api", server.http_url])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def test_publish_from_index_then_updates(arcade: Arcade, tmp_path: Path) -> None:

@@ -6,42 +6,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
 
-from arcade_core.commands import main
 from arcade_server.cli._status import _plugin_cells
 from arcade_server.cli._units import human_value, parse_since, short
 from arcade_server.runner import ServerThread
 from arcade_server.services import agents, metrics
 from arcade_server.services.status_reports import ReportedPlugin
+from tests.server.conftest import Arcade
 from tests.server.helpers import ProtocolAgent, plugin_wheel, unique
-
-Arcade = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def arcade(server: ServerThread, capsys: pytest.CaptureFixture[str],
-           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Arcade:
-    """``arcade ARGS... --api <the test server>``: (exit status, stdout, stderr)."""
-    monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.setenv("ARCADE_TOKEN", server.admin_token)
-    monkeypatch.delenv("ARCADE_API", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main([*args, "--api", server.http_url])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def _register(server: ServerThread, agent_id: str, labels: dict[str, str],
