@@ -37,7 +37,7 @@ else:
     # start (8.6 of 13 ms), paid on every plugin start.
     import _signal as signal
 
-__all__ = ["EXEC_FAILED", "descendants", "kill_rest", "main", "parent_map"]
+__all__ = ["EXEC_FAILED", "descendants", "kill_rest", "main", "parent_map", "stat_fields"]
 
 #: The exit code when the command cannot be started (as a shell says "command not found").
 EXEC_FAILED = 127
@@ -49,19 +49,24 @@ _RESET = (*_FORWARDED, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD)
 _HAS_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
+def stat_fields(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` from the state on (``[0]`` is field 3, the state;
+    ``[1]`` the parent pid; the command name, which may hold spaces, is skipped), or None
+    when the process is gone. Shared with :mod:`arcade_core._watchdog`."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2:].split()
+
+
 def parent_map() -> dict[int, int]:
     """``pid → parent pid`` of every process in ``/proc`` (zombies included)."""
     parents: dict[int, int] = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2:].split()
-        if len(fields) > 1:
+        fields = stat_fields(name) if name.isdigit() else None
+        if fields is not None and len(fields) > 1:
             parents[int(name)] = int(fields[1])
     return parents
 

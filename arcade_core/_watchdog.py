@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ._reaper import descendants
+from ._reaper import descendants, stat_fields
 from .resources import Resources
 
 __all__ = ["INTERVAL", "ProcSample", "Watchdog", "Watched", "sample", "watchdog"]
@@ -51,15 +51,8 @@ def sample(pids: Iterable[int] | None = None) -> dict[int, ProcSample]:
     out: dict[int, ProcSample] = {}
     names = [str(pid) for pid in pids] if pids is not None else os.listdir("/proc")
     for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2:].split()
-        if len(fields) < 22:
+        fields = stat_fields(name) if name.isdigit() else None
+        if fields is None or len(fields) < 22:
             continue
         out[int(name)] = ProcSample(
             ppid=int(fields[1]), rss=int(fields[21]) * _PAGE,
