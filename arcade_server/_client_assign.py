@@ -66,13 +66,6 @@ class AssignRequests:
         path = "/assignments" if agent is None else f"/agents/{quote(agent, safe='')}/plugins"
         return self._waiting("POST", path, wait, json=body)
 
-    def change_config(self: _Requests, agent_id: str, name: str, config: Mapping[str, Any], *,
-                      wait: float | None = None) -> dict[str, Any]:
-        """Replace the config of ``name`` on ``agent_id`` (``wait``: until the agent reports
-        it applied, else ``timed_out``); its interval and limits are kept."""
-        return self._waiting("PUT", _plugin_path(agent_id, name) + "/config", wait,
-                             json=dict(config))
-
     def update_plugin(self: _Requests, agent_id: str, name: str, *,
                       config: Mapping[str, Any] | None = None,
                       interval: float | _Keep | None = KEEP,
