@@ -7,7 +7,8 @@ need ``psutil``; a standalone agent has no server to fetch its wheel from, and m
 network. But the ``agent`` extra installs ``psutil`` into the agent's own interpreter, so
 its files are here: :func:`wheel_from_installed` packs an installed distribution back into
 a wheel (its files as its ``RECORD`` lists them, its ``WHEEL`` tags, a fresh ``RECORD`` with
-each file's sha256). The zip is deterministic (sorted members, fixed timestamps), so the same
+each file's sha256, written by :func:`arcade_core.building.write_wheel_file`). The zip is
+deterministic (sorted members, fixed timestamps), so the same
 installed files give the same bytes and an agent restart finds the environment it built
 before. Only a distribution installed from a wheel (it has a ``WHEEL`` file) can be packed;
 files outside its ``site-packages`` (scripts) are left out: a plugin imports its
@@ -16,21 +17,18 @@ dependencies, it does not run their commands.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
-import zipfile
 from importlib import metadata
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+
+from arcade_core.building import write_wheel_file
 
 from .errors import AgentError
 
 __all__ = ["RewheelError", "wheel_from_installed"]
 
 _SKIP = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
-_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 class RewheelError(AgentError):
@@ -56,7 +54,7 @@ def wheel_from_installed(name: str, out_dir: Path) -> Path:
         raise RewheelError(f"{name} {dist.version}: its WHEEL file names no tag")
     dist_name = str(canonicalize_name(dist.metadata["Name"])).replace("-", "_")
     filename = f"{dist_name}-{dist.version}-{_compressed(tags)}.whl"
-    members: list[tuple[str, Path]] = []
+    files_in: list[tuple[str, Path]] = []
     record_name = ""
     for item in files:
         posix = item.as_posix()
@@ -66,36 +64,18 @@ def wheel_from_installed(name: str, out_dir: Path) -> Path:
             if posix.endswith("/RECORD"):
                 record_name = posix
             continue
-        members.append((posix, Path(str(item.locate()))))
+        files_in.append((posix, Path(str(item.locate()))))
     if not record_name:
         raise RewheelError(f"{name} {dist.version}: no RECORD among its files")
+    members: list[tuple[str, bytes, int]] = []
+    for arcname, path in sorted(files_in):
+        try:
+            members.append((arcname, path.read_bytes(), 0o644))
+        except OSError as exc:
+            raise RewheelError(f"{name} {dist.version}: cannot read {path}: "
+                               f"{exc.strerror}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / filename
-    tmp = out_dir / f".{filename}.{os.getpid()}.tmp"
-    record: list[str] = []
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            for arcname, path in sorted(members):
-                try:
-                    data = path.read_bytes()
-                except OSError as exc:
-                    raise RewheelError(f"{name} {dist.version}: cannot read {path}: "
-                                       f"{exc.strerror}") from None
-                info = zipfile.ZipInfo(arcname, _EPOCH)
-                info.external_attr = (0o644 << 16)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, data)
-                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-                record.append(f"{arcname},sha256={digest.decode()},{len(data)}")
-            record.append(f"{record_name},,")
-            info = zipfile.ZipInfo(record_name, _EPOCH)
-            info.external_attr = (0o644 << 16)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, "\n".join(record) + "\n")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    return write_wheel_file(out_dir / filename, members, record_name=record_name)
 
 
 def _compressed(tags: list[str]) -> str:

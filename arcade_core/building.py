@@ -41,7 +41,7 @@ from typing import Any, Final, Protocol
 
 from ._exceptions import ArcadeError
 
-__all__ = ["BuildError", "build_exec_wheel", "build_wheel"]
+__all__ = ["BuildError", "build_exec_wheel", "build_wheel", "write_wheel_file"]
 
 # Build backends whose hooks may run in this interpreter: importing them changes nothing
 # global, and their hooks only read the source tree and write the output directory.
@@ -183,18 +183,27 @@ def build_exec_wheel(
         (f"{dist_info}/entry_points.txt",
          f"[arcade.plugins]\n{entry} = {package}\n".encode(), 0o644),
     ]
-    record = "".join(f"{path},sha256={_b64_sha256(data)},{len(data)}\n"
-                     for path, data, _mode in members) + f"{dist_info}/RECORD,,\n"
-    members.append((f"{dist_info}/RECORD", record.encode(), 0o644))
     target = Path(out_dir).resolve()
     target.mkdir(parents=True, exist_ok=True)
-    final = target / f"{dist}-{version}-{tag}.whl"
+    return write_wheel_file(target / f"{dist}-{version}-{tag}.whl", members,
+                            record_name=f"{dist_info}/RECORD")
+
+
+def write_wheel_file(final: Path, members: Sequence[tuple[str, bytes, int]], *,
+                     record_name: str) -> Path:
+    """Write ``members`` (path in the wheel, bytes, file mode) in their order and a RECORD
+    of their sha256 digests named ``record_name`` to ``final``, reproducibly (timestamps from
+    ``SOURCE_DATE_EPOCH``, else 1980) and atomically (a temporary file beside it, renamed):
+    the one wheel writer of :func:`build_exec_wheel` and the agent's repacking of an
+    installed distribution (``arcade_agent._rewheel``)."""
+    record = "".join(f"{path},sha256={_b64_sha256(data)},{len(data)}\n"
+                     for path, data, _mode in members) + f"{record_name},,\n"
     stamp = _time_tuple(int(os.environ.get("SOURCE_DATE_EPOCH") or _ZIP_EPOCH))
-    fd, temp = tempfile.mkstemp(prefix=".building-", suffix=".whl", dir=target)
+    fd, temp = tempfile.mkstemp(prefix=".building-", suffix=".whl", dir=final.parent)
     try:
         os.fchmod(fd, 0o644)  # a wheel is not a secret: readable like any built one
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path, data, mode in members:
+            for path, data, mode in [*members, (record_name, record.encode(), 0o644)]:
                 info = zipfile.ZipInfo(path, date_time=stamp)
                 info.external_attr = (0o100000 | mode) << 16  # a regular file and its mode
                 info.compress_type = zipfile.ZIP_DEFLATED
